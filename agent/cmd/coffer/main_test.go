@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func run(args ...string) (string, error) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestVersionPrintsAVersion(t *testing.T) {
+	out, err := run("version")
+	if err != nil || !strings.HasPrefix(out, "coffer ") || len(strings.TrimSpace(out)) <= len("coffer") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+}
+
+func TestBadFlagIsAUsageError(t *testing.T) {
+	_, err := run("version", "--no-such-flag")
+	if err == nil || exitCode(err) != exitUsage {
+		t.Fatalf("bad flag: err=%v exit=%d, want exit %d", err, exitCode(err), exitUsage)
+	}
+}
