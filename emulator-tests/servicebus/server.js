@@ -1,0 +1,903 @@
+#!/usr/bin/env node
+// Service Bus emulator for Coffer's emulator tests, built on rhea (AMQP 1.0, server mode).
+//
+// Usage: node server.js [--config PATH] [--host 127.0.0.1] [--port 0]
+// Prints exactly one line "Service Bus emulator listening at amqp://HOST:PORT" once it listens,
+// and exits promptly on SIGTERM/SIGINT. Set SB_EMULATOR_DEBUG=1 for a log line per operation.
+//
+// Supported (what the azservicebus Go client uses with UseDevelopmentEmulator=true):
+//   - plain AMQP with SASL ANONYMOUS (PLAIN is also accepted with any credentials);
+//   - $cbs put-token: any token is accepted (status-code 202);
+//   - queues, topics and subscriptions from an official-emulator style Config.json
+//     (subscription Rules are not evaluated: every subscription gets a copy of every message);
+//   - send, batch send (message-format 0x80013700), scheduled enqueue time (annotation and
+//     com.microsoft:schedule-message / cancel-scheduled-message);
+//   - ReceiveAndDelete (pre-settled transfers) and PeekLock (16-byte .NET-order lock-token
+//     delivery tags, x-opt-lock-token, LockDuration, lock expiry and redelivery with a rising
+//     DeliveryCount, MaxDeliveryCount then dead-lettering with MaxDeliveryCountExceeded);
+//   - settlement on the link: accepted=Complete, modified=Abandon, modified+undeliverable-here=Defer,
+//     rejected com.microsoft:dead-letter=DeadLetter, released=put back without counting a delivery;
+//     a settlement after the lock was lost is rejected with com.microsoft:message-lock-lost;
+//   - <entity>/$DeadLetterQueue (TTL expiry dead-letters when DeadLetteringOnMessageExpiration);
+//   - $management: renew-lock, peek-message, receive-by-sequence-number, update-disposition,
+//     schedule-message, cancel-scheduled-message.
+//   - link credit is honoured: a message is transferred only while the receiver has credit.
+// Locks held by a receiver that detaches stay until they expire (as on Azure), so they can still be
+// settled through $management; after expiry the message is redelivered with DeliveryCount+1.
+// Not supported: sessions (RequiresSession), duplicate detection, ForwardTo, rule filters,
+// properties-to-modify on settlement, transactions. Everything is in memory.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const rhea = require('rhea');
+
+const types = rhea.types;
+const amqpMessage = rhea.message;
+
+// rhea decodes format-0 transfers before handing them over; keep the exact bytes beside the decoded
+// message so properties and application properties are stored with the types the client sent.
+const rheaDecode = amqpMessage.decode;
+amqpMessage.decode = function (buffer) {
+    const msg = rheaDecode(buffer);
+    Object.defineProperty(msg, '__raw', { value: buffer, enumerable: false });
+    return msg;
+};
+
+const BATCH_FORMAT = 0x80013700;
+const MAX_MESSAGE_SIZE = 1024 * 1024;
+const UINT32_MAX = 4294967295;
+const DEBUG = !!process.env.SB_EMULATOR_DEBUG;
+
+function debug(...args) {
+    if (DEBUG) console.log(new Date().toISOString(), ...args);
+}
+
+// ---------- arguments and configuration ----------
+
+function parseArgs(argv) {
+    const args = { config: path.join(__dirname, 'config.json'), host: '127.0.0.1', port: 0 };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        const next = () => {
+            if (i + 1 >= argv.length) throw new Error('missing value for ' + a);
+            return argv[++i];
+        };
+        if (a === '--config') args.config = next();
+        else if (a === '--host') args.host = next();
+        else if (a === '--port') args.port = Number(next());
+        else throw new Error('unknown argument ' + a);
+    }
+    return args;
+}
+
+// parseDuration turns an ISO-8601 duration (PT1M, PT0.5S, P1DT2H, P14D) or a .NET TimeSpan
+// ("00:01:00", "1.02:03:04.5") into milliseconds.
+function parseDuration(value, fallbackMs) {
+    if (value === undefined || value === null || value === '') return fallbackMs;
+    if (typeof value === 'number') return value;
+    const s = String(value).trim();
+    const iso = /^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i.exec(s);
+    if (iso && s.length > 1 && !/T$/i.test(s)) {
+        const [, w, d, h, m, sec] = iso.map((x) => (x === undefined ? 0 : Number(x)));
+        return Math.round(((((w * 7 + d) * 24 + h) * 60 + m) * 60 + sec) * 1000);
+    }
+    const ts = /^(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(s);
+    if (ts) {
+        const [, d, h, m, sec] = ts.map((x) => (x === undefined ? 0 : Number(x)));
+        return Math.round((((d * 24 + h) * 60 + m) * 60 + sec) * 1000);
+    }
+    throw new Error('cannot parse duration ' + JSON.stringify(value));
+}
+
+function entityProps(p) {
+    p = p || {};
+    return {
+        lockDurationMs: parseDuration(p.LockDuration, 60 * 1000),
+        defaultTtlMs: parseDuration(p.DefaultMessageTimeToLive, Number.MAX_SAFE_INTEGER),
+        maxDeliveryCount: p.MaxDeliveryCount === undefined ? 10 : Number(p.MaxDeliveryCount),
+        deadLetterOnExpiration: !!p.DeadLetteringOnMessageExpiration,
+        requiresSession: !!p.RequiresSession,
+    };
+}
+
+// ---------- entities ----------
+
+class Entity {
+    constructor(name, kind, props, parent) {
+        this.name = name; // path as clients address it
+        this.kind = kind; // 'queue' | 'subscription' | 'dlq'
+        this.props = props;
+        this.parent = parent || null;
+        this.messages = new Map(); // sequence number -> record, in enqueue order
+        this.byToken = new Map(); // lock token hex -> record
+        this.consumers = [];
+        this.rr = 0;
+        this.dlq = kind === 'dlq' ? null : new Entity(name + '/$DeadLetterQueue', 'dlq', props, this);
+    }
+}
+
+class Topic {
+    constructor(name) {
+        this.name = name;
+        this.kind = 'topic';
+        this.subscriptions = [];
+    }
+}
+
+const entities = new Map(); // lower-cased path -> Entity | Topic
+let nextSequence = 1;
+
+function loadConfig(file) {
+    const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const namespaces = (cfg.UserConfig && cfg.UserConfig.Namespaces) || [];
+    const add = (e) => {
+        const key = e.name.toLowerCase();
+        if (entities.has(key)) throw new Error('duplicate entity ' + e.name);
+        entities.set(key, e);
+        if (e.dlq) entities.set(e.dlq.name.toLowerCase(), e.dlq);
+    };
+    for (const ns of namespaces) {
+        for (const q of ns.Queues || []) add(new Entity(q.Name, 'queue', entityProps(q.Properties)));
+        for (const t of ns.Topics || []) {
+            const topic = new Topic(t.Name);
+            add(topic);
+            for (const s of t.Subscriptions || []) {
+                const sub = new Entity(t.Name + '/Subscriptions/' + s.Name, 'subscription', entityProps(s.Properties));
+                topic.subscriptions.push(sub);
+                add(sub);
+            }
+        }
+    }
+    return entities.size; // durations were parsed above, so a bad config fails at start
+}
+
+function normalizeAddress(address) {
+    if (!address) return '';
+    let a = String(address).replace(/^(amqps?|sb):\/\/[^/]*\//i, '');
+    a = a.replace(/^\/+/, '');
+    a = a.replace(/\/\$Transfer\/\$DeadLetterQueue$/i, '/$DeadLetterQueue');
+    return a;
+}
+
+function lookup(address) {
+    return entities.get(normalizeAddress(address).toLowerCase());
+}
+
+// ---------- messages ----------
+
+function sectionCode(s) {
+    if (!s || !s.descriptor) return undefined;
+    const v = s.descriptor.value;
+    if (typeof v === 'number') return v;
+    const symbolic = {
+        'amqp:header:list': 0x70, 'amqp:delivery-annotations:map': 0x71, 'amqp:message-annotations:map': 0x72,
+        'amqp:properties:list': 0x73, 'amqp:application-properties:map': 0x74, 'amqp:data:binary': 0x75,
+        'amqp:amqp-sequence:list': 0x76, 'amqp:value:*': 0x77, 'amqp:footer:map': 0x78,
+    };
+    return symbolic[String(v)];
+}
+
+// parseMessage splits an encoded message into its sections. Sections the broker does not change
+// (properties, application-properties, body, footer) are kept as the client's exact bytes, so every
+// type round-trips; message annotations are kept as rhea typed values so the broker can add its own.
+function parseMessage(buf) {
+    const info = amqpMessage.decode(buf);
+    const reader = new types.Reader(buf);
+    const parsed = { info, annotations: [], properties: null, appProps: null, body: [] };
+    while (reader.remaining()) {
+        const start = reader.position;
+        const s = reader.read();
+        const raw = buf.slice(start, reader.position);
+        switch (sectionCode(s)) {
+            case 0x70: case 0x71: break; // header is rebuilt; delivery annotations are per hop
+            case 0x72: parsed.annotations = s.value || []; break;
+            case 0x73: parsed.properties = raw; break;
+            case 0x74: parsed.appProps = { raw, typed: s }; break;
+            default: parsed.body.push(raw);
+        }
+    }
+    return parsed;
+}
+
+function annotationValue(parsed, key) {
+    const a = parsed.info.message_annotations;
+    return a ? a[key] : undefined;
+}
+
+function newRecord(entity, parsed, seq, now) {
+    const p = entity.props;
+    let ttl = parsed.info.ttl !== undefined ? Number(parsed.info.ttl) : Infinity;
+    if (!(ttl > 0)) ttl = Infinity;
+    ttl = Math.min(ttl, p.defaultTtlMs);
+    const scheduled = annotationValue(parsed, 'x-opt-scheduled-enqueue-time');
+    const rec = {
+        seq,
+        parsed,
+        entity,
+        enqueuedTime: now,
+        ttlMs: ttl,
+        expiresAt: ttl === Infinity || ttl >= Number.MAX_SAFE_INTEGER ? Infinity : now.getTime() + ttl,
+        deliveryCount: 0,
+        state: 'active', // active | deferred | scheduled
+        lock: null,
+        scheduledTime: null,
+        extraAppProps: null,
+    };
+    if (scheduled instanceof Date && scheduled.getTime() > now.getTime()) {
+        rec.state = 'scheduled';
+        rec.scheduledTime = scheduled;
+    }
+    return rec;
+}
+
+function encodeRecord(rec, opts) {
+    opts = opts || {};
+    const parsed = rec.parsed;
+    const w = new types.Writer();
+    const header = { durable: !!parsed.info.durable, delivery_count: rec.deliveryCount, first_acquirer: rec.deliveryCount === 0 };
+    if (parsed.info.priority !== undefined) header.priority = parsed.info.priority;
+    if (rec.ttlMs !== Infinity && rec.ttlMs <= UINT32_MAX) header.ttl = rec.ttlMs;
+    w.write(amqpMessage.header(header).described());
+
+    if (opts.lockToken) {
+        w.write(types.described_nc(types.wrap_ulong(0x71), types.wrap_symbolic_map({ 'x-opt-lock-token': types.wrap_uuid(opts.lockToken) })));
+    }
+
+    const ours = {
+        'x-opt-sequence-number': types.wrap_long(rec.seq),
+        'x-opt-enqueued-time': types.wrap_timestamp(rec.enqueuedTime.getTime()),
+    };
+    if (opts.lockToken) {
+        ours['x-opt-locked-until'] = types.wrap_timestamp(rec.lock.until);
+        ours['x-opt-lock-token'] = types.wrap_uuid(opts.lockToken);
+    }
+    if (rec.state === 'deferred') ours['x-opt-message-state'] = types.wrap_int(1);
+    else if (rec.state === 'scheduled') ours['x-opt-message-state'] = types.wrap_int(2);
+    if (rec.deadLetterSource) ours['x-opt-deadletter-source'] = types.wrap_string(rec.deadLetterSource);
+    if (rec.scheduledTime) ours['x-opt-scheduled-enqueue-time'] = types.wrap_timestamp(rec.scheduledTime.getTime());
+    const items = [];
+    const annotations = parsed.annotations;
+    for (let i = 0; i + 1 < annotations.length; i += 2) {
+        const key = String(annotations[i].value);
+        if (ours[key] === undefined) items.push(annotations[i], annotations[i + 1]);
+    }
+    for (const key of Object.keys(ours)) items.push(types.wrap_symbol(key), ours[key]);
+    w.write(types.described_nc(types.wrap_ulong(0x72), types.Map32(items)));
+
+    const chunks = [w.toBuffer()];
+    if (parsed.properties) chunks.push(parsed.properties);
+    if (rec.extraAppProps) {
+        const extra = rec.extraAppProps;
+        const appItems = [];
+        const old = parsed.appProps ? parsed.appProps.typed.value || [] : [];
+        for (let i = 0; i + 1 < old.length; i += 2) {
+            if (extra[String(old[i].value)] === undefined) appItems.push(old[i], old[i + 1]);
+        }
+        for (const key of Object.keys(extra)) appItems.push(types.wrap_string(key), types.wrap(extra[key]));
+        const aw = new types.Writer();
+        aw.write(types.described_nc(types.wrap_ulong(0x74), types.Map32(appItems)));
+        chunks.push(aw.toBuffer());
+    } else if (parsed.appProps) {
+        chunks.push(parsed.appProps.raw);
+    }
+    for (const b of parsed.body) chunks.push(b);
+    return Buffer.concat(chunks);
+}
+
+function newLockToken() {
+    const b = crypto.randomBytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    return b;
+}
+
+// dotnetGuidBytes converts RFC 4122 byte order to .NET Guid.ToByteArray order (and back).
+function dotnetGuidBytes(rfc) {
+    const b = Buffer.from(rfc);
+    b[0] = rfc[3]; b[1] = rfc[2]; b[2] = rfc[1]; b[3] = rfc[0];
+    b[4] = rfc[5]; b[5] = rfc[4];
+    b[6] = rfc[7]; b[7] = rfc[6];
+    return b;
+}
+
+// ---------- broker operations ----------
+
+function enqueue(target, buf) {
+    const parsed = parseMessage(buf);
+    const now = new Date();
+    const seq = nextSequence++;
+    const targets = target.kind === 'topic' ? target.subscriptions : [target];
+    const recs = [];
+    for (const e of targets) {
+        const rec = newRecord(e, parsed, seq, now);
+        e.messages.set(seq, rec);
+        recs.push(rec);
+        if (rec.state === 'scheduled') scheduleActivation(rec);
+        debug('enqueued', seq, 'to', e.name, rec.state);
+    }
+    for (const e of targets) pump(e);
+    return seq;
+}
+
+function scheduleActivation(rec) {
+    const delay = Math.max(0, rec.scheduledTime.getTime() - Date.now());
+    rec.scheduleTimer = setTimeout(() => {
+        rec.scheduleTimer = null;
+        if (rec.state !== 'scheduled' || rec.entity.messages.get(rec.seq) !== rec) return;
+        rec.state = 'active';
+        rec.enqueuedTime = new Date();
+        pump(rec.entity);
+    }, delay);
+}
+
+function lock(rec, onLink) {
+    const e = rec.entity;
+    const token = newLockToken();
+    rec.lock = { token, until: Date.now() + e.props.lockDurationMs, timer: null, onLink };
+    e.byToken.set(token.toString('hex'), rec);
+    armLockTimer(rec);
+    return token;
+}
+
+function armLockTimer(rec) {
+    if (rec.lock.timer) clearTimeout(rec.lock.timer);
+    const token = rec.lock.token;
+    rec.lock.timer = setTimeout(() => {
+        if (!rec.lock || !rec.lock.token.equals(token)) return;
+        debug('lock expired', rec.seq, rec.entity.name);
+        abandon(rec);
+    }, Math.max(0, rec.lock.until - Date.now()));
+}
+
+function unlock(rec) {
+    if (!rec.lock) return;
+    clearTimeout(rec.lock.timer);
+    rec.entity.byToken.delete(rec.lock.token.toString('hex'));
+    rec.lock = null;
+}
+
+function removeRecord(rec) {
+    unlock(rec);
+    if (rec.scheduleTimer) clearTimeout(rec.scheduleTimer);
+    rec.entity.messages.delete(rec.seq);
+}
+
+function complete(rec) {
+    removeRecord(rec);
+}
+
+// abandon ends a delivery attempt that counts (Abandon, lock expiry): the delivery count rises and,
+// at MaxDeliveryCount, the message is dead-lettered.
+function abandon(rec) {
+    unlock(rec);
+    rec.deliveryCount++;
+    const e = rec.entity;
+    if (e.kind !== 'dlq' && rec.deliveryCount >= e.props.maxDeliveryCount) {
+        deadLetter(rec, 'MaxDeliveryCountExceeded', `Message could not be consumed after ${e.props.maxDeliveryCount} delivery attempts.`);
+        return;
+    }
+    pump(e);
+}
+
+// release puts a message back without counting a delivery (surplus prefetch).
+function release(rec) {
+    unlock(rec);
+    pump(rec.entity);
+}
+
+function defer(rec) {
+    unlock(rec);
+    rec.state = 'deferred';
+}
+
+function deadLetter(rec, reason, description) {
+    const e = rec.entity;
+    if (e.kind === 'dlq') {
+        // A dead-lettered message cannot be dead-lettered again; it is put back.
+        unlock(rec);
+        pump(e);
+        return;
+    }
+    removeRecord(rec);
+    rec.entity = e.dlq;
+    rec.state = 'active';
+    rec.expiresAt = Infinity;
+    rec.extraAppProps = Object.assign({}, rec.extraAppProps || {}, {
+        DeadLetterReason: reason === undefined || reason === null ? '' : String(reason),
+        DeadLetterErrorDescription: description === undefined || description === null ? '' : String(description),
+    });
+    e.dlq.messages.set(rec.seq, rec);
+    debug('dead-lettered', rec.seq, 'from', e.name, reason);
+    pump(e.dlq);
+}
+
+function expireIfDue(rec, now) {
+    if (rec.lock || rec.state === 'scheduled' || rec.expiresAt === Infinity || rec.expiresAt > now) return false;
+    const e = rec.entity;
+    if (e.props.deadLetterOnExpiration && e.kind !== 'dlq') {
+        deadLetter(rec, 'TTLExpiredException', 'The message expired and was dead lettered.');
+    } else {
+        removeRecord(rec);
+    }
+    return true;
+}
+
+// ---------- delivering to receivers ----------
+
+function unsent(link) {
+    const next = link.session.outgoing.next_pending_delivery;
+    link.__unsent = (link.__unsent || []).filter((d) => d.id >= next);
+    return link.__unsent.length;
+}
+
+function availableCredit(link) {
+    if (!link.is_open() || link.__closed) return 0;
+    return link.credit - unsent(link);
+}
+
+function pump(entity) {
+    if (!entity || entity.kind === 'topic') return;
+    entity.consumers = entity.consumers.filter((l) => !l.__closed && !l.is_closed());
+    if (entity.consumers.length === 0) return;
+    const now = Date.now();
+    for (const rec of Array.from(entity.messages.values())) {
+        if (rec.state !== 'active' || rec.lock) continue;
+        if (expireIfDue(rec, now)) continue;
+        const link = nextConsumer(entity);
+        if (!link) break;
+        deliver(rec, link);
+    }
+    for (const l of entity.consumers) {
+        if (l.__draining && availableCredit(l) > 0) {
+            l.set_drained(true);
+        }
+    }
+}
+
+function nextConsumer(entity) {
+    const n = entity.consumers.length;
+    for (let i = 0; i < n; i++) {
+        const link = entity.consumers[(entity.rr + i) % n];
+        if (availableCredit(link) > 0) {
+            entity.rr = (entity.rr + i + 1) % n;
+            return link;
+        }
+    }
+    return null;
+}
+
+function deliver(rec, link) {
+    const receiveAndDelete = link.__receiveAndDelete;
+    let token = null;
+    if (receiveAndDelete) {
+        removeRecord(rec);
+    } else {
+        token = lock(rec, link);
+    }
+    const buf = encodeRecord(rec, { lockToken: token });
+    const tag = token ? dotnetGuidBytes(token) : dotnetGuidBytes(newLockToken());
+    const d = link.send(buf, tag, 0);
+    if (receiveAndDelete) d.settled = true;
+    else d.__sb = { rec, token };
+    link.__unsent = link.__unsent || [];
+    link.__unsent.push(d);
+    debug('delivered', rec.seq, 'from', rec.entity.name, receiveAndDelete ? 'receive-and-delete' : 'peek-lock', 'count', rec.deliveryCount);
+}
+
+function lockHeld(info) {
+    return info && info.rec.lock && info.rec.lock.token.equals(info.token);
+}
+
+function settleDelivery(delivery, state) {
+    delivery.update(true, state);
+}
+
+const lockLostError = {
+    condition: 'com.microsoft:message-lock-lost',
+    description: 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.',
+};
+
+function onOutcome(kind, context) {
+    const d = context.delivery;
+    const info = d.__sb;
+    if (!info || d.__sbDone) return;
+    d.__sbDone = true;
+    if (!lockHeld(info)) {
+        if (kind !== 'released') settleDelivery(d, amqpMessage.rejected({ error: lockLostError }).described());
+        else settleDelivery(d, amqpMessage.released().described());
+        return;
+    }
+    const rec = info.rec;
+    const state = d.remote_state;
+    switch (kind) {
+        case 'accepted':
+            complete(rec);
+            settleDelivery(d, amqpMessage.accepted().described());
+            break;
+        case 'released':
+            release(rec);
+            settleDelivery(d, amqpMessage.released().described());
+            break;
+        case 'modified':
+            if (state && state.undeliverable_here) defer(rec);
+            else abandon(rec);
+            settleDelivery(d, amqpMessage.modified({ delivery_failed: !!(state && state.delivery_failed), undeliverable_here: !!(state && state.undeliverable_here) }).described());
+            break;
+        case 'rejected': {
+            const err = (state && state.error) || {};
+            const condition = err.condition ? String(err.condition) : '';
+            const infoMap = err.info || {};
+            if (condition === 'com.microsoft:dead-letter' || condition === '') {
+                deadLetter(rec, infoMap.DeadLetterReason, infoMap.DeadLetterErrorDescription);
+            } else {
+                abandon(rec);
+            }
+            // Like Service Bus, answer a dead-letter with a bare rejected outcome: an error in it
+            // would fail the client's DeadLetterMessage.
+            settleDelivery(d, amqpMessage.rejected({}).described());
+            break;
+        }
+    }
+    debug('settled on link', kind, rec.seq);
+}
+
+// ---------- $cbs and $management ----------
+
+function reply(context, request, statusCode, description, body) {
+    const replyTo = request.reply_to;
+    const links = context.connection.__replyLinks || new Map();
+    const sender = links.get(replyTo);
+    if (!sender || !sender.is_open()) {
+        debug('no reply link for', replyTo);
+        return;
+    }
+    const msg = {
+        correlation_id: request.message_id,
+        application_properties: {
+            'status-code': types.wrap_int(statusCode),
+            'status-description': description,
+        },
+    };
+    if (body !== undefined) msg.body = body;
+    sender.send(msg);
+}
+
+function handleCbs(context) {
+    const req = context.message;
+    debug('cbs put-token for', req.application_properties && req.application_properties.name);
+    reply(context, req, 202, 'Accepted');
+}
+
+function uuidKey(v) {
+    if (Buffer.isBuffer(v)) return v.toString('hex');
+    if (v && Buffer.isBuffer(v.value)) return v.value.toString('hex');
+    if (typeof v === 'string') return v.replace(/-/g, '').toLowerCase();
+    return '';
+}
+
+function asArray(v) {
+    if (v === undefined || v === null) return [];
+    return Array.isArray(v) ? v : [v];
+}
+
+function messagesBody(recs, withLock) {
+    return {
+        messages: recs.map((rec) => {
+            const entry = { message: encodeRecord(rec, { lockToken: withLock ? rec.lock.token : null }) };
+            if (withLock) entry['lock-token'] = types.wrap_uuid(rec.lock.token);
+            return entry;
+        }),
+    };
+}
+
+function handleManagement(context, entity) {
+    const req = context.message;
+    const op = req.application_properties && req.application_properties.operation;
+    const body = req.body || {};
+    debug('management', op, 'on', entity.name);
+    try {
+        switch (op) {
+            case 'com.microsoft:renew-lock': {
+                const expirations = [];
+                for (const t of asArray(body['lock-tokens'])) {
+                    const rec = entity.byToken.get(uuidKey(t));
+                    if (!rec) return replyError(context, req, 410, 'com.microsoft:message-lock-lost', lockLostError.description);
+                    rec.lock.until = Date.now() + entity.props.lockDurationMs;
+                    armLockTimer(rec);
+                    expirations.push(rec.lock.until);
+                }
+                return reply(context, req, 200, 'OK', { expirations: types.wrap_array(expirations, 0x83) });
+            }
+            case 'com.microsoft:peek-message': {
+                const from = Number(body['from-sequence-number'] || 0);
+                const count = Math.max(1, Number(body['message-count'] || 1));
+                const now = Date.now();
+                const recs = Array.from(entity.messages.values())
+                    .filter((r) => !expireIfDue(r, now))
+                    .filter((r) => r.seq >= from)
+                    .sort((a, b) => a.seq - b.seq)
+                    .slice(0, count);
+                if (recs.length === 0) return reply(context, req, 204, 'No Content');
+                return reply(context, req, 200, 'OK', messagesBody(recs, false));
+            }
+            case 'com.microsoft:receive-by-sequence-number': {
+                const peekLock = Number(body['receiver-settle-mode'] || 0) === 1;
+                const recs = [];
+                for (const s of asArray(body['sequence-numbers'])) {
+                    const rec = entity.messages.get(Number(s));
+                    if (!rec || rec.state !== 'deferred' || rec.lock) {
+                        // As on Service Bus: every requested message must be a deferred, unlocked one.
+                        return replyError(context, req, 404, 'com.microsoft:message-not-found',
+                            `Failed to lock one or more specified messages. The message with sequence number ${s} was not found or is locked.`);
+                    }
+                    recs.push(rec);
+                }
+                for (const rec of recs) {
+                    if (peekLock) lock(rec, null);
+                }
+                const out = messagesBody(recs, peekLock);
+                if (!peekLock) recs.forEach(removeRecord);
+                return reply(context, req, 200, 'OK', out);
+            }
+            case 'com.microsoft:update-disposition': {
+                const status = String(body['disposition-status'] || '');
+                const recs = [];
+                for (const t of asArray(body['lock-tokens'])) {
+                    const rec = entity.byToken.get(uuidKey(t));
+                    if (!rec) return replyError(context, req, 410, 'com.microsoft:message-lock-lost', lockLostError.description);
+                    recs.push(rec);
+                }
+                for (const rec of recs) {
+                    switch (status) {
+                        case 'completed': complete(rec); break;
+                        case 'abandoned': abandon(rec); break;
+                        case 'defered': case 'deferred': defer(rec); break;
+                        case 'suspended': deadLetter(rec, body['deadletter-reason'], body['deadletter-description']); break;
+                        default: return replyError(context, req, 400, 'amqp:invalid-field', 'unknown disposition-status ' + status);
+                    }
+                }
+                return reply(context, req, 200, 'OK');
+            }
+            case 'com.microsoft:schedule-message': {
+                const seqs = [];
+                for (const entry of asArray(body.messages)) {
+                    const raw = entry && entry.message;
+                    if (!Buffer.isBuffer(raw)) return replyError(context, req, 400, 'amqp:invalid-field', 'message is not binary');
+                    seqs.push(enqueue(entity.__topic || entity, raw));
+                }
+                return reply(context, req, 200, 'OK', { 'sequence-numbers': types.wrap_array(seqs, 0x81) });
+            }
+            case 'com.microsoft:cancel-scheduled-message': {
+                const targets = entity.kind === 'topic' ? entity.subscriptions : [entity];
+                for (const s of asArray(body['sequence-numbers'])) {
+                    for (const e of targets) {
+                        const rec = e.messages.get(Number(s));
+                        if (rec && rec.state === 'scheduled') removeRecord(rec);
+                    }
+                }
+                return reply(context, req, 200, 'OK');
+            }
+            default:
+                return replyError(context, req, 501, 'com.microsoft:not-implemented', 'operation ' + op + ' is not supported by the emulator');
+        }
+    } catch (err) {
+        console.error('management operation', op, 'failed:', err);
+        return replyError(context, req, 500, 'amqp:internal-error', String(err && err.message));
+    }
+}
+
+function replyError(context, req, code, condition, description) {
+    const replyTo = req.reply_to;
+    const sender = (context.connection.__replyLinks || new Map()).get(replyTo);
+    if (!sender || !sender.is_open()) return;
+    sender.send({
+        correlation_id: req.message_id,
+        application_properties: {
+            'status-code': types.wrap_int(code),
+            'status-description': description,
+            'error-condition': condition,
+        },
+    });
+}
+
+// ---------- links ----------
+
+function remoteAddress(terminus) {
+    return terminus && terminus.address ? String(terminus.address) : '';
+}
+
+function notFound(link, address) {
+    link.close({ condition: 'amqp:not-found', description: `The messaging entity '${address}' could not be found.` });
+}
+
+const container = rhea.create_container({
+    id: 'servicebus-emulator',
+    autoaccept: false,
+    treat_modified_as_released: false,
+});
+container.sasl_server_mechanisms.enable_anonymous();
+container.sasl_server_mechanisms.enable_plain(() => true);
+
+function mirrorTermini(link) {
+    const remote = link.remote.attach || {};
+    if (remote.source) link.set_source({ address: remoteAddress(remote.source) });
+    if (remote.target) link.set_target({ address: remoteAddress(remote.target) });
+    if (remote.snd_settle_mode !== undefined) link.local.attach.snd_settle_mode = remote.snd_settle_mode;
+    if (remote.rcv_settle_mode !== undefined) link.local.attach.rcv_settle_mode = remote.rcv_settle_mode;
+}
+
+// A client receiver attaches: rhea gives us a sender.
+container.on('sender_open', (context) => {
+    const link = context.sender;
+    mirrorTermini(link);
+    const address = normalizeAddress(remoteAddress(link.remote.attach.source));
+    if (address === '$cbs' || /\/\$management$/i.test(address)) {
+        const target = remoteAddress(link.remote.attach.target);
+        const conn = context.connection;
+        conn.__replyLinks = conn.__replyLinks || new Map();
+        conn.__replyLinks.set(target, link);
+        link.__kind = 'reply';
+        return;
+    }
+    const entity = lookup(address);
+    if (!entity || entity.kind === 'topic') {
+        if (entity) link.close({ condition: 'amqp:not-allowed', description: `Cannot receive from topic '${address}'.` });
+        else notFound(link, address);
+        return;
+    }
+    link.__entity = entity;
+    link.__receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
+    entity.consumers.push(link);
+    debug('receiver attached to', entity.name, link.__receiveAndDelete ? 'receive-and-delete' : 'peek-lock');
+    setImmediate(() => pump(entity));
+});
+
+// A client sender attaches: rhea gives us a receiver.
+container.on('receiver_open', (context) => {
+    const link = context.receiver;
+    mirrorTermini(link);
+    link.local.attach.max_message_size = MAX_MESSAGE_SIZE;
+    const address = normalizeAddress(remoteAddress(link.remote.attach.target));
+    if (address === '$cbs') {
+        link.__kind = 'cbs';
+        return;
+    }
+    const mgmt = /^(.*)\/\$management$/i.exec(address);
+    if (mgmt) {
+        const entity = lookup(mgmt[1]);
+        if (!entity) return notFound(link, address);
+        link.__kind = 'management';
+        link.__entity = entity;
+        return;
+    }
+    const entity = lookup(address);
+    if (!entity || entity.kind === 'dlq' || entity.kind === 'subscription') {
+        if (entity) link.close({ condition: 'amqp:not-allowed', description: `Cannot send to '${address}'.` });
+        else notFound(link, address);
+        return;
+    }
+    link.__kind = 'entity';
+    link.__entity = entity;
+    debug('sender attached to', entity.name);
+});
+
+container.on('message', (context) => {
+    const link = context.receiver;
+    const delivery = context.delivery;
+    try {
+        switch (link.__kind) {
+            case 'cbs':
+                handleCbs(context);
+                delivery.accept();
+                return;
+            case 'management': {
+                const entity = link.__entity;
+                if (entity.kind === 'topic') entity.__topic = entity;
+                handleManagement(context, entity);
+                delivery.accept();
+                return;
+            }
+            case 'entity': {
+                const raw = context.format === undefined ? context.message.__raw : context.message;
+                if (context.format === undefined) {
+                    enqueue(link.__entity, raw || amqpMessage.encode(context.message));
+                } else if (context.format === BATCH_FORMAT) {
+                    const reader = new types.Reader(raw);
+                    while (reader.remaining()) {
+                        const s = reader.read();
+                        if (sectionCode(s) === 0x75) enqueue(link.__entity, s.value);
+                    }
+                } else {
+                    enqueue(link.__entity, raw);
+                }
+                delivery.accept();
+                return;
+            }
+            default:
+                delivery.reject({ condition: 'amqp:not-allowed', description: 'link is not usable' });
+        }
+    } catch (err) {
+        console.error('handling a transfer failed:', err);
+        delivery.reject({ condition: 'amqp:internal-error', description: String(err && err.message) });
+    }
+});
+
+for (const kind of ['accepted', 'released', 'modified', 'rejected']) {
+    container.on(kind, (context) => onOutcome(kind, context));
+}
+
+container.on('sender_flow', (context) => {
+    const link = context.sender;
+    link.__draining = !!link._draining;
+    if (link.__entity) pump(link.__entity);
+    if (link.__draining && link.__entity) link.set_drained(true);
+});
+container.on('sendable', (context) => {
+    if (context.sender.__entity) pump(context.sender.__entity);
+});
+
+function forgetLink(link) {
+    link.__closed = true;
+}
+container.on('sender_close', (context) => forgetLink(context.sender));
+container.on('receiver_close', (context) => forgetLink(context.receiver));
+container.on('disconnected', (context) => {
+    const conn = context.connection;
+    for (const e of entities.values()) {
+        if (e.consumers) e.consumers = e.consumers.filter((l) => l.connection !== conn);
+    }
+    debug('connection dropped', context.error ? String(context.error) : '');
+});
+container.on('connection_close', (context) => {
+    const conn = context.connection;
+    for (const e of entities.values()) {
+        if (e.consumers) e.consumers = e.consumers.filter((l) => l.connection !== conn);
+    }
+});
+for (const ev of ['sender_error', 'receiver_error', 'session_error', 'connection_error', 'protocol_error']) {
+    container.on(ev, (context) => debug(ev, context.error ? String(context.error.description || context.error) : ''));
+}
+container.on('error', (err) => console.error('amqp error:', err && err.message ? err.message : err));
+
+// ---------- main ----------
+
+function main() {
+    let args;
+    try {
+        args = parseArgs(process.argv.slice(2));
+        loadConfig(args.config);
+    } catch (err) {
+        console.error('servicebus emulator:', err.message);
+        process.exit(2);
+    }
+    const sockets = new Set();
+    const server = container.listen({ host: args.host, port: args.port });
+    server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+    });
+    server.on('listening', () => {
+        const addr = server.address();
+        const host = addr.family === 'IPv6' || addr.family === 6 ? `[${addr.address}]` : addr.address;
+        console.log(`Service Bus emulator listening at amqp://${host}:${addr.port}`);
+    });
+    server.on('error', (err) => {
+        console.error('servicebus emulator:', err.message);
+        process.exit(1);
+    });
+    let stopping = false;
+    const stop = (signal) => {
+        if (stopping) return;
+        stopping = true;
+        debug('stopping on', signal);
+        server.close();
+        for (const s of sockets) s.destroy();
+        setImmediate(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main();
