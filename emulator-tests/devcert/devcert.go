@@ -40,6 +40,7 @@ func New(commonName string, validity time.Duration, extraHosts ...string) (*Cert
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(validity),
 		IsCA:                  true,
+		MaxPathLenZero:        true, // it signs leaf certificates only
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
