@@ -129,28 +129,75 @@ class Topic {
 const entities = new Map(); // lower-cased path -> Entity | Topic
 let nextSequence = 1;
 
+// loadConfig reads an official-emulator style Config.json. A file that is not that shape is
+// refused at start with the path of the first bad field, rather than serving no entities.
 function loadConfig(file) {
-    const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
-    const namespaces = (cfg.UserConfig && cfg.UserConfig.Namespaces) || [];
+    let cfg;
+    try {
+        cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+        throw new Error(`config ${file}: ${err.message}`);
+    }
+    const fail = (where, what) => {
+        throw new Error(`config ${file}: ${where} ${what} (see the official emulator's Config.json shape)`);
+    };
+    const list = (v, where) => {
+        if (v === undefined) return [];
+        if (!Array.isArray(v)) fail(where, 'must be an array');
+        return v;
+    };
+    const named = (v, where) => {
+        if (!v || typeof v !== 'object' || Array.isArray(v)) fail(where, 'must be an object');
+        if (typeof v.Name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,259}$/.test(v.Name)) {
+            fail(where + '.Name', 'must be a name of letters, digits, ".", "_" or "-"');
+        }
+        return v;
+    };
+    const props = (p, where) => {
+        if (p !== undefined && (p === null || typeof p !== 'object' || Array.isArray(p))) fail(where, 'must be an object');
+        let out;
+        try {
+            out = entityProps(p);
+        } catch (err) {
+            fail(where, err.message);
+        }
+        if (!Number.isInteger(out.maxDeliveryCount) || out.maxDeliveryCount < 1) fail(where + '.MaxDeliveryCount', 'must be a whole number of at least 1');
+        if (!(out.lockDurationMs > 0)) fail(where + '.LockDuration', 'must be a positive duration such as PT1M');
+        return out;
+    };
+    const uc = cfg && cfg.UserConfig;
+    if (!uc || typeof uc !== 'object' || Array.isArray(uc)) fail('UserConfig', 'must be an object');
+    const namespaces = list(uc.Namespaces, 'UserConfig.Namespaces');
+    if (namespaces.length === 0) fail('UserConfig.Namespaces', 'must name at least one namespace');
+
     const add = (e) => {
         const key = e.name.toLowerCase();
-        if (entities.has(key)) throw new Error('duplicate entity ' + e.name);
+        if (entities.has(key)) throw new Error(`config ${file}: entity ${e.name} is declared twice`);
         entities.set(key, e);
         if (e.dlq) entities.set(e.dlq.name.toLowerCase(), e.dlq);
     };
-    for (const ns of namespaces) {
-        for (const q of ns.Queues || []) add(new Entity(q.Name, 'queue', entityProps(q.Properties)));
-        for (const t of ns.Topics || []) {
-            const topic = new Topic(t.Name);
+    namespaces.forEach((ns, i) => {
+        const nw = `UserConfig.Namespaces[${i}]`;
+        named(ns, nw);
+        list(ns.Queues, nw + '.Queues').forEach((q, j) => {
+            const w = `${nw}.Queues[${j}]`;
+            add(new Entity(named(q, w).Name, 'queue', props(q.Properties, w + '.Properties')));
+        });
+        list(ns.Topics, nw + '.Topics').forEach((t, j) => {
+            const w = `${nw}.Topics[${j}]`;
+            const topic = new Topic(named(t, w).Name);
             add(topic);
-            for (const s of t.Subscriptions || []) {
-                const sub = new Entity(t.Name + '/Subscriptions/' + s.Name, 'subscription', entityProps(s.Properties));
+            list(t.Subscriptions, w + '.Subscriptions').forEach((sb, k) => {
+                const sw = `${w}.Subscriptions[${k}]`;
+                named(sb, sw);
+                const sub = new Entity(t.Name + '/Subscriptions/' + sb.Name, 'subscription', props(sb.Properties, sw + '.Properties'));
                 topic.subscriptions.push(sub);
                 add(sub);
-            }
-        }
-    }
-    return entities.size; // durations were parsed above, so a bad config fails at start
+            });
+        });
+    });
+    if (entities.size === 0) fail('UserConfig.Namespaces', 'declare no queue or topic');
+    return entities.size;
 }
 
 function normalizeAddress(address) {
