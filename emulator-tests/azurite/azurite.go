@@ -40,13 +40,9 @@ var listening = regexp.MustCompile(`Azurite (Blob|Queue|Table) service is succes
 // Start launches Azurite with every service on a port the OS picks and
 // returns once all three listen.
 func Start(ctx context.Context, opts Options) (*Azurite, error) {
-	dir := opts.Dir
-	if dir == "" {
-		d, err := locate.Dir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, err := locate.Resolve(opts.Dir)
+	if err != nil {
+		return nil, err
 	}
 	script, err := locate.NodeModule(dir, "azurite", "dist", "src", "azurite.js")
 	if err != nil {

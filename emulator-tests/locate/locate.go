@@ -38,6 +38,15 @@ func Dir() (string, error) {
 	}
 }
 
+// Resolve returns dir made absolute, or Dir() when dir is empty: the rule
+// every launcher's Options.Dir follows.
+func Resolve(dir string) (string, error) {
+	if dir == "" {
+		return Dir()
+	}
+	return filepath.Abs(dir)
+}
+
 // NodeModule returns the path of a file inside an installed npm package,
 // with a hint to install the packages when it is missing.
 func NodeModule(dir string, rel ...string) (string, error) {

@@ -44,3 +44,13 @@ func TestMissingNodeModuleSaysHowToInstall(t *testing.T) {
 		t.Fatalf("NodeModule for a missing package: %v", err)
 	}
 }
+
+func TestResolvePrefersTheGivenFolder(t *testing.T) {
+	t.Setenv(EnvDir, "")
+	if d, err := Resolve("."); err != nil || !filepath.IsAbs(d) || filepath.Base(d) != "locate" {
+		t.Fatalf("Resolve(.) = %s, %v", d, err)
+	}
+	if d, err := Resolve(""); err != nil || filepath.Base(d) != "emulator-tests" {
+		t.Fatalf("Resolve(empty) = %s, %v", d, err)
+	}
+}

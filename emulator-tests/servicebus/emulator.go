@@ -59,15 +59,7 @@ type Emulator struct {
 
 // Start launches the emulator and returns once it listens.
 func Start(ctx context.Context, opts Options) (*Emulator, error) {
-	dir := opts.Dir
-	if dir == "" {
-		d, err := locate.Dir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
-	}
-	dir, err := filepath.Abs(dir)
+	dir, err := locate.Resolve(opts.Dir)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -172,11 +173,11 @@ func (s *Stack) Env() map[string]string {
 
 // Environ is Env as KEY=VALUE lines, sorted, for exec.Cmd.Env.
 func (s *Stack) Environ() []string {
+	env := s.Env()
 	var out []string
-	for k, v := range s.Env() {
-		out = append(out, k+"="+v)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
 	}
-	sort.Strings(out)
 	return out
 }
 

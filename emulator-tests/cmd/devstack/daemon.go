@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -212,29 +213,24 @@ func printEnv(out io.Writer, dir string) error {
 }
 
 func describe(out io.Writer, dir string, st *state) error {
-	names := make([]string, 0, len(st.Addrs))
-	for k := range st.Addrs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		fmt.Fprintf(out, "  %-11s %s\n", k, st.Addrs[k])
-	}
+	printAddrs(out, st.Addrs)
 	fmt.Fprintf(out, "Captured mail: %s (files) and %s (page).\n", st.MailDir, st.Env[stack.EnvMailPage])
 	fmt.Fprintf(out, "Point Coffer at it with:  source %s\n", filepath.Join(dir, envFile))
 	fmt.Fprintln(out, "Stop it with:             make dev-down")
 	return nil
 }
 
+// printAddrs lists the stack's endpoints, one a line, by name.
+func printAddrs(out io.Writer, addrs map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(addrs)) {
+		fmt.Fprintf(out, "    %-11s %s\n", k, addrs[k])
+	}
+}
+
 // exports renders the environment as POSIX shell exports.
 func exports(env map[string]string) string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		fmt.Fprintf(&b, "export %s='%s'\n", k, strings.ReplaceAll(env[k], "'", `'\''`))
 	}
 	return b.String()

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/smtp"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
 
@@ -79,14 +80,7 @@ func runDemo(ctx context.Context, out io.Writer, stateDir string, steps []demoSt
 		return rep, fmt.Errorf("start the local stack: %w", err)
 	}
 	rep.PIDs, rep.Addrs = s.PIDs(), s.Addrs()
-	names := make([]string, 0, len(rep.Addrs))
-	for k := range rep.Addrs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		fmt.Fprintf(out, "    %-11s %s\n", k, rep.Addrs[k])
-	}
+	printAddrs(out, rep.Addrs)
 	defer func() {
 		fmt.Fprintln(out, "==> Stopping every emulator")
 		stopErr := errors.Join(s.Stop(), stack.CheckGone(rep.PIDs, rep.Addrs))
@@ -115,13 +109,8 @@ func runDemo(ctx context.Context, out io.Writer, stateDir string, steps []demoSt
 }
 
 func describePIDs(pids map[string]int) string {
-	names := make([]string, 0, len(pids))
-	for k := range pids {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var b bytes.Buffer
-	for i, k := range names {
+	for i, k := range slices.Sorted(maps.Keys(pids)) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
