@@ -1,0 +1,441 @@
+// Package archiver turns folders into a recovery point.
+//
+// The pipeline runs on every core with bounded memory:
+//
+//	walker (one goroutine: lists directories in order, spots hard links)
+//	  → file workers (read, chunk, hash; unchanged files reuse the parent point's chunks)
+//	  → seal workers (compress, encrypt new blobs)
+//	  → packers (one for data, one for trees) → uploaders (bounded)
+//
+// A directory's tree blob is written when its last child is done, so trees
+// are finished bottom-up without a goroutine per directory. Every pack is
+// whole when it is stored and the index is saved every few packs, so a
+// backup killed at any moment leaves a valid repository whose uploads the
+// next backup reuses.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/agent/compress"
+	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/tree"
+)
+
+// TreeLoader loads the parent point's trees; a cache sits in front of the
+// repository here.
+type TreeLoader interface {
+	LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error)
+}
+
+// TreeSaver is told of every tree blob written, so a cache can keep it.
+type TreeSaver interface {
+	SaveTree(id crypto.ID, encoded []byte)
+}
+
+// Options tune a backup.
+type Options struct {
+	Parent   *repository.Point // compare with this point to skip unchanged files
+	Trees    TreeLoader        // loads the parent's trees; nil means from the repository
+	Saved    TreeSaver         // optional
+	Workers  int               // file and seal workers each; 0 means GOMAXPROCS
+	Uploads  int               // concurrent pack uploads; 0 means 2
+	Hostname string
+	Username string
+	Tags     []string
+	Progress *Progress // optional, read by the caller while the backup runs
+	// IndexEvery saves the index after this many packs (crash safety); 0 means 8.
+	IndexEvery int
+}
+
+// Warning is a file that could not be backed up as it was, and why.
+type Warning struct {
+	Path string `json:"path"`
+	Err  string `json:"reason"`
+}
+
+// Progress is updated atomically while a backup runs.
+type Progress struct {
+	FilesSeen, BytesSeen atomic.Int64 // found by the walker so far
+	FilesDone, BytesDone atomic.Int64 // processed (read or found unchanged)
+	BytesRead            atomic.Int64
+	BytesNew             atomic.Int64
+	BytesStored          atomic.Int64
+	Warnings             atomic.Int64
+	WalkDone             atomic.Bool
+}
+
+// Result is the new point and what went wrong along the way.
+type Result struct {
+	Point    *repository.Point
+	Warnings []Warning
+}
+
+type archiver struct {
+	repo  *repository.Repository
+	opts  Options
+	trees TreeLoader
+	prog  *Progress
+	start time.Time
+
+	sealCh chan sealJob
+	dataCh chan sealed
+	treeCh chan sealed
+	fileCh chan *fileJob
+
+	inflight sync.Map // blob IDs sent for sealing this run
+
+	refsMu sync.Mutex
+	refs   map[crypto.ID]struct{} // every blob the point references
+
+	warnMu   sync.Mutex
+	warnings []Warning
+
+	stats struct{ files, dirs, bytes atomic.Int64 }
+
+	bufs sync.Pool
+
+	root     chan crypto.ID
+	fatalMu  sync.Mutex
+	fatalErr error
+	cancel   context.CancelFunc
+}
+
+type sealJob struct {
+	t     repository.BlobType
+	id    crypto.ID
+	plain []byte
+	pool  bool // plain came from the buffer pool
+}
+
+type sealed struct {
+	t      repository.BlobType
+	id     crypto.ID
+	data   []byte
+	rawLen int
+	method compress.Method
+}
+
+// Backup stores paths as a new recovery point.
+func Backup(ctx context.Context, repo *repository.Repository, paths []string, opts Options) (*Result, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to back up: name at least one file or folder")
+	}
+	roots, err := CleanPaths(paths)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Uploads <= 0 {
+		opts.Uploads = 2
+	}
+	if opts.IndexEvery <= 0 {
+		opts.IndexEvery = 8
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	if opts.Username == "" {
+		if u, err := user.Current(); err == nil {
+			opts.Username = u.Username
+		}
+	}
+	a := &archiver{
+		repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress, start: time.Now(),
+		sealCh: make(chan sealJob, opts.Workers*2),
+		dataCh: make(chan sealed, opts.Workers*2),
+		treeCh: make(chan sealed, opts.Workers),
+		fileCh: make(chan *fileJob, opts.Workers*4),
+		refs:   map[crypto.ID]struct{}{},
+		root:   make(chan crypto.ID, 1),
+	}
+	if a.trees == nil {
+		a.trees = repoTrees{repo}
+	}
+	maxChunk := repo.Config().Chunker.Max
+	a.bufs.New = func() any { b := make([]byte, 0, maxChunk); return &b }
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.cancel = cancel
+
+	// Stage goroutines: uploads and packers end when their inputs close.
+	var packers errgroup.Group
+	uploads, uctx := errgroup.WithContext(ctx)
+	uploads.SetLimit(opts.Uploads)
+	var packCount atomic.Int64
+	pack := func(ch chan sealed) {
+		packers.Go(func() error { return a.runPacker(uctx, ch, uploads, &packCount) })
+	}
+	pack(a.dataCh)
+	pack(a.treeCh)
+
+	var sealers sync.WaitGroup
+	for range opts.Workers {
+		sealers.Go(func() { a.runSealer(ctx) })
+	}
+	var files sync.WaitGroup
+	for range opts.Workers {
+		files.Go(func() { a.runFileWorker(ctx) })
+	}
+
+	// Walk. It returns once every directory has been listed; the root tree
+	// is finished when the last file and directory below it are.
+	walkErr := a.walk(ctx, roots)
+	a.prog.WalkDone.Store(true)
+	close(a.fileCh)
+	files.Wait()
+
+	var rootID crypto.ID
+	if walkErr == nil && a.fatal() == nil {
+		select {
+		case rootID = <-a.root:
+		case <-ctx.Done():
+		}
+	}
+	close(a.sealCh)
+	sealers.Wait()
+	close(a.dataCh)
+	close(a.treeCh)
+	packErr := packers.Wait()
+	upErr := uploads.Wait()
+	if err := errors.Join(walkErr, a.fatal(), packErr, upErr, ctx.Err()); err != nil {
+		// Whatever was uploaded stays usable by the next backup.
+		_ = repo.SaveIndex(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := repo.SaveIndex(ctx); err != nil {
+		return nil, err
+	}
+
+	packs, err := a.referencedPacks()
+	if err != nil {
+		return nil, err
+	}
+	p := &repository.Point{
+		Time: repo.Now().UTC(), Hostname: opts.Hostname, Username: opts.Username,
+		Paths: roots, Tree: rootID, Tags: opts.Tags,
+		Summary: repository.Summary{
+			Files: a.stats.files.Load(), Dirs: a.stats.dirs.Load(), Bytes: a.stats.bytes.Load(),
+			BytesRead: a.prog.BytesRead.Load(), BytesNew: a.prog.BytesNew.Load(), BytesStored: a.prog.BytesStored.Load(),
+			Warnings: int64(len(a.warnings)), Duration: time.Since(a.start),
+		},
+	}
+	if opts.Parent != nil {
+		p.Parent = opts.Parent.ID
+	}
+	if err := repo.SavePoint(ctx, p, packs); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(a.warnings, func(x, y Warning) int { return strings.Compare(x.Path, y.Path) })
+	return &Result{Point: p, Warnings: a.warnings}, nil
+}
+
+// fail records the first error that must stop the backup.
+func (a *archiver) fail(err error) {
+	a.fatalMu.Lock()
+	if a.fatalErr == nil {
+		a.fatalErr = err
+	}
+	a.fatalMu.Unlock()
+	a.cancel()
+}
+
+func (a *archiver) fatal() error {
+	a.fatalMu.Lock()
+	defer a.fatalMu.Unlock()
+	return a.fatalErr
+}
+
+func (a *archiver) warn(path string, err error) {
+	a.warnMu.Lock()
+	a.warnings = append(a.warnings, Warning{Path: path, Err: err.Error()})
+	a.warnMu.Unlock()
+	a.prog.Warnings.Add(1)
+}
+
+// reference notes that the point needs a blob.
+func (a *archiver) reference(ids ...crypto.ID) {
+	a.refsMu.Lock()
+	for _, id := range ids {
+		a.refs[id] = struct{}{}
+	}
+	a.refsMu.Unlock()
+}
+
+// referencedPacks maps every referenced blob to its pack.
+func (a *archiver) referencedPacks() ([]crypto.ID, error) {
+	idx := a.repo.Index()
+	set := map[crypto.ID]struct{}{}
+	for id := range a.refs {
+		loc, ok := idx.Lookup(id)
+		if !ok {
+			return nil, fmt.Errorf("internal error: blob %s was referenced but never stored", id)
+		}
+		set[loc.Pack] = struct{}{}
+	}
+	out := make([]crypto.ID, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// saveBlob sends a blob to be sealed unless it is stored or on its way.
+// plain is owned by the callee from here on.
+func (a *archiver) saveBlob(ctx context.Context, t repository.BlobType, id crypto.ID, plain []byte, pooled bool) bool {
+	a.reference(id)
+	if a.repo.Index().Has(id) {
+		a.release(plain, pooled)
+		return false
+	}
+	if _, dup := a.inflight.LoadOrStore(id, struct{}{}); dup {
+		a.release(plain, pooled)
+		return false
+	}
+	a.prog.BytesNew.Add(int64(len(plain)))
+	select {
+	case a.sealCh <- sealJob{t: t, id: id, plain: plain, pool: pooled}:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+func (a *archiver) release(b []byte, pooled bool) {
+	if pooled {
+		b = b[:0]
+		a.bufs.Put(&b)
+	}
+}
+
+func (a *archiver) runSealer(ctx context.Context) {
+	var scratch []byte
+	for j := range a.sealCh {
+		if ctx.Err() != nil {
+			a.release(j.plain, j.pool)
+			continue
+		}
+		data, m, s := a.repo.SealBlob(nil, j.t, j.id, j.plain, scratch)
+		scratch = s
+		out := sealed{t: j.t, id: j.id, data: data, rawLen: len(j.plain), method: m}
+		a.release(j.plain, j.pool)
+		ch := a.dataCh
+		if j.t == repository.TreeBlob {
+			ch = a.treeCh
+		}
+		select {
+		case ch <- out:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// runPacker fills packs and hands each full one to an upload.
+func (a *archiver) runPacker(ctx context.Context, in chan sealed, uploads *errgroup.Group, count *atomic.Int64) error {
+	size := a.repo.Config().PackSize
+	p := repository.NewPacker(size)
+	flush := func() {
+		if p.Count() == 0 {
+			return
+		}
+		full := p
+		p = repository.NewPacker(size)
+		uploads.Go(func() error {
+			data, id, entries, err := full.Finish(a.repo.Key())
+			if err != nil {
+				a.fail(err)
+				return err
+			}
+			if err := a.repo.SavePack(ctx, data, id, entries); err != nil {
+				a.fail(err)
+				return err
+			}
+			a.prog.BytesStored.Add(int64(len(data)))
+			if count.Add(1)%int64(a.opts.IndexEvery) == 0 {
+				if err := a.repo.SaveIndex(ctx); err != nil {
+					a.fail(err)
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for s := range in {
+		p.Add(s.t, s.id, s.data, s.rawLen, s.method)
+		if p.Size() >= size {
+			flush()
+		}
+	}
+	if a.fatal() == nil {
+		flush()
+	}
+	return nil
+}
+
+type repoTrees struct{ r *repository.Repository }
+
+func (t repoTrees) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
+	b, err := t.r.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return tree.Decode(b)
+}
+
+// CleanPaths makes the paths absolute and clean, drops duplicates and
+// paths inside others, and checks that each exists. A point records its
+// paths in this form.
+func CleanPaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", p, err)
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s does not exist: check the path", p)
+			}
+			return nil, fmt.Errorf("cannot back up %s: %w", p, err)
+		}
+		out = append(out, abs)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	var kept []string
+	for _, p := range out {
+		if len(kept) > 0 && isWithin(p, kept[len(kept)-1]) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, nil
+}
+
+func isWithin(p, dir string) bool {
+	if dir == p {
+		return true
+	}
+	d := strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
+	return strings.HasPrefix(p, d)
+}

@@ -1,0 +1,151 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/coffer-backup/coffer/agent/chunker"
+	"github.com/coffer-backup/coffer/agent/fsmeta"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/tree"
+)
+
+type fileJob struct {
+	path string
+	node *tree.Node // filled in place; its directory waits for it
+	old  *tree.Node // the same path in the parent point, if any
+	dir  *dirState
+}
+
+func (a *archiver) runFileWorker(ctx context.Context) {
+	cfg := a.repo.Config()
+	ch := chunker.New(a.repo.Key().Chunker, cfg.Chunker)
+	for j := range a.fileCh {
+		if ctx.Err() == nil {
+			a.processFile(ctx, ch, j)
+		}
+		a.prog.FilesDone.Add(1)
+		a.childDone(ctx, j.dir)
+	}
+}
+
+// unchanged reports whether the parent point's node can stand for the file
+// without reading it: same size, times and identity, and all its chunks
+// still stored (a purge may have removed them).
+func (a *archiver) unchanged(old, n *tree.Node) bool {
+	if old == nil || old.Type != tree.File || old.Size != n.Size || old.ModTime != n.ModTime ||
+		old.ChangeTime != n.ChangeTime || old.Inode != n.Inode || old.Dev != n.Dev {
+		return false
+	}
+	idx := a.repo.Index()
+	for _, r := range old.Content {
+		if !r.Hole && !idx.Has(r.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *fileJob) {
+	n := j.node
+	if a.unchanged(j.old, n) {
+		n.Content = j.old.Content
+		for _, r := range n.Content {
+			if !r.Hole {
+				a.reference(r.ID)
+			}
+		}
+		a.prog.BytesDone.Add(n.Size)
+		return
+	}
+	f, err := os.Open(j.path)
+	if err != nil {
+		a.warn(j.path, fmt.Errorf("cannot open: %v", err))
+		n.Type = 0
+		return
+	}
+	defer f.Close()
+	before, err := statFile(f)
+	if err != nil || before.Kind != fsmeta.File {
+		a.warn(j.path, errors.New("changed into something other than a file while the backup ran"))
+		n.Type = 0
+		return
+	}
+	extents := []fsmeta.Extent{{Offset: 0, Length: before.Size}}
+	// Holes matter only in large files; two seeks per file find them.
+	if before.Size > sparseMin {
+		if ex, err := fsmeta.DataExtents(f, before.Size); err == nil {
+			extents = ex
+		}
+	}
+	var refs []tree.Ref
+	var pos int64
+	key := a.repo.Key()
+	for _, ex := range extents {
+		if ex.Offset > pos {
+			refs = append(refs, tree.Ref{Hole: true, Size: ex.Offset - pos})
+		}
+		ch.Reset(io.NewSectionReader(f, ex.Offset, ex.Length))
+		got := int64(0)
+		for {
+			bp := a.bufs.Get().(*[]byte)
+			data, err := ch.Next((*bp)[:0])
+			if err == io.EOF {
+				a.bufs.Put(bp)
+				break
+			}
+			if err != nil {
+				a.bufs.Put(bp)
+				a.warn(j.path, fmt.Errorf("read failed after %d bytes: %v", ex.Offset+got, err))
+				n.Type = 0
+				return
+			}
+			id := key.ChunkID(data)
+			refs = append(refs, tree.Ref{ID: id, Size: int64(len(data))})
+			got += int64(len(data))
+			a.prog.BytesRead.Add(int64(len(data)))
+			a.prog.BytesDone.Add(int64(len(data)))
+			a.saveBlob(ctx, repository.DataBlob, id, data, true)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		pos = ex.Offset + got
+	}
+	// The file may have shrunk or grown since it was listed; the point holds
+	// what was read, and a change under our feet is reported.
+	if after, err := statFile(f); err == nil && (after.Size != before.Size || !after.ModTime.Equal(before.ModTime)) {
+		a.warn(j.path, errors.New("changed while it was being read: the point holds a mix of old and new content; back up again to capture it whole"))
+	}
+	if end := lastEnd(extents); end < before.Size && pos == end {
+		refs = append(refs, tree.Ref{Hole: true, Size: before.Size - end})
+		pos = before.Size
+	}
+	var size int64
+	for _, r := range refs {
+		size += r.Size
+	}
+	n.Size, n.Content = size, refs
+	n.ModTime = before.ModTime.UnixNano()
+}
+
+const sparseMin = 64 << 10
+
+func statFile(f *os.File) (fsmeta.Meta, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fsmeta.Meta{}, err
+	}
+	return fsmeta.FromFileInfo(fi), nil
+}
+
+func lastEnd(ex []fsmeta.Extent) int64 {
+	if len(ex) == 0 {
+		return 0
+	}
+	l := ex[len(ex)-1]
+	return l.Offset + l.Length
+}

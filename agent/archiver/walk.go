@@ -1,0 +1,288 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coffer-backup/coffer/agent/fsmeta"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/tree"
+)
+
+// dirState is a directory whose tree blob is not written yet.
+type dirState struct {
+	path    string // on disk
+	rel     string // inside the point, slash-separated
+	nodes   []tree.Node
+	pending atomic.Int64 // children not done, plus one while listing
+	parent  *dirState
+	slot    int // our node in parent.nodes
+}
+
+// pathTrie holds the chosen paths, so the point's root mirrors their
+// absolute locations ("home/ann/docs") with only the chosen parts inside.
+type pathTrie struct {
+	children map[string]*pathTrie
+	chosen   bool // back up everything below
+}
+
+func buildTrie(roots []string) *pathTrie {
+	t := &pathTrie{children: map[string]*pathTrie{}}
+	for _, r := range roots {
+		n := t
+		for _, c := range pathComponents(r) {
+			next, ok := n.children[c]
+			if !ok {
+				next = &pathTrie{children: map[string]*pathTrie{}}
+				n.children[c] = next
+			}
+			n = next
+		}
+		n.chosen = true
+	}
+	return t
+}
+
+// pathComponents splits an absolute path; a Windows volume ("C:") becomes
+// its letter ("C").
+func pathComponents(p string) []string {
+	vol := filepath.VolumeName(p)
+	rest := strings.Trim(filepath.ToSlash(p[len(vol):]), "/")
+	var out []string
+	if vol != "" {
+		out = append(out, strings.TrimSuffix(vol, ":"))
+	}
+	if rest != "" {
+		out = append(out, strings.Split(rest, "/")...)
+	}
+	return out
+}
+
+// hardLinks remembers the first path of each multiply-linked file.
+type hardLinks struct {
+	mu    sync.Mutex
+	first map[[2]uint64]string
+}
+
+func (a *archiver) walk(ctx context.Context, roots []string) error {
+	var old *tree.Tree
+	if a.opts.Parent != nil {
+		t, err := a.trees.LoadTree(ctx, a.opts.Parent.Tree)
+		if err != nil {
+			// The parent only saves work; without it every file is read.
+			a.warn("", fmt.Errorf("could not load the previous point's tree, reading every file: %v", err))
+		} else {
+			old = t
+		}
+	}
+	root := &dirState{path: rootPath(), rel: ""}
+	links := &hardLinks{first: map[[2]uint64]string{}}
+	return a.walkDir(ctx, root, buildTrie(roots), old, links)
+}
+
+func rootPath() string {
+	if filepath.Separator == '\\' {
+		return "" // volumes come from the trie
+	}
+	return "/"
+}
+
+type entry struct {
+	name string
+	trie *pathTrie // nil below a chosen path
+}
+
+// walkDir lists one directory, queues its files and recurses into its
+// subdirectories. trie is non-nil while above the chosen paths.
+func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old *tree.Tree, links *hardLinks) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var entries []entry
+	if trie != nil && !trie.chosen {
+		for name, child := range trie.children {
+			entries = append(entries, entry{name, child})
+		}
+		slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.name, y.name) })
+	} else {
+		names, err := readDirNames(d.path)
+		if err != nil {
+			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
+		}
+		for _, n := range names {
+			entries = append(entries, entry{name: n})
+		}
+	}
+	var oldNodes map[string]*tree.Node
+	if old != nil {
+		oldNodes = make(map[string]*tree.Node, len(old.Nodes))
+		for i := range old.Nodes {
+			oldNodes[string(old.Nodes[i].Name)] = &old.Nodes[i]
+		}
+	}
+	d.nodes = make([]tree.Node, len(entries))
+	d.pending.Store(int64(len(entries)) + 1)
+	for i, e := range entries {
+		path := joinPath(d.path, e.name)
+		rel := e.name
+		if d.rel != "" {
+			rel = d.rel + "/" + e.name
+		}
+		node := &d.nodes[i]
+		node.Name = []byte(e.name)
+		meta, err := fsmeta.Lstat(path)
+		if err != nil {
+			a.warn(path, fmt.Errorf("cannot read its metadata: %v", err))
+			a.childDone(ctx, d)
+			continue
+		}
+		fillNode(node, meta)
+		if xs, err := fsmeta.ReadXattrs(path); err != nil {
+			a.warn(path, fmt.Errorf("extended attributes not backed up: %v", err))
+		} else {
+			for _, x := range xs {
+				node.Xattrs = append(node.Xattrs, tree.Xattr{Name: x.Name, Value: x.Value})
+			}
+		}
+		if sd, err := fsmeta.ReadSecurityDescriptor(path); err == nil {
+			node.WinSD = sd
+		}
+		oldNode := oldNodes[e.name]
+		switch meta.Kind {
+		case fsmeta.Dir:
+			a.stats.dirs.Add(1)
+			child := &dirState{path: path, rel: rel, parent: d, slot: i}
+			var oldChild *tree.Tree
+			if oldNode != nil && oldNode.Type == tree.Dir && oldNode.Subtree != nil {
+				if t, err := a.trees.LoadTree(ctx, *oldNode.Subtree); err == nil {
+					oldChild = t
+				}
+			}
+			if err := a.walkDir(ctx, child, e.trie, oldChild, links); err != nil {
+				return err
+			}
+		case fsmeta.File:
+			if meta.Nlink > 1 {
+				key := [2]uint64{meta.Dev, meta.Inode}
+				links.mu.Lock()
+				first, seen := links.first[key]
+				if !seen {
+					links.first[key] = rel
+				}
+				links.mu.Unlock()
+				if seen {
+					node.Type, node.LinkTarget, node.Size = tree.HardLink, []byte(first), 0
+					a.childDone(ctx, d)
+					continue
+				}
+			}
+			a.stats.files.Add(1)
+			a.stats.bytes.Add(meta.Size)
+			a.prog.FilesSeen.Add(1)
+			a.prog.BytesSeen.Add(meta.Size)
+			select {
+			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, dir: d}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case fsmeta.Symlink:
+			target, err := os.Readlink(path)
+			if err != nil {
+				a.warn(path, fmt.Errorf("cannot read link: %v", err))
+				node.Type = 0
+			} else {
+				node.LinkTarget = []byte(target)
+			}
+			a.childDone(ctx, d)
+		default:
+			a.childDone(ctx, d)
+		}
+	}
+	a.childDone(ctx, d) // listing done
+	return nil
+}
+
+// childDone counts one child of d as finished; the last one writes d's
+// tree blob and, in turn, counts d as done in its parent.
+func (a *archiver) childDone(ctx context.Context, d *dirState) {
+	for d != nil {
+		if d.pending.Add(-1) != 0 {
+			return
+		}
+		nodes := make([]tree.Node, 0, len(d.nodes))
+		for _, n := range d.nodes {
+			if n.Type != 0 { // zero: skipped, with a warning
+				nodes = append(nodes, n)
+			}
+		}
+		enc, err := tree.Encode(&tree.Tree{Nodes: nodes})
+		if err != nil {
+			a.fail(fmt.Errorf("encode the listing of %s: %w", d.path, err))
+			return
+		}
+		id := a.repo.Key().ChunkID(enc)
+		if a.opts.Saved != nil {
+			a.opts.Saved.SaveTree(id, enc)
+		}
+		a.saveBlob(ctx, repository.TreeBlob, id, enc, false)
+		if d.parent == nil {
+			a.root <- id
+			return
+		}
+		d.parent.nodes[d.slot].Subtree = &id
+		d = d.parent
+	}
+}
+
+func fillNode(n *tree.Node, m fsmeta.Meta) {
+	switch m.Kind {
+	case fsmeta.File:
+		n.Type = tree.File
+		n.Size = m.Size
+	case fsmeta.Dir:
+		n.Type = tree.Dir
+	case fsmeta.Symlink:
+		n.Type = tree.Symlink
+	case fsmeta.FIFO:
+		n.Type = tree.FIFO
+	case fsmeta.Socket:
+		n.Type = tree.Socket
+	case fsmeta.Device:
+		n.Type = tree.Device
+	}
+	n.Mode, n.UID, n.GID, n.User, n.Group = m.Mode, m.UID, m.GID, m.User, m.Group
+	n.ModTime, n.Inode, n.Dev, n.Rdev, n.WinAttrs = m.ModTime.UnixNano(), m.Inode, m.Dev, m.Rdev, m.WinAttrs
+	if !m.ChangeTime.IsZero() {
+		n.ChangeTime = m.ChangeTime.UnixNano()
+	}
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" { // Windows: the root holds volumes
+		return name + `:\`
+	}
+	return filepath.Join(dir, name)
+}
+
+// readDirNames lists a directory sorted by name, without stat calls.
+func readDirNames(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	slices.Sort(names)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return names, err
+	}
+	return names, nil
+}

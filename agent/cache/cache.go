@@ -1,0 +1,135 @@
+// Package cache keeps a local copy of a repository's tree blobs, so an
+// incremental backup compares against the previous point without fetching
+// every folder listing from Azure. It is only a cache: every entry is
+// checked against its keyed ID on load, a missing or stale entry is fetched
+// from the repository again, and its size is bounded.
+package cache
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/tree"
+)
+
+// DefaultMaxBytes bounds a repository's cache folder.
+const DefaultMaxBytes = 1 << 30
+
+// Source is where a miss is fetched from: the repository.
+type Source interface {
+	LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error)
+	Key() *crypto.Key
+}
+
+// Cache is one repository's tree cache.
+type Cache struct {
+	dir string
+	src Source
+	max int64
+}
+
+// DefaultDir is the per-user cache folder for a repository ID.
+func DefaultDir(repoID string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user cache folder (set --cache-dir): %w", err)
+	}
+	return filepath.Join(base, "coffer", repoID), nil
+}
+
+// New opens (creating) the cache folder. maxBytes <= 0 means the default.
+func New(dir string, src Source, maxBytes int64) (*Cache, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "trees"), 0o700); err != nil {
+		return nil, fmt.Errorf("create cache folder %s: %w", dir, err)
+	}
+	return &Cache{dir: dir, src: src, max: maxBytes}, nil
+}
+
+func (c *Cache) path(id crypto.ID) string {
+	h := hex.EncodeToString(id[:])
+	return filepath.Join(c.dir, "trees", h[:2], h)
+}
+
+// LoadTree returns a tree from the cache, or from the repository on a miss.
+func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
+	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+		if t, err := tree.Decode(b); err == nil {
+			return t, nil
+		}
+	}
+	b, err := c.src.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tree.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	c.SaveTree(id, b)
+	return t, nil
+}
+
+// SaveTree keeps an encoded tree. Failures only cost a later fetch.
+func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
+	p := c.path(id)
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, encoded, 0o600); err != nil {
+		return
+	}
+	_ = os.Rename(tmp, p)
+}
+
+// Trim removes the least recently written entries until the cache fits its
+// bound.
+func (c *Cache) Trim() error {
+	type entry struct {
+		path string
+		size int64
+		mod  time.Time
+	}
+	var all []entry
+	var total int64
+	err := filepath.WalkDir(filepath.Join(c.dir, "trees"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			all = append(all, entry{p, fi.Size(), fi.ModTime()})
+			total += fi.Size()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if total <= c.max {
+		return nil
+	}
+	slices.SortFunc(all, func(a, b entry) int { return a.mod.Compare(b.mod) })
+	for _, e := range all {
+		if total <= c.max {
+			break
+		}
+		if os.Remove(e.path) == nil {
+			total -= e.size
+		}
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package repository
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/storage"
+)
+
+// Location is where a blob is stored.
+type Location struct {
+	Pack crypto.ID
+	BlobEntry
+}
+
+// PackInfo is what the index knows of a pack.
+type PackInfo struct {
+	Size  int64
+	Blobs []BlobEntry
+}
+
+// Index maps blob IDs to their packs. It is safe for concurrent use.
+type Index struct {
+	mu      sync.RWMutex
+	blobs   map[crypto.ID]Location
+	packs   map[crypto.ID]*PackInfo
+	pending []crypto.ID // packs not yet recorded in an index file
+}
+
+// NewIndex is an empty index.
+func NewIndex() *Index {
+	return &Index{blobs: map[crypto.ID]Location{}, packs: map[crypto.ID]*PackInfo{}}
+}
+
+// Lookup finds a blob.
+func (x *Index) Lookup(id crypto.ID) (Location, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.blobs[id]
+	return l, ok
+}
+
+// Has reports whether a blob is stored.
+func (x *Index) Has(id crypto.ID) bool {
+	_, ok := x.Lookup(id)
+	return ok
+}
+
+// Pack describes a pack, if known.
+func (x *Index) Pack(id crypto.ID) (*PackInfo, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	p, ok := x.packs[id]
+	return p, ok
+}
+
+// Packs lists every known pack.
+func (x *Index) Packs() map[crypto.ID]*PackInfo {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[crypto.ID]*PackInfo, len(x.packs))
+	for k, v := range x.packs {
+		out[k] = v
+	}
+	return out
+}
+
+// Len is the number of blobs.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.blobs)
+}
+
+// add records a pack; pending packs are written by SaveIndex.
+func (x *Index) add(pack crypto.ID, size int64, entries []BlobEntry, pending bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.packs[pack]; ok {
+		return
+	}
+	x.packs[pack] = &PackInfo{Size: size, Blobs: entries}
+	for _, e := range entries {
+		if _, ok := x.blobs[e.ID]; !ok {
+			x.blobs[e.ID] = Location{Pack: pack, BlobEntry: e}
+		}
+	}
+	if pending {
+		x.pending = append(x.pending, pack)
+	}
+}
+
+// drop forgets a pack that no longer exists (purged by the control plane).
+func (x *Index) drop(pack crypto.ID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p, ok := x.packs[pack]
+	if !ok {
+		return
+	}
+	for _, e := range p.Blobs {
+		if l, ok := x.blobs[e.ID]; ok && l.Pack == pack {
+			delete(x.blobs, e.ID)
+		}
+	}
+	delete(x.packs, pack)
+}
+
+// indexFile is the sealed content of index/<ID>.
+type indexFile struct {
+	Packs []indexPack `cbor:"1,keyasint"`
+}
+
+type indexPack struct {
+	ID    crypto.ID   `cbor:"1,keyasint"`
+	Size  int64       `cbor:"2,keyasint"`
+	Blobs []BlobEntry `cbor:"3,keyasint"`
+}
+
+// SavePack stores a finished pack and records it in the index as pending.
+func (r *Repository) SavePack(ctx context.Context, data []byte, id crypto.ID, entries []BlobEntry) error {
+	err := r.be.Create(ctx, PackName(id), data)
+	if err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("upload pack %s: %w", id, err)
+	}
+	// ErrExists: the same bytes are already there (packs are named by their
+	// hash), for instance from a retried upload.
+	r.index.add(id, int64(len(data)), entries, true)
+	return nil
+}
+
+// SaveIndex writes an index file for the packs saved since the last call.
+// Backups call it now and then, so a backup killed midway leaves its
+// uploaded packs indexed for the next one.
+func (r *Repository) SaveIndex(ctx context.Context) error {
+	r.index.mu.Lock()
+	pending := r.index.pending
+	r.index.pending = nil
+	var f indexFile
+	for _, id := range pending {
+		p := r.index.packs[id]
+		f.Packs = append(f.Packs, indexPack{ID: id, Size: p.Size, Blobs: p.Blobs})
+	}
+	r.index.mu.Unlock()
+	if len(f.Packs) == 0 {
+		return nil
+	}
+	plain, err := encMode.Marshal(&f)
+	if err != nil {
+		return fmt.Errorf("encode index: %w", err)
+	}
+	if _, err := r.saveSealed(ctx, indexPrefix, plain, adIndex); err != nil {
+		r.index.mu.Lock()
+		r.index.pending = append(r.index.pending, pending...)
+		r.index.mu.Unlock()
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
+
+// saveSealed encrypts plaintext and stores it under prefix+SHA-256(sealed).
+func (r *Repository) saveSealed(ctx context.Context, prefix string, plain, ad []byte) (string, error) {
+	sealed := r.key.Seal(nil, plain, ad)
+	id := hashID(sealed)
+	if err := r.be.Create(ctx, prefix+id, sealed); err != nil && !errors.Is(err, storage.ErrExists) {
+		return "", err
+	}
+	return id, nil
+}
+
+// loadSealed reads and decrypts prefix+id, checking the name first.
+func (r *Repository) loadSealed(ctx context.Context, name string, ad []byte) ([]byte, error) {
+	sealed, err := storage.ReadAll(ctx, r.be, name)
+	if err != nil {
+		return nil, err
+	}
+	if hashID(sealed) != name[strings.LastIndexByte(name, '/')+1:] {
+		return nil, fmt.Errorf("%w: %s does not match its name", ErrDamaged, name)
+	}
+	plain, err := r.key.Open(nil, sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, name, err)
+	}
+	return plain, nil
+}
+
+// IndexStats says what LoadIndex found.
+type IndexStats struct {
+	IndexFiles    int
+	Packs         int
+	Blobs         int
+	Recovered     int      // packs found in storage but in no index (an interrupted backup's)
+	Missing       int      // indexed packs no longer in storage (purged)
+	DamagedIndex  []string // index files that failed to load
+	DamagedPacks  []string // unindexed packs whose header failed to load
+}
+
+// LoadIndex reads every index file, then lists the packs in storage: an
+// indexed pack that is gone (purged) is forgotten, and a stored pack that
+// no index names (left by an interrupted backup) is indexed from its own
+// header, so its blobs are reused instead of uploaded again.
+func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
+	var st IndexStats
+	var names []string
+	if err := r.be.List(ctx, indexPrefix, func(fi storage.Info) error {
+		names = append(names, fi.Name)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("list index files: %w", err)
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			plain, err := r.loadSealed(gctx, name, adIndex)
+			var f indexFile
+			if err == nil {
+				err = decMode.Unmarshal(plain, &f)
+			}
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return err
+				}
+				mu.Lock()
+				st.DamagedIndex = append(st.DamagedIndex, name)
+				mu.Unlock()
+				return nil
+			}
+			for _, p := range f.Packs {
+				r.index.add(p.ID, p.Size, p.Blobs, false)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
+	}
+	st.IndexFiles = len(names) - len(st.DamagedIndex)
+
+	stored := map[crypto.ID]int64{}
+	if err := r.be.List(ctx, dataPrefix, func(fi storage.Info) error {
+		id, err := packIDFromName(fi.Name)
+		if err == nil {
+			stored[id] = fi.Size
+		}
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("list packs: %w", err)
+	}
+	for id := range r.index.Packs() {
+		if _, ok := stored[id]; !ok {
+			r.index.drop(id)
+			st.Missing++
+		}
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for id, size := range stored {
+		if _, ok := r.index.Pack(id); ok {
+			continue
+		}
+		g.Go(func() error {
+			entries, err := r.ReadPackHeader(gctx, id, size)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.DamagedPacks = append(st.DamagedPacks, PackName(id))
+				return nil
+			}
+			r.index.add(id, size, entries, true)
+			st.Recovered++
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
+	}
+	st.Packs = len(r.index.Packs())
+	st.Blobs = r.index.Len()
+	return st, nil
+}
+
+func packIDFromName(name string) (crypto.ID, error) {
+	var id crypto.ID
+	base := name[strings.LastIndexByte(name, '/')+1:]
+	b, err := hex.DecodeString(base)
+	if err != nil || len(b) != len(id) || PackName(crypto.ID(b)) != name {
+		return id, fmt.Errorf("%q is not a pack name", name)
+	}
+	copy(id[:], b)
+	return id, nil
+}

@@ -1,0 +1,192 @@
+package repository
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/coffer-backup/coffer/agent/compress"
+	"github.com/coffer-backup/coffer/agent/crypto"
+)
+
+// BlobType tells data chunks from tree blobs.
+type BlobType uint8
+
+const (
+	DataBlob BlobType = 0
+	TreeBlob BlobType = 1
+)
+
+func (t BlobType) String() string {
+	if t == TreeBlob {
+		return "tree"
+	}
+	return "data"
+}
+
+// BlobEntry locates one sealed blob inside a pack.
+type BlobEntry struct {
+	Type      BlobType        `cbor:"1,keyasint"`
+	ID        crypto.ID       `cbor:"2,keyasint"`
+	Offset    uint32          `cbor:"3,keyasint"`
+	Length    uint32          `cbor:"4,keyasint"` // sealed length
+	RawLength uint32          `cbor:"5,keyasint"` // plaintext length
+	Method    compress.Method `cbor:"6,keyasint"`
+}
+
+// Limits on what a hostile repository can make a reader allocate.
+const (
+	maxPackHeader    = 64 << 20
+	maxBlobsPerPack  = 1 << 20
+	maxBlobRawLength = 64 << 20 // trees may exceed the chunk maximum
+)
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+		panic(err)
+	}
+	if decMode, err = (cbor.DecOptions{MaxArrayElements: maxBlobsPerPack * 4, MaxMapPairs: 64, MaxNestedLevels: 8}).DecMode(); err != nil {
+		panic(err)
+	}
+}
+
+// Packer gathers sealed blobs into one pack object:
+//
+//	blob 1 | blob 2 | … | sealed header | header length (uint32, little endian)
+//
+// The header lists each blob's type, ID, offset and lengths, so a pack can
+// be indexed from itself alone if its index file was never written.
+type Packer struct {
+	buf     []byte
+	entries []BlobEntry
+}
+
+// NewPacker starts an empty pack with room for sizeHint bytes.
+func NewPacker(sizeHint int) *Packer { return &Packer{buf: make([]byte, 0, sizeHint+sizeHint/8)} }
+
+// Add appends a sealed blob.
+func (p *Packer) Add(t BlobType, id crypto.ID, sealed []byte, rawLen int, m compress.Method) {
+	p.entries = append(p.entries, BlobEntry{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLen), Method: m})
+	p.buf = append(p.buf, sealed...)
+}
+
+// Size is the bytes added so far.
+func (p *Packer) Size() int { return len(p.buf) }
+
+// Count is the number of blobs added so far.
+func (p *Packer) Count() int { return len(p.entries) }
+
+// Finish seals the header and returns the pack's bytes, its ID (the
+// SHA-256 of those bytes) and its entries.
+func (p *Packer) Finish(key *crypto.Key) (data []byte, id crypto.ID, entries []BlobEntry, err error) {
+	hdr, err := encMode.Marshal(p.entries)
+	if err != nil {
+		return nil, id, nil, fmt.Errorf("encode pack header: %w", err)
+	}
+	start := len(p.buf)
+	p.buf = key.Seal(p.buf, hdr, adPackHeader)
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
+	return p.buf, sha256.Sum256(p.buf), p.entries, nil
+}
+
+// PackName is the object name of a pack.
+func PackName(id crypto.ID) string {
+	h := hex.EncodeToString(id[:])
+	return dataPrefix + h[:2] + "/" + h
+}
+
+// ErrDamaged marks an object that fails authentication or decoding.
+var ErrDamaged = errors.New("damaged object")
+
+// parsePackHeader decodes a pack's header given its trailing bytes (the
+// sealed header and its length) and the pack's total size.
+func parsePackHeader(key *crypto.Key, tail []byte, packSize int64) ([]BlobEntry, error) {
+	if len(tail) < 4 {
+		return nil, fmt.Errorf("%w: pack too short", ErrDamaged)
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if n > int64(len(tail)-4) || n < crypto.Overhead {
+		return nil, fmt.Errorf("%w: pack header length %d out of range", ErrDamaged, n)
+	}
+	sealed := tail[len(tail)-4-int(n) : len(tail)-4]
+	hdr, err := key.Open(nil, sealed, adPackHeader)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pack header: %v", ErrDamaged, err)
+	}
+	var entries []BlobEntry
+	if err := decMode.Unmarshal(hdr, &entries); err != nil {
+		return nil, fmt.Errorf("%w: pack header: %v", ErrDamaged, err)
+	}
+	limit := packSize - 4 - n
+	for _, e := range entries {
+		if int64(e.Offset)+int64(e.Length) > limit || e.Length < crypto.Overhead || e.RawLength > maxBlobRawLength || e.Type > TreeBlob {
+			return nil, fmt.Errorf("%w: pack header entry for %s is out of range", ErrDamaged, e.ID)
+		}
+	}
+	return entries, nil
+}
+
+// ReadPackHeader reads and authenticates the header of a stored pack.
+func (r *Repository) ReadPackHeader(ctx context.Context, id crypto.ID, size int64) ([]BlobEntry, error) {
+	// Read the last 64 KiB in one go: it usually holds the whole header.
+	n := min(size, 64<<10)
+	tail, err := r.readRange(ctx, PackName(id), size-n, n)
+	if err != nil {
+		return nil, err
+	}
+	hl := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if hl+4 > n && hl+4 <= min(size, maxPackHeader) {
+		if tail, err = r.readRange(ctx, PackName(id), size-hl-4, hl+4); err != nil {
+			return nil, err
+		}
+	}
+	return parsePackHeader(r.key, tail, size)
+}
+
+// SealBlob compresses and encrypts one blob's plaintext. Safe for concurrent
+// use; the expensive part of a backup runs here on every core.
+func (r *Repository) SealBlob(dst []byte, t BlobType, id crypto.ID, plain []byte, scratch []byte) (sealed []byte, m compress.Method, scratchOut []byte) {
+	comp, m := compress.Compress(scratch[:0], plain)
+	return r.key.Seal(dst, comp, blobAD(t, id)), m, comp
+}
+
+// OpenBlob authenticates, decrypts and decompresses a sealed blob, and
+// checks its content against its ID.
+func (r *Repository) OpenBlob(e BlobEntry, sealed []byte) ([]byte, error) {
+	comp, err := r.key.Open(nil, sealed, blobAD(e.Type, e.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
+	}
+	plain, err := compress.Decompress(nil, comp, e.Method, int(e.RawLength))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
+	}
+	if len(plain) != int(e.RawLength) || r.key.ChunkID(plain) != e.ID {
+		return nil, fmt.Errorf("%w: %s blob %s does not match its ID", ErrDamaged, e.Type, e.ID)
+	}
+	return plain, nil
+}
+
+// LoadBlob reads one blob through the index.
+func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error) {
+	loc, ok := r.index.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s is in no index: the repository is missing data (run `coffer check`)", id)
+	}
+	sealed, err := r.readRange(ctx, PackName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, err
+	}
+	return r.OpenBlob(loc.BlobEntry, sealed)
+}

@@ -1,0 +1,314 @@
+// Package repository reads and writes Coffer's repository format on any
+// storage.Backend: the config and key files, packs of encrypted blobs, the
+// index that says which pack holds which blob, recovery points and their
+// plaintext pack reference lists. docs/repository-format.md describes it.
+//
+// Writing never replaces or deletes an object, so backups work with
+// create-only credentials and an interrupted backup leaves the repository
+// as valid as it was.
+package repository
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coffer-backup/coffer/agent/chunker"
+	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/storage"
+)
+
+// FormatVersion is the repository format this build reads and writes.
+const FormatVersion = 1
+
+// Object name prefixes.
+const (
+	configName   = "config"
+	keysPrefix   = "keys/"
+	dataPrefix   = "data/"
+	indexPrefix  = "index/"
+	pointsPrefix = "points/"
+	refsPrefix   = "refs/"
+)
+
+// DefaultPackSize is the size a pack is closed at: tens of MiB keep the
+// number of Azure transactions (billed per call) low while bounding memory.
+const DefaultPackSize = 32 << 20
+
+// Config is the repository's plaintext settings, fixed at init.
+type Config struct {
+	Version  int            `json:"version"`
+	ID       string         `json:"id"`
+	Created  time.Time      `json:"created"`
+	Chunker  chunker.Params `json:"chunker"`
+	PackSize int            `json:"packSize"`
+}
+
+// keyFile is keys/<ID>: the master key wrapped by the passphrase.
+type keyFile struct {
+	Version  int                `json:"version"`
+	Created  time.Time          `json:"created"`
+	Hostname string             `json:"hostname,omitempty"`
+	Wrapped  *crypto.WrappedKey `json:"wrapped"`
+}
+
+// Errors callers tell apart.
+var (
+	ErrWrongPassphrase = errors.New("wrong passphrase: no key in the repository opens with it")
+	ErrNotRepository   = errors.New("no Coffer repository here: create one with `coffer init`")
+	ErrAlreadyExists   = errors.New("a Coffer repository already exists here")
+)
+
+// Repository is an open repository.
+type Repository struct {
+	be    storage.Backend
+	key   *crypto.Key
+	cfg   Config
+	keyID string // the key file that opened it
+	now   func() time.Time
+	index *Index
+}
+
+// Options tune Init and Open.
+type Options struct {
+	Now       func() time.Time  // the clock; nil means time.Now
+	KDF       *crypto.KDFParams // Init only; nil means crypto.DefaultKDFParams
+	PackSize  int               // Init only; 0 means DefaultPackSize
+	Chunker   *chunker.Params   // Init only; nil means chunker.DefaultParams
+	Hostname  string            // recorded in the key file
+}
+
+func (o Options) clock() func() time.Time {
+	if o.Now != nil {
+		return o.Now
+	}
+	return time.Now
+}
+
+// Init creates a repository: a config and a key file wrapping a new random
+// master key with the passphrase.
+func Init(ctx context.Context, be storage.Backend, passphrase []byte, o Options) (*Repository, error) {
+	if err := crypto.CheckPassphrase(passphrase); err != nil {
+		return nil, err
+	}
+	if _, err := be.Stat(ctx, configName); err == nil {
+		return nil, fmt.Errorf("%w at %s", ErrAlreadyExists, be.Location())
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("look for an existing repository at %s: %w", be.Location(), err)
+	}
+	key, err := crypto.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	now := o.clock()
+	id := make([]byte, 32)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	cfg := Config{Version: FormatVersion, ID: hex.EncodeToString(id), Created: now().UTC(), Chunker: chunker.DefaultParams, PackSize: DefaultPackSize}
+	if o.Chunker != nil {
+		cfg.Chunker = *o.Chunker
+	}
+	if o.PackSize > 0 {
+		cfg.PackSize = o.PackSize
+	}
+	if err := cfg.Chunker.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Repository{be: be, key: key, cfg: cfg, now: now, index: NewIndex()}
+	// The key file first: a config without a key would be a repository no
+	// one can open.
+	keyID, err := r.writeKeyFile(ctx, passphrase, o)
+	if err != nil {
+		return nil, err
+	}
+	r.keyID = keyID
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := be.Create(ctx, configName, b); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return nil, fmt.Errorf("%w at %s", ErrAlreadyExists, be.Location())
+		}
+		return nil, fmt.Errorf("write repository config: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Repository) writeKeyFile(ctx context.Context, passphrase []byte, o Options) (string, error) {
+	var params crypto.KDFParams
+	if o.KDF != nil {
+		params = *o.KDF
+		params.Salt = make([]byte, 16)
+		if _, err := rand.Read(params.Salt); err != nil {
+			return "", err
+		}
+	} else {
+		p, err := crypto.DefaultKDFParams()
+		if err != nil {
+			return "", err
+		}
+		params = p
+	}
+	w, err := crypto.Wrap(r.key, passphrase, params)
+	if err != nil {
+		return "", fmt.Errorf("wrap the repository key: %w", err)
+	}
+	host := o.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	b, err := json.MarshalIndent(keyFile{Version: FormatVersion, Created: r.now().UTC(), Hostname: host, Wrapped: w}, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	id := hashID(b)
+	if err := r.be.Create(ctx, keysPrefix+id, b); err != nil {
+		return "", fmt.Errorf("write key file: %w", err)
+	}
+	return id, nil
+}
+
+// Open reads the config and unwraps the master key with the passphrase,
+// trying every key file. It writes nothing.
+func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options) (*Repository, error) {
+	b, err := storage.ReadAll(ctx, be, configName)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w (%s)", ErrNotRepository, be.Location())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read repository config at %s: %w", be.Location(), err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("repository config at %s is damaged: %w", be.Location(), err)
+	}
+	if cfg.Version != FormatVersion {
+		return nil, fmt.Errorf("repository at %s has format version %d; this Coffer reads version %d: use a matching Coffer release", be.Location(), cfg.Version, FormatVersion)
+	}
+	if err := cfg.Chunker.Validate(); err != nil {
+		return nil, fmt.Errorf("repository config at %s: %w", be.Location(), err)
+	}
+	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
+		return nil, fmt.Errorf("repository config at %s has an unusable pack size %d", be.Location(), cfg.PackSize)
+	}
+	r := &Repository{be: be, cfg: cfg, now: o.clock(), index: NewIndex()}
+	var tried int
+	var lastErr error
+	err = be.List(ctx, keysPrefix, func(fi storage.Info) error {
+		if fi.Size > 64<<10 {
+			return nil // not a key file we wrote
+		}
+		kb, err := storage.ReadAll(ctx, be, fi.Name)
+		if err != nil {
+			return fmt.Errorf("read key file %s: %w", fi.Name, err)
+		}
+		var kf keyFile
+		if err := json.Unmarshal(kb, &kf); err != nil || kf.Wrapped == nil {
+			lastErr = fmt.Errorf("key file %s is damaged", fi.Name)
+			return nil
+		}
+		tried++
+		key, err := crypto.Unwrap(kf.Wrapped, passphrase)
+		if err != nil {
+			if !errors.Is(err, crypto.ErrWrongPassphrase) {
+				lastErr = fmt.Errorf("key file %s: %w", fi.Name, err)
+			}
+			return nil
+		}
+		r.key, r.keyID = key, strings.TrimPrefix(fi.Name, keysPrefix)
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if r.key == nil {
+		if tried == 0 && lastErr != nil {
+			return nil, lastErr
+		}
+		if tried == 0 {
+			return nil, fmt.Errorf("repository at %s has no key file", be.Location())
+		}
+		return nil, ErrWrongPassphrase
+	}
+	return r, nil
+}
+
+var errStop = errors.New("stop")
+
+// ChangePassphrase writes a new key file wrapping the same master key with
+// newPassphrase, then deletes the key file that opened the repository. No
+// data is re-encrypted. If the delete is refused (create-only credentials),
+// the new key file is kept and the error says the old passphrase still works.
+func (r *Repository) ChangePassphrase(ctx context.Context, newPassphrase []byte, o Options) error {
+	if err := crypto.CheckPassphrase(newPassphrase); err != nil {
+		return err
+	}
+	old := r.keyID
+	id, err := r.writeKeyFile(ctx, newPassphrase, o)
+	if err != nil {
+		return err
+	}
+	r.keyID = id
+	if err := r.be.Delete(ctx, keysPrefix+old); err != nil {
+		return fmt.Errorf("the new passphrase works, but the old key file keys/%s could not be deleted, so the old passphrase still works too: %w", old, err)
+	}
+	return nil
+}
+
+// Config is the repository's settings.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Key is the master key.
+func (r *Repository) Key() *crypto.Key { return r.key }
+
+// Backend is where the repository lives.
+func (r *Repository) Backend() storage.Backend { return r.be }
+
+// Index is the in-memory index; LoadIndex fills it.
+func (r *Repository) Index() *Index { return r.index }
+
+// Now is the repository's clock.
+func (r *Repository) Now() time.Time { return r.now() }
+
+// hashID names content-addressed objects: SHA-256 of the stored bytes, so
+// anyone can verify an object against its name without the key.
+func hashID(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Associated data binds each sealed object to its role, so one can't be
+// passed off as another.
+var (
+	adPackHeader = []byte("coffer/pack-header/v1")
+	adIndex      = []byte("coffer/index/v1")
+	adPoint      = []byte("coffer/point/v1")
+)
+
+func blobAD(t BlobType, id crypto.ID) []byte {
+	ad := make([]byte, 0, 20+1+len(id))
+	ad = append(ad, "coffer/blob/v1"...)
+	ad = append(ad, byte(t))
+	return append(ad, id[:]...)
+}
+
+// readFull reads a byte range of an object.
+func (r *Repository) readRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	rc, err := r.be.Read(ctx, name, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, n, err)
+	}
+	return buf, nil
+}

@@ -1,0 +1,593 @@
+// Package restorer writes a recovery point back to disk.
+//
+// It plans first (walks the point's trees, creates folders, links and
+// empty files), then fetches the packs that hold the needed chunks in
+// parallel and out of order, writing each chunk at its offsets in every
+// file that uses it. Every chunk is authenticated before it is written.
+// A damaged chunk fails only the files that need it: the rest are restored
+// and the failed ones are named.
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/fsmeta"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/tree"
+)
+
+// Conflict says what to do when a restored path already exists.
+type Conflict int
+
+const (
+	// Copy restores beside the existing file under a clearly marked name,
+	// as MARS does by default.
+	Copy Conflict = iota
+	Overwrite
+	Skip
+)
+
+// ParseConflict reads copy, overwrite or skip.
+func ParseConflict(s string) (Conflict, error) {
+	switch s {
+	case "copy", "":
+		return Copy, nil
+	case "overwrite":
+		return Overwrite, nil
+	case "skip":
+		return Skip, nil
+	}
+	return 0, fmt.Errorf("--conflict must be copy, overwrite or skip, not %q", s)
+}
+
+// TreeLoader loads tree blobs.
+type TreeLoader interface {
+	LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error)
+}
+
+// Options tune a restore.
+type Options struct {
+	Target   string
+	Include  []string // paths inside the point ("home/ann/docs"); empty means everything
+	Conflict Conflict
+	Workers  int  // concurrent pack fetches; 0 means 2×GOMAXPROCS
+	Owner    bool // restore ownership (needs root)
+	Trees    TreeLoader
+	Progress *Progress
+}
+
+// Progress is updated atomically while a restore runs.
+type Progress struct {
+	FilesTotal, BytesTotal atomic.Int64
+	FilesDone, BytesDone   atomic.Int64
+	PlanDone               atomic.Bool
+}
+
+// Failure is a path that was not restored, and why.
+type Failure struct {
+	Path string `json:"path"`
+	Err  string `json:"reason"`
+}
+
+// Result says what a restore did.
+type Result struct {
+	Files, Dirs, Links int64
+	Bytes              int64
+	Skipped            int64    // existing paths left alone (--conflict skip)
+	Copies             []string // restored beside an existing path under a new name
+	Failed             []Failure
+	Warnings           []Failure // restored, but some metadata could not be set
+}
+
+type fileState struct {
+	path      string
+	node      *tree.Node
+	remaining atomic.Int64 // chunks still to write
+	failed    atomic.Bool
+	mu        sync.Mutex
+	f         *os.File
+}
+
+type target struct {
+	file   *fileState
+	offset int64
+}
+
+type restorer struct {
+	repo  *repository.Repository
+	opts  Options
+	trees TreeLoader
+	prog  *Progress
+
+	chunks map[crypto.ID][]target
+	files  []*fileState
+	dirs   []dirMeta
+	links  []pendingLink
+	byRel  map[string]string // point path → restored path, for hard links
+
+	mu  sync.Mutex
+	res Result
+}
+
+type dirMeta struct {
+	path string
+	node *tree.Node
+}
+
+type pendingLink struct {
+	path, target string
+	node         *tree.Node
+}
+
+// Restore writes point (or the included parts of it) below opts.Target.
+func Restore(ctx context.Context, repo *repository.Repository, point *repository.Point, opts Options) (*Result, error) {
+	if opts.Target == "" {
+		return nil, errors.New("no target folder: give one with --target")
+	}
+	abs, err := filepath.Abs(opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	opts.Target = abs
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("create target folder %s: %w", abs, err)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	r := &restorer{repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress,
+		chunks: map[crypto.ID][]target{}, byRel: map[string]string{}}
+	if r.trees == nil {
+		r.trees = repoTrees{repo}
+	}
+	includes := make([]string, 0, len(opts.Include))
+	for _, inc := range opts.Include {
+		inc = strings.Trim(filepath.ToSlash(inc), "/")
+		if inc != "" {
+			includes = append(includes, inc)
+		}
+	}
+
+	root, err := r.trees.LoadTree(ctx, point.Tree)
+	if err != nil {
+		return nil, fmt.Errorf("load the point's root folder: %w", err)
+	}
+	if err := r.plan(ctx, root, abs, "", includes); err != nil {
+		return nil, err
+	}
+	r.prog.PlanDone.Store(true)
+	if err := r.fetch(ctx); err != nil {
+		return nil, err
+	}
+	r.finishLinks()
+	// Folders last, deepest first, so writing their contents does not
+	// change the times just set.
+	for i := len(r.dirs) - 1; i >= 0; i-- {
+		r.applyMeta(r.dirs[i].path, r.dirs[i].node)
+	}
+	slices.SortFunc(r.res.Failed, func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
+	return &r.res, nil
+}
+
+type repoTrees struct{ r *repository.Repository }
+
+func (t repoTrees) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
+	b, err := t.r.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return tree.Decode(b)
+}
+
+func (r *restorer) fail(path string, err error) {
+	r.mu.Lock()
+	r.res.Failed = append(r.res.Failed, Failure{Path: path, Err: err.Error()})
+	r.mu.Unlock()
+}
+
+func (r *restorer) warn(path string, err error) {
+	r.mu.Lock()
+	r.res.Warnings = append(r.res.Warnings, Failure{Path: path, Err: err.Error()})
+	r.mu.Unlock()
+}
+
+// wanted reports whether rel is included, or is a folder on the way to an
+// included path.
+func wanted(rel string, includes []string) (take, descend bool) {
+	if len(includes) == 0 {
+		return true, true
+	}
+	for _, inc := range includes {
+		if rel == inc || strings.HasPrefix(rel, inc+"/") {
+			return true, true
+		}
+		if strings.HasPrefix(inc, rel+"/") {
+			descend = true
+		}
+	}
+	return false, descend
+}
+
+// plan walks a tree, creating what needs no content and recording which
+// chunks go where.
+func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, includes []string) error {
+	for i := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := &t.Nodes[i]
+		name := string(n.Name)
+		childRel := name
+		if rel != "" {
+			childRel = rel + "/" + name
+		}
+		take, descend := wanted(childRel, includes)
+		if !take && !(descend && n.Type == tree.Dir) {
+			continue
+		}
+		if err := checkLocalName(name); err != nil {
+			r.fail(filepath.Join(dir, name), err)
+			continue
+		}
+		path := filepath.Join(dir, name)
+		switch n.Type {
+		case tree.Dir:
+			if err := r.makeDir(path); err != nil {
+				r.fail(path, err)
+				continue
+			}
+			sub, err := r.trees.LoadTree(ctx, *n.Subtree)
+			if err != nil {
+				r.fail(path, fmt.Errorf("its listing could not be read, so nothing below it was restored: %v", err))
+				continue
+			}
+			if err := r.plan(ctx, sub, path, childRel, includes); err != nil {
+				return err
+			}
+			if take {
+				r.res.Dirs++
+				r.dirs = append(r.dirs, dirMeta{path, n})
+			}
+		case tree.File:
+			path, ok := r.claim(path)
+			if !ok {
+				continue
+			}
+			f, err := createFile(path)
+			if err != nil {
+				r.fail(path, err)
+				continue
+			}
+			st := &fileState{path: path, node: n, f: f}
+			if err := fsmeta.MakeSparse(f, n.Size); err != nil {
+				f.Close()
+				r.fail(path, err)
+				continue
+			}
+			r.byRel[childRel] = path
+			r.files = append(r.files, st)
+			r.res.Files++
+			r.prog.FilesTotal.Add(1)
+			r.prog.BytesTotal.Add(n.Size)
+			var off int64
+			var count int64
+			for _, ref := range n.Content {
+				if !ref.Hole {
+					r.chunks[ref.ID] = append(r.chunks[ref.ID], target{st, off})
+					count++
+				}
+				off += ref.Size
+			}
+			st.remaining.Store(count)
+			// Descriptors are opened again as chunks arrive: thousands of
+			// files can't all stay open.
+			st.f.Close()
+			st.f = nil
+			if count == 0 {
+				r.completeFile(st)
+			}
+		case tree.Symlink:
+			path, ok := r.claim(path)
+			if !ok {
+				continue
+			}
+			if err := os.Symlink(string(n.LinkTarget), path); err != nil {
+				r.fail(path, fmt.Errorf("create symlink: %v", err))
+				continue
+			}
+			r.res.Links++
+			r.applyMeta(path, n)
+		case tree.HardLink:
+			path, ok := r.claim(path)
+			if !ok {
+				continue
+			}
+			r.links = append(r.links, pendingLink{path: path, target: string(n.LinkTarget), node: n})
+		default:
+			// FIFOs, sockets and devices are recorded but not recreated.
+		}
+	}
+	return nil
+}
+
+// makeDir creates a folder, or accepts an existing real folder. An
+// existing symlink or file in its place is never followed.
+func (r *restorer) makeDir(path string) error {
+	err := os.Mkdir(path, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return nil
+	}
+	if r.opts.Conflict == Overwrite {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("replace the existing %s with a folder: %v", fi.Mode().Type(), err)
+		}
+		return os.Mkdir(path, 0o700)
+	}
+	return fmt.Errorf("a %s is in the way of a folder; move it or restore with --conflict overwrite", describe(fi))
+}
+
+// claim decides where a non-folder entry goes given what exists there.
+func (r *restorer) claim(path string) (string, bool) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, true
+	}
+	if err != nil {
+		r.fail(path, err)
+		return "", false
+	}
+	switch r.opts.Conflict {
+	case Skip:
+		r.res.Skipped++
+		return "", false
+	case Overwrite:
+		if fi.IsDir() {
+			r.fail(path, errors.New("a folder is in the way; it is never removed to make room for a file"))
+			return "", false
+		}
+		if err := os.Remove(path); err != nil {
+			r.fail(path, fmt.Errorf("remove the existing file: %v", err))
+			return "", false
+		}
+		return path, true
+	}
+	copyPath := copyName(path, time.Now())
+	r.res.Copies = append(r.res.Copies, copyPath)
+	return copyPath, true
+}
+
+// copyName marks a restored copy clearly: "report (restored 2026-11-22 1530).docx",
+// with a counter if that exists too.
+func copyName(path string, now time.Time) string {
+	dir, name := filepath.Split(path)
+	ext := filepath.Ext(name)
+	if ext == name { // ".bashrc" has no extension
+		ext = ""
+	}
+	stem := strings.TrimSuffix(name, ext)
+	stamp := now.Format("2006-01-02 1504")
+	p := filepath.Join(dir, fmt.Sprintf("%s (restored %s)%s", stem, stamp, ext))
+	for i := 2; exists(p); i++ {
+		p = filepath.Join(dir, fmt.Sprintf("%s (restored %s, %d)%s", stem, stamp, i, ext))
+	}
+	return p
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func describe(fi fs.FileInfo) string {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "symlink"
+	case fi.Mode().IsRegular():
+		return "file"
+	}
+	return "special file"
+}
+
+// fetch reads every needed pack, in parallel, and writes its chunks.
+func (r *restorer) fetch(ctx context.Context) error {
+	idx := r.repo.Index()
+	byPack := map[crypto.ID][]repository.BlobEntry{}
+	for id, targets := range r.chunks {
+		loc, ok := idx.Lookup(id)
+		if !ok {
+			for _, t := range targets {
+				r.failFile(t.file, fmt.Errorf("chunk %s is missing from the repository", id))
+			}
+			continue
+		}
+		byPack[loc.Pack] = append(byPack[loc.Pack], loc.BlobEntry)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Workers)
+	for pack, entries := range byPack {
+		g.Go(func() error { return r.restorePack(gctx, pack, entries) })
+	}
+	return g.Wait()
+}
+
+func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []repository.BlobEntry) error {
+	slices.SortFunc(entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
+	// One ranged read for the span of needed blobs: packs are bounded, and
+	// one request beats many on a remote store.
+	start := int64(entries[0].Offset)
+	last := entries[len(entries)-1]
+	end := int64(last.Offset) + int64(last.Length)
+	span, err := readRange(ctx, r.repo, pack, start, end-start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, e := range entries {
+			for _, t := range r.chunks[e.ID] {
+				r.failFile(t.file, fmt.Errorf("pack %s could not be read: %v", pack, err))
+			}
+		}
+		return nil
+	}
+	for _, e := range entries {
+		sealed := span[int64(e.Offset)-start : int64(e.Offset)-start+int64(e.Length)]
+		plain, err := r.repo.OpenBlob(e, sealed)
+		for _, t := range r.chunks[e.ID] {
+			if err != nil {
+				r.failFile(t.file, err)
+				continue
+			}
+			r.writeChunk(t, plain)
+		}
+	}
+	return nil
+}
+
+func (r *restorer) writeChunk(t target, data []byte) {
+	st := t.file
+	if st.failed.Load() {
+		r.chunkDone(st)
+		return
+	}
+	st.mu.Lock()
+	if st.f == nil {
+		f, err := os.OpenFile(st.path, os.O_WRONLY|noFollow, 0)
+		if err != nil {
+			st.mu.Unlock()
+			r.failFile(st, err)
+			return
+		}
+		st.f = f
+	}
+	_, err := st.f.WriteAt(data, t.offset)
+	st.mu.Unlock()
+	if err != nil {
+		r.failFile(st, err)
+		return
+	}
+	r.prog.BytesDone.Add(int64(len(data)))
+	r.chunkDone(st)
+}
+
+func (r *restorer) chunkDone(st *fileState) {
+	if st.remaining.Add(-1) == 0 {
+		r.completeFile(st)
+	}
+}
+
+// completeFile closes a file whose chunks are all written and sets its
+// metadata; a failed one is removed, so no half-restored file looks whole.
+func (r *restorer) completeFile(st *fileState) {
+	st.mu.Lock()
+	if st.f != nil {
+		if err := st.f.Close(); err != nil && !st.failed.Load() {
+			st.failed.Store(true)
+			r.fail(st.path, err)
+		}
+		st.f = nil
+	}
+	st.mu.Unlock()
+	if st.failed.Load() {
+		os.Remove(st.path)
+		return
+	}
+	r.applyMeta(st.path, st.node)
+	r.prog.FilesDone.Add(1)
+}
+
+func (r *restorer) failFile(st *fileState, err error) {
+	if st.failed.CompareAndSwap(false, true) {
+		r.fail(st.path, err)
+		r.mu.Lock()
+		r.res.Files--
+		r.mu.Unlock()
+	}
+	r.chunkDone(st)
+}
+
+func (r *restorer) finishLinks() {
+	for _, l := range r.links {
+		first, ok := r.byRel[l.target]
+		if !ok {
+			r.fail(l.path, fmt.Errorf("hard link to %s, which was not restored", l.target))
+			continue
+		}
+		if err := os.Link(first, l.path); err != nil {
+			r.fail(l.path, fmt.Errorf("create hard link: %v", err))
+			continue
+		}
+		r.res.Links++
+	}
+}
+
+func (r *restorer) applyMeta(path string, n *tree.Node) {
+	m := fsmeta.Meta{Mode: n.Mode, UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
+		ModTime: time.Unix(0, n.ModTime), WinAttrs: n.WinAttrs}
+	switch n.Type {
+	case tree.Dir:
+		m.Kind = fsmeta.Dir
+	case tree.Symlink:
+		m.Kind = fsmeta.Symlink
+	default:
+		m.Kind = fsmeta.File
+	}
+	if len(n.Xattrs) > 0 {
+		xs := make([]fsmeta.Xattr, len(n.Xattrs))
+		for i, x := range n.Xattrs {
+			xs[i] = fsmeta.Xattr{Name: x.Name, Value: x.Value}
+		}
+		if err := fsmeta.WriteXattrs(path, xs); err != nil {
+			r.warn(path, err)
+		}
+	}
+	if len(n.WinSD) > 0 {
+		if err := fsmeta.WriteSecurityDescriptor(path, n.WinSD); err != nil {
+			r.warn(path, err)
+		}
+	}
+	if err := fsmeta.Apply(path, m, fsmeta.ApplyOptions{Owner: r.opts.Owner}); err != nil {
+		r.warn(path, err)
+	}
+}
+
+func createFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
+}
+
+func readRange(ctx context.Context, repo *repository.Repository, pack crypto.ID, off, n int64) ([]byte, error) {
+	rc, err := repo.Backend().Read(ctx, repository.PackName(pack), off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
