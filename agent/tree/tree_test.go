@@ -1,0 +1,81 @@
+package tree
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/coffer-backup/coffer/agent/crypto"
+)
+
+func sample() *Tree {
+	sub := crypto.ID{1, 2, 3}
+	return &Tree{Nodes: []Node{
+		{Name: []byte("b.txt"), Type: File, Mode: 0o644, Size: 5, ModTime: 1700000000123456789, Content: []Ref{{ID: crypto.ID{9}, Size: 3}, {Hole: true, Size: 2}}},
+		{Name: []byte("a-dir"), Type: Dir, Mode: 0o755, Subtree: &sub},
+		{Name: []byte("\xff\xfe not utf-8"), Type: Symlink, LinkTarget: []byte("../x")},
+		{Name: []byte("h"), Type: HardLink, LinkTarget: []byte("a-dir/b")},
+		{Name: []byte("x"), Type: File, Xattrs: []Xattr{{Name: "user.a", Value: []byte{0, 1}}}},
+	}}
+}
+
+func TestEncodeSortsAndRoundTrips(t *testing.T) {
+	b, err := Encode(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample()
+	if len(got.Nodes) != len(want.Nodes) || string(got.Nodes[0].Name) != "a-dir" {
+		t.Fatalf("nodes %q, want sorted by name", got.Nodes[0].Name)
+	}
+	again, _ := Encode(got)
+	if !bytes.Equal(b, again) {
+		t.Fatal("encoding is not deterministic: an unchanged folder would not deduplicate")
+	}
+}
+
+func TestInvalidTreesAreRefused(t *testing.T) {
+	sub := crypto.ID{1}
+	for name, n := range map[string]Node{
+		"empty name":      {Name: nil, Type: File},
+		"dot dot":         {Name: []byte(".."), Type: Dir, Subtree: &sub},
+		"slash":           {Name: []byte("a/b"), Type: File},
+		"NUL":             {Name: []byte("a\x00"), Type: File},
+		"dir w/o subtree": {Name: []byte("d"), Type: Dir},
+		"size mismatch":   {Name: []byte("f"), Type: File, Size: 10, Content: []Ref{{Size: 3}}},
+		"link w/o target": {Name: []byte("l"), Type: Symlink},
+		"unknown type":    {Name: []byte("u"), Type: 99},
+	} {
+		if _, err := Encode(&Tree{Nodes: []Node{n}}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	dup := &Tree{Nodes: []Node{{Name: []byte("a"), Type: File}, {Name: []byte("a"), Type: File}}}
+	if _, err := Encode(dup); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate names: %v", err)
+	}
+}
+
+// Trees come from a repository that may be hostile: decoding never panics,
+// and whatever it accepts is safe to restore.
+func FuzzDecode(f *testing.F) {
+	b, _ := Encode(sample())
+	f.Add(b)
+	f.Add([]byte{0xa1, 0x01, 0x80})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tr, err := Decode(in)
+		if err != nil {
+			return
+		}
+		for _, n := range tr.Nodes {
+			if ValidName(n.Name) != nil {
+				t.Fatalf("accepted unsafe name %q", n.Name)
+			}
+		}
+	})
+}
