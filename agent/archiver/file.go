@@ -49,8 +49,16 @@ func (a *archiver) unchanged(old, n *tree.Node) bool {
 	return true
 }
 
+// skip leaves a file out of the point; it was counted when listed.
+func (a *archiver) skip(n *tree.Node, listedSize int64) {
+	n.Type = 0
+	a.stats.files.Add(-1)
+	a.stats.bytes.Add(-listedSize)
+}
+
 func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *fileJob) {
 	n := j.node
+	listed := n.Size
 	if a.unchanged(j.old, n) {
 		n.Content = j.old.Content
 		for _, r := range n.Content {
@@ -64,14 +72,14 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	f, err := os.Open(j.path)
 	if err != nil {
 		a.warn(j.path, fmt.Errorf("cannot open: %v", err))
-		n.Type = 0
+		a.skip(n, listed)
 		return
 	}
 	defer f.Close()
 	before, err := statFile(f)
 	if err != nil || before.Kind != fsmeta.File {
 		a.warn(j.path, errors.New("changed into something other than a file while the backup ran"))
-		n.Type = 0
+		a.skip(n, listed)
 		return
 	}
 	extents := []fsmeta.Extent{{Offset: 0, Length: before.Size}}
@@ -100,7 +108,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 			if err != nil {
 				a.bufs.Put(bp)
 				a.warn(j.path, fmt.Errorf("read failed after %d bytes: %v", ex.Offset+got, err))
-				n.Type = 0
+				a.skip(n, listed)
 				return
 			}
 			id := key.ChunkID(data)
@@ -128,6 +136,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	for _, r := range refs {
 		size += r.Size
 	}
+	a.stats.bytes.Add(size - listed)
 	n.Size, n.Content = size, refs
 	n.ModTime = before.ModTime.UnixNano()
 }

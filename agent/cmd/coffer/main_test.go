@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func run(args ...string) (string, error) {
+func execute(args ...string) (string, error) {
 	root := newRoot()
 	var out bytes.Buffer
 	root.SetOut(&out)
@@ -17,14 +17,14 @@ func run(args ...string) (string, error) {
 }
 
 func TestVersionPrintsAVersion(t *testing.T) {
-	out, err := run("version")
+	out, err := execute("version")
 	if err != nil || !strings.HasPrefix(out, "coffer ") || len(strings.TrimSpace(out)) <= len("coffer") {
 		t.Fatalf("version: %q, %v", out, err)
 	}
 }
 
 func TestBadFlagIsAUsageError(t *testing.T) {
-	_, err := run("version", "--no-such-flag")
+	_, err := execute("version", "--no-such-flag")
 	if err == nil || exitCode(err) != exitUsage {
 		t.Fatalf("bad flag: err=%v exit=%d, want exit %d", err, exitCode(err), exitUsage)
 	}

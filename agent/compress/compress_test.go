@@ -1,0 +1,249 @@
+package compress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// textBytes returns n bytes of log-like text: compressible, but not trivially.
+func textBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 2))
+	words := strings.Fields("backup restore chunk index snapshot azure blob container upload " +
+		"failed retry ok level=info level=warn user=alice user=bob size= took ms the a of to")
+	var sb strings.Builder
+	for sb.Len() < n {
+		fmt.Fprintf(&sb, "2025-01-%02d %s %s %d\n", r.IntN(28)+1, words[r.IntN(len(words))], words[r.IntN(len(words))], r.IntN(100000))
+	}
+	return []byte(sb.String()[:n])
+}
+
+func TestRoundTrip(t *testing.T) {
+	halfRandom := append(textBytes(300<<10, 3), randomBytes(300<<10, 4)...)
+	for _, tc := range []struct {
+		name string
+		src  []byte
+		want Method
+	}{
+		{"empty", nil, None},
+		{"one byte", []byte{1}, None},
+		{"short text", []byte("hello hello hello hello hello hello hello hello"), Zstd},
+		{"text 1MiB", textBytes(1<<20, 1), Zstd},
+		{"zeros 8MiB", make([]byte, 8<<20), Zstd},
+		{"random 1MiB", randomBytes(1<<20, 2), None},
+		{"random small", randomBytes(1000, 5), None},
+		{"small text, no declared size", []byte(strings.Repeat("tiny ", 40)), Zstd},
+		{"text then random", halfRandom, Zstd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := []byte("prefix")
+			out, m := Compress(bytes.Clone(prefix), tc.src)
+			if m != tc.want {
+				t.Fatalf("method %v, want %v", m, tc.want)
+			}
+			if !bytes.HasPrefix(out, prefix) {
+				t.Fatal("Compress did not append to dst")
+			}
+			payload := out[len(prefix):]
+			if m == None && !bytes.Equal(payload, tc.src) {
+				t.Fatal("None payload differs from input")
+			}
+			if m == Zstd && len(payload) > len(tc.src)-len(tc.src)/32 {
+				t.Fatalf("kept zstd output of %d bytes for %d input bytes", len(payload), len(tc.src))
+			}
+			got, err := Decompress(bytes.Clone(prefix), payload, m, len(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append(bytes.Clone(prefix), tc.src...)) {
+				t.Fatal("round trip mismatch")
+			}
+			if len(tc.src) > 0 {
+				// Tiny zstd frames carry no declared size; overflowing the
+				// limit is still refused, but as a decoding error.
+				_, err := Decompress(nil, payload, m, len(tc.src)-1)
+				if err == nil || (len(tc.src) >= 1024 && !errors.Is(err, ErrTooLarge)) {
+					t.Fatalf("limit one below size: err = %v, want ErrTooLarge", err)
+				}
+			}
+		})
+	}
+}
+
+func TestDecompressErrors(t *testing.T) {
+	text := textBytes(64<<10, 6)
+	comp, m := Compress(nil, text)
+	if m != Zstd {
+		t.Fatal("text not compressed")
+	}
+	for _, tc := range []struct {
+		name    string
+		src     []byte
+		m       Method
+		max     int
+		tooLong bool
+	}{
+		{"unknown method", text, Method(7), 1 << 20, false},
+		{"negative limit", text, None, -1, false},
+		{"garbage zstd", []byte("not zstd at all"), Zstd, 1 << 20, false},
+		{"empty zstd", nil, Zstd, 1 << 20, false},
+		{"truncated zstd", comp[:len(comp)/2], Zstd, 1 << 20, false},
+		{"declared size over limit", comp, Zstd, len(text) - 1, true},
+		{"stored over limit", text, None, len(text) - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Decompress([]byte("dst"), tc.src, tc.m, tc.max)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, ErrTooLarge) != tc.tooLong {
+				t.Fatalf("err = %v, ErrTooLarge want %v", err, tc.tooLong)
+			}
+			if string(out) != "dst" {
+				t.Fatalf("dst changed to %q", out)
+			}
+		})
+	}
+}
+
+// TestBombRefused decompresses a frame without a declared size (as a
+// hostile repository would craft it) that inflates 1 KiB to 256 MiB.
+func TestBombRefused(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithSingleSegment(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bomb bytes.Buffer
+	enc.Reset(&bomb) // streaming: no frame content size in the header
+	zeros := make([]byte, 1<<20)
+	for range 256 {
+		if _, err := enc.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(bomb.Bytes()); err != nil || h.HasFCS {
+		t.Fatalf("test bomb declares its size (%v, %v)", h.HasFCS, err)
+	}
+	t.Logf("bomb: %d bytes", bomb.Len())
+
+	const limit = 1 << 20
+	_, err = Decompress(nil, bomb.Bytes(), Zstd, limit)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	for _, lim := range []int{0, 1000, limit, limit} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := Decompress(nil, bomb.Bytes(), Zstd, lim); err == nil {
+			t.Fatalf("limit %d: bomb accepted", lim)
+		}
+		runtime.ReadMemStats(&after)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		t.Logf("limit %d: refused after allocating %d bytes", lim, allocated)
+		if allocated > uint64(lim)*5/2+noFCSFirstTry+256<<10 {
+			t.Errorf("limit %d: refusing the bomb allocated %d bytes", lim, allocated)
+		}
+	}
+
+	// A large dst capacity must not raise the limit.
+	big := make([]byte, 0, 512<<20)
+	if _, err := Decompress(big, bomb.Bytes(), Zstd, limit); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("with spare capacity: err = %v, want ErrTooLarge", err)
+	}
+	// Within the limit it decodes.
+	out, err := Decompress(nil, bomb.Bytes(), Zstd, 256<<20)
+	if err != nil || len(out) != 256<<20 {
+		t.Fatalf("within limit: %d bytes, %v", len(out), err)
+	}
+}
+
+func TestMethodString(t *testing.T) {
+	for m, want := range map[Method]string{None: "none", Zstd: "zstd", 9: "Method(9)"} {
+		if got := m.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", m, got, want)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	src := textBytes(256<<10, 7)
+	done := make(chan error)
+	for g := range 8 {
+		go func() {
+			var err error
+			for range 20 {
+				c, m := Compress(nil, src[g:])
+				var out []byte
+				if out, err = Decompress(nil, c, m, len(src)); err == nil && !bytes.Equal(out, src[g:]) {
+					err = errors.New("mismatch")
+				}
+				if err != nil {
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func FuzzDecompress(f *testing.F) {
+	c, _ := Compress(nil, textBytes(10<<10, 8))
+	f.Add(c, uint8(Zstd), 20<<10)
+	f.Add(c, uint8(Zstd), 100)
+	f.Add([]byte("raw"), uint8(None), 10)
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd}, uint8(Zstd), 1<<20)
+	f.Fuzz(func(t *testing.T, src []byte, m uint8, maxSize int) {
+		maxSize = min(maxSize, 4<<20) // keep the fuzzer's memory bounded
+		out, err := Decompress(nil, src, Method(m), maxSize)
+		if err == nil && len(out) > maxSize {
+			t.Fatalf("%d bytes out, limit %d", len(out), maxSize)
+		}
+	})
+}
+
+func TestPrechecks(t *testing.T) {
+	repeatedRandom := bytes.Repeat(randomBytes(4096, 9), sampleSize/4096)
+	for _, tc := range []struct {
+		name              string
+		sample            []byte
+		entropy, zsampled bool // want incompressible
+	}{
+		{"random", randomBytes(sampleSize, 10), true, true},
+		{"text", textBytes(sampleSize, 11), false, false},
+		{"zeros", make([]byte, sampleSize), false, false},
+		// The entropy check is blind to repeats; Compress then stores the
+		// chunk uncompressed, which is correct, just larger.
+		{"repeated random", repeatedRandom, true, false},
+	} {
+		if got := entropyIncompressible(tc.sample); got != tc.entropy {
+			t.Errorf("%s: entropyIncompressible = %v", tc.name, got)
+		}
+		if got := zstdSampleIncompressible(tc.sample); got != tc.zsampled {
+			t.Errorf("%s: zstdSampleIncompressible = %v", tc.name, got)
+		}
+	}
+}
