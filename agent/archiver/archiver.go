@@ -172,8 +172,9 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	if a.trees == nil {
 		a.trees = repoTrees{repo}
 	}
-	maxChunk := repo.Config().Chunker.Max
-	a.bufs.New = func() any { b := make([]byte, 0, maxChunk); return &b }
+	// Most chunks are near the average; the rare large one grows its buffer.
+	bufSize := 2 * repo.Config().Chunker.Avg
+	a.bufs.New = func() any { b := make([]byte, 0, bufSize); return &b }
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -184,11 +185,11 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	uploads, uctx := errgroup.WithContext(ctx)
 	uploads.SetLimit(opts.Uploads)
 	var packCount atomic.Int64
-	pack := func(ch chan sealed) {
-		packers.Go(func() error { return a.runPacker(uctx, ch, uploads, &packCount) })
+	pack := func(ch chan sealed, sizeHint int) {
+		packers.Go(func() error { return a.runPacker(uctx, ch, sizeHint, uploads, &packCount) })
 	}
-	pack(a.dataCh)
-	pack(a.treeCh)
+	pack(a.dataCh, repo.Config().PackSize)
+	pack(a.treeCh, 1<<20) // trees are small; that pack grows as needed
 
 	var sealers sync.WaitGroup
 	for range opts.Workers {
@@ -351,15 +352,15 @@ func (a *archiver) runSealer(ctx context.Context) {
 }
 
 // runPacker fills packs and hands each full one to an upload.
-func (a *archiver) runPacker(ctx context.Context, in chan sealed, uploads *errgroup.Group, count *atomic.Int64) error {
+func (a *archiver) runPacker(ctx context.Context, in chan sealed, sizeHint int, uploads *errgroup.Group, count *atomic.Int64) error {
 	size := a.repo.Config().PackSize
-	p := repository.NewPacker(size)
+	p := repository.NewPacker(sizeHint)
 	flush := func() {
 		if p.Count() == 0 {
 			return
 		}
 		full := p
-		p = repository.NewPacker(size)
+		p = repository.NewPacker(sizeHint)
 		uploads.Go(func() error {
 			data, id, entries, err := full.Finish(a.repo.Key())
 			if err != nil {
