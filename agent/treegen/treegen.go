@@ -93,6 +93,10 @@ func Make(dir string, o Options) error {
 	}
 	// Extended attributes, where the file system has them.
 	fsmeta.WriteXattrs(filepath.Join(dir, "empty"), []fsmeta.Xattr{{Name: "user.coffer.test", Value: []byte("value\x00binary")}})
+	// Ownership, restored when running as root.
+	if os.Geteuid() == 0 {
+		os.Lchown(filepath.Join(dir, "naïve café – 日本語.txt"), 1234, 5678)
+	}
 	// Folder permissions and times are restored too.
 	os.Chmod(filepath.Join(dir, "empty-dir"), 0o750)
 	dt := base.Add(-time.Hour)
@@ -143,6 +147,9 @@ func Diff(a, b string) ([]string, error) {
 		}
 		if ma.Kind != fsmeta.Symlink && ma.Mode != mb.Mode {
 			diffs = append(diffs, fmt.Sprintf("%s: mode %o, restored %o", rel, ma.Mode, mb.Mode))
+		}
+		if os.Geteuid() == 0 && (ma.UID != mb.UID || ma.GID != mb.GID) {
+			diffs = append(diffs, fmt.Sprintf("%s: owner %d:%d, restored %d:%d", rel, ma.UID, ma.GID, mb.UID, mb.GID))
 		}
 		if rel != "." && !ma.ModTime.Equal(mb.ModTime) {
 			diffs = append(diffs, fmt.Sprintf("%s: mtime %v, restored %v", rel, ma.ModTime, mb.ModTime))

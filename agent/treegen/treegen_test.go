@@ -32,6 +32,12 @@ func TestDiffCatchesEachKindOfDifference(t *testing.T) {
 			os.Remove(filepath.Join(d, "link-to-file"))
 			os.Symlink("elsewhere", filepath.Join(d, "link-to-file"))
 		}, "link to"},
+		{"owner", func(d string) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			os.Lchown(filepath.Join(d, "empty"), 4321, 4321)
+		}, "owner"},
 		{"missing", func(d string) { os.Remove(filepath.Join(d, "empty")) }, "missing"},
 		{"hard link", func(d string) {
 			p := filepath.Join(d, "hardlink-a")
