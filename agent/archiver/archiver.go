@@ -170,7 +170,7 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 		root:   make(chan crypto.ID, 1),
 	}
 	if a.trees == nil {
-		a.trees = repoTrees{repo}
+		a.trees = repo
 	}
 	// Most chunks are near the average; the rare large one grows its buffer.
 	bufSize := 2 * repo.Config().Chunker.Avg
@@ -391,16 +391,6 @@ func (a *archiver) runPacker(ctx context.Context, in chan sealed, sizeHint int, 
 		flush()
 	}
 	return nil
-}
-
-type repoTrees struct{ r *repository.Repository }
-
-func (t repoTrees) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
-	b, err := t.r.LoadBlob(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return tree.Decode(b)
 }
 
 // CleanPaths makes the paths absolute and clean, drops duplicates and

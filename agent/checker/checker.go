@@ -274,4 +274,3 @@ func (c *checker) checkPoint(ctx context.Context, p *repository.Point) error {
 	}
 	return nil
 }
-

@@ -193,13 +193,13 @@ func (r *Repository) loadSealed(ctx context.Context, name string, ad []byte) ([]
 
 // IndexStats says what LoadIndex found.
 type IndexStats struct {
-	IndexFiles    int
-	Packs         int
-	Blobs         int
-	Recovered     int      // packs found in storage but in no index (an interrupted backup's)
-	Missing       int      // indexed packs no longer in storage (purged)
-	DamagedIndex  []string // index files that failed to load
-	DamagedPacks  []string // unindexed packs whose header failed to load
+	IndexFiles   int
+	Packs        int
+	Blobs        int
+	Recovered    int      // packs found in storage but in no index (an interrupted backup's)
+	Missing      int      // indexed packs no longer in storage (purged)
+	DamagedIndex []string // index files that failed to load
+	DamagedPacks []string // unindexed packs whose header failed to load
 }
 
 // LoadIndex reads every index file, then lists the packs in storage: an

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/tree"
 )
 
 // BlobType tells data chunks from tree blobs.
@@ -189,4 +190,13 @@ func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error)
 		return nil, err
 	}
 	return r.OpenBlob(loc.BlobEntry, sealed)
+}
+
+// LoadTree reads and decodes one tree blob.
+func (r *Repository) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
+	b, err := r.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return tree.Decode(b)
 }

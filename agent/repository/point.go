@@ -34,9 +34,9 @@ type Point struct {
 type Summary struct {
 	Files       int64         `cbor:"1,keyasint" json:"files"`
 	Dirs        int64         `cbor:"2,keyasint" json:"dirs"`
-	Bytes       int64         `cbor:"3,keyasint" json:"bytes"`      // total size of the files in the point
-	BytesRead   int64         `cbor:"4,keyasint" json:"bytesRead"`  // read from disk (unchanged files are not)
-	BytesNew    int64         `cbor:"5,keyasint" json:"bytesNew"`   // plaintext of chunks not yet in the repository
+	Bytes       int64         `cbor:"3,keyasint" json:"bytes"`       // total size of the files in the point
+	BytesRead   int64         `cbor:"4,keyasint" json:"bytesRead"`   // read from disk (unchanged files are not)
+	BytesNew    int64         `cbor:"5,keyasint" json:"bytesNew"`    // plaintext of chunks not yet in the repository
 	BytesStored int64         `cbor:"6,keyasint" json:"bytesStored"` // what those took in storage, compressed and sealed
 	Warnings    int64         `cbor:"7,keyasint" json:"warnings"`
 	Duration    time.Duration `cbor:"8,keyasint" json:"duration"`

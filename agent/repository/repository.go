@@ -79,11 +79,11 @@ type Repository struct {
 
 // Options tune Init and Open.
 type Options struct {
-	Now       func() time.Time  // the clock; nil means time.Now
-	KDF       *crypto.KDFParams // Init only; nil means crypto.DefaultKDFParams
-	PackSize  int               // Init only; 0 means DefaultPackSize
-	Chunker   *chunker.Params   // Init only; nil means chunker.DefaultParams
-	Hostname  string            // recorded in the key file
+	Now      func() time.Time  // the clock; nil means time.Now
+	KDF      *crypto.KDFParams // Init only; nil means crypto.DefaultKDFParams
+	PackSize int               // Init only; 0 means DefaultPackSize
+	Chunker  *chunker.Params   // Init only; nil means chunker.DefaultParams
+	Hostname string            // recorded in the key file
 }
 
 func (o Options) clock() func() time.Time {

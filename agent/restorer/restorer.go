@@ -156,7 +156,7 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 	r := &restorer{repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress,
 		chunks: map[crypto.ID][]target{}, byRel: map[string]string{}}
 	if r.trees == nil {
-		r.trees = repoTrees{repo}
+		r.trees = repo
 	}
 	includes := make([]string, 0, len(opts.Include))
 	for _, inc := range opts.Include {
@@ -185,16 +185,6 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 	}
 	slices.SortFunc(r.res.Failed, func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
 	return &r.res, nil
-}
-
-type repoTrees struct{ r *repository.Repository }
-
-func (t repoTrees) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
-	b, err := t.r.LoadBlob(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return tree.Decode(b)
 }
 
 func (r *restorer) fail(path string, err error) {

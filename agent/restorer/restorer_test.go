@@ -88,4 +88,3 @@ func TestRandomTreesRoundTripWithEveryFileKind(t *testing.T) {
 		})
 	}
 }
-

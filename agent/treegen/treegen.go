@@ -22,10 +22,10 @@ import (
 // Options shape a generated tree.
 type Options struct {
 	Seed     uint64
-	Files    int   // regular files, spread over folders
-	MaxSize  int   // largest file
-	BigFiles int   // files of several chunks (about 3 MiB)
-	Special  bool  // symlinks, hard links, sparse file, odd names, xattrs, empty dir/file
+	Files    int  // regular files, spread over folders
+	MaxSize  int  // largest file
+	BigFiles int  // files of several chunks (about 3 MiB)
+	Special  bool // symlinks, hard links, sparse file, odd names, xattrs, empty dir/file
 }
 
 // Make fills dir with a deterministic random tree.

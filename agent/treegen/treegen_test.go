@@ -25,7 +25,9 @@ func TestDiffCatchesEachKindOfDifference(t *testing.T) {
 		want   string
 	}{
 		{"nothing", func(string) {}, ""},
-		{"content", func(d string) { os.WriteFile(filepath.Join(d, "naïve café – 日本語.txt"), []byte("other"), 0o644) }, "content differs"},
+		{"content", func(d string) {
+			os.WriteFile(filepath.Join(d, "naïve café – 日本語.txt"), []byte("other"), 0o644)
+		}, "content differs"},
 		{"mode", func(d string) { os.Chmod(filepath.Join(d, "empty"), 0o600) }, "mode"},
 		{"mtime", func(d string) { os.Chtimes(filepath.Join(d, "empty"), time.Now(), time.Now()) }, "mtime"},
 		{"link", func(d string) {

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
 	"github.com/coffer-backup/coffer/emulator-tests/locate"
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 )
@@ -120,3 +123,36 @@ func (a *Azurite) PID() int { return a.p.PID() }
 
 // Stop stops Azurite and waits for it to exit.
 func (a *Azurite) Stop() error { return a.p.Stop(10 * time.Second) }
+
+// NewContainer creates a container with the account key, as an
+// administrator would.
+func (a *Azurite) NewContainer(ctx context.Context, name string) error {
+	c, err := azblob.NewClientFromConnectionString(a.ConnectionString(), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := c.CreateContainer(ctx, name, nil); err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	return nil
+}
+
+// ContainerSAS is a container's URL with a service SAS granting perms
+// until expiry: what the control plane hands an agent.
+func (a *Azurite) ContainerSAS(container string, perms sas.ContainerPermissions, expiry time.Time) (string, error) {
+	cred, err := azblob.NewSharedKeyCredential(AccountName, AccountKey)
+	if err != nil {
+		return "", err
+	}
+	qp, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		StartTime:     time.Now().Add(-time.Minute), // tolerate clock skew, as Azure advises
+		ExpiryTime:    expiry,
+		Permissions:   perms.String(),
+		ContainerName: container,
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		return "", fmt.Errorf("sign SAS: %w", err)
+	}
+	return a.BlobURL() + "/" + container + "?" + qp.Encode(), nil
+}

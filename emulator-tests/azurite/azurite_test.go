@@ -143,21 +143,11 @@ func TestIfNoneMatchStarRefusesOverwrite(t *testing.T) {
 func TestCreateReadListSASCannotOverwriteOrDelete(t *testing.T) {
 	c := blobClient(t)
 	cont := newContainer(t, c)
-	cred, err := azblob.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
+	sasURL, err := emu.ContainerSAS(cont, sas.ContainerPermissions{Create: true, Read: true, List: true}, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qp, err := sas.BlobSignatureValues{
-		Protocol:      sas.ProtocolHTTPSandHTTP,
-		StartTime:     time.Now().Add(-time.Minute),
-		ExpiryTime:    time.Now().Add(time.Hour),
-		Permissions:   to.Ptr(sas.ContainerPermissions{Create: true, Read: true, List: true}).String(),
-		ContainerName: cont,
-	}.SignWithSharedKey(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent, err := container.NewClientWithNoCredential(emu.BlobURL()+"/"+cont+"?"+qp.Encode(), nil)
+	agent, err := container.NewClientWithNoCredential(sasURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

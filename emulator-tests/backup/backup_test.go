@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -64,24 +63,19 @@ const passphrase = "branch office passphrase, long enough"
 // only the permissions an agent gets: create, read, list.
 func agentContainer(t *testing.T) (sasURL string, admin *container.Client) {
 	t.Helper()
+	name := fmt.Sprintf("machine-%d", time.Now().UnixNano())
+	if err := emu.NewContainer(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := emu.ContainerSAS(name, sas.ContainerPermissions{Create: true, Read: true, List: true}, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := azblob.NewClientFromConnectionString(emu.ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("machine-%d", time.Now().UnixNano())
-	if _, err := svc.CreateContainer(t.Context(), name, nil); err != nil {
-		t.Fatal(err)
-	}
-	cred, _ := azblob.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
-	qp, err := sas.BlobSignatureValues{
-		Protocol: sas.ProtocolHTTPSandHTTP, StartTime: time.Now().Add(-time.Minute), ExpiryTime: time.Now().Add(2 * time.Hour),
-		Permissions:   to.Ptr(sas.ContainerPermissions{Create: true, Read: true, List: true}).String(),
-		ContainerName: name,
-	}.SignWithSharedKey(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emu.BlobURL() + "/" + name + "?" + qp.Encode(), svc.ServiceClient().NewContainerClient(name)
+	return u, svc.ServiceClient().NewContainerClient(name)
 }
 
 type result struct {

@@ -43,18 +43,18 @@ func newInit() *cobra.Command {
 
 // backupSummary is `coffer backup --json`.
 type backupSummary struct {
-	ID          string              `json:"id"`
-	Parent      string              `json:"parent,omitempty"`
-	Time        time.Time           `json:"time"`
-	Files       int64               `json:"files"`
-	Dirs        int64               `json:"dirs"`
-	Bytes       int64               `json:"bytes"`
-	BytesRead   int64               `json:"bytesRead"`
-	BytesNew    int64               `json:"bytesNew"`
-	BytesStored int64               `json:"bytesStored"`
-	Duration    float64             `json:"durationSeconds"`
-	Status      string              `json:"status"`
-	Warnings    []archiver.Warning  `json:"warnings"`
+	ID          string             `json:"id"`
+	Parent      string             `json:"parent,omitempty"`
+	Time        time.Time          `json:"time"`
+	Files       int64              `json:"files"`
+	Dirs        int64              `json:"dirs"`
+	Bytes       int64              `json:"bytes"`
+	BytesRead   int64              `json:"bytesRead"`
+	BytesNew    int64              `json:"bytesNew"`
+	BytesStored int64              `json:"bytesStored"`
+	Duration    float64            `json:"durationSeconds"`
+	Status      string             `json:"status"`
+	Warnings    []archiver.Warning `json:"warnings"`
 }
 
 func newBackup() *cobra.Command {

@@ -81,10 +81,9 @@ func newLs() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			points, _ := r.Points(ctx)
-			p, err := repository.FindPoint(points, args[0])
+			p, err := findPoint(ctx, r, args[0])
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			prefix := ""
 			if len(args) == 2 {

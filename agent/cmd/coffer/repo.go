@@ -101,3 +101,14 @@ func (f *repoFlags) cache(r *repository.Repository) (*cache.Cache, error) {
 	}
 	return cache.New(dir, r, 0)
 }
+
+// findPoint resolves "latest" or an ID prefix. Points that fail to load
+// are left out here; `coffer check` reports them.
+func findPoint(ctx context.Context, r *repository.Repository, ref string) (*repository.Point, error) {
+	points, _ := r.Points(ctx)
+	p, err := repository.FindPoint(points, ref)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return p, nil
+}

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/fsmeta"
-	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/restorer"
 )
 
@@ -40,10 +39,9 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 			if err != nil {
 				return err
 			}
-			points, _ := r.Points(ctx)
-			p, err := repository.FindPoint(points, args[0])
+			p, err := findPoint(ctx, r, args[0])
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			tc, err := f.cache(r)
 			if err != nil {

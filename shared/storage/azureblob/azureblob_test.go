@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -66,8 +65,8 @@ var seq atomic.Int64
 func newContainer(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("c%d-%d", time.Now().UnixNano(), seq.Add(1))
-	if _, err := sharedKeyClient(t).CreateContainer(t.Context(), name, nil); err != nil {
-		t.Fatalf("create container: %v", err)
+	if err := emu.NewContainer(t.Context(), name); err != nil {
+		t.Fatal(err)
 	}
 	return name
 }
@@ -75,21 +74,11 @@ func newContainer(t *testing.T) string {
 // sasURL is the container's URL with a SAS granting perms.
 func sasURL(t *testing.T, cont string, perms sas.ContainerPermissions) string {
 	t.Helper()
-	cred, err := azblob.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
+	u, err := emu.ContainerSAS(cont, perms, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qp, err := sas.BlobSignatureValues{
-		Protocol:      sas.ProtocolHTTPSandHTTP,
-		StartTime:     time.Now().Add(-time.Minute),
-		ExpiryTime:    time.Now().Add(time.Hour),
-		Permissions:   to.Ptr(perms).String(),
-		ContainerName: cont,
-	}.SignWithSharedKey(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emu.BlobURL() + "/" + cont + "?" + qp.Encode()
+	return u
 }
 
 func openWith(perms sas.ContainerPermissions, o azureblob.Options) func(t *testing.T) storage.Backend {
