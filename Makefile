@@ -39,7 +39,7 @@ vet:
 
 ## unit: the fast tests that need no emulator
 unit:
-	$(GO) test -count=1 ./agent/... ./functions/... ./shared/...
+	$(GO) test -count=1 $$($(GO) list ./agent/... ./functions/... ./shared/... | grep -v /storage/azureblob)
 
 ## cross: the agent must build for every OS it supports
 cross:
@@ -66,6 +66,11 @@ dev-status: build
 ## bench: every Go micro-benchmark, once each
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@command -v restic >/dev/null && command -v borg >/dev/null || \
+		(apt-get update && apt-get install -y restic borgbackup) || \
+		echo "bench: could not install restic/borgbackup (not root?); the missing tools will be skipped"
+	@$(MAKE) --no-print-directory $(NODE_STAMP) || echo "bench: Azurite's npm packages are not installed; Coffer against Azurite will be skipped"
+	$(GO) run ./bench/cmd/cofferbench -scale $(or $(BENCH_SCALE),1.0) -dir $(or $(BENCH_DIR),.bench) -out $(or $(BENCH_DIR),.bench)/report.md $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) dist
