@@ -53,7 +53,8 @@ type Options struct {
 	Parent   *repository.Point // compare with this point to skip unchanged files
 	Trees    TreeLoader        // loads the parent's trees; nil means from the repository
 	Saved    TreeSaver         // optional
-	Workers  int               // file and seal workers each; 0 means GOMAXPROCS
+	Workers  int               // compress-and-encrypt workers; 0 means GOMAXPROCS
+	Readers  int               // files read at once; 0 means max(8, 2×GOMAXPROCS): reads wait on the disk more than the CPU
 	Uploads  int               // concurrent pack uploads; 0 means 2
 	Hostname string
 	Username string
@@ -108,7 +109,8 @@ type archiver struct {
 
 	stats struct{ files, dirs, bytes atomic.Int64 }
 
-	bufs sync.Pool
+	bufs   sync.Pool // chunk plaintext
+	sealds sync.Pool // sealed blobs on their way into a pack
 
 	root     chan crypto.ID
 	fatalMu  sync.Mutex
@@ -143,6 +145,9 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.Readers <= 0 {
+		opts.Readers = max(8, 2*runtime.GOMAXPROCS(0))
+	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2
 	}
@@ -165,7 +170,7 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 		sealCh: make(chan sealJob, opts.Workers*2),
 		dataCh: make(chan sealed, opts.Workers*2),
 		treeCh: make(chan sealed, opts.Workers),
-		fileCh: make(chan *fileJob, opts.Workers*4),
+		fileCh: make(chan *fileJob, opts.Readers*4),
 		refs:   map[crypto.ID]struct{}{},
 		root:   make(chan crypto.ID, 1),
 	}
@@ -175,6 +180,7 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	// Most chunks are near the average; the rare large one grows its buffer.
 	bufSize := 2 * repo.Config().Chunker.Avg
 	a.bufs.New = func() any { b := make([]byte, 0, bufSize); return &b }
+	a.sealds.New = func() any { b := make([]byte, 0, bufSize+64<<10); return &b }
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -185,18 +191,19 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	uploads, uctx := errgroup.WithContext(ctx)
 	uploads.SetLimit(opts.Uploads)
 	var packCount atomic.Int64
-	pack := func(ch chan sealed, sizeHint int) {
-		packers.Go(func() error { return a.runPacker(uctx, ch, sizeHint, uploads, &packCount) })
-	}
-	pack(a.dataCh, repo.Config().PackSize)
-	pack(a.treeCh, 1<<20) // trees are small; that pack grows as needed
+	packSize := repo.Config().PackSize
+	// Data packs reuse a few buffers; tree packs are small and grow as needed.
+	dataPacks := &sync.Pool{New: func() any { return repository.NewPacker(packSize + packSlack) }}
+	treePacks := &sync.Pool{New: func() any { return repository.NewPacker(1 << 20) }}
+	packers.Go(func() error { return a.runPacker(uctx, a.dataCh, dataPacks, uploads, &packCount) })
+	packers.Go(func() error { return a.runPacker(uctx, a.treeCh, treePacks, uploads, &packCount) })
 
 	var sealers sync.WaitGroup
 	for range opts.Workers {
 		sealers.Go(func() { a.runSealer(ctx) })
 	}
 	var files sync.WaitGroup
-	for range opts.Workers {
+	for range opts.Readers {
 		files.Go(func() { a.runFileWorker(ctx) })
 	}
 
@@ -329,6 +336,12 @@ func (a *archiver) release(b []byte, pooled bool) {
 	}
 }
 
+// releaseSealed returns a sealed blob's buffer once the packer copied it.
+func (a *archiver) releaseSealed(b []byte) {
+	b = b[:0]
+	a.sealds.Put(&b)
+}
+
 func (a *archiver) runSealer(ctx context.Context) {
 	var scratch []byte
 	for j := range a.sealCh {
@@ -336,7 +349,8 @@ func (a *archiver) runSealer(ctx context.Context) {
 			a.release(j.plain, j.pool)
 			continue
 		}
-		data, m, s := a.repo.SealBlob(nil, j.t, j.id, j.plain, scratch)
+		dst := a.sealds.Get().(*[]byte)
+		data, m, s := a.repo.SealBlob((*dst)[:0], j.t, j.id, j.plain, scratch)
 		scratch = s
 		out := sealed{t: j.t, id: j.id, data: data, rawLen: len(j.plain), method: m}
 		a.release(j.plain, j.pool)
@@ -351,17 +365,23 @@ func (a *archiver) runSealer(ctx context.Context) {
 	}
 }
 
-// runPacker fills packs and hands each full one to an upload.
-func (a *archiver) runPacker(ctx context.Context, in chan sealed, sizeHint int, uploads *errgroup.Group, count *atomic.Int64) error {
+// packSlack is room past the pack size for the header, so a full pack's
+// buffer never grows.
+const packSlack = 256 << 10
+
+// runPacker fills packs and hands each full one to an upload. A pack is
+// closed before a blob would take it past the pack size.
+func (a *archiver) runPacker(ctx context.Context, in chan sealed, pool *sync.Pool, uploads *errgroup.Group, count *atomic.Int64) error {
 	size := a.repo.Config().PackSize
-	p := repository.NewPacker(sizeHint)
+	p := pool.Get().(*repository.Packer)
 	flush := func() {
 		if p.Count() == 0 {
 			return
 		}
 		full := p
-		p = repository.NewPacker(sizeHint)
+		p = pool.Get().(*repository.Packer)
 		uploads.Go(func() error {
+			defer func() { full.Reset(); pool.Put(full) }()
 			data, id, entries, err := full.Finish(a.repo.Key())
 			if err != nil {
 				a.fail(err)
@@ -382,7 +402,11 @@ func (a *archiver) runPacker(ctx context.Context, in chan sealed, sizeHint int, 
 		})
 	}
 	for s := range in {
+		if p.Count() > 0 && p.Size()+len(s.data) > size {
+			flush()
+		}
 		p.Add(s.t, s.id, s.data, s.rawLen, s.method)
+		a.releaseSealed(s.data)
 		if p.Size() >= size {
 			flush()
 		}

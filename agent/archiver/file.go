@@ -14,10 +14,12 @@ import (
 )
 
 type fileJob struct {
-	path string
-	node *tree.Node // filled in place; its directory waits for it
-	old  *tree.Node // the same path in the parent point, if any
-	dir  *dirState
+	path  string
+	rel   string     // inside the point, for hard links
+	node  *tree.Node // name set; the rest is filled here, in place
+	old   *tree.Node // the same path in the parent point, if any
+	dir   *dirState  // waits for this file
+	links *hardLinks
 }
 
 func (a *archiver) runFileWorker(ctx context.Context) {
@@ -58,6 +60,34 @@ func (a *archiver) skip(n *tree.Node, listedSize int64) {
 
 func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *fileJob) {
 	n := j.node
+	meta, err := fsmeta.Lstat(j.path)
+	if err != nil {
+		a.warn(j.path, fmt.Errorf("cannot read its metadata: %v", err))
+		n.Type = 0
+		return
+	}
+	if meta.Kind != fsmeta.File {
+		a.warn(j.path, fmt.Errorf("became a %s while the backup ran; back up again to capture it", meta.Kind))
+		n.Type = 0
+		return
+	}
+	a.describe(n, j.path, meta)
+	if meta.Nlink > 1 {
+		key := [2]uint64{meta.Dev, meta.Inode}
+		j.links.mu.Lock()
+		first, seen := j.links.first[key]
+		if !seen {
+			j.links.first[key] = j.rel
+		}
+		j.links.mu.Unlock()
+		if seen {
+			n.Type, n.LinkTarget, n.Size = tree.HardLink, []byte(first), 0
+			return
+		}
+	}
+	a.stats.files.Add(1)
+	a.stats.bytes.Add(meta.Size)
+	a.prog.BytesSeen.Add(meta.Size)
 	listed := n.Size
 	if a.unchanged(j.old, n) {
 		n.Content = j.old.Content

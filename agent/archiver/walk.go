@@ -97,7 +97,8 @@ func rootPath() string {
 
 type entry struct {
 	name string
-	trie *pathTrie // nil below a chosen path
+	trie *pathTrie   // nil below a chosen path
+	de   fs.DirEntry // from the listing; nil for the chosen paths' ancestors
 }
 
 // walkDir lists one directory, queues its files and recurses into its
@@ -109,16 +110,16 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 	var entries []entry
 	if trie != nil && !trie.chosen {
 		for name, child := range trie.children {
-			entries = append(entries, entry{name, child})
+			entries = append(entries, entry{name: name, trie: child})
 		}
 		slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.name, y.name) })
 	} else {
-		names, err := readDirNames(d.path)
+		des, err := readDir(d.path)
 		if err != nil {
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
-		for _, n := range names {
-			entries = append(entries, entry{name: n})
+		for _, de := range des {
+			entries = append(entries, entry{name: de.Name(), de: de})
 		}
 	}
 	var oldNodes map[string]*tree.Node
@@ -138,24 +139,25 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 		}
 		node := &d.nodes[i]
 		node.Name = []byte(e.name)
+		oldNode := oldNodes[e.name]
+		if e.de != nil && e.de.Type().IsRegular() {
+			// Files are examined by the readers, in parallel: on a cold
+			// cache their metadata costs a disk seek each.
+			a.prog.FilesSeen.Add(1)
+			select {
+			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, dir: d, links: links}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
 		meta, err := fsmeta.Lstat(path)
 		if err != nil {
 			a.warn(path, fmt.Errorf("cannot read its metadata: %v", err))
 			a.childDone(ctx, d)
 			continue
 		}
-		fillNode(node, meta)
-		if xs, err := fsmeta.ReadXattrs(path); err != nil {
-			a.warn(path, fmt.Errorf("extended attributes not backed up: %v", err))
-		} else {
-			for _, x := range xs {
-				node.Xattrs = append(node.Xattrs, tree.Xattr{Name: x.Name, Value: x.Value})
-			}
-		}
-		if sd, err := fsmeta.ReadSecurityDescriptor(path); err == nil {
-			node.WinSD = sd
-		}
-		oldNode := oldNodes[e.name]
+		a.describe(node, path, meta)
 		switch meta.Kind {
 		case fsmeta.Dir:
 			a.stats.dirs.Add(1)
@@ -170,26 +172,10 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 				return err
 			}
 		case fsmeta.File:
-			if meta.Nlink > 1 {
-				key := [2]uint64{meta.Dev, meta.Inode}
-				links.mu.Lock()
-				first, seen := links.first[key]
-				if !seen {
-					links.first[key] = rel
-				}
-				links.mu.Unlock()
-				if seen {
-					node.Type, node.LinkTarget, node.Size = tree.HardLink, []byte(first), 0
-					a.childDone(ctx, d)
-					continue
-				}
-			}
-			a.stats.files.Add(1)
-			a.stats.bytes.Add(meta.Size)
+			// A chosen path that is itself a file.
 			a.prog.FilesSeen.Add(1)
-			a.prog.BytesSeen.Add(meta.Size)
 			select {
-			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, dir: d}:
+			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, dir: d, links: links}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -242,6 +228,22 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 	}
 }
 
+// describe fills a node from the entry's metadata, extended attributes and
+// (on Windows) security descriptor.
+func (a *archiver) describe(node *tree.Node, path string, meta fsmeta.Meta) {
+	fillNode(node, meta)
+	if xs, err := fsmeta.ReadXattrs(path); err != nil {
+		a.warn(path, fmt.Errorf("extended attributes not backed up: %v", err))
+	} else {
+		for _, x := range xs {
+			node.Xattrs = append(node.Xattrs, tree.Xattr{Name: x.Name, Value: x.Value})
+		}
+	}
+	if sd, err := fsmeta.ReadSecurityDescriptor(path); err == nil {
+		node.WinSD = sd
+	}
+}
+
 func fillNode(n *tree.Node, m fsmeta.Meta) {
 	switch m.Kind {
 	case fsmeta.File:
@@ -272,17 +274,19 @@ func joinPath(dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// readDirNames lists a directory sorted by name, without stat calls.
-func readDirNames(path string) ([]string, error) {
+// readDir lists a directory sorted by name. Entry types come from the
+// listing itself, without a stat call per entry where the file system
+// reports them.
+func readDir(path string) ([]fs.DirEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	slices.Sort(names)
+	des, err := f.ReadDir(-1)
+	slices.SortFunc(des, func(x, y fs.DirEntry) int { return strings.Compare(x.Name(), y.Name()) })
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return names, err
+		return des, err
 	}
-	return names, nil
+	return des, nil
 }

@@ -74,7 +74,14 @@ type Packer struct {
 }
 
 // NewPacker starts an empty pack with room for sizeHint bytes.
-func NewPacker(sizeHint int) *Packer { return &Packer{buf: make([]byte, 0, sizeHint+sizeHint/8)} }
+func NewPacker(sizeHint int) *Packer { return &Packer{buf: make([]byte, 0, sizeHint)} }
+
+// Reset empties the pack for reuse once its bytes are stored, so a backup
+// cycles through a few pack buffers instead of allocating one per pack.
+func (p *Packer) Reset() {
+	p.buf = p.buf[:0]
+	p.entries = nil
+}
 
 // Add appends a sealed blob.
 func (p *Packer) Add(t BlobType, id crypto.ID, sealed []byte, rawLen int, m compress.Method) {

@@ -65,7 +65,7 @@ type Options struct {
 	Target   string
 	Include  []string // paths inside the point ("home/ann/docs"); empty means everything
 	Conflict Conflict
-	Workers  int  // concurrent pack fetches; 0 means 2×GOMAXPROCS
+	Workers  int  // concurrent pack fetches; 0 means max(8, 2×GOMAXPROCS)
 	Owner    bool // restore ownership (needs root)
 	Trees    TreeLoader
 	Progress *Progress
@@ -99,8 +99,11 @@ type fileState struct {
 	node      *tree.Node
 	remaining atomic.Int64 // chunks still to write
 	failed    atomic.Bool
-	mu        sync.Mutex
-	f         *os.File
+	holes     bool
+
+	mu      sync.Mutex
+	f       *os.File
+	created bool
 }
 
 type target struct {
@@ -148,7 +151,7 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 		return nil, fmt.Errorf("create target folder %s: %w", abs, err)
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+		opts.Workers = max(8, 2*runtime.GOMAXPROCS(0))
 	}
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
@@ -261,36 +264,25 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 			if !ok {
 				continue
 			}
-			f, err := createFile(path)
-			if err != nil {
-				r.fail(path, err)
-				continue
-			}
-			st := &fileState{path: path, node: n, f: f}
-			if err := fsmeta.MakeSparse(f, n.Size); err != nil {
-				f.Close()
-				r.fail(path, err)
-				continue
-			}
+			// The file is created by the first chunk written to it, in the
+			// fetch workers; only files without chunks are created here.
+			st := &fileState{path: path, node: n}
 			r.byRel[childRel] = path
 			r.files = append(r.files, st)
 			r.res.Files++
 			r.prog.FilesTotal.Add(1)
 			r.prog.BytesTotal.Add(n.Size)
-			var off int64
-			var count int64
+			var off, count int64
 			for _, ref := range n.Content {
-				if !ref.Hole {
+				if ref.Hole {
+					st.holes = true
+				} else {
 					r.chunks[ref.ID] = append(r.chunks[ref.ID], target{st, off})
 					count++
 				}
 				off += ref.Size
 			}
 			st.remaining.Store(count)
-			// Descriptors are opened again as chunks arrive: thousands of
-			// files can't all stay open.
-			st.f.Close()
-			st.f = nil
 			if count == 0 {
 				r.completeFile(st)
 			}
@@ -420,15 +412,33 @@ func (r *restorer) fetch(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
 	for pack, entries := range byPack {
-		g.Go(func() error { return r.restorePack(gctx, pack, entries) })
+		slices.SortFunc(entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
+		for _, span := range spans(entries) {
+			g.Go(func() error { return r.restorePack(gctx, pack, span) })
+		}
 	}
 	return g.Wait()
 }
 
+// maxSpan bounds one read: large enough that a remote store sees few
+// requests, small enough that the workers' buffers stay modest.
+const maxSpan = 8 << 20
+
+// spans groups a pack's needed blobs, sorted by offset, into runs read
+// with one request each.
+func spans(entries []repository.BlobEntry) [][]repository.BlobEntry {
+	var out [][]repository.BlobEntry
+	start := 0
+	for i := 1; i <= len(entries); i++ {
+		if i == len(entries) || int64(entries[i].Offset)+int64(entries[i].Length)-int64(entries[start].Offset) > maxSpan {
+			out = append(out, entries[start:i])
+			start = i
+		}
+	}
+	return out
+}
+
 func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []repository.BlobEntry) error {
-	slices.SortFunc(entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
-	// One ranged read for the span of needed blobs: packs are bounded, and
-	// one request beats many on a remote store.
 	start := int64(entries[0].Offset)
 	last := entries[len(entries)-1]
 	end := int64(last.Offset) + int64(last.Length)
@@ -465,14 +475,10 @@ func (r *restorer) writeChunk(t target, data []byte) {
 		return
 	}
 	st.mu.Lock()
-	if st.f == nil {
-		f, err := os.OpenFile(st.path, os.O_WRONLY|noFollow, 0)
-		if err != nil {
-			st.mu.Unlock()
-			r.failFile(st, err)
-			return
-		}
-		st.f = f
+	if err := st.open(); err != nil {
+		st.mu.Unlock()
+		r.failFile(st, err)
+		return
 	}
 	_, err := st.f.WriteAt(data, t.offset)
 	st.mu.Unlock()
@@ -490,10 +496,40 @@ func (r *restorer) chunkDone(st *fileState) {
 	}
 }
 
+// open creates the file on first use and keeps it open until complete.
+// Callers hold st.mu.
+func (st *fileState) open() error {
+	if st.f != nil {
+		return nil
+	}
+	flags := os.O_WRONLY | noFollow
+	if !st.created {
+		// Never through a link or over something planted since planning.
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(st.path, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	st.f, st.created = f, true
+	return nil
+}
+
 // completeFile closes a file whose chunks are all written and sets its
 // metadata; a failed one is removed, so no half-restored file looks whole.
 func (r *restorer) completeFile(st *fileState) {
 	st.mu.Lock()
+	if !st.failed.Load() && (!st.created || st.holes) {
+		// Empty and sparse files: set the size so untouched ranges stay holes.
+		err := st.open()
+		if err == nil {
+			err = fsmeta.MakeSparse(st.f, st.node.Size)
+		}
+		if err != nil {
+			st.failed.Store(true)
+			r.fail(st.path, err)
+		}
+	}
 	if st.f != nil {
 		if err := st.f.Close(); err != nil && !st.failed.Load() {
 			st.failed.Store(true)
@@ -503,7 +539,9 @@ func (r *restorer) completeFile(st *fileState) {
 	}
 	st.mu.Unlock()
 	if st.failed.Load() {
-		os.Remove(st.path)
+		if st.created {
+			os.Remove(st.path)
+		}
 		return
 	}
 	r.applyMeta(st.path, st.node)
@@ -563,10 +601,6 @@ func (r *restorer) applyMeta(path string, n *tree.Node) {
 	if err := fsmeta.Apply(path, m, fsmeta.ApplyOptions{Owner: r.opts.Owner}); err != nil {
 		r.warn(path, err)
 	}
-}
-
-func createFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
 }
 
 func readRange(ctx context.Context, repo *repository.Repository, pack crypto.ID, off, n int64) ([]byte, error) {
