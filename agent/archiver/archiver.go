@@ -55,7 +55,7 @@ type Options struct {
 	Saved    TreeSaver         // optional
 	Workers  int               // compress-and-encrypt workers; 0 means GOMAXPROCS
 	Readers  int               // files read at once; 0 means max(8, 2×GOMAXPROCS): reads wait on the disk more than the CPU
-	Uploads  int               // concurrent pack uploads; 0 means 2
+	Uploads  int               // concurrent pack uploads; 0 means 2. Each holds a pack in memory.
 	Hostname string
 	Username string
 	Tags     []string
@@ -109,8 +109,9 @@ type archiver struct {
 
 	stats struct{ files, dirs, bytes atomic.Int64 }
 
-	bufs   sync.Pool // chunk plaintext
-	sealds sync.Pool // sealed blobs on their way into a pack
+	bufs    sync.Pool // chunk plaintext
+	bufSize int
+	sealds  sync.Pool // sealed blobs on their way into a pack
 
 	root     chan crypto.ID
 	fatalMu  sync.Mutex
@@ -178,9 +179,9 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 		a.trees = repo
 	}
 	// Most chunks are near the average; the rare large one grows its buffer.
-	bufSize := 2 * repo.Config().Chunker.Avg
-	a.bufs.New = func() any { b := make([]byte, 0, bufSize); return &b }
-	a.sealds.New = func() any { b := make([]byte, 0, bufSize+64<<10); return &b }
+	a.bufSize = 2 * repo.Config().Chunker.Avg
+	a.bufs.New = func() any { b := make([]byte, 0, a.bufSize); return &b }
+	a.sealds.New = func() any { b := make([]byte, 0, a.bufSize+64<<10); return &b }
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -192,9 +193,11 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	uploads.SetLimit(opts.Uploads)
 	var packCount atomic.Int64
 	packSize := repo.Config().PackSize
-	// Data packs reuse a few buffers; tree packs are small and grow as needed.
-	dataPacks := &sync.Pool{New: func() any { return repository.NewPacker(packSize + packSlack) }}
-	treePacks := &sync.Pool{New: func() any { return repository.NewPacker(1 << 20) }}
+	// A fixed set of pack buffers, one filling and one per upload, reused
+	// for the whole backup: allocating a pack per pack churns the heap.
+	// Tree packs are small and grow as needed.
+	dataPacks := newPackPool(opts.Uploads+1, packSize+packSlack)
+	treePacks := newPackPool(2, 1<<20)
 	packers.Go(func() error { return a.runPacker(uctx, a.dataCh, dataPacks, uploads, &packCount) })
 	packers.Go(func() error { return a.runPacker(uctx, a.treeCh, treePacks, uploads, &packCount) })
 
@@ -336,10 +339,13 @@ func (a *archiver) release(b []byte, pooled bool) {
 	}
 }
 
-// releaseSealed returns a sealed blob's buffer once the packer copied it.
+// releaseSealed returns a sealed blob's buffer once the packer copied it;
+// small ones were allocated to size and are left to the collector.
 func (a *archiver) releaseSealed(b []byte) {
-	b = b[:0]
-	a.sealds.Put(&b)
+	if cap(b) >= a.bufSize {
+		b = b[:0]
+		a.sealds.Put(&b)
+	}
 }
 
 func (a *archiver) runSealer(ctx context.Context) {
@@ -349,8 +355,11 @@ func (a *archiver) runSealer(ctx context.Context) {
 			a.release(j.plain, j.pool)
 			continue
 		}
-		dst := a.sealds.Get().(*[]byte)
-		data, m, s := a.repo.SealBlob((*dst)[:0], j.t, j.id, j.plain, scratch)
+		var dst []byte
+		if len(j.plain) > a.bufSize/4 {
+			dst = (*a.sealds.Get().(*[]byte))[:0]
+		}
+		data, m, s := a.repo.SealBlob(dst, j.t, j.id, j.plain, scratch)
 		scratch = s
 		out := sealed{t: j.t, id: j.id, data: data, rawLen: len(j.plain), method: m}
 		a.release(j.plain, j.pool)
@@ -365,23 +374,34 @@ func (a *archiver) runSealer(ctx context.Context) {
 	}
 }
 
+// packPool holds the packs not in use.
+type packPool chan *repository.Packer
+
+func newPackPool(n, size int) packPool {
+	p := make(packPool, n)
+	for range n {
+		p <- repository.NewPacker(size)
+	}
+	return p
+}
+
 // packSlack is room past the pack size for the header, so a full pack's
 // buffer never grows.
 const packSlack = 256 << 10
 
 // runPacker fills packs and hands each full one to an upload. A pack is
 // closed before a blob would take it past the pack size.
-func (a *archiver) runPacker(ctx context.Context, in chan sealed, pool *sync.Pool, uploads *errgroup.Group, count *atomic.Int64) error {
+func (a *archiver) runPacker(ctx context.Context, in chan sealed, pool packPool, uploads *errgroup.Group, count *atomic.Int64) error {
 	size := a.repo.Config().PackSize
-	p := pool.Get().(*repository.Packer)
+	p := <-pool
 	flush := func() {
 		if p.Count() == 0 {
 			return
 		}
 		full := p
-		p = pool.Get().(*repository.Packer)
+		p = <-pool // waits while every buffer is uploading: back-pressure
 		uploads.Go(func() error {
-			defer func() { full.Reset(); pool.Put(full) }()
+			defer func() { full.Reset(); pool <- full }()
 			data, id, entries, err := full.Finish(a.repo.Key())
 			if err != nil {
 				a.fail(err)

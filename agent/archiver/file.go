@@ -128,15 +128,24 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 		}
 		ch.Reset(io.NewSectionReader(f, ex.Offset, ex.Length))
 		got := int64(0)
+		// Small files, the many, get a buffer of their own size; larger ones
+		// cycle through pooled chunk-sized buffers.
+		small := ex.Length < int64(a.bufSize)
 		for {
-			bp := a.bufs.Get().(*[]byte)
+			var bp *[]byte
+			if small {
+				b := make([]byte, 0, ex.Length)
+				bp = &b
+			} else {
+				bp = a.bufs.Get().(*[]byte)
+			}
 			data, err := ch.Next((*bp)[:0])
 			if err == io.EOF {
-				a.bufs.Put(bp)
+				a.release(*bp, !small)
 				break
 			}
 			if err != nil {
-				a.bufs.Put(bp)
+				a.release(*bp, !small)
 				a.warn(j.path, fmt.Errorf("read failed after %d bytes: %v", ex.Offset+got, err))
 				a.skip(n, listed)
 				return
@@ -146,7 +155,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 			got += int64(len(data))
 			a.prog.BytesRead.Add(int64(len(data)))
 			a.prog.BytesDone.Add(int64(len(data)))
-			a.saveBlob(ctx, repository.DataBlob, id, data, true)
+			a.saveBlob(ctx, repository.DataBlob, id, data, !small)
 			if ctx.Err() != nil {
 				return
 			}

@@ -422,7 +422,7 @@ func (r *restorer) fetch(ctx context.Context) error {
 
 // maxSpan bounds one read: large enough that a remote store sees few
 // requests, small enough that the workers' buffers stay modest.
-const maxSpan = 8 << 20
+const maxSpan = 4 << 20
 
 // spans groups a pack's needed blobs, sorted by offset, into runs read
 // with one request each.

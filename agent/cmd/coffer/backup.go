@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +85,7 @@ Prints the new point's ID alone on the last line, or a summary with --json.`,
 			if err != nil {
 				return err
 			}
-			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}}
+			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, Uploads: uploadsFor(f.repo)}
 			if !noParent {
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
@@ -151,4 +152,14 @@ func findParent(ctx context.Context, r *repository.Repository, paths []string, h
 		}
 	}
 	return nil
+}
+
+// uploadsFor picks how many packs upload at once: a local folder takes a
+// pack in milliseconds, so one at a time keeps memory low; a remote store
+// needs several in flight to hide its latency.
+func uploadsFor(repo string) int {
+	if strings.HasPrefix(repo, "http://") || strings.HasPrefix(repo, "https://") {
+		return 4
+	}
+	return 1
 }
