@@ -1,0 +1,50 @@
+//go:build unix
+
+package measure
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunMeasuresTimeAndMemoryOfChildren(t *testing.T) {
+	// The shell starts a child that holds 64 MiB; the peak must include it
+	// because getrusage counts waited-for descendants.
+	r, err := Run(context.Background(), Cmd{Path: "sh", Args: []string{"-c", "head -c 67108864 /dev/zero | tail -c 67108864 >/dev/null; echo done; echo point-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxRSS < 60<<20 {
+		t.Errorf("max RSS %d bytes, want at least 60 MiB from tail's buffer", r.MaxRSS)
+	}
+	if r.Wall <= 0 || r.ExitCode != 0 || r.LastLine() != "point-1" {
+		t.Errorf("got %+v", r)
+	}
+}
+
+func TestRunReportsFailureWithStderr(t *testing.T) {
+	r, err := Run(context.Background(), Cmd{Path: "sh", Args: []string{"-c", "echo first >&2; echo 'repository not found' >&2; exit 3"}})
+	if err == nil || r.ExitCode != 3 || !strings.Contains(err.Error(), "repository not found") {
+		t.Fatalf("err %v, exit %d: want exit 3 quoting stderr's last line", err, r.ExitCode)
+	}
+}
+
+func TestDiskUsageCountsBlocks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a"), make([]byte, 100<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := DiskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 100<<10 {
+		t.Errorf("disk usage %d, want at least 100 KiB", n)
+	}
+	if _, err := DiskUsage(filepath.Join(dir, "missing")); err == nil {
+		t.Error("disk usage of a missing folder succeeded")
+	}
+}
