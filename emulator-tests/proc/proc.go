@@ -77,8 +77,10 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	p := &Process{name: s.Name, cmd: cmd, done: make(chan struct{})}
 
 	ready := make(chan struct{})
+	drained := make(chan struct{})
 	var tail lastLines
 	go func() {
+		defer close(drained)
 		// Keep draining after readiness so the child never blocks on a full pipe.
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -102,6 +104,9 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	go func() {
 		p.err = cmd.Wait()
 		pw.Close()
+		// Done means the output is read too, so an early exit's message is
+		// in tail when Start reports it.
+		<-drained
 		if logFile != nil {
 			logFile.Close()
 		}
