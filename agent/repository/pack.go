@@ -145,17 +145,22 @@ func parsePackHeader(key *crypto.Key, tail []byte, packSize int64) ([]BlobEntry,
 	return entries, nil
 }
 
+// ReadPack reads n bytes of a pack from offset off.
+func (r *Repository) ReadPack(ctx context.Context, id crypto.ID, off, n int64) ([]byte, error) {
+	return r.readRange(ctx, PackName(id), off, n)
+}
+
 // ReadPackHeader reads and authenticates the header of a stored pack.
 func (r *Repository) ReadPackHeader(ctx context.Context, id crypto.ID, size int64) ([]BlobEntry, error) {
 	// Read the last 64 KiB in one go: it usually holds the whole header.
 	n := min(size, 64<<10)
-	tail, err := r.readRange(ctx, PackName(id), size-n, n)
+	tail, err := r.ReadPack(ctx, id, size-n, n)
 	if err != nil {
 		return nil, err
 	}
 	hl := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
 	if hl+4 > n && hl+4 <= min(size, maxPackHeader) {
-		if tail, err = r.readRange(ctx, PackName(id), size-hl-4, hl+4); err != nil {
+		if tail, err = r.ReadPack(ctx, id, size-hl-4, hl+4); err != nil {
 			return nil, err
 		}
 	}
@@ -192,7 +197,7 @@ func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error)
 	if !ok {
 		return nil, fmt.Errorf("blob %s is in no index: the repository is missing data (run `coffer check`)", id)
 	}
-	sealed, err := r.readRange(ctx, PackName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	sealed, err := r.ReadPack(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, err
 	}

@@ -301,7 +301,7 @@ func blobAD(t BlobType, id crypto.ID) []byte {
 	return append(ad, id[:]...)
 }
 
-// readFull reads a byte range of an object.
+// readRange reads a byte range of an object.
 func (r *Repository) readRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	rc, err := r.be.Read(ctx, name, off, n)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -442,7 +441,7 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 	start := int64(entries[0].Offset)
 	last := entries[len(entries)-1]
 	end := int64(last.Offset) + int64(last.Length)
-	span, err := readRange(ctx, r.repo, pack, start, end-start)
+	span, err := r.repo.ReadPack(ctx, pack, start, end-start)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -601,17 +600,4 @@ func (r *restorer) applyMeta(path string, n *tree.Node) {
 	if err := fsmeta.Apply(path, m, fsmeta.ApplyOptions{Owner: r.opts.Owner}); err != nil {
 		r.warn(path, err)
 	}
-}
-
-func readRange(ctx context.Context, repo *repository.Repository, pack crypto.ID, off, n int64) ([]byte, error) {
-	rc, err := repo.Backend().Read(ctx, repository.PackName(pack), off, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
 }

@@ -156,3 +156,22 @@ func (a *Azurite) ContainerSAS(container string, perms sas.ContainerPermissions,
 	}
 	return a.BlobURL() + "/" + container + "?" + qp.Encode(), nil
 }
+
+// Main is a test package's TestMain with Azurite: it starts one, stores it
+// in *emu, runs the tests and stops it. Use it as os.Exit(azurite.Main(m, &emu)).
+func Main(m interface{ Run() int }, emu **Azurite) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	a, err := Start(ctx, Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start Azurite (run make deps to install it):", err)
+		return 1
+	}
+	*emu = a
+	code := m.Run()
+	if err := a.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop Azurite:", err)
+		code = 1
+	}
+	return code
+}

@@ -2,7 +2,6 @@ package azurite_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,22 +27,7 @@ import (
 
 var emu *azurite.Azurite
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	a, err := azurite.Start(ctx, azurite.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Azurite:", err)
-		os.Exit(1)
-	}
-	emu = a
-	code := m.Run()
-	if err := a.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop Azurite:", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
 
 func blobClient(t *testing.T) *azblob.Client {
 	t.Helper()

@@ -7,7 +7,6 @@ package backup_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -46,15 +45,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	emu, err = azurite.Start(ctx, azurite.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Azurite:", err)
-		return 1
-	}
-	defer emu.Stop()
-	return m.Run()
+	return azurite.Main(m, &emu)
 }
 
 const passphrase = "branch office passphrase, long enough"

@@ -92,11 +92,7 @@ func newLs() *cobra.Command {
 			enc := json.NewEncoder(c.OutOrStdout())
 			var walk func(id [32]byte, dir string) error
 			walk = func(id [32]byte, dir string) error {
-				b, err := r.LoadBlob(ctx, id)
-				if err != nil {
-					return err
-				}
-				t, err := tree.Decode(b)
+				t, err := r.LoadTree(ctx, id)
 				if err != nil {
 					return err
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -97,7 +98,7 @@ func (f *repoFlags) cache(r *repository.Repository) (*cache.Cache, error) {
 		}
 		dir = d
 	} else {
-		dir = dir + string(os.PathSeparator) + r.Config().ID
+		dir = filepath.Join(dir, r.Config().ID)
 	}
 	return cache.New(dir, r, 0)
 }

@@ -2,7 +2,6 @@ package azureblob_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -27,22 +26,7 @@ var emu *azurite.Azurite
 
 // TestMain runs every test of the package against one Azurite, started
 // here and stopped when they are done.
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	a, err := azurite.Start(ctx, azurite.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Azurite (run make deps to install it):", err)
-		os.Exit(1)
-	}
-	emu = a
-	code := m.Run()
-	if err := a.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop Azurite:", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
 
 var (
 	crl  = sas.ContainerPermissions{Create: true, Read: true, List: true}
