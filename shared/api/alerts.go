@@ -1,0 +1,36 @@
+package api
+
+import "time"
+
+// Alert severities.
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+)
+
+// Alert kinds.
+const (
+	AlertJobFailed         = "job_failed"                  // critical
+	AlertJobWarnings       = "job_completed_with_warnings" // warning
+	AlertCriticalOperation = "critical_operation"          // critical: PIN use, delete data, passphrase change, security features off
+	AlertMissedBackup      = "missed_backup"               // warning
+)
+
+// Alert is stored in Table storage and published on the alerts queue, in
+// this shape, for the email function.
+type Alert struct {
+	ID             string     `json:"id"`
+	VaultID        string     `json:"vaultId"`
+	VaultName      string     `json:"vaultName,omitempty"`
+	MachineID      string     `json:"machineId,omitempty"`
+	MachineName    string     `json:"machineName,omitempty"`
+	JobID          string     `json:"jobId,omitempty"`
+	Severity       string     `json:"severity"`
+	Kind           string     `json:"kind"`
+	Title          string     `json:"title"`  // one line, for the subject
+	Detail         string     `json:"detail"` // what happened and what to do
+	RaisedAt       time.Time  `json:"raisedAt"`
+	Acknowledged   bool       `json:"acknowledged"`
+	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
+	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
+}
