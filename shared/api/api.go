@@ -3,7 +3,10 @@
 // import it, so a field renamed here is renamed everywhere.
 package api
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Version is the path prefix of this API.
 const Version = "/api/v1"
@@ -44,3 +47,6 @@ const (
 	CodeInternal              = "internal"               // the server's fault; retry later
 	CodeUnavailable           = "unavailable"            // a dependency is down; retry later
 )
+
+// RawJSON is a JSON value kept as it was received.
+type RawJSON = json.RawMessage

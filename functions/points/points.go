@@ -1,0 +1,185 @@
+// Package points records recovery points with the server's time, in Table
+// storage: PK machine ID, RK point ID. A machine has at most 9,999 points,
+// so its points are one partition read.
+package points
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/coffer-backup/coffer/functions/tables"
+	"github.com/coffer-backup/coffer/shared/api"
+)
+
+// SoftDeleteRetention is how long a deleted point can be undeleted.
+const SoftDeleteRetention = 14 * 24 * time.Hour
+
+var (
+	ErrNotFound = errors.New("recovery point not found")
+	ErrInvalid  = errors.New("invalid recovery point")
+	ErrState    = errors.New("recovery point is not in a state that allows this")
+)
+
+// Store is the points table.
+type Store struct {
+	c   *aztables.Client
+	now func() time.Time
+}
+
+// New uses the "points" table of svc.
+func New(svc *aztables.ServiceClient, now func() time.Time) *Store {
+	return &Store{c: svc.NewClient("points"), now: now}
+}
+
+// EnsureTable creates the table if it is missing.
+func (s *Store) EnsureTable(ctx context.Context) error { return tables.Ensure(ctx, s.c) }
+
+type entity struct {
+	PartitionKey string
+	RowKey       string
+	VaultID      string
+	Time         string
+	JobID        string
+	State        string
+	DeletedAt    string
+}
+
+func (e *entity) api() api.Point {
+	p := api.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State}
+	if e.DeletedAt != "" {
+		d := tables.ParseTime(e.DeletedAt)
+		purge := d.Add(SoftDeleteRetention)
+		p.DeletedAt, p.PurgeAfter = &d, &purge
+	}
+	return p
+}
+
+// CheckID accepts a point ID: 64 lower-case hex digits.
+func CheckID(id string) error {
+	if len(id) != 64 {
+		return fmt.Errorf("%w: point ID must be 64 lower-case hex digits", ErrInvalid)
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return fmt.Errorf("%w: point ID must be 64 lower-case hex digits", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Add records a point at the server's time. Adding the same point again
+// (an agent retrying after a lost answer) returns the first record.
+func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string) (api.Point, error) {
+	if err := CheckID(pointID); err != nil {
+		return api.Point{}, err
+	}
+	e := entity{PartitionKey: machineID, RowKey: pointID, VaultID: vaultID, Time: tables.Time(s.now()), JobID: jobID, State: api.PointActive}
+	err := tables.Add(ctx, s.c, &e)
+	if tables.Exists(err) {
+		return s.Get(ctx, machineID, pointID)
+	}
+	if err != nil {
+		return api.Point{}, fmt.Errorf("record point: %w", err)
+	}
+	return e.api(), nil
+}
+
+// Get returns one point of a machine.
+func (s *Store) Get(ctx context.Context, machineID, pointID string) (api.Point, error) {
+	e, _, err := s.get(ctx, machineID, pointID)
+	if err != nil {
+		return api.Point{}, err
+	}
+	return e.api(), nil
+}
+
+func (s *Store) get(ctx context.Context, machineID, pointID string) (*entity, string, error) {
+	if err := CheckID(pointID); err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	var e entity
+	etag, err := tables.Get(ctx, s.c, machineID, pointID, &e)
+	if tables.NotFound(err) {
+		return nil, "", fmt.Errorf("%w: machine %s has no point %s", ErrNotFound, machineID, pointID)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read point: %w", err)
+	}
+	return &e, string(etag), nil
+}
+
+// List returns a machine's points, oldest first; soft-deleted ones only
+// when withDeleted.
+func (s *Store) List(ctx context.Context, machineID string, withDeleted bool) ([]api.Point, error) {
+	if err := tables.CheckID("machine", machineID); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	es, err := tables.Query[entity](ctx, s.c, "PartitionKey eq '"+machineID+"'", 0)
+	if err != nil {
+		return nil, fmt.Errorf("list points: %w", err)
+	}
+	out := make([]api.Point, 0, len(es))
+	for i := range es {
+		if es[i].State == api.PointDeleted && !withDeleted {
+			continue
+		}
+		out = append(out, es[i].api())
+	}
+	slices.SortFunc(out, func(a, b api.Point) int { return a.Time.Compare(b.Time) })
+	return out, nil
+}
+
+// SoftDelete marks a point deleted; it is purged 14 days later.
+func (s *Store) SoftDelete(ctx context.Context, machineID, pointID string) (api.Point, error) {
+	return s.modify(ctx, machineID, pointID, func(e *entity) error {
+		if e.State == api.PointDeleted {
+			return nil
+		}
+		e.State, e.DeletedAt = api.PointDeleted, tables.Time(s.now())
+		return nil
+	})
+}
+
+// Undelete returns a soft-deleted point to active, until it is purged.
+func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (api.Point, error) {
+	return s.modify(ctx, machineID, pointID, func(e *entity) error {
+		if e.State != api.PointDeleted {
+			return fmt.Errorf("%w: point %s is not deleted", ErrState, pointID)
+		}
+		e.State, e.DeletedAt = api.PointActive, ""
+		return nil
+	})
+}
+
+func (s *Store) modify(ctx context.Context, machineID, pointID string, change func(*entity) error) (api.Point, error) {
+	for attempt := 0; ; attempt++ {
+		e, etag, err := s.get(ctx, machineID, pointID)
+		if err != nil {
+			return api.Point{}, err
+		}
+		if err := change(e); err != nil {
+			return api.Point{}, err
+		}
+		err = tables.Replace(ctx, s.c, e, azETag(etag))
+		if tables.Changed(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return api.Point{}, fmt.Errorf("update point: %w", err)
+		}
+		return e.api(), nil
+	}
+}
+
+// Remove forgets a point whose objects are gone from storage.
+func (s *Store) Remove(ctx context.Context, machineID, pointID string) error {
+	if err := tables.Delete(ctx, s.c, machineID, pointID); err != nil {
+		return fmt.Errorf("delete point record: %w", err)
+	}
+	return nil
+}
