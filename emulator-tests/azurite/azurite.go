@@ -30,15 +30,18 @@ type Options struct {
 	// DataDir keeps Azurite's state; empty keeps it in memory only.
 	DataDir string
 	LogPath string // Azurite's output; empty discards it
+	// Args are extra command-line arguments, such as --oauth basic with
+	// --cert and --key; with a certificate every service listens on HTTPS.
+	Args []string
 }
 
 // Azurite is a running instance.
 type Azurite struct {
 	p                  *proc.Process
-	blob, queue, table string // http://127.0.0.1:PORT
+	blob, queue, table string // http(s)://127.0.0.1:PORT
 }
 
-var listening = regexp.MustCompile(`Azurite (Blob|Queue|Table) service is successfully listening at (http://\S+)`)
+var listening = regexp.MustCompile(`Azurite (Blob|Queue|Table) service is successfully listening at (https?://\S+)`)
 
 // Start launches Azurite with every service on a port the OS picks and
 // returns once all three listen.
@@ -72,6 +75,7 @@ func Start(ctx context.Context, opts Options) (*Azurite, error) {
 		}
 		args = append(args, "--location", opts.DataDir)
 	}
+	args = append(args, opts.Args...)
 
 	a := &Azurite{}
 	var mu sync.Mutex

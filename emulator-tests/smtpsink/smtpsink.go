@@ -41,6 +41,10 @@ type Options struct {
 	// Dir, when set, receives each message as NNNN.eml.
 	Dir string
 	Now func() time.Time
+	// RejectFirst refuses the first N messages at the end of DATA with a
+	// temporary 451, as a relay under load does, so tests can prove that a
+	// sender retries instead of losing mail. Refused messages are not kept.
+	RejectFirst int
 }
 
 // Message is one captured mail.
@@ -63,10 +67,11 @@ type Sink struct {
 	ln   net.Listener
 	now  func() time.Time
 
-	mu      sync.Mutex
-	msgs    []Message
-	changed chan struct{} // closed and replaced on every new message
-	served  chan struct{}
+	mu       sync.Mutex
+	msgs     []Message
+	rejected int
+	changed  chan struct{} // closed and replaced on every new message
+	served   chan struct{}
 }
 
 // Start listens and serves until Close.
@@ -148,6 +153,24 @@ func (s *Sink) Wait(ctx context.Context, n int) ([]Message, error) {
 	}
 }
 
+// Rejected is how many messages were refused because of RejectFirst.
+func (s *Sink) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
+
+// reject reports whether this message is one of the first RejectFirst.
+func (s *Sink) reject() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejected < s.opts.RejectFirst {
+		s.rejected++
+		return true
+	}
+	return false
+}
+
 // Close stops the server and waits for it.
 func (s *Sink) Close() error {
 	err := s.srv.Close()
@@ -222,6 +245,9 @@ func (se *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if se.sink.reject() {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "smtpsink: refused on purpose (RejectFirst), try again later"}
 	}
 	_, isTLS := se.conn.TLSConnectionState()
 	m := Message{From: se.from, To: append([]string(nil), se.to...), Raw: raw, TLS: isTLS, AuthUser: se.user, Received: se.sink.now()}

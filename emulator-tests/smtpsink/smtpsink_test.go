@@ -202,3 +202,19 @@ func TestWebPageAndJSONShowCapturedMail(t *testing.T) {
 		t.Errorf("json: %d %s", code, body)
 	}
 }
+
+func TestRejectFirstRefusesThenAccepts(t *testing.T) {
+	s := start(t, Options{RejectFirst: 2})
+	for i := range 2 {
+		err := smtp.SendMail(s.Addr(), nil, "a@example.com", []string{"b@example.com"}, []byte(msg))
+		if err == nil || !strings.Contains(err.Error(), "451") {
+			t.Fatalf("message %d: got %v, want a temporary 451", i+1, err)
+		}
+	}
+	if err := smtp.SendMail(s.Addr(), nil, "a@example.com", []string{"b@example.com"}, []byte(msg)); err != nil {
+		t.Fatalf("third message: %v", err)
+	}
+	if got := s.Messages(); len(got) != 1 || s.Rejected() != 2 {
+		t.Fatalf("captured %d, rejected %d; want 1 and 2", len(got), s.Rejected())
+	}
+}

@@ -1,0 +1,312 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
+	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
+	"github.com/coffer-backup/coffer/functions/app"
+	"github.com/coffer-backup/coffer/functions/config"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/packrefs"
+	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/reqsign"
+)
+
+var (
+	emu *azurite.Azurite
+	sb  *servicebus.Emulator
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(azurite.Main(withServiceBus{m}, &emu))
+}
+
+// withServiceBus runs the Service Bus emulator around the tests, inside
+// Azurite's TestMain.
+type withServiceBus struct{ m *testing.M }
+
+func (w withServiceBus) Run() int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	var err error
+	sb, err = servicebus.Start(ctx, servicebus.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the Service Bus emulator (run make deps):", err)
+		return 1
+	}
+	defer sb.Stop()
+	return w.m.Run()
+}
+
+// Admin tokens of the test control plane, one per role.
+const (
+	contributorToken = "contributor-token-0123456789"
+	operatorToken    = "operator-token-0123456789abc"
+	readerToken      = "reader-token-0123456789abcdef"
+)
+
+// fakeTime is the control plane's clock; tests move it.
+type fakeTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (f *fakeTime) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
+func (f *fakeTime) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.mu.Unlock()
+}
+
+// cp is a control plane running in this process against the emulators.
+type cp struct {
+	t           *testing.T
+	App         *app.App
+	URL         string
+	Clock       *fakeTime
+	Contributor *cpclient.Client
+	Operator    *cpclient.Client
+	Reader      *cpclient.Client
+}
+
+type cpOptions struct {
+	SMTP *smtpsink.Sink
+}
+
+func newCP(t *testing.T, o cpOptions) *cp {
+	t.Helper()
+	env := map[string]string{
+		config.StorageConnection:    emu.ConnectionString(),
+		config.ServiceBusConnection: sb.ConnectionString(),
+		config.KeyVaultURL:          "https://127.0.0.1:1/",
+		config.PublicURL:            "http://127.0.0.1:1",
+		config.TokenContributor:     contributorToken,
+		config.TokenOperator:        operatorToken,
+		config.TokenReader:          readerToken,
+	}
+	if o.SMTP != nil {
+		env[config.SMTPHost], env[config.SMTPPort], env[config.SMTPSecurity] = o.SMTP.Host(), o.SMTP.Port(), "none"
+		env[config.SMTPFrom] = "coffer@branch.example"
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeTime{t: time.Now().UTC()}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := app.New(ctx, cfg, app.NewClock(clock.Now), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close(context.Background())
+	})
+	c := &cp{t: t, App: a, URL: srv.URL, Clock: clock}
+	c.Contributor = &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}
+	c.Operator = &cpclient.Client{BaseURL: srv.URL, Token: operatorToken}
+	c.Reader = &cpclient.Client{BaseURL: srv.URL, Token: readerToken}
+	return c
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// must fails the test on err.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCode asserts an API error with that status and code.
+func wantCode(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	se, ok := err.(*cpclient.StatusError)
+	if !ok {
+		t.Fatalf("got %v, want %d %s", err, status, code)
+	}
+	if se.Status != status || se.Body.Code != code {
+		t.Fatalf("got %d %s (%s), want %d %s", se.Status, se.Body.Code, se.Body.Message, status, code)
+	}
+	if se.Body.Message == "" {
+		t.Fatalf("error %s has no message", code)
+	}
+}
+
+func (c *cp) vault(name string) api.Vault {
+	var v api.Vault
+	_, err := c.Contributor.Do(ctxT(c.t), "POST", "/api/v1/vaults", api.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}}, &v)
+	must(c.t, err)
+	return v
+}
+
+func (c *cp) credentials(v api.Vault) api.Credentials {
+	var cr api.Credentials
+	_, err := c.Operator.Do(ctxT(c.t), "POST", "/api/v1/vaults/"+v.ID+"/credentials", nil, &cr)
+	must(c.t, err)
+	return cr
+}
+
+// agent is a registered machine's client.
+type agent struct {
+	*cpclient.Client
+	Reg api.Registration
+}
+
+func (c *cp) register(cr api.Credentials, name string) (*agent, error) {
+	pub, priv, err := reqsign.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	var reg api.Registration
+	anon := &cpclient.Client{BaseURL: c.URL}
+	_, err = anon.Do(ctxT(c.t), "POST", "/api/v1/register", api.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: "linux"}, &reg)
+	if err != nil {
+		return nil, err
+	}
+	return &agent{Client: &cpclient.Client{BaseURL: c.URL, MachineID: reg.MachineID, Key: priv, Now: c.Clock.Now}, Reg: reg}, nil
+}
+
+func (c *cp) mustRegister(cr api.Credentials, name string) *agent {
+	a, err := c.register(cr, name)
+	must(c.t, err)
+	return a
+}
+
+func (a *agent) sas(t *testing.T) *container.Client {
+	var g api.SAS
+	_, err := a.Do(ctxT(t), "POST", "/api/v1/agent/sas", nil, &g)
+	must(t, err)
+	cc, err := container.NewClientWithNoCredential(g.ContainerURL+"?"+g.SAS, nil)
+	must(t, err)
+	return cc
+}
+
+func randomID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// upload writes a point the way the engine does, through the agent's
+// create-only SAS: new packs, the encrypted point (here random bytes) and
+// its plaintext pack list.
+func upload(t *testing.T, cc *container.Client, point string, packs ...string) {
+	t.Helper()
+	ctx := ctxT(t)
+	put := func(name string, b []byte) {
+		if _, err := cc.NewBlobClient(name).GetProperties(ctx, nil); err == nil {
+			return // a pack shared with an earlier point, as dedup would reuse
+		}
+		_, err := cc.NewBlockBlobClient(name).UploadBuffer(ctx, b, nil)
+		if err != nil && !isExists(err) {
+			t.Fatalf("upload %s: %v", name, err)
+		}
+	}
+	for _, p := range packs {
+		body := make([]byte, 1024)
+		rand.Read(body)
+		put(packrefs.PackName(p), body)
+	}
+	body := make([]byte, 200)
+	rand.Read(body)
+	put("points/"+point, body)
+	refs, err := packrefs.New(point, packs).Encode()
+	must(t, err)
+	put(packrefs.Name(point), refs)
+}
+
+func isExists(err error) bool {
+	return bloberror.HasCode(err, bloberror.BlobAlreadyExists)
+}
+
+// backup runs a whole backup job as an agent reports it.
+func (a *agent) backup(t *testing.T, cc *container.Client, packs ...string) api.Point {
+	t.Helper()
+	ctx := ctxT(t)
+	var j api.Job
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+	must(t, err)
+	point := randomID()
+	upload(t, cc, point, packs...)
+	var p api.Point
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: point, JobID: j.ID}, &p)
+	must(t, err)
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, api.JobReport{Status: api.StatusCompleted, PointID: point,
+		Progress: api.Progress{FilesDone: 1, FilesTotal: 1}}, nil)
+	must(t, err)
+	return p
+}
+
+func blobExists(t *testing.T, cc *container.Client, name string) bool {
+	_, err := cc.NewBlobClient(name).GetProperties(ctxT(t), nil)
+	if err == nil {
+		return true
+	}
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return false
+	}
+	t.Fatalf("stat %s: %v", name, err)
+	return false
+}
+
+// sasFor is a container client for any container with the given SAS query.
+func sasFor(t *testing.T, c *cp, containerName, query string) *container.Client {
+	cc, err := container.NewClientWithNoCredential(emu.BlobURL()+"/"+containerName+"?"+query, nil)
+	must(t, err)
+	return cc
+}
+
+func isStatus(err error, code int) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == code
+}
+
+// goodPolicy passes every rule, with security features on.
+func goodPolicy() policy.Policy {
+	p := policy.Default("Europe/London")
+	p.Include = []string{"/srv/data"}
+	return p
+}
+
+// containerExists asks with the account key, as an administrator would.
+func containerExists(t *testing.T, name string) bool {
+	cc, err := container.NewClientFromConnectionString(emu.ConnectionString(), name, nil)
+	must(t, err)
+	_, err = cc.GetProperties(ctxT(t), nil)
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		return false
+	}
+	must(t, err)
+	return true
+}

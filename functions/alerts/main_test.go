@@ -1,0 +1,189 @@
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
+)
+
+// The emulators start on first use, so the decoder tests and fuzzing run
+// without them; TestMain stops whatever was started.
+var (
+	emuOnce sync.Once
+	emuErr  error
+	az      *azurite.Azurite
+	sb      *servicebus.Emulator
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if az != nil {
+		if err := az.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop Azurite:", err)
+		}
+	}
+	if sb != nil {
+		if err := sb.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop the Service Bus emulator:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+func emulators(t *testing.T) {
+	t.Helper()
+	emuOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var g errgroup.Group
+		g.Go(func() (err error) { az, err = azurite.Start(ctx, azurite.Options{}); return err })
+		g.Go(func() (err error) { sb, err = servicebus.Start(ctx, servicebus.Options{}); return err })
+		emuErr = g.Wait()
+	})
+	if emuErr != nil {
+		t.Fatalf("start the emulators (run make deps to install them): %v", emuErr)
+	}
+}
+
+// clock is the injected server clock; tests move it by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+var tableSeq atomic.Int64
+
+// newTable is a fresh table per test, so tests never see each other's rows.
+func newTable(t *testing.T) *aztables.Client {
+	t.Helper()
+	emulators(t)
+	svc, err := aztables.NewServiceClientFromConnectionString(az.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("alerts%d", tableSeq.Add(1))
+	return svc.NewClient(name)
+}
+
+func newStore(t *testing.T, pub Publisher) (*Store, *clock, *aztables.Client) {
+	t.Helper()
+	tbl := newTable(t)
+	c := newClock()
+	s := New(tbl, pub, c.Now)
+	if err := s.EnsureTable(testContext(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTable(testContext(t, 30*time.Second)); err != nil {
+		t.Fatalf("EnsureTable on an existing table: %v", err)
+	}
+	return s, c, tbl
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func sbClient(t *testing.T) *azservicebus.Client {
+	t.Helper()
+	emulators(t)
+	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	})
+	return c
+}
+
+// receiveByID completes messages on the alerts queue until the one with
+// MessageID id arrives; earlier tests' leftovers are dropped on the way.
+func receiveByID(t *testing.T, r *azservicebus.Receiver, id string) *azservicebus.ReceivedMessage {
+	t.Helper()
+	ctx := testContext(t, 20*time.Second)
+	for {
+		msgs, err := r.ReceiveMessages(ctx, 10, nil)
+		if err != nil {
+			t.Fatalf("waiting for message %s: %v", id, err)
+		}
+		var found *azservicebus.ReceivedMessage
+		for _, m := range msgs {
+			if err := r.CompleteMessage(ctx, m, nil); err != nil {
+				t.Fatalf("CompleteMessage: %v", err)
+			}
+			if m.MessageID == id && found == nil {
+				found = m
+			} else if m.MessageID == id {
+				t.Fatalf("message %s was delivered twice", id)
+			}
+		}
+		if found != nil {
+			return found
+		}
+	}
+}
+
+// okPublisher accepts every message and keeps it.
+type okPublisher struct {
+	mu   sync.Mutex
+	msgs []*azservicebus.Message
+}
+
+func (p *okPublisher) SendMessage(_ context.Context, m *azservicebus.Message, _ *azservicebus.SendMessageOptions) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, m)
+	return nil
+}
+
+// switchPublisher fails while down, as Service Bus does during an outage,
+// and otherwise forwards to next, counting what got through.
+type switchPublisher struct {
+	mu   sync.Mutex
+	down bool
+	next Publisher
+	sent map[string]int
+}
+
+func (p *switchPublisher) SendMessage(ctx context.Context, m *azservicebus.Message, o *azservicebus.SendMessageOptions) error {
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		return fmt.Errorf("amqp: connection refused (test outage)")
+	}
+	if err := p.next.SendMessage(ctx, m, o); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent == nil {
+		p.sent = map[string]int{}
+	}
+	p.sent[*m.MessageID]++
+	return nil
+}
+
+func (p *switchPublisher) setDown(d bool) { p.mu.Lock(); p.down = d; p.mu.Unlock() }

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/coffer-backup/coffer/functions/jobs"
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/functions/sas"
+	"github.com/coffer-backup/coffer/shared/api"
+)
+
+func (s *server) agentRoutes(g *echo.Group) {
+	g.GET("/machine", s.agentMachine)
+	g.GET("/policy", s.agentPolicy)
+	g.POST("/sas", s.agentSAS)
+	g.POST("/jobs", s.agentCreateJob)
+	g.GET("/jobs", s.agentJobs)
+	g.POST("/jobs/:job", s.agentReport)
+	g.POST("/points", s.agentAddPoint)
+	g.GET("/points", s.agentPoints)
+	g.POST("/passphrase-change", s.agentPassphraseChange)
+}
+
+// SecretName is the Key Vault secret that escrows a machine's passphrase.
+func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
+
+func (s *server) register(c echo.Context) error {
+	var reg api.Register
+	if err := bind(c, &reg); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.Registry.CheckCredentials(ctx, reg.VaultID, reg.CredentialID, reg.Secret); err != nil {
+		switch {
+		case errors.Is(err, registry.ErrExpired):
+			return fail(http.StatusUnauthorized, api.CodeCredentialsExpired, "%v", err)
+		case errors.Is(err, registry.ErrSuperseded):
+			return fail(http.StatusUnauthorized, api.CodeCredentialsSuperseded, "%v", err)
+		case errors.Is(err, registry.ErrBadSecret):
+			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+		}
+		return err
+	}
+	v, err := s.Registry.Vault(ctx, reg.VaultID)
+	if err != nil {
+		return err
+	}
+	m, err := s.Registry.Register(ctx, reg)
+	if err != nil {
+		return err
+	}
+	if err := s.Blobs.Ensure(ctx, m.Container); err != nil {
+		// Roll back so the name can be registered again once storage answers.
+		full, _ := s.Registry.Machine(ctx, m.ID)
+		if rerr := s.Registry.RemoveMachine(ctx, full); rerr != nil {
+			s.Log.Error("could not roll back a half-done registration", "machine", m.ID, "err", rerr)
+		}
+		return fmt.Errorf("create container for machine %s: %w", m.Name, err)
+	}
+	full, err := s.Registry.Machine(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	s.adminJob(ctx, full, api.JobRegister)
+	s.Log.Info("machine registered", "vault", v.ID, "machine", m.ID, "name", m.Name)
+	return c.JSON(http.StatusCreated, api.Registration{MachineID: m.ID, MachineName: m.Name, VaultID: v.ID,
+		Container: m.Container, BlobEndpoint: s.BlobEndpoint, KeyVaultURL: s.KeyVaultURL, SecretName: SecretName(m.ID)})
+}
+
+func (s *server) agentMachine(c echo.Context) error {
+	m := machine(c)
+	return c.JSON(http.StatusOK, m.Machine)
+}
+
+func (s *server) agentPolicy(c echo.Context) error {
+	m := machine(c)
+	if m.Policy == "" {
+		return fail(http.StatusNotFound, api.CodeNotFound, "machine %s has no policy yet; an admin assigns one with PUT %s/vaults/%s/machines/%s/policy", m.Name, api.Version, m.VaultID, m.ID)
+	}
+	p, err := s.Registry.Policy(c.Request().Context(), m.VaultID, m.Policy)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", p.Doc.ETag)
+	if match := c.Request().Header.Get("If-None-Match"); match != "" && strings.Contains(match, p.Doc.ETag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSON(http.StatusOK, p.Doc)
+}
+
+func (s *server) agentSAS(c echo.Context) error {
+	m := machine(c)
+	if m.State == api.MachineDeleted {
+		return fail(http.StatusForbidden, api.CodeForbidden, "machine %s's backup data is deleted; an admin can undelete it until it is purged", m.Name)
+	}
+	g, err := s.SAS.Container(c.Request().Context(), m.Container, sas.MaxTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.SAS{ContainerURL: g.ContainerURL, SAS: g.SAS, ExpiresOn: g.ExpiresOn})
+}
+
+func (s *server) agentCreateJob(c echo.Context) error {
+	var nj api.NewJob
+	if err := agentBind(c, &nj); err != nil {
+		return err
+	}
+	m := machine(c)
+	if !jobTypes[nj.Type] {
+		return fail(http.StatusBadRequest, api.CodeValidation, "unknown job type %q; use backup or restore", nj.Type)
+	}
+	if nj.Type == api.JobBackup && m.State != api.MachineProtected {
+		return fail(http.StatusConflict, api.CodeConflict, "protection of %s is %s; an admin must resume it before it can back up", m.Name, m.State)
+	}
+	j, err := s.Jobs.Create(c.Request().Context(), m.VaultID, m.ID, m.Name, nj.Type)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, j)
+}
+
+func (s *server) agentJobs(c echo.Context) error {
+	m := machine(c)
+	f := jobs.Filter{MachineID: m.ID, Type: c.QueryParam("type"), Status: c.QueryParam("status")}
+	var err error
+	if f.Limit, err = queryLimit(c); err != nil {
+		return err
+	}
+	js, err := s.Jobs.List(c.Request().Context(), m.VaultID, f)
+	if err != nil {
+		return err
+	}
+	if js == nil {
+		js = []api.Job{}
+	}
+	return c.JSON(http.StatusOK, js)
+}
+
+func (s *server) agentReport(c echo.Context) error {
+	var r api.JobReport
+	if err := agentBind(c, &r); err != nil {
+		return err
+	}
+	m := machine(c)
+	ctx := c.Request().Context()
+	// The job is looked up under this machine's partition only, so another
+	// machine's job is simply not found.
+	j, err := s.Jobs.Report(ctx, m.VaultID, m.ID, c.Param("job"), r)
+	if err != nil {
+		return err
+	}
+	s.alertOnOutcome(ctx, m, j)
+	return c.JSON(http.StatusOK, j)
+}
+
+func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j api.Job) {
+	v, err := s.Registry.Vault(ctx, m.VaultID)
+	if err != nil {
+		s.Log.Warn("no alert: vault unreadable", "err", err)
+		return
+	}
+	a := api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name, JobID: j.ID}
+	switch j.Status {
+	case api.StatusFailed:
+		a.Severity, a.Kind = api.SeverityCritical, api.AlertJobFailed
+		a.Title = fmt.Sprintf("%s failed on %s", jobTitle(j.Type), m.Name)
+		a.Detail = fmt.Sprintf("Job %s failed with %s: %s", j.ID, j.ErrorCode, j.Message)
+	case api.StatusCompletedWithWarnings:
+		a.Severity, a.Kind = api.SeverityWarning, api.AlertJobWarnings
+		a.Title = fmt.Sprintf("%s on %s completed with warnings", jobTitle(j.Type), m.Name)
+		var b strings.Builder
+		fmt.Fprintf(&b, "Job %s skipped %d file(s):", j.ID, len(j.Skipped))
+		for i, sk := range j.Skipped {
+			if i == 20 {
+				fmt.Fprintf(&b, "\n… and %d more; see the job", len(j.Skipped)-20)
+				break
+			}
+			fmt.Fprintf(&b, "\n%s: %s", sk.Path, sk.Reason)
+		}
+		a.Detail = b.String()
+	default:
+		return
+	}
+	s.raise(ctx, a)
+}
+
+func jobTitle(t string) string {
+	switch t {
+	case api.JobBackup:
+		return "Backup"
+	case api.JobRestore:
+		return "Restore"
+	}
+	return strings.ReplaceAll(t, "_", " ")
+}
+
+func (s *server) agentAddPoint(c echo.Context) error {
+	var np api.NewPoint
+	if err := agentBind(c, &np); err != nil {
+		return err
+	}
+	m := machine(c)
+	ctx := c.Request().Context()
+	if m.State == api.MachineDeleted {
+		return fail(http.StatusConflict, api.CodeConflict, "machine %s's data is deleted; no new point can be added", m.Name)
+	}
+	missing, err := s.Blobs.MissingPacks(ctx, m.Container, np.ID)
+	if err != nil {
+		if cerr := classify(err); cerr != nil {
+			return cerr
+		}
+		if unavailable(err) {
+			return err
+		}
+		return fail(http.StatusConflict, api.CodePointIncomplete, "the point's pack list could not be read: %v; upload refs/%s before registering the point", err, np.ID)
+	}
+	if len(missing) > 0 {
+		return &httpError{http.StatusConflict, api.Error{Code: api.CodePointIncomplete,
+			Message: fmt.Sprintf("the point names %d pack(s) that are not in storage (first: %s); run the backup again", len(missing), missing[0])}}
+	}
+	p, err := s.Points.Add(ctx, m.VaultID, m.ID, np.ID, np.JobID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, p)
+}
+
+func (s *server) agentPoints(c echo.Context) error {
+	m := machine(c)
+	ps, err := s.Points.List(c.Request().Context(), m.ID, false)
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []api.Point{}
+	}
+	return c.JSON(http.StatusOK, ps)
+}
+
+func (s *server) agentPassphraseChange(c echo.Context) error {
+	m := machine(c)
+	ctx := c.Request().Context()
+	v, err := s.Registry.Vault(ctx, m.VaultID)
+	if err != nil {
+		return err
+	}
+	if err := s.usePIN(c, v, "change the passphrase of "+m.Name); err != nil {
+		return err
+	}
+	s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+		Title:  "Passphrase of " + m.Name + " changed",
+		Detail: "The agent on " + m.Name + " changed its encryption passphrase with a security PIN. The new passphrase is escrowed in Key Vault as a new version of " + SecretName(m.ID) + "."})
+	return c.JSON(http.StatusOK, map[string]string{"status": "allowed"})
+}

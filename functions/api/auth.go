@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/labstack/echo/v4"
+
+	"github.com/coffer-backup/coffer/functions/nonce"
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/reqsign"
+)
+
+// Role is an admin's role, as in Azure Backup.
+type Role int
+
+const (
+	RoleNone        Role = iota
+	RoleReader           // read only
+	RoleOperator         // no deletes, no policy changes; credentials, backups, restores
+	RoleContributor      // everything
+)
+
+func (r Role) String() string {
+	return [...]string{"none", "Backup Reader", "Backup Operator", "Backup Contributor"}[r]
+}
+
+// App role values in the Entra app registration.
+var appRoles = map[string]Role{
+	"Backup.Reader":      RoleReader,
+	"Backup.Operator":    RoleOperator,
+	"Backup.Contributor": RoleContributor,
+}
+
+// Principal is an authenticated admin.
+type Principal struct {
+	Name string
+	Role Role
+}
+
+// Authenticator finds the admin behind a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (Principal, error)
+}
+
+var errNoCredentials = errors.New("no credentials")
+
+// Tokens authenticates with static bearer tokens, one per role, from
+// settings: for local use and the emulator tests.
+type Tokens map[Role]string
+
+// Authenticate implements Authenticator.
+func (t Tokens) Authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return Principal{}, errNoCredentials
+	}
+	got := sha256.Sum256([]byte(tok))
+	best := RoleNone
+	for role, want := range t {
+		if want == "" {
+			continue
+		}
+		w := sha256.Sum256([]byte(want))
+		if subtle.ConstantTimeCompare(got[:], w[:]) == 1 && role > best {
+			best = role
+		}
+	}
+	if best == RoleNone {
+		return Principal{}, errors.New("the bearer token matches no role")
+	}
+	return Principal{Name: "token:" + strings.ToLower(strings.ReplaceAll(best.String(), " ", "-")), Role: best}, nil
+}
+
+// AppService trusts App Service Authentication, which validates the Entra
+// token and replaces any client-sent X-MS-CLIENT-PRINCIPAL header. Use it
+// only where that is so.
+type AppService struct{}
+
+// clientPrincipal is the decoded X-MS-CLIENT-PRINCIPAL header.
+type clientPrincipal struct {
+	AuthType string `json:"auth_typ"`
+	NameType string `json:"name_typ"`
+	RoleType string `json:"role_typ"`
+	Claims   []struct {
+		Type  string `json:"typ"`
+		Value string `json:"val"`
+	} `json:"claims"`
+}
+
+// ParsePrincipal decodes the header App Service Authentication sets.
+func ParsePrincipal(header string) (Principal, error) {
+	if header == "" {
+		return Principal{}, errNoCredentials
+	}
+	if len(header) > 64<<10 {
+		return Principal{}, errors.New("client principal header is too large")
+	}
+	raw, err := base64.StdEncoding.DecodeString(header)
+	if err != nil {
+		return Principal{}, fmt.Errorf("client principal header is not base64: %w", err)
+	}
+	var cp clientPrincipal
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		return Principal{}, fmt.Errorf("client principal header is not JSON: %w", err)
+	}
+	roleType := cp.RoleType
+	if roleType == "" {
+		roleType = "roles"
+	}
+	p := Principal{}
+	for _, c := range cp.Claims {
+		switch {
+		case c.Type == roleType || c.Type == "roles":
+			if r := appRoles[c.Value]; r > p.Role {
+				p.Role = r
+			}
+		case c.Type == cp.NameType || (p.Name == "" && (c.Type == "preferred_username" || c.Type == "name")):
+			p.Name = c.Value
+		}
+	}
+	if p.Role == RoleNone {
+		return Principal{}, errors.New("the signed-in identity has none of the app roles Backup.Reader, Backup.Operator or Backup.Contributor; ask an owner to assign one")
+	}
+	return p, nil
+}
+
+// Authenticate implements Authenticator.
+func (AppService) Authenticate(r *http.Request) (Principal, error) {
+	return ParsePrincipal(r.Header.Get("X-MS-CLIENT-PRINCIPAL"))
+}
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	machineKey
+	bodyKey
+)
+
+// admin authenticates every admin route.
+func (s *server) admin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Path(), api.Version+"/agent") || c.Path() == api.Version+"/register" || c.Path() == api.Version+"/health" {
+			return next(c)
+		}
+		p, err := s.Auth.Authenticate(c.Request())
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="coffer"`)
+			if errors.Is(err, errNoCredentials) {
+				return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
+			}
+			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+		}
+		c.Set(fmt.Sprint(principalKey), p)
+		return next(c)
+	}
+}
+
+func principal(c echo.Context) Principal {
+	p, _ := c.Get(fmt.Sprint(principalKey)).(Principal)
+	return p
+}
+
+// need refuses the request unless the admin has at least role.
+func need(c echo.Context, role Role, what string) error {
+	if p := principal(c); p.Role < role {
+		return fail(http.StatusForbidden, api.CodeForbidden, "%s needs the %s role; you are a %s", what, role, p.Role)
+	}
+	return nil
+}
+
+// agent verifies a machine's signature, timestamp and nonce.
+func (s *server) agent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		req := c.Request()
+		signed, err := reqsign.Parse(req)
+		if err != nil {
+			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v; register the machine with `coffer register` and send requests through the agent", err)
+		}
+		m, err := s.Registry.Machine(req.Context(), signed.Machine)
+		if errors.Is(err, registry.ErrNotFound) {
+			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "machine %s is not registered (or was purged); register it again", signed.Machine)
+		}
+		if err != nil {
+			return err
+		}
+		pub, err := reqsign.DecodePublicKey(m.PublicKey)
+		if err != nil {
+			return fmt.Errorf("stored public key of machine %s: %w", m.ID, err)
+		}
+		if err := signed.Verify(req, body, pub, s.Now()); err != nil {
+			if errors.Is(err, reqsign.ErrStale) {
+				return fail(http.StatusUnauthorized, api.CodeStaleRequest, "%v", err)
+			}
+			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+		}
+		if err := s.Nonces.Remember(req.Context(), m.ID, signed.Nonce, signed.Time); err != nil {
+			if errors.Is(err, nonce.ErrReplay) {
+				return fail(http.StatusUnauthorized, api.CodeReplay, "this request was already received; each signed request is accepted once")
+			}
+			return err
+		}
+		c.Set(fmt.Sprint(machineKey), m)
+		c.Set(fmt.Sprint(bodyKey), body)
+		return next(c)
+	}
+}
+
+func machine(c echo.Context) registry.Machine {
+	m, _ := c.Get(fmt.Sprint(machineKey)).(registry.Machine)
+	return m
+}
+
+func agentBind(c echo.Context, v any) error {
+	b, _ := c.Get(fmt.Sprint(bodyKey)).([]byte)
+	return decode(b, v)
+}
+
+// unavailable reports whether err is a dependency's outage rather than a bug.
+func unavailable(err error) bool {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,248 @@
+// Package api is the control plane's HTTP API on echo: the admin routes
+// (vaults, credentials, policies, machines, points, jobs, alerts, PINs) and
+// the agent routes (registration, then Ed25519-signed requests for policy,
+// SAS, jobs and points). Every client mistake is a 4xx with a stable code.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/containers"
+	"github.com/coffer-backup/coffer/functions/jobs"
+	"github.com/coffer-backup/coffer/functions/nonce"
+	"github.com/coffer-backup/coffer/functions/pin"
+	"github.com/coffer-backup/coffer/functions/points"
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/functions/sas"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/version"
+)
+
+// MaxBody bounds every request body; the largest legitimate one, a job
+// report with skipped files, fits with room to spare.
+const MaxBody = 1 << 20
+
+// JobStore is what the API needs of job tracking.
+type JobStore interface {
+	Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (api.Job, error)
+	Report(ctx context.Context, vaultID, machineID, jobID string, r api.JobReport) (api.Job, error)
+	Get(ctx context.Context, vaultID, machineID, jobID string) (api.Job, error)
+	List(ctx context.Context, vaultID string, f jobs.Filter) ([]api.Job, error)
+}
+
+// AlertStore is what the API needs of alerts.
+type AlertStore interface {
+	Raise(ctx context.Context, a api.Alert) (api.Alert, error)
+	List(ctx context.Context, vaultID string, f alerts.Filter) ([]api.Alert, error)
+	Acknowledge(ctx context.Context, vaultID, id, by string) (api.Alert, error)
+}
+
+// SASIssuer grants an agent access to its container.
+type SASIssuer interface {
+	Container(ctx context.Context, container string, ttl time.Duration) (sas.Grant, error)
+}
+
+// Blobs is what the API needs of the machines' containers.
+type Blobs interface {
+	Ensure(ctx context.Context, name string) error
+	MissingPacks(ctx context.Context, name, pointID string) ([]string, error)
+	Usage(ctx context.Context, name string) (containers.Usage, error)
+}
+
+// Deps are the API's collaborators and settings.
+type Deps struct {
+	Registry *registry.Registry
+	Points   *points.Store
+	PINs     *pin.Store
+	Nonces   *nonce.Store
+	Jobs     JobStore
+	Alerts   AlertStore
+	SAS      SASIssuer
+	Blobs    Blobs
+	Auth     Authenticator
+	Now      func() time.Time
+	Log      *slog.Logger
+
+	// What a credentials file tells an agent.
+	PublicURL    string
+	KeyVaultURL  string
+	BlobEndpoint string
+	TenantID     string
+}
+
+type server struct{ Deps }
+
+// New builds the echo server with every route.
+func New(d Deps) *echo.Echo {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	s := &server{d}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.Log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBody)))
+
+	e.GET(api.Version+"/health", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.String()})
+	})
+	s.adminRoutes(e.Group(api.Version, s.admin))
+	e.POST(api.Version+"/register", s.register)
+	s.agentRoutes(e.Group(api.Version+"/agent", s.agent))
+	return e
+}
+
+// httpError carries a status and an API error through echo.
+type httpError struct {
+	status int
+	body   api.Error
+}
+
+func (e *httpError) Error() string { return e.body.Message }
+
+func fail(status int, code, format string, args ...any) error {
+	return &httpError{status: status, body: api.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// classify maps the stores' errors to answers; anything unknown is the
+// server's fault and is logged, not shown.
+func classify(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, points.ErrNotFound), errors.Is(err, jobs.ErrNotFound), errors.Is(err, alerts.ErrNotFound):
+		return &httpError{http.StatusNotFound, api.Error{Code: api.CodeNotFound, Message: msg}}
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, points.ErrInvalid), errors.Is(err, jobs.ErrInvalid):
+		return &httpError{http.StatusBadRequest, api.Error{Code: api.CodeValidation, Message: msg}}
+	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState):
+		return &httpError{http.StatusConflict, api.Error{Code: api.CodeConflict, Message: msg}}
+	case errors.Is(err, jobs.ErrFinished):
+		return &httpError{http.StatusConflict, api.Error{Code: api.CodeJobFinished, Message: msg}}
+	case errors.Is(err, pin.ErrInvalid):
+		return &httpError{http.StatusForbidden, api.Error{Code: api.CodePINInvalid, Message: msg}}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "the request timed out inside the control plane; retry"}}
+	}
+	return nil
+}
+
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	he := classify(err)
+	var ee *echo.HTTPError
+	switch {
+	case he != nil:
+	case errors.As(err, &ee):
+		he = &httpError{status: ee.Code, body: api.Error{Code: echoCode(ee.Code), Message: echoMessage(ee)}}
+	default:
+		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		he = &httpError{http.StatusInternalServerError, api.Error{Code: api.CodeInternal,
+			Message: "the control plane could not complete the request; retry, and if it keeps failing see the control plane's log"}}
+		if unavailable(err) {
+			he = &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable,
+				Message: "a storage service the control plane depends on did not answer; retry later"}}
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(he.status)
+		return
+	}
+	c.JSON(he.status, he.body)
+}
+
+func echoCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return api.CodeNotFound
+	case http.StatusRequestEntityTooLarge:
+		return api.CodeTooLarge
+	case http.StatusUnauthorized:
+		return api.CodeUnauthenticated
+	case http.StatusForbidden:
+		return api.CodeForbidden
+	}
+	if status >= 500 {
+		return api.CodeInternal
+	}
+	return api.CodeBadRequest
+}
+
+func echoMessage(e *echo.HTTPError) string {
+	switch e.Code {
+	case http.StatusNotFound:
+		return "no such route; the API lives under " + api.Version
+	case http.StatusMethodNotAllowed:
+		return "this route does not accept that method"
+	case http.StatusRequestEntityTooLarge:
+		return fmt.Sprintf("the request body is larger than %d bytes", MaxBody)
+	}
+	return fmt.Sprint(e.Message)
+}
+
+// decode reads a JSON body strictly: one value, known fields only.
+func decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "the request needs a JSON body")
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "the JSON body is not valid: %s", jsonProblem(err))
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "the body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a %s, not a %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+// readBody returns the body; BodyLimit has already bounded it.
+func readBody(c echo.Context) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBody+1))
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, api.CodeBadRequest, "could not read the request body: %v", err)
+	}
+	if len(b) > MaxBody {
+		return nil, fail(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "the request body is larger than %d bytes", MaxBody)
+	}
+	return b, nil
+}
+
+func bind(c echo.Context, v any) error {
+	b, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decode(b, v)
+}

@@ -1,0 +1,214 @@
+// Package config reads the control plane's settings. They come from app
+// settings (environment variables) only, never from files in the
+// repository: a connection string for each emulator locally, or an endpoint
+// plus the managed identity in Azure.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting names. infra/ sets each of them; a test checks that it does.
+const (
+	Port                 = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	StorageConnection    = "COFFER_STORAGE_CONNECTION_STRING"
+	StorageBlobEndpoint  = "COFFER_STORAGE_BLOB_ENDPOINT"
+	StorageTableEndpoint = "COFFER_STORAGE_TABLE_ENDPOINT"
+	ServiceBusConnection = "COFFER_SERVICEBUS_CONNECTION_STRING"
+	ServiceBusNamespace  = "COFFER_SERVICEBUS__fullyQualifiedNamespace"
+	AlertsQueue          = "COFFER_ALERTS_QUEUE"
+	KeyVaultURL          = "COFFER_KEYVAULT_URL"
+	PublicURL            = "COFFER_PUBLIC_URL"
+	WebsiteHostname      = "WEBSITE_HOSTNAME"
+	TenantID             = "AZURE_TENANT_ID"
+	ClientID             = "AZURE_CLIENT_ID"
+	AuthMode             = "COFFER_AUTH_MODE"
+	WebsiteAuthEnabled   = "WEBSITE_AUTH_ENABLED"
+	TokenContributor     = "COFFER_TOKEN_CONTRIBUTOR"
+	TokenOperator        = "COFFER_TOKEN_OPERATOR"
+	TokenReader          = "COFFER_TOKEN_READER"
+	SMTPHost             = "COFFER_SMTP_HOST"
+	SMTPPort             = "COFFER_SMTP_PORT"
+	SMTPSecurity         = "COFFER_SMTP_SECURITY"
+	SMTPUsername         = "COFFER_SMTP_USERNAME"
+	SMTPPassword         = "COFFER_SMTP_PASSWORD"
+	SMTPFrom             = "COFFER_SMTP_FROM"
+	StaleJobAfter        = "COFFER_STALE_JOB_AFTER"
+	DevClock             = "COFFER_DEV_CLOCK"
+)
+
+// Config is the validated settings.
+type Config struct {
+	Port string
+
+	// Storage: a connection string (emulator, account key), or endpoints
+	// reached with the managed identity.
+	StorageConnection string
+	BlobEndpoint      string
+	TableEndpoint     string
+	StorageAccount    string
+	StorageKey        string
+
+	ServiceBusConnection string
+	ServiceBusNamespace  string
+	AlertsQueue          string
+
+	KeyVaultURL string
+	PublicURL   string
+	TenantID    string
+	ClientID    string
+
+	AuthMode string // "tokens" or "appservice"
+	Tokens   struct{ Contributor, Operator, Reader string }
+
+	SMTP struct {
+		Host, Security, Username, Password, From string
+		Port                                     int
+	}
+
+	StaleJobAfter time.Duration
+	DevClock      bool
+}
+
+// Load reads and checks every setting, naming each one that is wrong.
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
+	}
+	c.Port = getenv(Port)
+
+	c.StorageConnection = getenv(StorageConnection)
+	if c.StorageConnection != "" {
+		cs, err := ParseStorageConnection(c.StorageConnection)
+		if err != nil {
+			bad(StorageConnection, "%v", err)
+		}
+		c.BlobEndpoint, c.TableEndpoint, c.StorageAccount, c.StorageKey = cs.Blob, cs.Table, cs.Account, cs.Key
+	} else {
+		c.BlobEndpoint, c.TableEndpoint = getenv(StorageBlobEndpoint), getenv(StorageTableEndpoint)
+		if c.BlobEndpoint == "" || c.TableEndpoint == "" {
+			bad(StorageConnection, "is required, or set both %s and %s for the managed identity", StorageBlobEndpoint, StorageTableEndpoint)
+		}
+		for name, v := range map[string]string{StorageBlobEndpoint: c.BlobEndpoint, StorageTableEndpoint: c.TableEndpoint} {
+			if v != "" && !strings.HasPrefix(v, "https://") {
+				bad(name, "must be an https:// endpoint, got %q", v)
+			}
+		}
+	}
+
+	c.ServiceBusConnection, c.ServiceBusNamespace = getenv(ServiceBusConnection), getenv(ServiceBusNamespace)
+	if c.ServiceBusConnection == "" && c.ServiceBusNamespace == "" {
+		bad(ServiceBusConnection, "is required, or set %s for the managed identity", ServiceBusNamespace)
+	}
+	c.AlertsQueue = or(getenv(AlertsQueue), "alerts")
+
+	c.KeyVaultURL = getenv(KeyVaultURL)
+	if c.KeyVaultURL == "" {
+		bad(KeyVaultURL, "is required: agents escrow their passphrases there")
+	}
+	c.PublicURL = getenv(PublicURL)
+	if c.PublicURL == "" && getenv(WebsiteHostname) != "" {
+		c.PublicURL = "https://" + getenv(WebsiteHostname)
+	}
+	if c.PublicURL == "" {
+		bad(PublicURL, "is required: the URL agents use to reach the control plane")
+	} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		bad(PublicURL, "must be an http(s) URL, got %q", c.PublicURL)
+	}
+	c.TenantID, c.ClientID = getenv(TenantID), getenv(ClientID)
+
+	c.AuthMode = getenv(AuthMode)
+	if c.AuthMode == "" {
+		c.AuthMode = "tokens"
+		if strings.EqualFold(getenv(WebsiteAuthEnabled), "true") {
+			c.AuthMode = "appservice"
+		}
+	}
+	c.Tokens.Contributor, c.Tokens.Operator, c.Tokens.Reader = getenv(TokenContributor), getenv(TokenOperator), getenv(TokenReader)
+	switch c.AuthMode {
+	case "appservice":
+	case "tokens":
+		if c.Tokens.Contributor == "" {
+			bad(TokenContributor, "is required when %s is tokens (the local mode); set a long random value", AuthMode)
+		}
+		for name, v := range map[string]string{TokenContributor: c.Tokens.Contributor, TokenOperator: c.Tokens.Operator, TokenReader: c.Tokens.Reader} {
+			if v != "" && len(v) < 16 {
+				bad(name, "must be at least 16 characters")
+			}
+		}
+	default:
+		bad(AuthMode, "must be tokens or appservice, got %q", c.AuthMode)
+	}
+
+	c.SMTP.Host, c.SMTP.Username, c.SMTP.Password = getenv(SMTPHost), getenv(SMTPUsername), getenv(SMTPPassword)
+	c.SMTP.Security, c.SMTP.From = or(getenv(SMTPSecurity), "starttls"), or(getenv(SMTPFrom), "coffer@localhost")
+	if p := getenv(SMTPPort); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			bad(SMTPPort, "must be a port number, got %q", p)
+		}
+		c.SMTP.Port = n
+	} else {
+		c.SMTP.Port = 587
+	}
+
+	c.StaleJobAfter = 2 * time.Hour
+	if v := getenv(StaleJobAfter); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Minute {
+			bad(StaleJobAfter, "must be a duration of at least 10m, such as 2h, got %q", v)
+		}
+		c.StaleJobAfter = d
+	}
+	c.DevClock = getenv(DevClock) == "1"
+	if c.DevClock && c.AuthMode != "tokens" {
+		bad(DevClock, "is for local testing only and cannot be used with App Service Authentication")
+	}
+	return c, errors.Join(errs...)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// StorageConn is what a storage connection string names.
+type StorageConn struct{ Account, Key, Blob, Table string }
+
+// ParseStorageConnection reads an account-key connection string, with
+// explicit endpoints (Azurite) or an endpoint suffix.
+func ParseStorageConnection(s string) (StorageConn, error) {
+	kv := map[string]string{}
+	for part := range strings.SplitSeq(s, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return StorageConn{}, errors.New("connection string parts must be Name=Value separated by ';'")
+		}
+		kv[strings.ToLower(k)] = v
+	}
+	c := StorageConn{Account: kv["accountname"], Key: kv["accountkey"], Blob: kv["blobendpoint"], Table: kv["tableendpoint"]}
+	if c.Account == "" || c.Key == "" {
+		return StorageConn{}, errors.New("the connection string needs AccountName and AccountKey")
+	}
+	proto, suffix := or(kv["defaultendpointsprotocol"], "https"), or(kv["endpointsuffix"], "core.windows.net")
+	if c.Blob == "" {
+		c.Blob = fmt.Sprintf("%s://%s.blob.%s", proto, c.Account, suffix)
+	}
+	if c.Table == "" {
+		c.Table = fmt.Sprintf("%s://%s.table.%s", proto, c.Account, suffix)
+	}
+	c.Blob, c.Table = strings.TrimSuffix(c.Blob, "/"), strings.TrimSuffix(c.Table, "/")
+	return c, nil
+}

@@ -1,0 +1,224 @@
+package mailer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/coffer-backup/coffer/shared/api"
+)
+
+// alertEmail is the email for one alert.
+func (m *Mailer) alertEmail(a api.Alert, to []string) []byte {
+	subject := fmt.Sprintf("[Coffer] %s: %s (vault %s)", strings.ToUpper(a.Severity), a.Title, vaultLabel(a))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s alert in vault %s\n\n%s\n\n", strings.ToUpper(a.Severity), vaultLabel(a), a.Title)
+	if a.Detail != "" {
+		fmt.Fprintf(&b, "What happened\n-------------\n%s\n\n", strings.TrimRight(a.Detail, "\n"))
+	}
+	facts(&b, a, "")
+	fmt.Fprintf(&b, "\nWhat to do\n----------\n%s\n", advice(a.Kind))
+	b.WriteString("Once it is dealt with, acknowledge the alert in Coffer so it no longer shows as open.\n")
+	footer(&b, a)
+	return m.compose(to, subject, "<alert."+a.ID+"@"+m.domain+">", map[string]string{
+		"X-Coffer-Vault": a.VaultID, "X-Coffer-Alert": a.ID,
+	}, b.String())
+}
+
+// digestEmail lists a vault's pending alerts, oldest first.
+func (m *Mailer) digestEmail(as []api.Alert, to []string, more int) []byte {
+	first := as[0]
+	counts := map[string]int{}
+	for _, a := range as {
+		counts[a.Severity]++
+	}
+	var parts []string
+	for _, sev := range []string{api.SeverityCritical, api.SeverityWarning} {
+		if counts[sev] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[sev], sev))
+		}
+	}
+	noun := "alerts"
+	if len(as) == 1 {
+		noun = "alert"
+	}
+	subject := fmt.Sprintf("[Coffer] Digest: %d %s (%s) in vault %s", len(as), noun, strings.Join(parts, ", "), vaultLabel(first))
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s in vault %s since the last digest, oldest first.\n", len(as), noun, vaultLabel(first))
+	if more > 0 {
+		fmt.Fprintf(&b, "%d more will follow in the next digest.\n", more)
+	}
+	kinds := []string{}
+	for i, a := range as {
+		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", i+1, strings.ToUpper(a.Severity), a.Title)
+		if a.Detail != "" {
+			b.WriteString(indent(strings.TrimRight(a.Detail, "\n"), "   "))
+			b.WriteString("\n\n")
+		}
+		facts(&b, a, "   ")
+		if !slices.Contains(kinds, a.Kind) {
+			kinds = append(kinds, a.Kind)
+		}
+	}
+	b.WriteString("\nWhat to do\n----------\n")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "%s: %s\n\n", kindName(k), advice(k))
+	}
+	b.WriteString("Once they are dealt with, acknowledge the alerts in Coffer so they no longer show as open.\n")
+	footer(&b, first)
+	return m.compose(to, subject, "<digest."+first.VaultID+"."+randomHex()+"@"+m.domain+">", map[string]string{
+		"X-Coffer-Vault": first.VaultID,
+	}, b.String())
+}
+
+func facts(b *strings.Builder, a api.Alert, pad string) {
+	row := func(k, v string) { fmt.Fprintf(b, "%s%-9s %s\n", pad, k+":", v) }
+	t := a.RaisedAt.UTC()
+	row("When", t.Format("Monday 2 January 2006, 15:04:05 UTC")+" ("+t.Format(time.RFC3339)+")")
+	if a.MachineName != "" || a.MachineID != "" {
+		switch {
+		case a.MachineName == "":
+			row("Machine", a.MachineID)
+		case a.MachineID == "":
+			row("Machine", a.MachineName)
+		default:
+			row("Machine", a.MachineName+" ("+a.MachineID+")")
+		}
+	}
+	if a.JobID != "" {
+		row("Job ID", a.JobID)
+	}
+	row("Kind", kindName(a.Kind)+" ("+a.Kind+")")
+	row("Alert ID", a.ID)
+}
+
+func footer(b *strings.Builder, a api.Alert) {
+	fmt.Fprintf(b, "\n-- \nSent by Coffer to the alert recipients of vault %s (%s).\nChange the recipients, or switch to an hourly digest, in the vault's settings.\n", vaultLabel(a), a.VaultID)
+}
+
+func kindName(kind string) string {
+	switch kind {
+	case api.AlertJobFailed:
+		return "Backup failed"
+	case api.AlertJobWarnings:
+		return "Completed with warnings"
+	case api.AlertCriticalOperation:
+		return "Critical operation"
+	case api.AlertMissedBackup:
+		return "Missed backup"
+	}
+	return kind
+}
+
+func advice(kind string) string {
+	switch kind {
+	case api.AlertJobFailed:
+		return "Open the job in Coffer to see its errors, fix the cause on the machine, then run the backup again or let the next scheduled one run. Until a backup succeeds, recent changes on this machine are not protected."
+	case api.AlertJobWarnings:
+		return "The backup finished but skipped some items. Review the job's list of skipped files; if they matter, fix access to them and run the backup again."
+	case api.AlertCriticalOperation:
+		return "A security-sensitive operation was performed on the vault. If nobody on your team expected it, review who has access to the vault, change the security PIN, and check recovery points and soft-deleted items (kept for 14 days)."
+	case api.AlertMissedBackup:
+		return "No backup ran when it was scheduled. Check that the machine is on and online, that the Coffer agent service is running, and that it can reach Azure."
+	}
+	return "Open the alert in Coffer for details."
+}
+
+func vaultLabel(a api.Alert) string {
+	if a.VaultName != "" {
+		return a.VaultName
+	}
+	return a.VaultID
+}
+
+// compose writes an RFC 5322 message: UTF-8 text, quoted-printable, with
+// every header value cleaned of line breaks so no value can add a header.
+func (m *Mailer) compose(to []string, subject, messageID string, extra map[string]string, body string) []byte {
+	var h bytes.Buffer
+	header := func(k, v string) {
+		h.WriteString(k)
+		h.WriteString(": ")
+		h.WriteString(fold(len(k)+2, v))
+		h.WriteString("\r\n")
+	}
+	header("Date", m.now().Format(time.RFC1123Z))
+	header("From", clean(m.from.String()))
+	header("To", strings.Join(cleanAll(to), ", "))
+	header("Subject", mime.QEncoding.Encode("utf-8", clean(subject)))
+	header("Message-ID", clean(messageID))
+	header("MIME-Version", "1.0")
+	header("Content-Type", "text/plain; charset=utf-8")
+	header("Content-Transfer-Encoding", "quoted-printable")
+	// RFC 3834: mail robots and vacation responders must not answer.
+	header("Auto-Submitted", "auto-generated")
+	for _, k := range []string{"X-Coffer-Vault", "X-Coffer-Alert"} {
+		if v, ok := extra[k]; ok {
+			header(k, clean(v))
+		}
+	}
+	h.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&h)
+	qp.Write([]byte(body))
+	qp.Close()
+	return h.Bytes()
+}
+
+// clean makes s safe as a header value: control characters, CR and LF above
+// all, become spaces.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func cleanAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
+}
+
+// fold breaks a header value at spaces so lines stay near 78 characters;
+// start is how much of the first line the name already takes.
+func fold(start int, v string) string {
+	words := strings.Split(v, " ")
+	var b strings.Builder
+	n := start
+	for i, w := range words {
+		if i > 0 {
+			if n+1+len(w) > 78 {
+				b.WriteString("\r\n ")
+				n = 1
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+func indent(s, pad string) string {
+	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}
+
+func randomHex() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

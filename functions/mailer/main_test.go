@@ -1,0 +1,172 @@
+package mailer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/devcert"
+	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
+	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
+	"github.com/coffer-backup/coffer/shared/api"
+)
+
+// The emulators start on first use and TestMain stops them, so tests that
+// need none (config checks, message formatting) run without Node.
+var (
+	emuOnce sync.Once
+	emuErr  error
+	az      *azurite.Azurite
+	sb      *servicebus.Emulator
+
+	certOnce sync.Once
+	cert     *devcert.Cert
+	certErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if az != nil {
+		if err := az.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop Azurite:", err)
+		}
+	}
+	if sb != nil {
+		if err := sb.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop the Service Bus emulator:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+func emulators(t *testing.T) {
+	t.Helper()
+	emuOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var g errgroup.Group
+		g.Go(func() (err error) { az, err = azurite.Start(ctx, azurite.Options{}); return err })
+		g.Go(func() (err error) { sb, err = servicebus.Start(ctx, servicebus.Options{}); return err })
+		emuErr = g.Wait()
+	})
+	if emuErr != nil {
+		t.Fatalf("start the emulators (run make deps to install them): %v", emuErr)
+	}
+}
+
+func testCert(t *testing.T) *devcert.Cert {
+	t.Helper()
+	certOnce.Do(func() { cert, certErr = devcert.New("smtp", time.Hour) })
+	if certErr != nil {
+		t.Fatal(certErr)
+	}
+	return cert
+}
+
+var tableSeq atomic.Int64
+
+// digestTable is a fresh digests table per test.
+func digestTable(t *testing.T) *aztables.Client {
+	t.Helper()
+	emulators(t)
+	svc, err := aztables.NewServiceClientFromConnectionString(az.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.NewClient(fmt.Sprintf("digests%d", tableSeq.Add(1)))
+}
+
+// offlineTable is a table client that is never called.
+func offlineTable(t *testing.T) *aztables.Client {
+	t.Helper()
+	c, err := aztables.NewClientWithNoCredential("http://127.0.0.1:9/devstoreaccount1/digests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func startSink(t *testing.T, o smtpsink.Options) *smtpsink.Sink {
+	t.Helper()
+	s, err := smtpsink.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func port(t *testing.T, s *smtpsink.Sink) int {
+	t.Helper()
+	p, err := strconv.Atoi(s.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// clock is the injected clock; tests move it by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// vaults is the registry as the mailer sees it.
+type vaults struct {
+	mu      sync.Mutex
+	to      map[string][]string
+	digest  map[string]bool
+	err     error
+	lookups int
+}
+
+func (v *vaults) AlertRecipients(_ context.Context, id string) ([]string, bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lookups++
+	if v.err != nil {
+		return nil, false, v.err
+	}
+	return v.to[id], v.digest[id], nil
+}
+
+func alert(id, vault string, at time.Time, sev, kind, title string) api.Alert {
+	return api.Alert{
+		ID: id, VaultID: vault, VaultName: "Contoso ROBO", MachineID: "m-01", MachineName: "branch-01", JobID: "job-42",
+		Severity: sev, Kind: kind, Title: title,
+		Detail:   "The backup stopped: disk D: was not found.\nReconnect the disk, then run the backup again.",
+		RaisedAt: at,
+	}
+}
+
+func body(t *testing.T, a api.Alert) []byte {
+	t.Helper()
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

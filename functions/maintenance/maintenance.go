@@ -1,0 +1,344 @@
+// Package maintenance is the work of the control plane's timers: purging
+// soft-deleted data after 14 days, enforcing each policy's retention, and
+// watching for silent jobs and missed backups. It decides from the server's
+// clock and records only, never from anything an agent claims.
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/coffer-backup/coffer/functions/containers"
+	"github.com/coffer-backup/coffer/functions/jobs"
+	"github.com/coffer-backup/coffer/functions/nonce"
+	"github.com/coffer-backup/coffer/functions/pin"
+	"github.com/coffer-backup/coffer/functions/points"
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/retention"
+)
+
+// Defaults for the bounds the timers use.
+const (
+	// DefaultStaleAfter: agents report progress every minute, so two hours
+	// of silence means the agent died or lost its network for good. MARS
+	// waits 30 days.
+	DefaultStaleAfter = 2 * time.Hour
+	// DefaultMissedGrace: a scheduled backup that has not started an hour
+	// after its time is missed.
+	DefaultMissedGrace = time.Hour
+	// DefaultGCGrace protects packs a running backup has uploaded but not
+	// yet named in a point's reference list.
+	DefaultGCGrace = 24 * time.Hour
+)
+
+// JobStore is what the timers need of job tracking.
+type JobStore interface {
+	List(ctx context.Context, vaultID string, f jobs.Filter) ([]api.Job, error)
+	FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]api.Job, error)
+	Running(ctx context.Context, vaultID, machineID string) ([]api.Job, error)
+}
+
+// AlertStore is what the timers need of alerts.
+type AlertStore interface {
+	Raise(ctx context.Context, a api.Alert) (api.Alert, error)
+	Republish(ctx context.Context) (int, error)
+}
+
+// Blobs is what the timers need of the machines' containers.
+type Blobs interface {
+	Delete(ctx context.Context, name string) error
+	DeletePoint(ctx context.Context, name, pointID string) error
+	CollectGarbage(ctx context.Context, name string, grace time.Duration) (containers.GCResult, error)
+}
+
+// Timers holds the collaborators and bounds.
+type Timers struct {
+	Registry    *registry.Registry
+	Points      *points.Store
+	PINs        *pin.Store
+	Nonces      *nonce.Store
+	Jobs        JobStore
+	Alerts      AlertStore
+	Blobs       Blobs
+	Now         func() time.Time
+	Log         *slog.Logger
+	StaleAfter  time.Duration
+	MissedGrace time.Duration
+	GCGrace     time.Duration
+}
+
+func (t *Timers) log() *slog.Logger {
+	if t.Log == nil {
+		return slog.Default()
+	}
+	return t.Log
+}
+
+// busy reports whether a machine has a running job: its container is left
+// alone, because a running backup may reuse any pack.
+func (t *Timers) busy(ctx context.Context, m registry.Machine) (bool, error) {
+	js, err := t.Jobs.Running(ctx, m.VaultID, m.ID)
+	return len(js) > 0, err
+}
+
+// PurgeReport says what a purge did.
+type PurgeReport struct {
+	Machines, Points, Packs int
+	BytesFreed              int64
+	Skipped                 []string // machines left for the next run, and why
+}
+
+// PurgeSoftDeleted removes for good what was soft-deleted more than 14
+// days ago: whole machines' data, and single points with the packs no
+// remaining point needs. One machine's failure does not stop the others.
+func (t *Timers) PurgeSoftDeleted(ctx context.Context) (PurgeReport, error) {
+	var rep PurgeReport
+	now := t.Now()
+	ms, err := t.Registry.Machines(ctx, "")
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, m := range ms {
+		if err := t.purgeMachine(ctx, m, now, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("machine %s (%s): %w", m.Name, m.ID, err))
+		}
+	}
+	t.log().Info("purge finished", "machines", rep.Machines, "points", rep.Points, "packs", rep.Packs, "bytesFreed", rep.BytesFreed, "skipped", len(rep.Skipped), "errors", len(errs))
+	return rep, errors.Join(errs...)
+}
+
+func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.Time, rep *PurgeReport) error {
+	if m.State == api.MachineDeleted && m.PurgeAfter != nil && !now.Before(*m.PurgeAfter) {
+		if err := t.Blobs.Delete(ctx, m.Container); err != nil {
+			return err
+		}
+		ps, err := t.Points.List(ctx, m.ID, true)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if err := t.Points.Remove(ctx, m.ID, p.ID); err != nil {
+				return err
+			}
+		}
+		if err := t.Registry.RemoveMachine(ctx, m); err != nil {
+			return err
+		}
+		rep.Machines++
+		rep.Points += len(ps)
+		t.log().Info("purged machine", "machine", m.Name, "vault", m.VaultID, "points", len(ps))
+		return nil
+	}
+	ps, err := t.Points.List(ctx, m.ID, true)
+	if err != nil {
+		return err
+	}
+	var due []api.Point
+	for _, p := range ps {
+		if p.State == api.PointDeleted && p.PurgeAfter != nil && !now.Before(*p.PurgeAfter) {
+			due = append(due, p)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	return t.removePoints(ctx, m, due, "purge", &rep.Points, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
+}
+
+// removePoints deletes points' objects and records, then the packs that no
+// remaining point names. A busy machine is left for the next run.
+func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []api.Point, why string, nPoints, nPacks *int, freed *int64, skipped *[]string) error {
+	if busy, err := t.busy(ctx, m); err != nil {
+		return err
+	} else if busy {
+		*skipped = append(*skipped, fmt.Sprintf("%s: a job is running; %s waits for the next run", m.Name, why))
+		return nil
+	}
+	for _, p := range ps {
+		// Objects first: a point record without objects would promise a
+		// restore that cannot happen; objects without a record are retried.
+		if err := t.Blobs.DeletePoint(ctx, m.Container, p.ID); err != nil {
+			return err
+		}
+		if err := t.Points.Remove(ctx, m.ID, p.ID); err != nil {
+			return err
+		}
+		*nPoints++
+	}
+	gc, err := t.Blobs.CollectGarbage(ctx, m.Container, t.GCGrace)
+	if err != nil {
+		return fmt.Errorf("collect unreferenced packs: %w", err)
+	}
+	*nPacks += gc.Deleted
+	*freed += gc.BytesFreed
+	t.log().Info(why+": removed points", "machine", m.Name, "points", len(ps), "packsDeleted", gc.Deleted, "packsKept", gc.Referenced, "bytesFreed", gc.BytesFreed)
+	return nil
+}
+
+// RetentionReport says what retention did.
+type RetentionReport struct {
+	Machines, Expired, Packs int
+	BytesFreed               int64
+	Skipped                  []string
+}
+
+// EnforceRetention applies each protected machine's policy to its active
+// points by their server times. Expired points go at once, without the
+// 14-day soft delete: retention is the policy working, not a deletion.
+// Stopped machines keep their data, as in MARS.
+func (t *Timers) EnforceRetention(ctx context.Context) (RetentionReport, error) {
+	var rep RetentionReport
+	now := t.Now()
+	ms, err := t.Registry.Machines(ctx, "")
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, m := range ms {
+		if m.State != api.MachineProtected || m.Policy == "" {
+			continue
+		}
+		if err := t.retainMachine(ctx, m, now, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("machine %s (%s): %w", m.Name, m.ID, err))
+		}
+	}
+	t.log().Info("retention finished", "machines", rep.Machines, "expired", rep.Expired, "packs", rep.Packs, "bytesFreed", rep.BytesFreed, "errors", len(errs))
+	return rep, errors.Join(errs...)
+}
+
+func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time.Time, rep *RetentionReport) error {
+	pol, err := t.Registry.Policy(ctx, m.VaultID, m.Policy)
+	if err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(pol.Policy.Schedule.TimeZone)
+	if err != nil {
+		return fmt.Errorf("policy %s: time zone: %w", pol.Name, err)
+	}
+	ps, err := t.Points.List(ctx, m.ID, false)
+	if err != nil {
+		return err
+	}
+	in := make([]retention.Point, len(ps))
+	for i, p := range ps {
+		in[i] = retention.Point{ID: p.ID, Time: p.Time}
+	}
+	var expired []api.Point
+	for i, d := range retention.Apply(in, pol.Policy.Retention, loc, now) {
+		if !d.Keep {
+			expired = append(expired, ps[i])
+		}
+	}
+	rep.Machines++
+	if len(expired) == 0 {
+		return nil
+	}
+	return t.removePoints(ctx, m, expired, "retention", &rep.Expired, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
+}
+
+// MonitorReport says what the monitor found.
+type MonitorReport struct {
+	FailedJobs, MissedBackups, Republished int
+}
+
+// MonitorBackups fails jobs whose agents went silent, raises an alert for
+// each scheduled backup that did not start, republishes alerts Service Bus
+// did not take, and sweeps expired PINs and nonces.
+func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
+	var rep MonitorReport
+	now := t.Now()
+	stale := t.StaleAfter
+	if stale <= 0 {
+		stale = DefaultStaleAfter
+	}
+	var errs []error
+	failed, err := t.Jobs.FailStale(ctx, now.Add(-stale), "agent_silent",
+		fmt.Sprintf("the agent sent no report for %s; check that the machine is on and the coffer service is running", stale))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("fail stale jobs: %w", err))
+	}
+	for _, j := range failed {
+		rep.FailedJobs++
+		v, _ := t.Registry.Vault(ctx, j.VaultID)
+		t.raise(ctx, api.Alert{VaultID: j.VaultID, VaultName: v.Name, MachineID: j.MachineID, MachineName: j.MachineName, JobID: j.ID,
+			Severity: api.SeverityCritical, Kind: api.AlertJobFailed,
+			Title:  fmt.Sprintf("%s job on %s failed: the agent stopped reporting", j.Type, j.MachineName),
+			Detail: j.Message})
+	}
+	ms, err := t.Registry.Machines(ctx, "")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, m := range ms {
+		missed, err := t.checkMissed(ctx, m, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("machine %s: %w", m.Name, err))
+		}
+		if missed {
+			rep.MissedBackups++
+		}
+	}
+	if n, err := t.Alerts.Republish(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("republish alerts: %w", err))
+	} else {
+		rep.Republished = n
+	}
+	if _, err := t.PINs.Sweep(ctx, now.Add(-time.Hour)); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := t.Nonces.Sweep(ctx, now.Add(-2*reqsign.Window)); err != nil {
+		errs = append(errs, err)
+	}
+	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "republished", rep.Republished, "errors", len(errs))
+	return rep, errors.Join(errs...)
+}
+
+// checkMissed raises one alert per scheduled run that started no backup
+// within the grace period.
+func (t *Timers) checkMissed(ctx context.Context, m registry.Machine, now time.Time) (bool, error) {
+	if m.State != api.MachineProtected || m.Policy == "" {
+		return false, nil
+	}
+	pol, err := t.Registry.Policy(ctx, m.VaultID, m.Policy)
+	if err != nil {
+		return false, err
+	}
+	grace := t.MissedGrace
+	if grace <= 0 {
+		grace = DefaultMissedGrace
+	}
+	due, err := pol.Policy.Schedule.Prev(now.Add(-grace))
+	if err != nil || due.IsZero() || due.Before(m.RegisteredAt) || !due.After(m.LastMissed) {
+		return false, err
+	}
+	// A backup started a little early (an on-demand one, or a clock a
+	// minute fast) still counts.
+	js, err := t.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: api.JobBackup, Since: due.Add(-30 * time.Minute), Limit: 1})
+	if err != nil || len(js) > 0 {
+		return false, err
+	}
+	v, _ := t.Registry.Vault(ctx, m.VaultID)
+	loc, _ := time.LoadLocation(pol.Policy.Schedule.TimeZone)
+	t.raise(ctx, api.Alert{VaultID: m.VaultID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: api.SeverityWarning, Kind: api.AlertMissedBackup,
+		Title: "Missed backup on " + m.Name,
+		Detail: fmt.Sprintf("The backup scheduled for %s (%s) did not start within %s. Check that %s is on, connected, and that the coffer service is running.",
+			due.In(loc).Format("Mon 2 Jan 2006 15:04 MST"), due.UTC().Format(time.RFC3339), grace, m.Name)})
+	_, err = t.Registry.ModifyMachine(ctx, m.ID, func(mm *registry.Machine) error {
+		mm.LastMissed = due
+		return nil
+	})
+	return true, err
+}
+
+func (t *Timers) raise(ctx context.Context, a api.Alert) {
+	if _, err := t.Alerts.Raise(ctx, a); err != nil {
+		t.log().Warn("alert not yet delivered", "kind", a.Kind, "err", err)
+	}
+}
