@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"crypto/rand"
 	"encoding/hex"
@@ -310,3 +311,5 @@ func containerExists(t *testing.T, name string) bool {
 	must(t, err)
 	return true
 }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/coffer-backup/coffer/functions/jobs"
+	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
 	"github.com/coffer-backup/coffer/shared/api"
@@ -209,6 +210,9 @@ func (s *server) agentAddPoint(c echo.Context) error {
 	ctx := c.Request().Context()
 	if m.State == api.MachineDeleted {
 		return fail(http.StatusConflict, api.CodeConflict, "machine %s's data is deleted; no new point can be added", m.Name)
+	}
+	if err := points.CheckID(np.ID); err != nil {
+		return err
 	}
 	missing, err := s.Blobs.MissingPacks(ctx, m.Container, np.ID)
 	if err != nil {

@@ -34,8 +34,19 @@ const (
 func partitionKey(vaultID, machineID string) string { return vaultID + sep + machineID }
 
 // invertedHex is the RowKey prefix for t: newer times give smaller strings.
+// Times outside what UnixNano holds (1970 to 2262) are clamped, which keeps
+// them correct as filter bounds.
 func invertedHex(t time.Time) string {
-	return fmt.Sprintf("%0*x", idHexLen, math.MaxInt64-t.UnixNano())
+	var ns int64
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		ns = 0
+	case t.After(time.Unix(0, math.MaxInt64)):
+		ns = math.MaxInt64
+	default:
+		ns = t.UnixNano()
+	}
+	return fmt.Sprintf("%0*x", idHexLen, math.MaxInt64-ns)
 }
 
 // checkID refuses anything but 1 to 128 of [a-z0-9-]: such an ID can go into

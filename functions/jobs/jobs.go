@@ -424,6 +424,9 @@ func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message s
 	if code == "" || len(code) > maxCodeLen || !printable(code) {
 		return nil, fmt.Errorf("%w: a stale job needs an error code of 1 to %d printable characters", ErrInvalid, maxCodeLen)
 	}
+	if cutoff.IsZero() {
+		return nil, fmt.Errorf("%w: FailStale needs a cutoff time, such as now minus the longest silence a job may keep", ErrInvalid)
+	}
 	message = truncate(message, MaxMessageRunes)
 	var failed []api.Job
 	filter := "Status eq " + quote(api.StatusInProgress) + " and UpdatedAt lt " + dateTime(cutoff)

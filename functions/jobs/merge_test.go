@@ -85,3 +85,20 @@ func TestEncodedJobFitsTableLimits(t *testing.T) {
 		t.Fatalf("round trip: %d listed + %d more, want %d + %d", len(back.job.Skipped), back.skippedMore, len(rec.job.Skipped), rec.skippedMore)
 	}
 }
+
+func TestInvertedTimeSortsNewestFirst(t *testing.T) {
+	times := []time.Time{
+		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), // clamped to 1970
+		time.Unix(0, 0),
+		time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 20, 9, 0, 0, 1000, time.UTC),
+		time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), // clamped to 2262
+	}
+	for i := 1; i < len(times); i++ {
+		a, b := invertedHex(times[i-1]), invertedHex(times[i])
+		if len(a) != idHexLen || len(b) != idHexLen || b > a || b == a && i != 1 {
+			t.Fatalf("%v -> %s, %v -> %s: newer must sort first", times[i-1], a, times[i], b)
+		}
+	}
+}

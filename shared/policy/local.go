@@ -6,7 +6,7 @@ import (
 )
 
 // LocalTime is the instant at which the wall clock in loc shows
-// year-month-day hour:min, by the package's DST rule: a time in a
+// year-month-day hour:minute, by the package's DST rule: a time in a
 // spring-forward gap resolves to the first instant after the gap, and a time
 // that occurs twice resolves to its first occurrence. Fields out of range
 // normalise as in time.Date (hour 24 is the next day's midnight). A nil loc
@@ -14,12 +14,12 @@ import (
 //
 // time.Date is not used for the answer because it leaves both DST cases
 // unspecified ("correct in one of the two zones").
-func LocalTime(year int, month time.Month, day, hour, min int, loc *time.Location) time.Time {
+func LocalTime(year int, month time.Month, day, hour, minute int, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
 	// The wall clock read as if it were UTC: instant = wall - offset.
-	wall := time.Date(year, month, day, hour, min, 0, 0, time.UTC).Unix()
+	wall := time.Date(year, month, day, hour, minute, 0, 0, time.UTC).Unix()
 	// Every UTC offset in the tz database is within 16 hours, so the zones
 	// in force in this window are all that can show the wall clock.
 	const window = 16 * 3600
@@ -55,7 +55,7 @@ func LocalTime(year int, month time.Month, day, hour, min int, loc *time.Locatio
 		return time.Unix(gap, 0).In(loc)
 	}
 	// Unreachable with real zone data; time.Date is the best remaining guess.
-	return time.Date(year, month, day, hour, min, 0, 0, loc)
+	return time.Date(year, month, day, hour, minute, 0, 0, loc)
 }
 
 // date is a calendar day, free of any zone.

@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		}, false, []string{"schedule.times.count"}},
 		{"time format", func(p *Policy) { p.Schedule.Times = []string{"9:00", "24:00", "21:00:00"} }, false,
 			[]string{"schedule.times.format", "schedule.times.format", "schedule.times.format"}},
+		{"unreadable time is no repeat", func(p *Policy) { p.Schedule.Times = []string{"x", "00:00"} }, false, []string{"schedule.times.format"}},
 		{"granularity", func(p *Policy) { p.Schedule.Times = []string{"21:15"} }, false, []string{"schedule.times.granularity"}},
 		{"repeated time", func(p *Policy) { p.Schedule.Times = []string{"21:00", "21:00"} }, false, []string{"schedule.times.unique"}},
 		{"empty zone", func(p *Policy) { p.Schedule.TimeZone = "" }, false, []string{"schedule.timezone"}},

@@ -77,7 +77,7 @@ func TestNextChange(t *testing.T) {
 		{"at the start", "2026-03-09T09:00:00Z", "2026-03-09T17:30:00Z", officeHours},
 		{"Friday evening to Monday", "2026-03-13T18:00:00Z", "2026-03-16T09:00:00Z", officeHours},
 		{"across spring forward", "2026-03-28T12:00:00Z", "2026-03-30T08:00:00Z", officeHours}, // Monday 09:00 BST
-		{"work start in the gap", "2026-03-29T00:30:00Z", "2026-03-29T01:00:00Z", spring},    // 01:30 runs at 02:00 BST
+		{"work start in the gap", "2026-03-29T00:30:00Z", "2026-03-29T01:00:00Z", spring},      // 01:30 runs at 02:00 BST
 		{"disabled", "2026-03-09T08:00:00Z", "", Throttle{}},
 		{"equal rates", "2026-03-09T08:00:00Z", "", equal},
 		{"work all week", "2026-03-09T08:00:00Z", "", always},

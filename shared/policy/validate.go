@@ -112,7 +112,9 @@ func (s Schedule) check(c *checker) {
 		case seen[m]:
 			c.add(field, "schedule.times.unique", "%s repeats %q; list each time once", field, t)
 		}
-		seen[m] = true
+		if ok {
+			seen[m] = true
+		}
 	}
 
 	if _, err := loadZone(s.TimeZone); err != nil {
@@ -165,9 +167,12 @@ func (r Retention) check(c *checker, s Schedule, secure bool) {
 			c.add(k.field, "retention."+k.name+".max",
 				"%s allows at most %d %s; you gave %d", k.field, k.max, k.unit, k.n)
 		case secure && k.n < k.secureMin && (!k.optional || k.n > 0):
+			or0 := ""
+			if k.optional {
+				or0 = fmt.Sprintf(" (or 0 for no %s points)", k.name)
+			}
 			c.add(k.field, "retention.security_minimum."+k.name,
-				"with security features on, %s must be at least %d %s (or 0 to keep no %s points, where allowed); you gave %d",
-				k.field, k.secureMin, k.unit, k.name, k.n)
+				"with security features on, %s must be at least %d %s%s; you gave %d", k.field, k.secureMin, k.unit, or0, k.n)
 		}
 	}
 
