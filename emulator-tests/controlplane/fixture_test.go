@@ -90,6 +90,9 @@ type cp struct {
 
 type cpOptions struct {
 	SMTP *smtpsink.Sink
+	// Queue is the alerts queue; tests that consume alerts use their own
+	// ("queue.1") so other tests' alerts do not reach them.
+	Queue string
 }
 
 func newCP(t *testing.T, o cpOptions) *cp {
@@ -102,6 +105,9 @@ func newCP(t *testing.T, o cpOptions) *cp {
 		config.TokenContributor:     contributorToken,
 		config.TokenOperator:        operatorToken,
 		config.TokenReader:          readerToken,
+	}
+	if o.Queue != "" {
+		env[config.AlertsQueue] = o.Queue
 	}
 	if o.SMTP != nil {
 		env[config.SMTPHost], env[config.SMTPPort], env[config.SMTPSecurity] = o.SMTP.Host(), o.SMTP.Port(), "none"

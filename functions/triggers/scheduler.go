@@ -177,16 +177,17 @@ func (s *Scheduler) loop(ctx context.Context, t scheduled) {
 		following := t.spec.Next(next)
 		if skipped := countUntil(t.spec, following, ended); skipped > 0 {
 			following = t.spec.Next(ended)
-			log.Warn("timer run overran its schedule; skipped the instants it covered", "skipped", skipped, "next", following)
+			log.Warn("skipped instants that passed while the timer ran late or long", "skipped", skipped, "next", following)
 		}
 		next = following
 	}
 }
 
-// countUntil counts the instants of spec from first up to and including end.
+// countUntil counts the instants of spec from first up to and including
+// end, stopping at a bound: after a long outage the count is only logged.
 func countUntil(spec *cron.SpecSchedule, first, end time.Time) int {
 	n := 0
-	for at := first; !at.IsZero() && !at.After(end); at = spec.Next(at) {
+	for at := first; n < 10000 && !at.IsZero() && !at.After(end); at = spec.Next(at) {
 		n++
 	}
 	return n
