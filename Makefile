@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X github.com/coffer-backup/coffer/shared/version.Version=$(she
 
 NODE_STAMP := emulator-tests/node_modules/.coffer-installed
 
-.PHONY: all build deps test vet unit cross demo dev-up dev-down dev-status bench clean
+.PHONY: all build deps test vet unit cross package demo dev-up dev-down dev-status bench clean
 
 all: build
 
@@ -39,7 +39,16 @@ vet:
 
 ## unit: the fast tests that need no emulator
 unit:
-	$(GO) test -count=1 $$($(GO) list ./agent/... ./functions/... ./shared/... | grep -v /storage/azureblob)
+	$(GO) test -short -count=1 $$($(GO) list ./agent/... ./functions/... ./shared/... | grep -v /storage/azureblob)
+
+## package: stage the Functions app (host.json, one folder per function, the
+## linux/amd64 binary) in dist/functions, the folder azure.yaml deploys
+package:
+	rm -rf dist/functions
+	mkdir -p dist/functions
+	cp host.json dist/functions/
+	cp -R functions/host/. dist/functions/
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/functions/coffer-functions ./functions/cmd/coffer-functions
 
 ## cross: the agent must build for every OS it supports
 cross:

@@ -124,7 +124,7 @@ func newCP(t *testing.T, o cpOptions) *cp {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := app.New(ctx, cfg, app.NewClock(clock.Now), log)
+	a, err := app.New(ctx, cfg, app.NewClock(clock.Now), log, false)
 	if err != nil {
 		t.Fatal(err)
 	}

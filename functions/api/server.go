@@ -142,6 +142,8 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusConflict, api.Error{Code: api.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
 		return &httpError{http.StatusForbidden, api.Error{Code: api.CodePINInvalid, Message: msg}}
+	case errors.Is(err, jobs.ErrBusy):
+		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "the request timed out inside the control plane; retry"}}
 	}

@@ -73,7 +73,10 @@ type App struct {
 }
 
 // New builds every client and store and makes sure the tables exist.
-func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger) (*App, error) {
+// underHost adds the routes the Functions host posts invocations to; they
+// are left out standalone, where nothing should be able to start a purge
+// with an HTTP request.
+func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -187,7 +190,9 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	triggers.Register(a.handler, a.timers, map[string]triggers.MessageFunc{triggers.FuncSendAlertEmail: a.handleAlert})
+	if underHost {
+		triggers.Register(a.handler, a.timers, map[string]triggers.MessageFunc{triggers.FuncSendAlertEmail: a.handleAlert})
+	}
 	if cfg.DevClock {
 		a.devClockRoutes()
 	}

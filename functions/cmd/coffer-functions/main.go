@@ -49,7 +49,7 @@ func run(log *slog.Logger) error {
 	defer stop()
 
 	startCtx, cancel := context.WithTimeout(ctx, 45*time.Second) // the host allows 60 s
-	a, err := app.New(startCtx, cfg, app.NewClock(time.Now), log)
+	a, err := app.New(startCtx, cfg, app.NewClock(time.Now), log, !*standalone)
 	cancel()
 	if err != nil {
 		return err
