@@ -134,7 +134,7 @@ func classify(err error) *httpError {
 	switch {
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, points.ErrNotFound), errors.Is(err, jobs.ErrNotFound), errors.Is(err, alerts.ErrNotFound):
 		return &httpError{http.StatusNotFound, api.Error{Code: api.CodeNotFound, Message: msg}}
-	case errors.Is(err, registry.ErrInvalid), errors.Is(err, points.ErrInvalid), errors.Is(err, jobs.ErrInvalid):
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, points.ErrInvalid), errors.Is(err, jobs.ErrInvalid), errors.Is(err, alerts.ErrInvalid):
 		return &httpError{http.StatusBadRequest, api.Error{Code: api.CodeValidation, Message: msg}}
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState):
 		return &httpError{http.StatusConflict, api.Error{Code: api.CodeConflict, Message: msg}}

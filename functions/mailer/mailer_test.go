@@ -151,7 +151,7 @@ func TestAlertEmailInUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityWarning, api.AlertJobWarnings, "Sauvegarde terminée avec avertissements — poste-01 "+strings.Repeat("très long ", 20))
+	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityWarning, api.AlertJobWarnings, "Sauvegarde terminée avec avertissements — poste-01"+strings.Repeat(" très long", 20))
 	a.VaultName, a.Detail = "Zürich", "Fichiers ignorés : « C:\\Données\\verrouillé.pst »"
 	if err := m.HandleAlert(testContext(t, 30*time.Second), body(t, a)); err != nil {
 		t.Fatal(err)

@@ -87,7 +87,7 @@ func digestTable(t *testing.T) *aztables.Client {
 }
 
 // offlineTable is a table client that is never called.
-func offlineTable(t *testing.T) *aztables.Client {
+func offlineTable(t testing.TB) *aztables.Client {
 	t.Helper()
 	c, err := aztables.NewClientWithNoCredential("http://127.0.0.1:9/devstoreaccount1/digests", nil)
 	if err != nil {

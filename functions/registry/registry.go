@@ -231,8 +231,12 @@ func (r *Registry) modifyVault(ctx context.Context, id string, change func(*vaul
 }
 
 // AlertRecipients is what the email function needs to know about a vault.
+// A vault that no longer exists has nobody to tell.
 func (r *Registry) AlertRecipients(ctx context.Context, vaultID string) ([]string, bool, error) {
 	v, err := r.Vault(ctx, vaultID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
