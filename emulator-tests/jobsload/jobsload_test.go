@@ -26,7 +26,9 @@ import (
 
 var emu *azurite.Azurite
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
+// TestMain runs Azurite and, inside it, the Service Bus emulator that the
+// in-process control plane of TestTwoHundredAgentsReportThroughTheAPI needs.
+func TestMain(m *testing.M) { os.Exit(azurite.Main(withServiceBus{m}, &emu)) }
 
 const (
 	agents    = 200

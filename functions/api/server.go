@@ -232,6 +232,10 @@ func jsonProblem(err error) string {
 // readBody returns the body; BodyLimit has already bounded it.
 func readBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBody+1))
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+		err, b = nil, make([]byte, MaxBody+1)
+	}
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, api.CodeBadRequest, "could not read the request body: %v", err)
 	}
