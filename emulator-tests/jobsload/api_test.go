@@ -118,6 +118,12 @@ func startCP(t *testing.T, ctx context.Context) *apiCP {
 		t.Fatal(err)
 	}
 	wl := &warnLog{}
+	// Some packages (containers, jobs) log through slog's default logger;
+	// keep their warnings too, and their per-container info lines out of
+	// the test output.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(wl))
+	t.Cleanup(func() { slog.SetDefault(prev) })
 	nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a, err := app.New(nctx, cfg, app.NewClock(time.Now), slog.New(wl), false)

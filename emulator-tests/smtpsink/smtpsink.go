@@ -174,6 +174,9 @@ func (s *Sink) reject() bool {
 // Close stops the server and waits for it.
 func (s *Sink) Close() error {
 	err := s.srv.Close()
+	// The server knows the listener only once Serve has started; closing it
+	// here as well makes a Close right after Start return.
+	s.ln.Close()
 	<-s.served
 	if errors.Is(err, smtp.ErrServerClosed) {
 		err = nil

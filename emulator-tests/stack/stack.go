@@ -29,12 +29,17 @@ import (
 // Environment variables through which the stack's endpoints reach Coffer's
 // processes and tests. The same names point them at real Azure.
 const (
-	EnvStorage       = "AZURE_STORAGE_CONNECTION_STRING"
+	EnvStorage = "AZURE_STORAGE_CONNECTION_STRING"
+	// EnvStorageCoffer is the same connection string under the name the
+	// control plane reads (functions/config).
+	EnvStorageCoffer = "COFFER_STORAGE_CONNECTION_STRING"
 	EnvServiceBus    = "COFFER_SERVICEBUS_CONNECTION_STRING"
 	EnvKeyVault      = "COFFER_KEYVAULT_URL"
 	EnvSSLCertFile   = "SSL_CERT_FILE"
 	EnvSMTPHost      = "COFFER_SMTP_HOST"
 	EnvSMTPPort      = "COFFER_SMTP_PORT"
+	// EnvSMTPSecurity: the sink speaks plain SMTP on loopback.
+	EnvSMTPSecurity  = "COFFER_SMTP_SECURITY"
 	EnvMailPage      = "COFFER_LOCAL_MAIL_URL"
 	EnvKeyVaultLocal = "COFFER_KEYVAULT_EMULATOR" // "1": accept the emulator's static token
 )
@@ -158,12 +163,14 @@ func (s *Stack) serveMailPage() error {
 func (s *Stack) Env() map[string]string {
 	env := map[string]string{
 		EnvStorage:       s.Azurite.ConnectionString(),
+		EnvStorageCoffer: s.Azurite.ConnectionString(),
 		EnvServiceBus:    s.ServiceBus.ConnectionString(),
 		EnvKeyVault:      s.KeyVault.URL(),
 		EnvKeyVaultLocal: "1",
 		EnvSSLCertFile:   s.CACertPath,
 		EnvSMTPHost:      s.SMTP.Host(),
 		EnvSMTPPort:      s.SMTP.Port(),
+		EnvSMTPSecurity:  "none",
 	}
 	if s.MailURL != "" {
 		env[EnvMailPage] = s.MailURL

@@ -21,7 +21,7 @@ func TestStackRunsEveryEmulatorAndStopLeavesNothing(t *testing.T) {
 	t.Cleanup(func() { s.Stop() })
 
 	env := s.Env()
-	for _, k := range []string{EnvStorage, EnvServiceBus, EnvKeyVault, EnvSSLCertFile, EnvSMTPHost, EnvSMTPPort, EnvMailPage} {
+	for _, k := range []string{EnvStorage, EnvStorageCoffer, EnvServiceBus, EnvKeyVault, EnvSSLCertFile, EnvSMTPHost, EnvSMTPPort, EnvMailPage} {
 		if env[k] == "" {
 			t.Errorf("%s is empty", k)
 		}
