@@ -138,6 +138,16 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	if g.ExpiresOn.Sub(c.Clock.Now()) > time.Hour {
 		t.Fatalf("SAS valid until %s, more than an hour", g.ExpiresOn)
 	}
+
+	// The admin sees A's backup item: last backup, its point, bytes stored.
+	var m api.Machine
+	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID, nil, &m)
+	must(t, err)
+	it := m.Item
+	if it == nil || it.Points != 1 || it.LatestPoint == nil || !it.LatestPoint.Equal(pa.Time) || !it.OldestPoint.Equal(pa.Time) ||
+		it.LastBackupStatus != api.StatusInProgress || it.StorageBytes <= 0 {
+		t.Fatalf("backup item of A: %+v", it)
+	}
 }
 
 // A Reader can change nothing; an Operator can run things but not delete.
