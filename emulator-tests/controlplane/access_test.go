@@ -127,7 +127,7 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	_, err = b.Do(ctx, "POST", "/api/v1/agent/sas", nil, &g)
 	must(t, err)
 	foreign := sasFor(t, c, a.Reg.Container, g.SAS)
-	_, err = foreign.NewBlobClient("points/" + pa.ID).DownloadBuffer(ctx, make([]byte, 1024), nil)
+	_, err = foreign.NewBlobClient("points/"+pa.ID).DownloadBuffer(ctx, make([]byte, 1024), nil)
 	if !bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.AuthorizationFailure) && (err == nil || !isStatus(err, 403)) {
 		t.Fatalf("B's SAS read A's point: %v", err)
 	}

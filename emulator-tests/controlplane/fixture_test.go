@@ -2,10 +2,10 @@ package controlplane
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"

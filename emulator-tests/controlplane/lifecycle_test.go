@@ -71,13 +71,13 @@ func TestSoftDeletedPointIsUndeletableThenPurgedKeepingSharedPacks(t *testing.T)
 	must(t, err)
 
 	for name, want := range map[string]bool{
-		"points/" + p2.ID:         false,
-		packrefs.Name(p2.ID):      false,
-		packrefs.PackName(only):   false,
+		"points/" + p2.ID:          false,
+		packrefs.Name(p2.ID):       false,
+		packrefs.PackName(only):    false,
 		packrefs.PackName(shared1): true,
 		packrefs.PackName(shared2): true,
-		"points/" + p1.ID:         true,
-		"points/" + p3.ID:         true,
+		"points/" + p1.ID:          true,
+		"points/" + p3.ID:          true,
 	} {
 		if got := blobExists(t, cc, name); got != want {
 			t.Errorf("%s exists = %v, want %v", name, got, want)
@@ -178,4 +178,3 @@ func TestAgentFetchesItsPolicyWithAnETag(t *testing.T) {
 	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/office", p, nil)
 	wantCode(t, err, http.StatusForbidden, api.CodePINRequired)
 }
-

@@ -100,6 +100,7 @@ type apiCP struct {
 	hc                 *http.Client
 	contrib, op, reads *cpclient.Client
 	log                *warnLog
+	app                *app.App
 }
 
 func startCP(t *testing.T, ctx context.Context) *apiCP {
@@ -146,7 +147,7 @@ func startCP(t *testing.T, ctx context.Context) *apiCP {
 		a.Close(context.Background())
 	})
 	hc := &http.Client{Transport: tr}
-	return &apiCP{url: srv.URL, hc: hc, log: wl,
+	return &apiCP{url: srv.URL, hc: hc, log: wl, app: a,
 		contrib: &cpclient.Client{BaseURL: srv.URL, HTTP: hc, Token: apiContributor},
 		op:      &cpclient.Client{BaseURL: srv.URL, HTTP: hc, Token: apiOperator},
 		reads:   &cpclient.Client{BaseURL: srv.URL, HTTP: hc, Token: apiReader},
@@ -342,6 +343,7 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 			}
 		})
 	}
+	w0, c0 := cp.app.Jobs.ReportWrites(), cp.app.Jobs.Conflicts()
 	creates.begin()
 	reports.begin()
 	close(gate)
@@ -352,6 +354,7 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	reports.log(t, "reports")
 	t.Logf("(both over the same %v: creates and reports run together; %d final reports answered job_finished after a retry)",
 		reports.wall.Round(time.Millisecond), finishedOnRetry.Load())
+	t.Logf("(job store: %d report batches written, %d ETag conflicts retried)", cp.app.Jobs.ReportWrites()-w0, cp.app.Jobs.Conflicts()-c0)
 	creates.check(t)
 	reports.check(t)
 
@@ -365,6 +368,7 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 		hotIDs[h] = j.ID
 	}
 	hot := newPhase("hot jobs (5x40)")
+	w0, c0 = cp.app.Jobs.ReportWrites(), cp.app.Jobs.Conflicts()
 	gate = make(chan struct{})
 	for h := range hotAgents {
 		for k := range hotConcurrent {
@@ -383,6 +387,7 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	wg.Wait()
 	hot.end()
 	hot.log(t, "reports")
+	t.Logf("(job store: %d report batches written, %d ETag conflicts retried)", cp.app.Jobs.ReportWrites()-w0, cp.app.Jobs.Conflicts()-c0)
 	hot.check(t)
 	for h := range hotAgents {
 		var got api.Job

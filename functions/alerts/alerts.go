@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/shared/api"
 )
 
@@ -70,7 +71,7 @@ func New(client *aztables.Client, pub Publisher, now func() time.Time) *Store {
 
 // EnsureTable creates the alerts table if it does not exist.
 func (s *Store) EnsureTable(ctx context.Context) error {
-	if _, err := s.table.CreateTable(ctx, nil); err != nil && !hasStatus(err, http.StatusConflict) {
+	if _, err := s.table.CreateTable(ctx, nil); err != nil && !tables.Status(err, http.StatusConflict) {
 		return fmt.Errorf("create the alerts table (check the storage connection string and the identity's Storage Table Data Contributor role): %w", err)
 	}
 	return nil
@@ -254,7 +255,7 @@ func (s *Store) get(ctx context.Context, vaultID, id string) (api.Alert, azcore.
 		return api.Alert{}, "", err
 	}
 	resp, err := s.table.GetEntity(ctx, vaultID, id, nil)
-	if hasStatus(err, http.StatusNotFound) {
+	if tables.Status(err, http.StatusNotFound) {
 		return api.Alert{}, "", fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
 	}
 	if err != nil {
@@ -298,9 +299,9 @@ func (s *Store) Acknowledge(ctx context.Context, vaultID, id, by string) (api.Al
 		case err == nil:
 			a.Acknowledged, a.AcknowledgedAt, a.AcknowledgedBy = true, &at, by
 			return a, nil
-		case hasStatus(err, http.StatusPreconditionFailed) && attempt < 5:
+		case tables.Status(err, http.StatusPreconditionFailed) && attempt < 5:
 			continue // someone else changed the row: read it again
-		case hasStatus(err, http.StatusNotFound):
+		case tables.Status(err, http.StatusNotFound):
 			return api.Alert{}, fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
 		default:
 			return api.Alert{}, fmt.Errorf("acknowledge alert %s in vault %s: %w", id, vaultID, err)
@@ -446,11 +447,6 @@ func fromEntity(raw []byte) (api.Alert, bool, error) {
 		a.AcknowledgedAt = &t
 	}
 	return a, r.Published, nil
-}
-
-func hasStatus(err error, code int) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == code
 }
 
 func ptr[T any](v T) *T { return &v }

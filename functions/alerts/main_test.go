@@ -11,49 +11,26 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 )
 
 // The emulators start on first use, so the decoder tests and fuzzing run
 // without them; TestMain stops whatever was started.
 var (
-	emuOnce sync.Once
-	emuErr  error
-	az      *azurite.Azurite
-	sb      *servicebus.Emulator
+	emu ondemand.Emulators
+	az  *azurite.Azurite
+	sb  *servicebus.Emulator
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if az != nil {
-		if err := az.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop Azurite:", err)
-		}
-	}
-	if sb != nil {
-		if err := sb.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop the Service Bus emulator:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
 
 func emulators(t *testing.T) {
 	t.Helper()
-	emuOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		var g errgroup.Group
-		g.Go(func() (err error) { az, err = azurite.Start(ctx, azurite.Options{}); return err })
-		g.Go(func() (err error) { sb, err = servicebus.Start(ctx, servicebus.Options{}); return err })
-		emuErr = g.Wait()
-	})
-	if emuErr != nil {
-		t.Fatalf("start the emulators (run make deps to install them): %v", emuErr)
-	}
+	emu.Start(t)
+	az, sb = emu.Azurite, emu.ServiceBus
 }
 
 // clock is the injected server clock; tests move it by hand.

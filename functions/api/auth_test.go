@@ -144,4 +144,3 @@ func FuzzDecodeBodies(f *testing.F) {
 		}
 	})
 }
-

@@ -95,7 +95,7 @@ func (c *Containers) DeletePoint(ctx context.Context, name, pointID string) erro
 	if err := sas.CheckContainerName(name); err != nil {
 		return err
 	}
-	if !validID(pointID) {
+	if !packrefs.ValidID(pointID) {
 		return fmt.Errorf("point ID %q is not 64 lower-case hex digits", pointID)
 	}
 	cc := c.svc.NewContainerClient(name)
@@ -118,7 +118,7 @@ func (c *Containers) MissingPacks(ctx context.Context, name, pointID string) ([]
 	if err := sas.CheckContainerName(name); err != nil {
 		return nil, err
 	}
-	if !validID(pointID) {
+	if !packrefs.ValidID(pointID) {
 		return nil, fmt.Errorf("point ID %q is not 64 lower-case hex digits", pointID)
 	}
 	cc := c.svc.NewContainerClient(name)
@@ -456,23 +456,10 @@ func packID(name string) (string, bool) {
 		return "", false
 	}
 	id := rest[3:]
-	if !validID(id) || rest[:2] != id[:2] {
+	if !packrefs.ValidID(id) || rest[:2] != id[:2] {
 		return "", false
 	}
 	return id, true
-}
-
-// validID accepts 64 lower-case hex digits, as object IDs are.
-func validID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, ch := range []byte(s) {
-		if !('0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // sameETag compares ETags, which services return quoted in some responses

@@ -36,6 +36,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/shared/api"
 )
 
@@ -88,7 +89,7 @@ func New(client *aztables.Client, now func() time.Time) *Store {
 
 // EnsureTable creates the table if it does not exist.
 func (s *Store) EnsureTable(ctx context.Context) error {
-	if _, err := s.c.CreateTable(ctx, nil); err != nil && !hasStatus(err, http.StatusConflict) {
+	if _, err := s.c.CreateTable(ctx, nil); err != nil && !tables.Status(err, http.StatusConflict) {
 		return fmt.Errorf("create the jobs table (check the storage account and the app's Table Data Contributor role): %w", err)
 	}
 	return nil
@@ -136,7 +137,7 @@ func (s *Store) Create(ctx context.Context, vaultID, machineID, machineName, job
 		if err == nil {
 			return rec.view(), nil
 		}
-		if !hasStatus(err, http.StatusConflict) {
+		if !tables.Status(err, http.StatusConflict) {
 			return api.Job{}, s.wrap(err, "create %s job on machine %s of vault %s", jobType, machineID, vaultID)
 		}
 	}
@@ -289,9 +290,9 @@ func (s *Store) update(ctx context.Context, vaultID, machineID, jobID string, fi
 		switch {
 		case err == nil:
 			return nil
-		case hasStatus(err, http.StatusNotFound):
+		case tables.Status(err, http.StatusNotFound):
 			return s.wrap(err, "update job %s", jobID)
-		case !hasStatus(err, http.StatusPreconditionFailed):
+		case !tables.Status(err, http.StatusPreconditionFailed):
 			return s.wrap(err, "update job %s of machine %s", jobID, machineID)
 		}
 		s.conflicts.Add(1)
@@ -540,11 +541,6 @@ func checkKeys(vaultID, machineID string) error {
 
 func checkAll(vaultID, machineID, jobID string) error {
 	return errors.Join(checkID("vault", vaultID), checkID("machine", machineID), checkJobID(jobID))
-}
-
-func hasStatus(err error, code int) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == code
 }
 
 // wrap names what failed and maps storage answers to this package's errors.

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/shared/api"
 )
 
@@ -139,7 +140,7 @@ func (m *Mailer) sendDigest(ctx context.Context, vault string, ps []pending) (se
 		// Conditional on the ETag: a row rewritten since it was read is
 		// kept, so it is sent again rather than lost.
 		_, err := m.digests.DeleteEntity(ctx, vault, p.alert.ID, &aztables.DeleteEntityOptions{IfMatch: &p.etag})
-		if err != nil && !hasStatus(err, 404) {
+		if err != nil && !tables.Status(err, 404) {
 			errs = append(errs, err)
 		}
 	}
@@ -147,9 +148,4 @@ func (m *Mailer) sendDigest(ctx context.Context, vault string, ps []pending) (se
 		return sent, fmt.Errorf("digest of vault %s sent, but %d of its rows could not be deleted and may be sent again: %w", vault, len(errs), errors.Join(errs...))
 	}
 	return sent, nil
-}
-
-func hasStatus(err error, code int) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == code
 }

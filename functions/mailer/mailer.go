@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/tables"
 )
 
 // ErrPoison marks an alert message that can never be handled.
@@ -134,7 +135,7 @@ func New(cfg Config, rcpt Recipients, digests *aztables.Client, now func() time.
 
 // EnsureTable creates the digests table if it does not exist.
 func (m *Mailer) EnsureTable(ctx context.Context) error {
-	if _, err := m.digests.CreateTable(ctx, nil); err != nil && !hasStatus(err, 409) {
+	if _, err := m.digests.CreateTable(ctx, nil); err != nil && !tables.Status(err, 409) {
 		return fmt.Errorf("create the digests table (check the storage connection string and role): %w", err)
 	}
 	return nil

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/emulator-tests/devcert"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/shared/api"
@@ -24,44 +24,21 @@ import (
 // The emulators start on first use and TestMain stops them, so tests that
 // need none (config checks, message formatting) run without Node.
 var (
-	emuOnce sync.Once
-	emuErr  error
-	az      *azurite.Azurite
-	sb      *servicebus.Emulator
+	emu ondemand.Emulators
+	az  *azurite.Azurite
+	sb  *servicebus.Emulator
 
 	certOnce sync.Once
 	cert     *devcert.Cert
 	certErr  error
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if az != nil {
-		if err := az.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop Azurite:", err)
-		}
-	}
-	if sb != nil {
-		if err := sb.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop the Service Bus emulator:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
 
 func emulators(t *testing.T) {
 	t.Helper()
-	emuOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		var g errgroup.Group
-		g.Go(func() (err error) { az, err = azurite.Start(ctx, azurite.Options{}); return err })
-		g.Go(func() (err error) { sb, err = servicebus.Start(ctx, servicebus.Options{}); return err })
-		emuErr = g.Wait()
-	})
-	if emuErr != nil {
-		t.Fatalf("start the emulators (run make deps to install them): %v", emuErr)
-	}
+	emu.Start(t)
+	az, sb = emu.Azurite, emu.ServiceBus
 }
 
 func testCert(t *testing.T) *devcert.Cert {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
 // SoftDeleteRetention is how long a deleted point can be undeleted.
@@ -61,13 +62,8 @@ func (e *entity) api() api.Point {
 
 // CheckID accepts a point ID: 64 lower-case hex digits.
 func CheckID(id string) error {
-	if len(id) != 64 {
+	if !packrefs.ValidID(id) {
 		return fmt.Errorf("%w: point ID must be 64 lower-case hex digits", ErrInvalid)
-	}
-	for _, c := range []byte(id) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return fmt.Errorf("%w: point ID must be 64 lower-case hex digits", ErrInvalid)
-		}
 	}
 	return nil
 }

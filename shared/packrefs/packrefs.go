@@ -53,11 +53,11 @@ func Decode(b []byte) (*Refs, error) {
 	if r.Version != Version {
 		return nil, fmt.Errorf("pack reference list has version %d; this build reads version %d", r.Version, Version)
 	}
-	if !validID(r.Point) {
+	if !ValidID(r.Point) {
 		return nil, fmt.Errorf("pack reference list names an invalid point ID %q", r.Point)
 	}
 	for i, p := range r.Packs {
-		if !validID(p) {
+		if !ValidID(p) {
 			return nil, fmt.Errorf("pack reference list names an invalid pack ID %q", p)
 		}
 		if i > 0 && r.Packs[i-1] >= p {
@@ -68,7 +68,7 @@ func Decode(b []byte) (*Refs, error) {
 }
 
 // validID accepts 64 lower-case hex digits.
-func validID(s string) bool {
+func ValidID(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
