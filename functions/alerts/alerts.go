@@ -450,3 +450,6 @@ func fromEntity(raw []byte) (api.Alert, bool, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// SetLogger sends the alerts logs to l.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l.With("component", "alerts") }

@@ -140,6 +140,9 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	a.Jobs = jobs.New(tsvc.NewClient("jobs"), now)
 	a.Alerts = alerts.New(tsvc.NewClient("alerts"), a.sender, now)
 	blobs := containers.New(bsvc, now)
+	blobs.SetLogger(log)
+	a.Jobs.SetLogger(log)
+	a.Alerts.SetLogger(log)
 
 	ensure := []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable}
 	digests := tsvc.NewClient("digests")
@@ -156,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 		if a.Mailer, err = mailer.New(mcfg, a.Registry, digests, now); err != nil {
 			return nil, fmt.Errorf("email: %w", err)
 		}
+		a.Mailer.SetLogger(log)
 	} else {
 		log.Warn("no SMTP host configured; alert emails will stay queued until COFFER_SMTP_HOST is set")
 	}

@@ -35,6 +35,7 @@ const concurrency = 8
 type Containers struct {
 	svc *service.Client
 	now func() time.Time
+	log *slog.Logger
 
 	// beforeRecheck, if set, runs between GC's decision and its second look
 	// at refs/: tests use it to finish a backup in the middle of a GC.
@@ -48,8 +49,11 @@ func New(svc *service.Client, now func() time.Time) *Containers {
 	if now == nil {
 		now = time.Now
 	}
-	return &Containers{svc: svc, now: now}
+	return &Containers{svc: svc, now: now, log: slog.Default()}
 }
+
+// SetLogger sends the package's logs to l.
+func (c *Containers) SetLogger(l *slog.Logger) { c.log = l.With("component", "containers") }
 
 // Ensure creates the container if it does not exist yet, with no public access.
 func (c *Containers) Ensure(ctx context.Context, name string) error {
@@ -59,7 +63,7 @@ func (c *Containers) Ensure(ctx context.Context, name string) error {
 	_, err := c.svc.CreateContainer(ctx, name, nil)
 	switch {
 	case err == nil:
-		slog.InfoContext(ctx, "container created", "container", name)
+		c.log.InfoContext(ctx, "container created", "container", name)
 		return nil
 	case bloberror.HasCode(err, bloberror.ContainerAlreadyExists):
 		return nil
@@ -79,7 +83,7 @@ func (c *Containers) Delete(ctx context.Context, name string) error {
 	_, err := c.svc.DeleteContainer(ctx, name, nil)
 	switch {
 	case err == nil:
-		slog.InfoContext(ctx, "container deleted", "container", name)
+		c.log.InfoContext(ctx, "container deleted", "container", name)
 		return nil
 	case bloberror.HasCode(err, bloberror.ContainerNotFound, bloberror.ContainerBeingDeleted):
 		return nil
@@ -107,7 +111,7 @@ func (c *Containers) DeletePoint(ctx context.Context, name, pointID string) erro
 			return fmt.Errorf("delete %s in container %s: %w; retry, deleting a point is idempotent", obj, name, err)
 		}
 	}
-	slog.InfoContext(ctx, "point deleted", "container", name, "point", pointID)
+	c.log.InfoContext(ctx, "point deleted", "container", name, "point", pointID)
 	return nil
 }
 
@@ -229,11 +233,11 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 		return res, fmt.Errorf("garbage collection of container %s deleted nothing: list packs: %w", name, err)
 	}
 	if missing := keep.len() - stored; missing > 0 {
-		slog.WarnContext(ctx, "points name packs that are not stored; run coffer check on the machine",
+		c.log.WarnContext(ctx, "points name packs that are not stored; run coffer check on the machine",
 			"container", name, "missingPacks", missing)
 	}
 	if unrecognised > 0 {
-		slog.WarnContext(ctx, "objects under data/ are not named like packs; left alone", "container", name, "objects", unrecognised)
+		c.log.WarnContext(ctx, "objects under data/ are not named like packs; left alone", "container", name, "objects", unrecognised)
 	}
 
 	if len(candidates) > 0 {
@@ -245,7 +249,7 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 			return res, fmt.Errorf("garbage collection of container %s deleted nothing: second look at refs/: %w", name, err)
 		}
 		if reread > 0 {
-			slog.InfoContext(ctx, "pack lists appeared during garbage collection", "container", name, "lists", reread)
+			c.log.InfoContext(ctx, "pack lists appeared during garbage collection", "container", name, "lists", reread)
 			candidates = slices.DeleteFunc(candidates, func(p pack) bool { return keep.has(p.id) })
 		}
 	}
@@ -274,7 +278,7 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 			case bloberror.HasCode(err, bloberror.BlobNotFound):
 				return nil // someone else got there first
 			case bloberror.HasCode(err, bloberror.ConditionNotMet):
-				slog.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", p.id)
+				c.log.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", p.id)
 				return nil
 			default:
 				return fmt.Errorf("delete %s: %w", obj, err)
@@ -283,7 +287,7 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 	}
 	err = g.Wait()
 	slices.Sort(res.DeletedPacks)
-	slog.InfoContext(ctx, "garbage collection",
+	c.log.InfoContext(ctx, "garbage collection",
 		"container", name, "refs", nRefs, "referenced", res.Referenced, "deleted", res.Deleted,
 		"bytesFreed", res.BytesFreed, "keptYoung", res.KeptYoung, "grace", grace, "err", err)
 	if err != nil {

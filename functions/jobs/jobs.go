@@ -71,6 +71,7 @@ const (
 type Store struct {
 	c         *aztables.Client
 	now       func() time.Time
+	log       *slog.Logger
 	conflicts atomic.Int64
 	batches   atomic.Int64
 
@@ -84,8 +85,11 @@ func New(client *aztables.Client, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{c: client, now: now, queues: map[string]*jobQueue{}}
+	return &Store{c: client, now: now, log: slog.Default(), queues: map[string]*jobQueue{}}
 }
+
+// SetLogger sends the store's logs to l.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l.With("component", "jobs") }
 
 // EnsureTable creates the table if it does not exist.
 func (s *Store) EnsureTable(ctx context.Context) error {
@@ -297,7 +301,7 @@ func (s *Store) update(ctx context.Context, vaultID, machineID, jobID string, fi
 		}
 		s.conflicts.Add(1)
 		if attempt >= maxAttempts {
-			slog.WarnContext(ctx, "job update gave up after ETag conflicts", "job", jobID, "machine", machineID, "attempts", attempt)
+			s.log.WarnContext(ctx, "job update gave up after ETag conflicts", "job", jobID, "machine", machineID, "attempts", attempt)
 			return fmt.Errorf("%w: job %s lost %d updates in a row to concurrent ones; retry the report in a few seconds", ErrBusy, jobID, attempt)
 		}
 		if err := backoff(ctx, attempt); err != nil {
@@ -453,7 +457,7 @@ func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message s
 			return false, err
 		}
 		if changed {
-			slog.InfoContext(ctx, "failed a stale job", "vault", j.VaultID, "machine", j.MachineID, "job", j.ID,
+			s.log.InfoContext(ctx, "failed a stale job", "vault", j.VaultID, "machine", j.MachineID, "job", j.ID,
 				"type", j.Type, "lastReport", j.UpdatedAt, "code", code)
 			failed = append(failed, out)
 		}

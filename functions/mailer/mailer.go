@@ -206,3 +206,6 @@ func validDomain(d string) bool {
 		return !(r == '.' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 	})
 }
+
+// SetLogger sends the mailer logs to l.
+func (m *Mailer) SetLogger(l *slog.Logger) { m.log = l.With("component", "mailer") }
