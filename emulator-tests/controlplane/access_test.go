@@ -92,6 +92,7 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	ccA := a.sas(t)
 	pa := a.backup(t, ccA, randomID())
 
+	c.Clock.Advance(time.Minute)
 	var jobA api.Job
 	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &jobA)
 	must(t, err)
