@@ -67,16 +67,25 @@ func newBackup() *cobra.Command {
 		noParent bool
 	)
 	c := &cobra.Command{
-		Use:   "backup --repo REPO PATH...",
+		Use:   "backup [--repo REPO] [PATH...]",
 		Short: "Back up files and folders as a new recovery point",
 		Long: `Back up files and folders as a new recovery point. Files unchanged since the
 previous point of the same paths (same size, times and inode) are not read again.
-Prints the new point's ID alone on the last line, or a summary with --json.`,
+Prints the new point's ID alone on the last line, or a summary with --json.
+
+On a registered machine, without --repo, the backup runs as a job of the
+vault: the paths default to the policy's, progress and outcome are reported,
+and the point is registered with the control plane.`,
 		RunE: func(c *cobra.Command, paths []string) error {
+			ctx := c.Context()
+			if vm, err := f.vaultMode(); err != nil {
+				return err
+			} else if vm {
+				return vaultBackup(c, f.session, paths, tags, noParent, asJSON)
+			}
 			if len(paths) == 0 {
 				return usagef("name at least one file or folder to back up")
 			}
-			ctx := c.Context()
 			r, err := f.openIndexed(ctx)
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/cache"
 	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/shared/storage"
 	"github.com/coffer-backup/coffer/shared/storage/location"
 	"github.com/coffer-backup/coffer/shared/storage/retry"
@@ -22,12 +23,52 @@ type repoFlags struct {
 	repo           string
 	passphraseFile string
 	cacheDir       string
+	configDir      string
+
+	session *vault.Session // set in vault mode: no --repo, and this machine is registered
 }
 
 func (f *repoFlags) add(c *cobra.Command) {
 	c.Flags().StringVarP(&f.repo, "repo", "r", os.Getenv("COFFER_REPOSITORY"), "repository: a local folder or an Azure Blob container URL with a SAS (default $COFFER_REPOSITORY)")
 	c.Flags().StringVar(&f.passphraseFile, "passphrase-file", "", "read the passphrase from this file (default $COFFER_PASSPHRASE)")
 	c.Flags().StringVar(&f.cacheDir, "cache-dir", "", "folder for the local cache (default: the user cache folder)")
+	addConfigDir(c, &f.configDir)
+}
+
+func addConfigDir(c *cobra.Command, dir *string) {
+	c.Flags().StringVar(dir, "config-dir", "", "the agent's registration folder (default $COFFER_CONFIG_DIR, or the OS's; see `coffer register --help`)")
+}
+
+// vaultSession opens this machine's vault registration.
+func vaultSession(dir string) (*vault.Session, error) {
+	if dir == "" {
+		d, err := vault.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return vault.Open(dir)
+}
+
+// vaultMode reports whether the command works through the vault: no
+// repository was named and the machine is registered.
+func (f *repoFlags) vaultMode() (bool, error) {
+	if f.repo != "" {
+		return false, nil
+	}
+	if f.session != nil {
+		return true, nil
+	}
+	s, err := vaultSession(f.configDir)
+	if errors.Is(err, vault.ErrNotRegistered) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	f.session = s
+	return true, nil
 }
 
 // passphrase reads the passphrase from the file flag or the environment.
@@ -46,8 +87,13 @@ func passphrase(file, env string) ([]byte, error) {
 }
 
 func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
+	if vm, err := f.vaultMode(); err != nil {
+		return nil, err
+	} else if vm {
+		return f.session.Backend(), nil
+	}
 	if f.repo == "" {
-		return nil, usagef("no repository: give --repo (a folder, or an Azure Blob container URL with a SAS)")
+		return nil, usagef("no repository: give --repo (a folder, or an Azure Blob container URL with a SAS), or register this machine with `coffer register`")
 	}
 	be, err := location.Open(ctx, f.repo)
 	if err != nil {
@@ -58,6 +104,12 @@ func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
 
 // open opens the repository with the passphrase; it writes nothing.
 func (f *repoFlags) open(ctx context.Context) (*repository.Repository, error) {
+	if vm, err := f.vaultMode(); err != nil {
+		return nil, err
+	} else if vm && f.passphraseFile == "" && os.Getenv("COFFER_PASSPHRASE") == "" {
+		// The escrowed passphrase, fetched from Key Vault.
+		return f.session.Repository(ctx)
+	}
 	pass, err := passphrase(f.passphraseFile, "COFFER_PASSPHRASE")
 	if err != nil {
 		return nil, err

@@ -1,0 +1,123 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/shared/api"
+)
+
+// BackupOptions tune a vault backup.
+type BackupOptions struct {
+	Paths    []string         // what to back up
+	Archiver archiver.Options // Progress is filled in if nil
+	Parent   func(*repository.Repository) *repository.Point
+}
+
+// BackupResult is a finished vault backup.
+type BackupResult struct {
+	JobID  string
+	Result *archiver.Result
+	Queued bool // the outcome waits in pending/ for the control plane
+}
+
+// Backup runs one backup as a job of the vault: it reports progress while
+// it runs, registers the point (whose time the server sets), and reports
+// the outcome with every skipped file, or the failure with its reason.
+func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, error) {
+	job, err := s.StartJob(ctx, api.JobBackup)
+	if err != nil {
+		return nil, err
+	}
+	out := &BackupResult{JobID: job.ID}
+	res, err := s.runBackup(ctx, job, o)
+	if err != nil {
+		report := api.JobReport{Status: api.StatusFailed, ErrorCode: errorCode(err), Message: err.Error()}
+		if errors.Is(err, context.Canceled) {
+			report = api.JobReport{Status: api.StatusCancelled, ErrorCode: "cancelled", Message: "the backup was stopped on the machine"}
+		}
+		// Report with a fresh context: the job's own may be the one cancelled.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if ferr := job.Finish(rctx, report); ferr != nil && !errors.Is(ferr, ErrQueued) {
+			err = fmt.Errorf("%w (and the failure could not be reported: %v)", err, ferr)
+		}
+		return out, err
+	}
+	out.Result = res
+	p := res.Point
+	report := api.JobReport{Status: api.StatusCompleted, PointID: p.ID, Progress: api.Progress{
+		FilesDone: p.Summary.Files, FilesTotal: p.Summary.Files, BytesDone: p.Summary.Bytes, BytesTotal: p.Summary.Bytes,
+		BytesUploaded: p.Summary.BytesStored}}
+	if len(res.Warnings) > 0 {
+		report.Status = api.StatusCompletedWithWarnings
+		for _, w := range res.Warnings {
+			report.Skipped = append(report.Skipped, api.Skipped{Path: w.Path, Reason: w.Err})
+		}
+	}
+	perr := job.AddPoint(ctx, p.ID)
+	if perr != nil && !errors.Is(perr, ErrQueued) {
+		report = api.JobReport{Status: api.StatusFailed, ErrorCode: "point_refused", Message: perr.Error()}
+	}
+	ferr := job.Finish(ctx, report)
+	out.Queued = errors.Is(perr, ErrQueued) || errors.Is(ferr, ErrQueued)
+	if perr != nil && !errors.Is(perr, ErrQueued) {
+		return out, fmt.Errorf("the control plane refused the recovery point: %w", perr)
+	}
+	if ferr != nil && !errors.Is(ferr, ErrQueued) {
+		return out, fmt.Errorf("report the backup's outcome: %w", ferr)
+	}
+	return out, nil
+}
+
+func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*archiver.Result, error) {
+	r, err := s.Repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	opts := o.Archiver
+	if opts.Progress == nil {
+		opts.Progress = &archiver.Progress{}
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = s.Config.MachineName
+	}
+	if o.Parent != nil && opts.Parent == nil {
+		opts.Parent = o.Parent(r)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(ProgressEvery / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				pr := opts.Progress
+				job.Progress(ctx, api.Progress{FilesDone: pr.FilesDone.Load(), FilesTotal: pr.FilesSeen.Load(),
+					BytesDone: pr.BytesDone.Load(), BytesTotal: pr.BytesSeen.Load(), BytesUploaded: pr.BytesStored.Load()})
+			}
+		}
+	}()
+	return archiver.Backup(ctx, r, o.Paths, opts)
+}
+
+// errorCode names a failure for the job list; the message has the detail.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, repository.ErrWrongPassphrase):
+		return "wrong_passphrase"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "backup_failed"
+}

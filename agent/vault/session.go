@@ -1,0 +1,151 @@
+package vault
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/storage"
+	"github.com/coffer-backup/coffer/shared/storage/retry"
+)
+
+// MinPassphrase is MARS's minimum passphrase length.
+const MinPassphrase = 16
+
+// Session is a registered machine talking to its vault.
+type Session struct {
+	Dir    string
+	Config *Config
+	Client *cpclient.Client
+	Now    func() time.Time
+}
+
+// Open loads the registration in dir.
+func Open(dir string) (*Session, error) {
+	c, key, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(dir, c, key), nil
+}
+
+func newSession(dir string, c *Config, key ed25519.PrivateKey) *Session {
+	return &Session{Dir: dir, Config: c, Now: time.Now, Client: &cpclient.Client{
+		BaseURL: c.ControlPlaneURL, MachineID: c.MachineID, Key: key,
+		HTTP: &http.Client{Timeout: 2 * time.Minute},
+	}}
+}
+
+// SAS asks the control plane for a token for this machine's container.
+func (s *Session) SAS(ctx context.Context) (api.SAS, error) {
+	var g api.SAS
+	_, err := s.Client.Do(ctx, "POST", api.Version+"/agent/sas", nil, &g)
+	return g, err
+}
+
+// Backend is the machine's container through renewed SAS tokens, with
+// retries for transient failures.
+func (s *Session) Backend() storage.Backend {
+	return retry.New(&sasBackend{grant: s.SAS, now: s.Now}, retry.Policy{})
+}
+
+// Escrow is the machine's passphrase secret.
+func (s *Session) Escrow() (*Escrow, error) {
+	return NewEscrow(s.Config.KeyVaultURL, s.Config.SecretName, s.Config.TenantID)
+}
+
+// Repository opens the machine's repository with the escrowed passphrase.
+func (s *Session) Repository(ctx context.Context) (*repository.Repository, error) {
+	e, err := s.Escrow()
+	if err != nil {
+		return nil, err
+	}
+	pass, err := e.Fetch(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	r, err := repository.Open(ctx, s.Backend(), pass, repository.Options{})
+	if errors.Is(err, repository.ErrWrongPassphrase) {
+		return nil, fmt.Errorf("%w: the passphrase in Key Vault (%s) does not open this machine's repository; restore the secret's previous version", err, s.Config.SecretName)
+	}
+	return r, err
+}
+
+// RegisterOptions are `coffer register`'s inputs.
+type RegisterOptions struct {
+	Dir         string
+	Credentials []byte // the vault credentials file
+	Name        string // machine name; empty means the host name
+	Passphrase  []byte // empty means generate one
+	OS          string
+	Version     string
+}
+
+// Register enrols this machine: a new key pair, the control plane's
+// registration, the passphrase in Key Vault, and a new repository in the
+// machine's container. The passphrase is never sent to the control plane.
+func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) {
+	var cr api.Credentials
+	d := json.NewDecoder(strings.NewReader(string(o.Credentials)))
+	if err := d.Decode(&cr); err != nil || cr.Version != api.CredentialsVersion || cr.VaultID == "" || cr.Secret == "" || cr.ControlPlaneURL == "" {
+		return nil, nil, fmt.Errorf("this is not a Coffer vault credentials file; download one with `coffer admin credentials VAULT`")
+	}
+	if !time.Now().Before(cr.ExpiresAt) {
+		return nil, nil, fmt.Errorf("the vault credentials file expired at %s (they last 48 hours); download a new one", cr.ExpiresAt.Local().Format(time.RFC1123))
+	}
+	if _, _, err := Load(o.Dir); err == nil {
+		return nil, nil, fmt.Errorf("this machine is already registered (%s); to register again, remove that folder first", o.Dir)
+	}
+	pass := o.Passphrase
+	if len(pass) == 0 {
+		pass = NewPassphrase()
+	} else if n := len([]rune(string(pass))); n < MinPassphrase {
+		return nil, nil, fmt.Errorf("the passphrase has %d characters; use at least %d, or let coffer generate one", n, MinPassphrase)
+	}
+	name := o.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, nil, fmt.Errorf("no machine name: give --name")
+		}
+		name = strings.Split(h, ".")[0]
+	}
+	pub, priv, err := reqsign.NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	anon := &cpclient.Client{BaseURL: cr.ControlPlaneURL, HTTP: &http.Client{Timeout: time.Minute}}
+	var reg api.Registration
+	if _, err := anon.Do(ctx, "POST", api.Version+"/register", api.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version}, &reg); err != nil {
+		return nil, nil, fmt.Errorf("register with the vault: %w", err)
+	}
+	c := &Config{ControlPlaneURL: cr.ControlPlaneURL, VaultID: reg.VaultID, VaultName: cr.VaultName, MachineID: reg.MachineID,
+		MachineName: reg.MachineName, Container: reg.Container, BlobEndpoint: reg.BlobEndpoint, KeyVaultURL: reg.KeyVaultURL,
+		SecretName: reg.SecretName, TenantID: cr.TenantID}
+	if err := save(o.Dir, c, priv); err != nil {
+		return nil, nil, err
+	}
+	s := newSession(o.Dir, c, priv)
+	e, err := s.Escrow()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := e.Store(ctx, pass); err != nil {
+		return nil, nil, err
+	}
+	if _, err := repository.Init(ctx, s.Backend(), pass, repository.Options{Hostname: name}); err != nil {
+		return nil, nil, fmt.Errorf("create the repository in the machine's container: %w", err)
+	}
+	return s, pass, nil
+}

@@ -1,0 +1,313 @@
+// Package agent proves the managed agent's user stories: real coffer
+// processes against the whole local stack (Azurite, Service Bus, Key Vault
+// emulator, SMTP sink) and a control plane running in this process, so the
+// test can see every request it receives.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/coffer-backup/coffer/agent/treegen"
+	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
+	"github.com/coffer-backup/coffer/emulator-tests/stack"
+	"github.com/coffer-backup/coffer/functions/app"
+	"github.com/coffer-backup/coffer/functions/config"
+	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/policy"
+)
+
+var (
+	coffer string
+	st     *stack.Stack
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "coffer-agent-stories-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	coffer = filepath.Join(dir, "coffer")
+	if out, err := exec.Command("go", "build", "-o", coffer, "github.com/coffer-backup/coffer/agent/cmd/coffer").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	st, err = stack.Start(ctx, stack.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the local stack (run make deps):", err)
+		return 1
+	}
+	code := m.Run()
+	if err := st.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop the stack:", err)
+		code = 1
+	}
+	return code
+}
+
+const contributorToken = "contributor-token-for-agent-stories"
+
+// recorder keeps every request the control plane receives.
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s\n", req.Method, req.URL.String())
+		for k, vs := range req.Header {
+			fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(vs, ","))
+		}
+		b.Write(body)
+		r.mu.Lock()
+		r.seen = append(r.seen, b.String())
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	})
+}
+
+func (r *recorder) contains(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, req := range r.seen {
+		if strings.Contains(req, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// world is one control plane, an admin, and a vault.
+type world struct {
+	t     *testing.T
+	URL   string
+	App   *app.App
+	Rec   *recorder
+	Admin *cpclient.Client
+	Vault api.Vault
+	env   []string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := st.Env()
+	env[config.PublicURL] = "http://placeholder"
+	env[config.TokenContributor] = contributorToken
+	env[config.AlertsQueue] = "queue.1"
+	var srv *httptest.Server
+	rec := &recorder{}
+	var handler http.Handler
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	env[config.PublicURL] = srv.URL
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := app.New(ctx, cfg, app.NewClock(time.Now), slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = rec.wrap(a.Handler())
+	t.Cleanup(func() { srv.Close(); a.Close(context.Background()) })
+	w := &world{t: t, URL: srv.URL, App: a, Rec: rec, Admin: &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, env: st.Environ()}
+	_, err = w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "branch-offices", AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// credentials downloads a credentials file into dir.
+func (w *world) credentials(dir string) string {
+	var cr api.Credentials
+	_, err := w.Admin.Do(w.t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/credentials", nil, &cr)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	b, _ := json.Marshal(cr)
+	name := filepath.Join(dir, "vault.credentials")
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	return name
+}
+
+// machine is one registered agent: its config folder.
+type machine struct {
+	w   *world
+	Dir string
+	ID  string
+}
+
+// coffer runs the agent with the stack's environment.
+func (m *machine) coffer(args ...string) (string, string, error) {
+	cmd := exec.Command(coffer, append(args, "--config-dir", m.Dir)...)
+	cmd.Env = append(os.Environ(), m.w.env...)
+	cmd.Env = append(cmd.Env, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (w *world) register(name string) (*machine, string) {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	m := &machine{w: w, Dir: filepath.Join(dir, "config")}
+	out, errOut, err := m.coffer("register", "--credentials", w.credentials(dir), "--name", name, "--json")
+	if err != nil {
+		w.t.Fatalf("register: %v\n%s%s", err, out, errOut)
+	}
+	var reg map[string]string
+	if err := json.Unmarshal([]byte(out), &reg); err != nil {
+		w.t.Fatalf("register --json: %q", out)
+	}
+	m.ID = reg["machineId"]
+	return m, reg["secretName"]
+}
+
+func (w *world) assignPolicy(m *machine, include ...string) {
+	w.t.Helper()
+	p := policy.Default("Europe/London")
+	p.Include = include
+	ctx := w.t.Context()
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/office", p, nil); err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "office"}, nil); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// Register: the machine's passphrase goes to Key Vault and never to the
+// control plane; a backup runs as a job the admin sees, with its point; a
+// restore brings back every byte.
+func TestRegisterBackUpAndRestoreThroughTheVault(t *testing.T) {
+	w := newWorld(t)
+	m, secret := w.register("branch-01")
+
+	// The passphrase is in Key Vault, and in no request the control plane saw.
+	kv := keyVault(t)
+	got, err := kv.GetSecret(t.Context(), secret, "", nil)
+	if err != nil || got.Value == nil || len(*got.Value) < 16 {
+		t.Fatalf("escrowed passphrase: %v", err)
+	}
+	if w.Rec.contains(*got.Value) {
+		t.Fatal("the passphrase reached the control plane")
+	}
+
+	src := filepath.Join(t.TempDir(), "shares")
+	if err := treegen.Make(mkdir(t, src), treegen.Options{Files: 40, MaxSize: 64 << 10, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	w.assignPolicy(m, src)
+	out, errOut, err := m.coffer("backup", "--json")
+	if err != nil {
+		t.Fatalf("backup: %v\n%s%s", err, out, errOut)
+	}
+	var sum struct {
+		ID, JobID, Status string
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.JobID == "" {
+		t.Fatalf("backup --json: %q", out)
+	}
+	if w.Rec.contains(*got.Value) {
+		t.Fatal("the passphrase reached the control plane during the backup")
+	}
+
+	// The admin sees the job completed and the point registered.
+	var job api.Job
+	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/jobs/"+sum.JobID, nil, &job); err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != api.StatusCompleted || job.PointID != sum.ID || job.Progress.FilesDone == 0 {
+		t.Fatalf("job: %+v", job)
+	}
+	var ps []api.Point
+	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/points", nil, &ps); err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].ID != sum.ID {
+		t.Fatalf("points: %+v", ps)
+	}
+
+	target := filepath.Join(t.TempDir(), "restored")
+	if out, errOut, err := m.coffer("restore", "latest", "--target", target); err != nil {
+		t.Fatalf("restore: %v\n%s%s", err, out, errOut)
+	}
+	if diffs, err := treegen.Diff(src, filepath.Join(target, src)); err != nil || len(diffs) > 0 {
+		t.Fatalf("restore differs: %v %v", err, diffs)
+	}
+}
+
+// A wrong passphrase in Key Vault fails the backup clearly, and the admin
+// sees a failed job with the reason.
+func TestWrongPassphraseFailsClearly(t *testing.T) {
+	w := newWorld(t)
+	m, secret := w.register("branch-02")
+	src := filepath.Join(t.TempDir(), "data")
+	if err := treegen.Make(mkdir(t, src), treegen.Options{Files: 5, MaxSize: 4096, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	w.assignPolicy(m, src)
+	kv := keyVault(t)
+	wrong := "not the passphrase of this machine"
+	if _, err := kv.SetSecret(t.Context(), secret, azsecrets.SetSecretParameters{Value: &wrong}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := m.coffer("backup")
+	if err == nil || !strings.Contains(errOut, "passphrase") {
+		t.Fatalf("backup with a wrong passphrase: %v %q", err, errOut)
+	}
+	var js []api.Job
+	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/jobs?machine="+m.ID+"&type=backup", nil, &js); err != nil {
+		t.Fatal(err)
+	}
+	if len(js) != 1 || js[0].Status != api.StatusFailed || js[0].ErrorCode != "wrong_passphrase" {
+		t.Fatalf("jobs: %+v", js)
+	}
+}
+
+func mkdir(t *testing.T, dir string) string {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// keyVault is an admin's client for the Key Vault emulator.
+func keyVault(t *testing.T) *azsecrets.Client {
+	c, err := azsecrets.NewClient(st.KeyVault.URL(), keyvault.Credential(), st.KeyVault.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
