@@ -16,7 +16,9 @@ import (
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/storage"
+	"github.com/coffer-backup/coffer/shared/storage/limit"
 	"github.com/coffer-backup/coffer/shared/storage/retry"
+	"golang.org/x/time/rate"
 )
 
 // MinPassphrase is MARS's minimum passphrase length.
@@ -28,6 +30,8 @@ type Session struct {
 	Config *Config
 	Client *cpclient.Client
 	Now    func() time.Time
+	// Upload, when set, paces uploads (the policy's bandwidth throttling).
+	Upload *rate.Limiter
 }
 
 // Open loads the registration in dir.
@@ -56,7 +60,11 @@ func (s *Session) SAS(ctx context.Context) (api.SAS, error) {
 // Backend is the machine's container through renewed SAS tokens, with
 // retries for transient failures.
 func (s *Session) Backend() storage.Backend {
-	return retry.New(&sasBackend{grant: s.SAS, now: s.Now}, retry.Policy{})
+	var be storage.Backend = &sasBackend{grant: s.SAS, now: s.Now}
+	if s.Upload != nil {
+		be = limit.New(be, limit.Options{Upload: s.Upload})
+	}
+	return retry.New(be, retry.Policy{})
 }
 
 // Escrow is the machine's passphrase secret.
@@ -148,4 +156,38 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 		return nil, nil, fmt.Errorf("create the repository in the machine's container: %w", err)
 	}
 	return s, pass, nil
+}
+
+// SourceRepository opens another machine's repository for a restore onto
+// this one, with read-only tokens an Operator's restore grant allows. The
+// source's passphrase is pass if given, else fetched from Key Vault (this
+// machine's identity must be allowed to read the source's secret).
+func (s *Session) SourceRepository(ctx context.Context, source string, pass []byte) (*repository.Repository, *api.RestoreAccess, error) {
+	access := func(ctx context.Context) (api.RestoreAccess, error) {
+		var a api.RestoreAccess
+		_, err := s.Client.Do(ctx, "POST", api.Version+"/agent/restore-access", api.RestoreGrant{Source: source}, &a)
+		return a, err
+	}
+	first, err := access(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read machine %s's data: %w", source, err)
+	}
+	be := retry.New(&sasBackend{now: s.Now, grant: func(ctx context.Context) (api.SAS, error) {
+		a, err := access(ctx)
+		return api.SAS{ContainerURL: a.ContainerURL, SAS: a.SAS, ExpiresOn: a.ExpiresOn}, err
+	}}, retry.Policy{})
+	if len(pass) == 0 {
+		e, err := NewEscrow(first.KeyVaultURL, first.SecretName, s.Config.TenantID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pass, err = e.Fetch(ctx, ""); err != nil {
+			return nil, nil, fmt.Errorf("%w; or give the source machine's passphrase with --source-passphrase-file", err)
+		}
+	}
+	r, err := repository.Open(ctx, be, pass, repository.Options{})
+	if errors.Is(err, repository.ErrWrongPassphrase) {
+		return nil, nil, fmt.Errorf("%w: that is not %s's passphrase", err, first.SourceName)
+	}
+	return r, &first, err
 }

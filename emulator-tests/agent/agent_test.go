@@ -311,3 +311,34 @@ func keyVault(t *testing.T) *azsecrets.Client {
 	}
 	return c
 }
+
+// A newly registered machine restores another machine's data, once an
+// Operator allows it, with that machine's passphrase from Key Vault.
+func TestRestoreOneMachinesDataOntoASecondMachine(t *testing.T) {
+	w := newWorld(t)
+	a, _ := w.register("branch-a")
+	src := filepath.Join(t.TempDir(), "finance")
+	if err := treegen.Make(mkdir(t, src), treegen.Options{Files: 30, MaxSize: 32 << 10, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	w.assignPolicy(a, src)
+	if out, errOut, err := a.coffer("backup"); err != nil {
+		t.Fatalf("backup on A: %v\n%s%s", err, out, errOut)
+	}
+
+	b, _ := w.register("branch-b")
+	target := filepath.Join(t.TempDir(), "from-a")
+	_, errOut, err := b.coffer("restore", "latest", "--from-machine", "branch-a", "--target", target)
+	if err == nil || !strings.Contains(errOut, "restore-grant") {
+		t.Fatalf("restore without a grant: %v %q", err, errOut)
+	}
+	if _, err := w.Admin.Do(t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+b.ID+"/restore-grant", api.RestoreGrant{Source: "branch-a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := b.coffer("restore", "latest", "--from-machine", "branch-a", "--target", target); err != nil {
+		t.Fatalf("restore on B: %v\n%s%s", err, out, errOut)
+	}
+	if diffs, err := treegen.Diff(src, filepath.Join(target, src)); err != nil || len(diffs) > 0 {
+		t.Fatalf("B's restore of A differs: %v %v", err, diffs)
+	}
+}

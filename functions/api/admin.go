@@ -33,6 +33,7 @@ func (s *server) adminRoutes(g *echo.Group) {
 	g.POST("/vaults/:vault/machines/:machine/stop", s.stopProtection)
 	g.POST("/vaults/:vault/machines/:machine/resume", s.resumeProtection)
 	g.POST("/vaults/:vault/machines/:machine/undelete", s.undeleteMachine)
+	g.POST("/vaults/:vault/machines/:machine/restore-grant", s.grantRestore)
 	g.GET("/vaults/:vault/machines/:machine/points", s.listPoints)
 	g.DELETE("/vaults/:vault/machines/:machine/points/:point", s.deletePoint)
 	g.POST("/vaults/:vault/machines/:machine/points/:point/undelete", s.undeletePoint)
@@ -619,4 +620,41 @@ func (s *server) raise(ctx context.Context, a api.Alert) {
 	if _, err := s.Alerts.Raise(ctx, a); err != nil {
 		s.Log.Warn("alert not yet delivered", "kind", a.Kind, "vault", a.VaultID, "err", err)
 	}
+}
+
+// RestoreGrantTTL is how long a machine may read another's data.
+const RestoreGrantTTL = 24 * time.Hour
+
+// grantRestore lets the path's machine restore another machine's data, as
+// MARS restores to an alternate machine of the same vault.
+func (s *server) grantRestore(c echo.Context) error {
+	if err := need(c, RoleOperator, "allowing a restore from another machine"); err != nil {
+		return err
+	}
+	var g api.RestoreGrant
+	if err := bind(c, &g); err != nil {
+		return err
+	}
+	v, target, err := s.vaultMachine(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	src, err := s.Registry.FindMachine(ctx, v.ID, g.Source)
+	if err != nil {
+		return err
+	}
+	if src.ID == target.ID {
+		return fail(http.StatusBadRequest, api.CodeValidation, "a machine restores its own data without a grant")
+	}
+	until := s.Now().Add(RestoreGrantTTL)
+	updated, err := s.Registry.ModifyMachine(ctx, target.ID, func(m *registry.Machine) error {
+		m.RestoreSource, m.RestoreUntil = src.ID, until
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.Log.Info("restore granted", "target", target.Name, "source", src.Name, "until", until, "by", principal(c).Name)
+	return c.JSON(http.StatusOK, updated.Machine)
 }

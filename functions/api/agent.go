@@ -26,6 +26,7 @@ func (s *server) agentRoutes(g *echo.Group) {
 	g.POST("/points", s.agentAddPoint)
 	g.GET("/points", s.agentPoints)
 	g.POST("/passphrase-change", s.agentPassphraseChange)
+	g.POST("/restore-access", s.agentRestoreAccess)
 }
 
 // SecretName is the Key Vault secret that escrows a machine's passphrase.
@@ -262,4 +263,28 @@ func (s *server) agentPassphraseChange(c echo.Context) error {
 		Title:  "Passphrase of " + m.Name + " changed",
 		Detail: "The agent on " + m.Name + " changed its encryption passphrase with a security PIN. The new passphrase is escrowed in Key Vault as a new version of " + SecretName(m.ID) + "."})
 	return c.JSON(http.StatusOK, map[string]string{"status": "allowed"})
+}
+
+// agentRestoreAccess gives read-only access to another machine's container
+// while an Operator's restore grant lasts.
+func (s *server) agentRestoreAccess(c echo.Context) error {
+	var g api.RestoreGrant
+	if err := agentBind(c, &g); err != nil {
+		return err
+	}
+	m := machine(c)
+	ctx := c.Request().Context()
+	src, err := s.Registry.FindMachine(ctx, m.VaultID, g.Source)
+	if err != nil {
+		return err
+	}
+	if m.RestoreSource != src.ID || !s.Now().Before(m.RestoreUntil) {
+		return fail(http.StatusForbidden, api.CodeForbidden, "%s may not read %s's data; an Operator allows it for a day with POST %s/vaults/%s/machines/%s/restore-grant", m.Name, src.Name, api.Version, m.VaultID, m.ID)
+	}
+	gr, err := s.SAS.ReadOnly(ctx, src.Container, sas.MaxTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.RestoreAccess{SourceMachine: src.ID, SourceName: src.Name, ContainerURL: gr.ContainerURL,
+		SAS: gr.SAS, ExpiresOn: gr.ExpiresOn, SecretName: SecretName(src.ID), KeyVaultURL: s.KeyVaultURL})
 }

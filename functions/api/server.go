@@ -52,6 +52,7 @@ type AlertStore interface {
 // SASIssuer grants an agent access to its container.
 type SASIssuer interface {
 	Container(ctx context.Context, container string, ttl time.Duration) (sas.Grant, error)
+	ReadOnly(ctx context.Context, container string, ttl time.Duration) (sas.Grant, error)
 }
 
 // Blobs is what the API needs of the machines' containers.

@@ -34,6 +34,9 @@ type machineEntity struct {
 	// LastMissed is the scheduled time of the last missed backup alerted,
 	// so the monitor raises one alert per missed run.
 	LastMissed string
+	// RestoreSource may be read by this machine until RestoreUntil.
+	RestoreSource string
+	RestoreUntil  string
 }
 
 type nameClaim struct {
@@ -64,12 +67,15 @@ func (m *machineEntity) api() api.Machine {
 // Machine is the stored machine with what only the control plane needs.
 type Machine struct {
 	api.Machine
-	PublicKey  string
-	LastMissed time.Time
+	PublicKey     string
+	LastMissed    time.Time
+	RestoreSource string
+	RestoreUntil  time.Time
 }
 
 func (m *machineEntity) full() Machine {
-	return Machine{Machine: m.api(), PublicKey: m.PublicKey, LastMissed: tables.ParseTime(m.LastMissed)}
+	return Machine{Machine: m.api(), PublicKey: m.PublicKey, LastMissed: tables.ParseTime(m.LastMissed),
+		RestoreSource: m.RestoreSource, RestoreUntil: tables.ParseTime(m.RestoreUntil)}
 }
 
 // ContainerName is a machine's blob container.
@@ -212,6 +218,10 @@ func (r *Registry) ModifyMachine(ctx context.Context, id string, change func(m *
 		if !m.LastMissed.IsZero() {
 			e.LastMissed = tables.Time(m.LastMissed)
 		}
+		e.RestoreSource, e.RestoreUntil = m.RestoreSource, ""
+		if !m.RestoreUntil.IsZero() {
+			e.RestoreUntil = tables.Time(m.RestoreUntil)
+		}
 		err = tables.Replace(ctx, r.machines, e, azETag(etag))
 		if tables.Changed(err) && attempt < 10 {
 			continue
@@ -229,4 +239,20 @@ func (r *Registry) RemoveMachine(ctx context.Context, m Machine) error {
 		return fmt.Errorf("delete machine %s: %w", m.ID, err)
 	}
 	return tables.Delete(ctx, r.machines, "n", claimKey(m.VaultID, m.Name))
+}
+
+// FindMachine finds a vault's machine by ID or, failing that, by name.
+func (r *Registry) FindMachine(ctx context.Context, vaultID, idOrName string) (Machine, error) {
+	m, err := r.VaultMachine(ctx, vaultID, idOrName)
+	if !errors.Is(err, ErrNotFound) || checkMachineName(idOrName) != nil {
+		return m, err
+	}
+	var claim nameClaim
+	if _, err := tables.Get(ctx, r.machines, "n", claimKey(vaultID, idOrName), &claim); err != nil {
+		if tables.NotFound(err) {
+			return Machine{}, fmt.Errorf("%w: vault %s has no machine %q", ErrNotFound, vaultID, idOrName)
+		}
+		return Machine{}, fmt.Errorf("look up machine %q: %w", idOrName, err)
+	}
+	return r.VaultMachine(ctx, vaultID, claim.MachineID)
 }

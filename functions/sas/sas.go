@@ -129,6 +129,19 @@ func newUserDelegation(keys keyGetter, serviceURL string, now func() time.Time) 
 // Container issues a grant for container, valid from now−5min until now+ttl.
 // ttl must be positive; it is capped at MaxTTL.
 func (i *Issuer) Container(ctx context.Context, container string, ttl time.Duration) (Grant, error) {
+	return i.grant(ctx, container, ttl, Permissions)
+}
+
+// ReadPermissions is what a restore from another machine's container
+// needs: read and list, nothing that writes.
+const ReadPermissions = "rl"
+
+// ReadOnly issues a read-and-list grant, as Container does otherwise.
+func (i *Issuer) ReadOnly(ctx context.Context, container string, ttl time.Duration) (Grant, error) {
+	return i.grant(ctx, container, ttl, ReadPermissions)
+}
+
+func (i *Issuer) grant(ctx context.Context, container string, ttl time.Duration, perms string) (Grant, error) {
 	if i.err != nil {
 		return Grant{}, i.err
 	}
@@ -147,7 +160,7 @@ func (i *Issuer) Container(ctx context.Context, container string, ttl time.Durat
 		Protocol:      i.protocol,
 		StartTime:     start,
 		ExpiryTime:    expiry,
-		Permissions:   Permissions,
+		Permissions:   perms,
 		ContainerName: container,
 	}
 	var qp azsas.QueryParameters

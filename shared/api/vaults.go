@@ -163,3 +163,21 @@ type PolicyDoc struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 	ETag      string    `json:"etag"`
 }
+
+// RestoreGrant lets one machine restore another's data, for a day. An
+// Operator grants it; the target machine then asks for read-only tokens.
+type RestoreGrant struct {
+	Source string `json:"source"` // the machine whose data is restored (ID)
+}
+
+// RestoreAccess is what the target machine gets: read-only storage access
+// to the source's container and where the source's passphrase is escrowed.
+type RestoreAccess struct {
+	SourceMachine string    `json:"sourceMachine"`
+	SourceName    string    `json:"sourceName"`
+	ContainerURL  string    `json:"containerUrl"`
+	SAS           string    `json:"sas"`
+	ExpiresOn     time.Time `json:"expiresOn"`
+	SecretName    string    `json:"secretName"`
+	KeyVaultURL   string    `json:"keyVaultUrl"`
+}

@@ -24,6 +24,8 @@ type repoFlags struct {
 	passphraseFile string
 	cacheDir       string
 	configDir      string
+	fromMachine    string // restore another machine's data (vault mode)
+	sourcePassFile string
 
 	session *vault.Session // set in vault mode: no --repo, and this machine is registered
 }
@@ -106,6 +108,17 @@ func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
 func (f *repoFlags) open(ctx context.Context) (*repository.Repository, error) {
 	if vm, err := f.vaultMode(); err != nil {
 		return nil, err
+	} else if vm && f.fromMachine != "" {
+		var pass []byte
+		if f.sourcePassFile != "" {
+			if pass, err = passphrase(f.sourcePassFile, ""); err != nil {
+				return nil, err
+			}
+		}
+		r, _, err := f.session.SourceRepository(ctx, f.fromMachine, pass)
+		return r, err
+	} else if f.fromMachine != "" {
+		return nil, usagef("--from-machine works on a machine registered with a vault, without --repo")
 	} else if vm && f.passphraseFile == "" && os.Getenv("COFFER_PASSPHRASE") == "" {
 		// The escrowed passphrase, fetched from Key Vault.
 		return f.session.Repository(ctx)

@@ -83,6 +83,8 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 		},
 	}
 	f.add(c)
+	c.Flags().StringVar(&f.fromMachine, "from-machine", "", "restore another machine of the vault (name or ID); an Operator must allow it first")
+	c.Flags().StringVar(&f.sourcePassFile, "source-passphrase-file", "", "that machine's passphrase (default: fetched from Key Vault, if this machine may read it)")
 	c.Flags().StringVarP(&target, "target", "t", "", "folder to restore into (created if missing)")
 	c.Flags().StringArrayVarP(&include, "include", "i", nil, "restore only this path of the point (repeatable)")
 	c.Flags().StringVar(&conflict, "conflict", "copy", "when a path exists: copy, overwrite or skip")
