@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
@@ -29,6 +30,11 @@ type BackupResult struct {
 // it runs, registers the point (whose time the server sets), and reports
 // the outcome with every skipped file, or the failure with its reason.
 func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, error) {
+	// Reports an outage kept go first, so the vault learns of older points
+	// before newer ones.
+	if n, err := s.FlushPending(ctx); err != nil {
+		slog.Warn("earlier reports still waiting for the control plane", "count", n, "err", err)
+	}
 	job, err := s.StartJob(ctx, api.JobBackup)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,6 +106,13 @@ func (r *recorder) contains(s string) bool {
 
 // world is one control plane, an admin, and a vault.
 type world struct {
+	// Down makes the control plane unreachable (connections dropped);
+	// DownOn flips Down when a request for that path arrives.
+	Down   atomic.Bool
+	DownOn atomic.Pointer[string]
+	// SAS, when set, replaces the SAS the control plane hands out.
+	SAS atomic.Pointer[func(api.SAS) api.SAS]
+
 	t     *testing.T
 	URL   string
 	App   *app.App
@@ -123,7 +131,34 @@ func newWorld(t *testing.T) *world {
 	var srv *httptest.Server
 	rec := &recorder{}
 	var handler http.Handler
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	w := &world{t: t, Rec: rec}
+	srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if on := w.DownOn.Load(); on != nil && r.URL.Path == *on {
+			w.Down.Store(true)
+		}
+		if w.Down.Load() {
+			// An outage: the connection drops without an answer.
+			if hj, ok := rw.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if f := w.SAS.Load(); f != nil && r.URL.Path == "/api/v1/agent/sas" {
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, r)
+			var g api.SAS
+			json.Unmarshal(rec.Body.Bytes(), &g)
+			g = (*f)(g)
+			rw.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(rw).Encode(g)
+			return
+		}
+		handler.ServeHTTP(rw, r)
+	}))
 	env[config.PublicURL] = srv.URL
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
@@ -137,7 +172,7 @@ func newWorld(t *testing.T) *world {
 	}
 	handler = rec.wrap(a.Handler())
 	t.Cleanup(func() { srv.Close(); a.Close(context.Background()) })
-	w := &world{t: t, URL: srv.URL, App: a, Rec: rec, Admin: &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, env: st.Environ()}
+	w.URL, w.App, w.Admin, w.env = srv.URL, a, &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, st.Environ()
 	_, err = w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "branch-offices", AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
 	if err != nil {
 		t.Fatal(err)
@@ -341,4 +376,8 @@ func TestRestoreOneMachinesDataOntoASecondMachine(t *testing.T) {
 	if diffs, err := treegen.Diff(src, filepath.Join(target, src)); err != nil || len(diffs) > 0 {
 		t.Fatalf("B's restore of A differs: %v %v", err, diffs)
 	}
+}
+
+func treegenMake(dir string, files int) error {
+	return treegen.Make(dir, treegen.Options{Files: files, MaxSize: 8192, Seed: uint64(files)})
 }

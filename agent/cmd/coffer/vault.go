@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/repository"
@@ -94,12 +96,19 @@ user's config folder; $COFFER_CONFIG_DIR or --config-dir override it.`,
 // vaultBackup is `coffer backup` on a registered machine.
 func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool) error {
 	ctx := c.Context()
+	pol, err := agentPolicy(ctx, s)
+	if err != nil && (len(paths) == 0 || !isUsage(err)) {
+		return err
+	}
 	if len(paths) == 0 {
-		pol, err := agentPolicy(ctx, s)
-		if err != nil {
-			return err
-		}
 		paths = pol.Include
+	}
+	if pol != nil {
+		// An on-demand backup keeps to the policy's bandwidth too.
+		loc, _ := time.LoadLocation(pol.Schedule.TimeZone)
+		if bps, limited := pol.Throttle.RateAt(time.Now(), loc); limited {
+			s.Upload = rate.NewLimiter(rate.Limit(bps), int(max(bps/4, 64<<10)))
+		}
 	}
 	o := vault.BackupOptions{Paths: paths, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
 	if !force {
@@ -143,6 +152,11 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 		return errWarnings
 	}
 	return nil
+}
+
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue)
 }
 
 func agentPolicy(ctx context.Context, s *vault.Session) (*policy.Policy, error) {

@@ -1,0 +1,305 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/registry"
+	"golang.org/x/sys/windows/svc"
+	"golang.org/x/sys/windows/svc/eventlog"
+	"golang.org/x/sys/windows/svc/mgr"
+
+	"github.com/coffer-backup/coffer/agent/logging"
+)
+
+// New returns the Windows service control manager's manager.
+func New() Manager { return windowsManager{} }
+
+type windowsManager struct{}
+
+const (
+	displayName = "Coffer backup agent"
+	description = "Backs up this computer's files to Azure on schedule and restores them (coffer run)."
+	// restartDelay matches systemd's RestartSec=30.
+	restartDelay = 30 * time.Second
+	// resetPeriod forgets past failures after a day, in seconds.
+	resetPeriod = 24 * 60 * 60
+	stopTimeout = 30 * time.Second
+)
+
+func notAdmin(verb string) error {
+	return fmt.Errorf("%w: %s the service needs Administrator rights; run coffer service %s from an elevated prompt (Run as administrator)", ErrNotPrivileged, verbing(verb), verb)
+}
+
+func connect(verb string) (*mgr.Mgr, error) {
+	m, err := mgr.Connect()
+	if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		return nil, notAdmin(verb)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the service control manager: %w", err)
+	}
+	return m, nil
+}
+
+// Install creates the service (or updates it), runs it as LocalSystem at
+// boot, restarts it 30 s after a failure, registers the Event Log source and
+// starts it.
+func (windowsManager) Install(ctx context.Context, c Config) error {
+	c, err := c.normalize(filepath.IsAbs)
+	if err != nil {
+		return fmt.Errorf("installing the service: %w", err)
+	}
+	m, err := connect("install")
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+
+	s, err := m.OpenService(c.Name)
+	switch {
+	case err == nil:
+		err = updateService(s, c)
+	case errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST):
+		// Delayed: the network and Azure's identity endpoints are more
+		// likely up, and boot isn't slowed.
+		s, err = m.CreateService(c.Name, c.Executable, mgr.Config{
+			StartType:        mgr.StartAutomatic,
+			DelayedAutoStart: true,
+			ErrorControl:     mgr.ErrorNormal,
+			DisplayName:      displayName,
+			Description:      description,
+		}, c.Args...)
+	}
+	if err != nil {
+		return fmt.Errorf("creating service %s: %w", c.Name, err)
+	}
+	defer s.Close()
+
+	actions := []mgr.RecoveryAction{
+		{Type: mgr.ServiceRestart, Delay: restartDelay},
+		{Type: mgr.ServiceRestart, Delay: restartDelay},
+		{Type: mgr.ServiceRestart, Delay: restartDelay},
+	}
+	if err := s.SetRecoveryActions(actions, resetPeriod); err != nil {
+		return fmt.Errorf("setting the service's restart on failure: %w", err)
+	}
+	// Also restart when coffer exits with an error rather than crashing.
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		return fmt.Errorf("setting the service's restart on failure: %w", err)
+	}
+	if err := setServiceEnv(c.Name, c.Env); err != nil {
+		return fmt.Errorf("setting the service's environment: %w", err)
+	}
+	if err := installEventSource(); err != nil {
+		return fmt.Errorf("registering the Event Log source %q: %w", logging.EventSource, err)
+	}
+	st, err := s.Query()
+	if err != nil {
+		return fmt.Errorf("querying service %s: %w", c.Name, err)
+	}
+	if st.State == svc.Stopped {
+		if err := s.Start(); err != nil && !errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+			return fmt.Errorf("starting service %s: %w; see the Application log in Event Viewer", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// updateService points an existing service at the new command line and settings.
+func updateService(s *mgr.Service, c Config) error {
+	cfg, err := s.Config()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	line := windows.EscapeArg(c.Executable)
+	for _, a := range c.Args {
+		line += " " + windows.EscapeArg(a)
+	}
+	cfg.BinaryPathName = line
+	cfg.StartType = mgr.StartAutomatic
+	cfg.DelayedAutoStart = true
+	cfg.ErrorControl = mgr.ErrorNormal
+	cfg.ServiceStartName = "LocalSystem"
+	cfg.Password = ""
+	cfg.DisplayName = displayName
+	cfg.Description = description
+	if err := s.UpdateConfig(cfg); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
+}
+
+// setServiceEnv stores the environment where the service control manager
+// reads it when starting the service: the service key's Environment value.
+func setServiceEnv(name string, env map[string]string) error {
+	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `SYSTEM\CurrentControlSet\Services\`+name, registry.SET_VALUE)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	if len(env) == 0 {
+		if err := k.DeleteValue("Environment"); err != nil && !errors.Is(err, registry.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	var kv []string
+	for _, key := range sortedEnv(env) {
+		kv = append(kv, key+"="+env[key])
+	}
+	return k.SetStringsValue("Environment", kv)
+}
+
+const eventSourceKey = `SYSTEM\CurrentControlSet\Services\EventLog\Application\` + logging.EventSource
+
+func installEventSource() error {
+	k, err := registry.OpenKey(registry.LOCAL_MACHINE, eventSourceKey, registry.QUERY_VALUE)
+	if err == nil {
+		k.Close()
+		return nil // already registered
+	}
+	if !errors.Is(err, registry.ErrNotExist) {
+		return err
+	}
+	return eventlog.InstallAsEventCreate(logging.EventSource, eventlog.Error|eventlog.Warning|eventlog.Info)
+}
+
+// Uninstall stops the service, deletes it and removes the Event Log source.
+func (windowsManager) Uninstall(ctx context.Context, name string) error {
+	name = nameOrDefault(name)
+	if err := checkName(name); err != nil {
+		return err
+	}
+	m, err := connect("uninstall")
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(name)
+	if err != nil && !errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
+		return fmt.Errorf("opening service %s: %w", name, err)
+	}
+	if err == nil {
+		defer s.Close()
+		if err := stopService(ctx, s); err != nil {
+			return err
+		}
+		if err := s.Delete(); err != nil && !errors.Is(err, windows.ERROR_SERVICE_MARKED_FOR_DELETE) {
+			return fmt.Errorf("deleting service %s: %w", name, err)
+		}
+	}
+	// The source is shared by every Coffer service on the machine, but
+	// messages from another still reach the log without it, only less tidily.
+	if err := eventlog.Remove(logging.EventSource); err != nil && !errors.Is(err, registry.ErrNotExist) {
+		return fmt.Errorf("removing the Event Log source %q: %w", logging.EventSource, err)
+	}
+	return nil
+}
+
+// stopService asks the service to stop and waits for it, so deleting it
+// doesn't leave it marked for deletion while still running.
+func stopService(ctx context.Context, s *mgr.Service) error {
+	st, err := s.Control(svc.Stop)
+	if err != nil && !errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
+		return fmt.Errorf("stopping service %s: %w", s.Name, err)
+	}
+	if err != nil {
+		return nil
+	}
+	deadline := time.Now().Add(stopTimeout)
+	for st.State != svc.Stopped {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("service %s didn't stop within %v; stop it in services.msc and retry", s.Name, stopTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		if st, err = s.Query(); err != nil {
+			return fmt.Errorf("querying service %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// Status needs no Administrator rights: it asks only to query.
+func (windowsManager) Status(ctx context.Context, name string) (Status, error) {
+	name = nameOrDefault(name)
+	if err := checkName(name); err != nil {
+		return Status{}, err
+	}
+	h, err := windows.OpenSCManager(nil, nil, windows.SC_MANAGER_CONNECT)
+	if err != nil {
+		return Status{}, fmt.Errorf("connecting to the service control manager: %w", err)
+	}
+	defer windows.CloseServiceHandle(h)
+	namep, err := windows.UTF16PtrFromString(name)
+	if err != nil {
+		return Status{}, err
+	}
+	sh, err := windows.OpenService(h, namep, windows.SERVICE_QUERY_STATUS|windows.SERVICE_QUERY_CONFIG)
+	if errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
+		return Status{Detail: "not installed; install with `coffer service install` from an elevated prompt"}, nil
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("opening service %s: %w", name, err)
+	}
+	s := &mgr.Service{Name: name, Handle: sh}
+	defer s.Close()
+	q, err := s.Query()
+	if err != nil {
+		return Status{Installed: true}, fmt.Errorf("querying service %s: %w", name, err)
+	}
+	detail := []string{stateName(q.State)}
+	if q.ProcessId != 0 {
+		detail = append(detail, fmt.Sprintf("pid %d", q.ProcessId))
+	}
+	if cfg, err := s.Config(); err == nil {
+		detail = append(detail, startName(cfg))
+	}
+	return Status{Installed: true, Running: q.State == svc.Running, Detail: strings.Join(detail, ", ")}, nil
+}
+
+func stateName(s svc.State) string {
+	switch s {
+	case svc.Stopped:
+		return "stopped"
+	case svc.StartPending:
+		return "starting"
+	case svc.StopPending:
+		return "stopping"
+	case svc.Running:
+		return "running"
+	case svc.ContinuePending:
+		return "resuming"
+	case svc.PausePending:
+		return "pausing"
+	case svc.Paused:
+		return "paused"
+	}
+	return fmt.Sprintf("state %d", s)
+}
+
+func startName(c mgr.Config) string {
+	switch c.StartType {
+	case mgr.StartAutomatic:
+		if c.DelayedAutoStart {
+			return "starts at boot (delayed)"
+		}
+		return "starts at boot"
+	case mgr.StartManual:
+		return "starts manually"
+	case mgr.StartDisabled:
+		return "disabled"
+	}
+	return fmt.Sprintf("start type %d", c.StartType)
+}

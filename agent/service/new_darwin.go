@@ -1,0 +1,4 @@
+package service
+
+// New returns the launchd manager.
+func New() Manager { return &Launchd{} }

@@ -1,0 +1,4 @@
+package service
+
+// New returns the systemd manager.
+func New() Manager { return &Systemd{} }
