@@ -31,7 +31,7 @@ func (m *machine) startRun(t *testing.T, clock string) func() {
 	t.Helper()
 	cmd := exec.Command(coffer, "run", "-v", "--config-dir", m.Dir)
 	cmd.Env = append(os.Environ(), m.w.env...)
-	cmd.Env = append(cmd.Env, "COFFER_TEST_CLOCK="+clock, "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	cmd.Env = append(cmd.Env, "COFFER_TEST_CLOCK="+clock, "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"), "COFFER_LOG_DIR="+filepath.Join(m.Dir, "logs"))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,8 +16,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/coffer-backup/coffer/agent/logging"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/scheduler"
+	"github.com/coffer-backup/coffer/agent/service"
+	"github.com/coffer-backup/coffer/agent/throttle"
 	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
@@ -43,11 +47,31 @@ sent when it answers again. Install it as a service with
 ` + "`coffer service install`" + `.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if dir == "" {
+				dir = os.Getenv(service.EnvConfigDir)
+			}
 			s, err := vaultSession(dir)
 			if err != nil {
 				return err
 			}
-			a := newAgentRun(s, slog.Default())
+			logDir := os.Getenv(service.EnvLogDir)
+			if logDir == "" {
+				logDir = logging.DefaultDir()
+			}
+			log, closer, err := logging.New(logging.Options{Dir: logDir, Level: slog.LevelInfo})
+			if err != nil {
+				return fmt.Errorf("open the agent's log in %s: %w", logDir, err)
+			}
+			defer closer.Close()
+			if verbose, _ := c.Flags().GetBool("verbose"); verbose {
+				log = slog.New(logging.Fanout(log.Handler(), slog.Default().Handler()))
+			}
+			slog.SetDefault(log)
+			a := newAgentRun(s, log)
+			// Under the Windows service manager, Stop cancels the context.
+			if ran, err := service.RunAsWindowsService(service.DefaultName, a.run); ran {
+				return err
+			}
 			return a.run(c.Context())
 		},
 	}
@@ -62,6 +86,7 @@ type agentRun struct {
 	clock scheduler.Clock
 	sched *scheduler.Scheduler
 	up    *rate.Limiter
+	pace  *throttle.Throttle
 
 	mu   sync.Mutex
 	pol  *policy.Policy
@@ -73,6 +98,7 @@ func newAgentRun(s *vault.Session, log *slog.Logger) *agentRun {
 	// Only the schedule follows the (possibly test) clock; signatures and
 	// token lifetimes stay on the machine's real clock.
 	a := &agentRun{s: s, log: log, clock: testClockFromEnv(), up: rate.NewLimiter(rate.Inf, 0)}
+	a.pace = throttle.New(a.clock, a.up, log)
 	s.Upload = a.up
 	return a
 }
@@ -109,6 +135,7 @@ func (a *agentRun) run(ctx context.Context) error {
 	}
 	a.log.Info("agent started", "machine", a.s.Config.MachineName, "vault", a.s.Config.VaultName)
 	a.syncPolicy(ctx)
+	go a.pace.Run(ctx)
 	go func() {
 		for {
 			select {
@@ -116,7 +143,6 @@ func (a *agentRun) run(ctx context.Context) error {
 				return
 			case <-a.clock.After(a.syncEvery()):
 				a.syncPolicy(ctx)
-				a.applyThrottle()
 				if n, err := a.s.FlushPending(ctx); err != nil {
 					a.log.Warn("reports still waiting for the control plane", "count", n, "err", err)
 				}
@@ -173,25 +199,8 @@ func (a *agentRun) syncPolicy(ctx context.Context) {
 	a.mu.Lock()
 	a.pol, a.etag, a.loc = p, doc.ETag, loc
 	a.mu.Unlock()
-	a.applyThrottle()
+	a.pace.Set(p.Throttle, loc)
 	a.log.Info("policy applied", "policy", doc.Name, "next", a.sched.Next())
-}
-
-// applyThrottle sets the upload pace the policy asks for now.
-func (a *agentRun) applyThrottle() {
-	a.mu.Lock()
-	p, loc := a.pol, a.loc
-	a.mu.Unlock()
-	if p == nil {
-		return
-	}
-	bps, limited := p.Throttle.RateAt(a.clock.Now(), loc)
-	if !limited {
-		a.up.SetLimit(rate.Inf)
-		return
-	}
-	a.up.SetBurst(int(max(bps/4, 64<<10)))
-	a.up.SetLimit(rate.Limit(bps))
 }
 
 // backup is the scheduler's job.
