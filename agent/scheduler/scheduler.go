@@ -128,7 +128,14 @@ func New(clock Clock, state State, save func(State) error, job Job, logger *slog
 		state: state,
 	}
 	s.served = state.LastScheduled
-	if s.served.IsZero() {
+	diedInRun := state.LastRunStart.After(state.LastRunEnd)
+	switch {
+	case s.served.IsZero() && diedInRun:
+		// The agent died during its first scheduled run (kill -9, a crash,
+		// power loss): that instant is before the run's start and still
+		// owed, so the first check catches it up.
+		s.served = state.LastRunStart.Add(-7 * 24 * time.Hour)
+	case s.served.IsZero():
 		// Nothing was scheduled before this start, so nothing was missed.
 		s.served = s.now()
 	}

@@ -323,6 +323,13 @@ func TestCatchUpAtStart(t *testing.T) {
 			utc("2026-06-04T14:00:00Z"), utc("2026-06-05T02:00:00Z"))},
 		{"clock was a week ahead: restart from now", time.Time{}, State{LastScheduled: utc("2026-06-11T14:00:00Z")}, onTime(
 			utc("2026-06-04T14:00:00Z"), utc("2026-06-05T02:00:00Z"))},
+		{"killed during its first scheduled run: run it again", time.Time{}, State{LastRunStart: utc("2026-06-04T02:00:01Z")}, append(
+			[]rec{{scheduled: utc("2026-06-04T02:00:00Z"), catchUp: true, at: now}},
+			onTime(utc("2026-06-04T14:00:00Z"), utc("2026-06-05T02:00:00Z"))...)},
+		{"killed during a later run: run it again", time.Time{}, State{LastScheduled: utc("2026-06-03T14:00:00Z"),
+			LastRunStart: utc("2026-06-04T02:00:01Z"), LastRunEnd: utc("2026-06-03T14:05:00Z")}, append(
+			[]rec{{scheduled: utc("2026-06-04T02:00:00Z"), catchUp: true, at: now}},
+			onTime(utc("2026-06-04T14:00:00Z"), utc("2026-06-05T02:00:00Z"))...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -381,3 +381,5 @@ func TestRestoreOneMachinesDataOntoASecondMachine(t *testing.T) {
 func treegenMake(dir string, files int) error {
 	return treegen.Make(dir, treegen.Options{Files: files, MaxSize: 8192, Seed: uint64(files)})
 }
+
+func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
