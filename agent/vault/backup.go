@@ -101,7 +101,7 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		t := time.NewTicker(ProgressEvery / 3)
+		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
 			select {

@@ -42,17 +42,18 @@ func (s *Session) StartJob(ctx context.Context, typ string) (*Job, error) {
 	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/jobs", api.NewJob{Type: typ}, &j); err != nil {
 		return nil, fmt.Errorf("start a %s job with the control plane: %w", typ, err)
 	}
-	return &Job{s: s, ID: j.ID, lastSent: s.Now()}, nil
+	return &Job{s: s, ID: j.ID}, nil
 }
 
 // ProgressEvery is how often progress is reported: often enough that the
 // control plane's stale-job bound (2 hours) is never near.
 const ProgressEvery = 30 * time.Second
 
-// Progress reports counters, at most every ProgressEvery; a failure is
-// logged, not returned, since the next report carries the same counters.
+// Progress reports counters: the first report at once, then at most every
+// ProgressEvery. A failure is logged, not returned, since the next report
+// carries the same counters.
 func (j *Job) Progress(ctx context.Context, p api.Progress) {
-	if j.s.Now().Sub(j.lastSent) < ProgressEvery {
+	if !j.lastSent.IsZero() && j.s.Now().Sub(j.lastSent) < ProgressEvery {
 		return
 	}
 	j.lastSent = j.s.Now()

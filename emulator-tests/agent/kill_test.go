@@ -68,7 +68,8 @@ func TestKilledBackupIsRetriedAndNoEarlierPointIsLost(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		js := w.backupJobs(m)
-		if len(js) == 2 && js[0].Status == api.StatusInProgress {
+		// Running, and its progress visible to the admin.
+		if len(js) == 2 && js[0].Status == api.StatusInProgress && js[0].Progress.FilesTotal > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,35 +27,86 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 )
 
-// A demoStep proves one part of the stack answers, through the same Azure
-// SDK client Coffer uses against real Azure. It returns what it showed.
+// A demoStep is one numbered part of the demo. It returns one or two plain
+// lines (separated by "\n") saying what it showed.
 type demoStep struct {
 	title string
-	run   func(ctx context.Context, s *stack.Stack) (string, error)
+	run   func(ctx context.Context, d *demo) (string, error)
 }
 
+// demoConfig says where the demo keeps its files and finds Coffer.
+type demoConfig struct {
+	// StateDir holds the stack's logs and mail, the story's files and the
+	// transcript of every command; it is emptied first and kept afterwards.
+	StateDir string
+	// Bin is the folder with the coffer and coffer-functions executables;
+	// only the story's steps need it.
+	Bin string
+}
+
+// defaultSteps is the whole demo: the stack, then Coffer's story on it.
 func defaultSteps() []demoStep {
-	return []demoStep{
-		{"Blob storage (Azurite)", demoBlob},
-		{"Table storage (Azurite)", demoTable},
-		{"Service Bus (emulator)", demoServiceBus},
-		{"Key Vault (emulator)", demoKeyVault},
-		{"Email (SMTP sink)", demoMail},
-	}
+	return append([]demoStep{stackStep()}, storySteps()...)
+}
+
+// stackStep checks each emulator answers, through the same Azure SDK
+// clients Coffer uses against real Azure.
+func stackStep() demoStep {
+	return demoStep{"The local Azure stack is up", func(ctx context.Context, d *demo) (string, error) {
+		for _, c := range []struct {
+			what string
+			run  func(context.Context, *stack.Stack) (string, error)
+		}{
+			{"Blob storage (Azurite)", demoBlob},
+			{"Table storage (Azurite)", demoTable},
+			{"Service Bus (emulator)", demoServiceBus},
+			{"Key Vault (emulator)", demoKeyVault},
+			{"Email (SMTP sink)", demoMail},
+		} {
+			msg, err := c.run(ctx, d.Stack)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", c.what, err)
+			}
+			d.logf("stack check %s: %s", c.what, msg)
+		}
+		a := d.Stack.Addrs()
+		return fmt.Sprintf("Azurite (blob %s, table %s), Service Bus %s, Key Vault %s, SMTP sink %s.\n"+
+			"Each answered through the Azure SDK: a blob, a table row, a queue message, a secret and an email went in and came back.",
+			a["blob"], a["table"], a["servicebus"], a["keyvault"], a["smtp"]), nil
+	}}
 }
 
 func newDemo(stateDir *string) *cobra.Command {
-	return &cobra.Command{
+	var bin string
+	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Start the local stack, show that each emulator answers, and stop it",
-		Args:  cobra.NoArgs,
+		Short: "Start the local stack, run Coffer's whole story on it with the real binaries, and stop it all",
+		Long: `Start a private local stack, check each emulator answers, then run Coffer's
+story with the coffer and coffer-functions executables found in --bin: a
+vault, a registered agent, backups, a byte-for-byte restore, a failed backup
+and its alert email, deleting and undeleting data with a PIN, and the purge
+14 days later. Everything started is stopped and checked gone, also when a
+step fails; the exit status is non-zero if any step fails.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if bin == "" {
+				self, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("find devstack's own folder (pass --bin): %w", err)
+				}
+				bin = filepath.Dir(self)
+			}
+			if err := checkBinaries(bin); err != nil {
+				return err
+			}
 			ctx, cancel := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
-			_, err := runDemo(ctx, c.OutOrStdout(), filepath.Join(*stateDir, "demo"), defaultSteps())
+			_, err := runDemo(ctx, c.OutOrStdout(), demoConfig{StateDir: filepath.Join(*stateDir, "demo"), Bin: bin}, defaultSteps())
 			return err
 		},
 	}
+	c.Flags().StringVar(&bin, "bin", "", "folder holding coffer and coffer-functions (default: devstack's own folder)")
+	return c
 }
 
 // demoReport records what the demo ran, so a test can check it is all gone.
@@ -64,49 +116,81 @@ type demoReport struct {
 }
 
 // runDemo starts a private stack (never the one `make dev-up` keeps) in
-// stateDir, runs the steps in order until one fails, and always stops the
-// stack and checks that no process or port is left. stateDir is emptied
-// first and kept afterwards, so its logs and captured mail can be read.
-func runDemo(ctx context.Context, out io.Writer, stateDir string, steps []demoStep) (rep demoReport, err error) {
-	if err := os.RemoveAll(stateDir); err != nil {
+// cfg.StateDir, runs the steps in order until one fails, and always stops
+// every process the steps started and the stack, and checks that no process
+// or port is left. The folder is emptied first and kept afterwards, so its
+// logs, captured mail and command transcript can be read.
+func runDemo(ctx context.Context, out io.Writer, cfg demoConfig, steps []demoStep) (rep demoReport, err error) {
+	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+		return rep, err
+	}
+	if err := os.RemoveAll(cfg.StateDir); err != nil {
 		return rep, fmt.Errorf("clear the demo's folder: %w", err)
 	}
-	fmt.Fprintln(out, "Coffer demo: the local Azure stack")
-	fmt.Fprintln(out, "==> Starting Azurite (Blob, Queue, Table), the Service Bus and Key Vault emulators and an SMTP sink, on free loopback ports")
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return rep, fmt.Errorf("create the demo's folder: %w", err)
+	}
+	transcript := filepath.Join(cfg.StateDir, transcriptFile)
+	logf, err := os.Create(transcript)
+	if err != nil {
+		return rep, fmt.Errorf("create the demo's transcript: %w", err)
+	}
+	defer logf.Close()
+
+	fmt.Fprintln(out, "Coffer demo: the whole story on the local Azure stack")
+	fmt.Fprintln(out, "Starting Azurite (Blob, Queue, Table), the Service Bus and Key Vault emulators and an SMTP sink on free loopback ports…")
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	s, err := stack.Start(startCtx, stack.Options{StateDir: stateDir, MailPage: true})
+	s, err := stack.Start(startCtx, stack.Options{StateDir: cfg.StateDir, MailPage: true})
 	cancel()
 	if err != nil {
 		return rep, fmt.Errorf("start the local stack: %w", err)
 	}
+	d := &demo{Stack: s, Bin: cfg.Bin, Dir: filepath.Join(cfg.StateDir, "story"), log: logf}
 	rep.PIDs, rep.Addrs = s.PIDs(), s.Addrs()
-	printAddrs(out, rep.Addrs)
 	defer func() {
-		fmt.Fprintln(out, "==> Stopping every emulator")
-		stopErr := errors.Join(s.Stop(), stack.CheckGone(rep.PIDs, rep.Addrs))
+		fmt.Fprintln(out, "==> Stopping everything the demo started")
+		// Coffer's processes first: they use the emulators.
+		for name, c := range d.children() {
+			rep.PIDs[name], rep.Addrs[name] = c.pid, c.addr
+		}
+		stopErr := errors.Join(d.stopChildren(), s.Stop(), stack.CheckGone(rep.PIDs, rep.Addrs))
 		if stopErr != nil {
+			fmt.Fprintf(out, "    FAILED: %v\n", stopErr)
 			err = errors.Join(err, stopErr)
 			return
 		}
 		fmt.Fprintf(out, "    stopped %s; no port is left open\n", describePIDs(rep.PIDs))
+		fmt.Fprintf(out, "    every command and its output: %s\n", transcript)
 		if err == nil {
-			fmt.Fprintf(out, "Demo finished: all %d checks passed.\n", len(steps))
+			fmt.Fprintf(out, "Demo finished: all %d steps passed.\n", len(steps))
 		}
 	}()
 
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		return rep, err
+	}
 	for i, st := range steps {
 		fmt.Fprintf(out, "==> %d/%d %s\n", i+1, len(steps), st.title)
-		stepCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		msg, err := st.run(stepCtx, s)
+		d.logf("==> %d/%d %s", i+1, len(steps), st.title)
+		stepCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		msg, err := st.run(stepCtx, d)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(out, "    FAILED: %v\n", err)
-			return rep, fmt.Errorf("demo step %q failed: %w", st.title, err)
+			fmt.Fprintf(out, "    FAILED: %s\n", strings.ReplaceAll(err.Error(), "\n", "\n    "))
+			return rep, fmt.Errorf("demo step %d %q failed: %w", i+1, st.title, err)
 		}
-		fmt.Fprintf(out, "    ok: %s\n", msg)
+		for _, line := range strings.Split(msg, "\n") {
+			fmt.Fprintf(out, "    %s\n", line)
+		}
 	}
 	return rep, nil
 }
+
+// stepTimeout bounds one step; the slowest waits for an email.
+const stepTimeout = 2 * time.Minute
+
+// transcriptFile is where the demo writes each command it ran and its output.
+const transcriptFile = "commands.log"
 
 func describePIDs(pids map[string]int) string {
 	var b bytes.Buffer
