@@ -264,6 +264,24 @@ func (r *Repository) ChangePassphrase(ctx context.Context, newPassphrase []byte,
 	return nil
 }
 
+// AddKey wraps the master key with a new passphrase in a new key file and
+// returns the ID of the key file that opened the repository, without
+// deleting it: where the agent may not delete (a vault's create-only
+// storage), the control plane retires the old key file after checking the
+// new one exists.
+func (r *Repository) AddKey(ctx context.Context, newPassphrase []byte, o Options) (oldKeyID string, err error) {
+	if err := crypto.CheckPassphrase(newPassphrase); err != nil {
+		return "", err
+	}
+	old := r.keyID
+	id, err := r.writeKeyFile(ctx, newPassphrase, o)
+	if err != nil {
+		return "", err
+	}
+	r.keyID = id
+	return old, nil
+}
+
 // Config is the repository's settings.
 func (r *Repository) Config() Config { return r.cfg }
 

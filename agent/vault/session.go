@@ -191,3 +191,36 @@ func (s *Session) SourceRepository(ctx context.Context, source string, pass []by
 	}
 	return r, &first, err
 }
+
+// ChangePassphrase changes the machine's passphrase with a security PIN:
+// the control plane approves (and raises a critical alert), a new key file
+// wraps the master key with the new passphrase, Key Vault gets it as a new
+// version, and the control plane retires the old key file so the old
+// passphrase stops working. No data is re-encrypted.
+func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []byte) error {
+	if n := len([]rune(string(newPass))); n < MinPassphrase {
+		return fmt.Errorf("the new passphrase has %d characters; use at least %d", n, MinPassphrase)
+	}
+	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/passphrase-change", nil, nil, cpclient.PIN(pin)); err != nil {
+		return fmt.Errorf("the vault did not allow the change: %w", err)
+	}
+	r, err := s.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	old, err := r.AddKey(ctx, newPass, repository.Options{Hostname: s.Config.MachineName})
+	if err != nil {
+		return fmt.Errorf("write the new key file: %w", err)
+	}
+	e, err := s.Escrow()
+	if err == nil {
+		_, err = e.Store(ctx, newPass)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; both passphrases open the repository until this succeeds, so run the change again", err)
+	}
+	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/retire-key", map[string]string{"key": old}, nil); err != nil {
+		return fmt.Errorf("the new passphrase is in use and escrowed, but the old key file keys/%s was not retired, so the old passphrase still works: %w", old, err)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -27,6 +28,7 @@ func (s *server) agentRoutes(g *echo.Group) {
 	g.GET("/points", s.agentPoints)
 	g.POST("/passphrase-change", s.agentPassphraseChange)
 	g.POST("/restore-access", s.agentRestoreAccess)
+	g.POST("/retire-key", s.agentRetireKey)
 }
 
 // SecretName is the Key Vault secret that escrows a machine's passphrase.
@@ -258,6 +260,13 @@ func (s *server) agentPassphraseChange(c echo.Context) error {
 	if err := s.usePIN(c, v, "change the passphrase of "+m.Name); err != nil {
 		return err
 	}
+	until := s.Now().Add(KeyChangeTTL)
+	if _, err := s.Registry.ModifyMachine(ctx, m.ID, func(mm *registry.Machine) error {
+		mm.KeyChangeUntil = until
+		return nil
+	}); err != nil {
+		return err
+	}
 	s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
 		Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
 		Title:  "Passphrase of " + m.Name + " changed",
@@ -287,4 +296,38 @@ func (s *server) agentRestoreAccess(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, api.RestoreAccess{SourceMachine: src.ID, SourceName: src.Name, ContainerURL: gr.ContainerURL,
 		SAS: gr.SAS, ExpiresOn: gr.ExpiresOn, SecretName: SecretName(src.ID), KeyVaultURL: s.KeyVaultURL})
+}
+
+// KeyChangeTTL is how long after a PIN-approved passphrase change the
+// agent may have its old key file retired.
+const KeyChangeTTL = 15 * time.Minute
+
+// RetireKey names the key file a passphrase change replaced.
+type RetireKey struct {
+	Key string `json:"key"`
+}
+
+// agentRetireKey deletes the old key file after a passphrase change the
+// PIN allowed, so the old passphrase stops working. The agent cannot
+// delete anything itself.
+func (s *server) agentRetireKey(c echo.Context) error {
+	var rk RetireKey
+	if err := agentBind(c, &rk); err != nil {
+		return err
+	}
+	m := machine(c)
+	if !s.Now().Before(m.KeyChangeUntil) {
+		return fail(http.StatusForbidden, api.CodePINRequired, "retiring a key file needs a passphrase change approved with a security PIN in the last %s", KeyChangeTTL)
+	}
+	ctx := c.Request().Context()
+	if err := s.Blobs.RetireKey(ctx, m.Container, rk.Key); err != nil {
+		return err
+	}
+	if _, err := s.Registry.ModifyMachine(ctx, m.ID, func(mm *registry.Machine) error {
+		mm.KeyChangeUntil = time.Time{}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "retired", "key": rk.Key})
 }

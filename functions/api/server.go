@@ -60,6 +60,7 @@ type Blobs interface {
 	Ensure(ctx context.Context, name string) error
 	MissingPacks(ctx context.Context, name, pointID string) ([]string, error)
 	Usage(ctx context.Context, name string) (containers.Usage, error)
+	RetireKey(ctx context.Context, name, keyID string) error
 }
 
 // Deps are the API's collaborators and settings.
@@ -143,6 +144,8 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusConflict, api.Error{Code: api.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
 		return &httpError{http.StatusForbidden, api.Error{Code: api.CodePINInvalid, Message: msg}}
+	case errors.Is(err, containers.ErrNoSuchKey), errors.Is(err, containers.ErrLastKey):
+		return &httpError{http.StatusConflict, api.Error{Code: api.CodeConflict, Message: msg}}
 	case errors.Is(err, jobs.ErrBusy):
 		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

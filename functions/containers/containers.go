@@ -8,6 +8,7 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -471,3 +472,44 @@ func packID(name string) (string, bool) {
 func sameETag(a, b azcore.ETag) bool {
 	return strings.Trim(string(a), `"`) == strings.Trim(string(b), `"`)
 }
+
+// RetireKey deletes keys/<keyID> after a passphrase change, but only while
+// another key file remains: the repository must always stay openable.
+func (c *Containers) RetireKey(ctx context.Context, name, keyID string) error {
+	if err := sas.CheckContainerName(name); err != nil {
+		return err
+	}
+	if !packrefs.ValidID(keyID) {
+		return fmt.Errorf("key ID %q is not 64 lower-case hex digits", keyID)
+	}
+	cc := c.svc.NewContainerClient(name)
+	found, others := false, 0
+	err := list(ctx, cc, "keys/", func(b *container.BlobItem) error {
+		if b.Name != nil && *b.Name == "keys/"+keyID {
+			found = true
+		} else {
+			others++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list key files of %s: %w", name, err)
+	}
+	if !found {
+		return fmt.Errorf("%w: key file keys/%s is not in %s", ErrNoSuchKey, keyID, name)
+	}
+	if others == 0 {
+		return fmt.Errorf("%w: keys/%s is the only key file of %s; write the new one first", ErrLastKey, keyID, name)
+	}
+	if _, err := cc.NewBlobClient("keys/"+keyID).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return fmt.Errorf("delete keys/%s in %s: %w", keyID, name, err)
+	}
+	c.log.InfoContext(ctx, "old key file retired", "container", name, "key", keyID)
+	return nil
+}
+
+// Errors RetireKey reports for a request that cannot be done.
+var (
+	ErrNoSuchKey = errors.New("no such key file")
+	ErrLastKey   = errors.New("last key file")
+)

@@ -37,6 +37,9 @@ type machineEntity struct {
 	// RestoreSource may be read by this machine until RestoreUntil.
 	RestoreSource string
 	RestoreUntil  string
+	// KeyChangeUntil: a PIN allowed a passphrase change; the old key file
+	// may be retired until then.
+	KeyChangeUntil string
 }
 
 type nameClaim struct {
@@ -67,15 +70,16 @@ func (m *machineEntity) api() api.Machine {
 // Machine is the stored machine with what only the control plane needs.
 type Machine struct {
 	api.Machine
-	PublicKey     string
-	LastMissed    time.Time
-	RestoreSource string
-	RestoreUntil  time.Time
+	PublicKey      string
+	LastMissed     time.Time
+	RestoreSource  string
+	RestoreUntil   time.Time
+	KeyChangeUntil time.Time
 }
 
 func (m *machineEntity) full() Machine {
 	return Machine{Machine: m.api(), PublicKey: m.PublicKey, LastMissed: tables.ParseTime(m.LastMissed),
-		RestoreSource: m.RestoreSource, RestoreUntil: tables.ParseTime(m.RestoreUntil)}
+		RestoreSource: m.RestoreSource, RestoreUntil: tables.ParseTime(m.RestoreUntil), KeyChangeUntil: tables.ParseTime(m.KeyChangeUntil)}
 }
 
 // ContainerName is a machine's blob container.
@@ -218,9 +222,12 @@ func (r *Registry) ModifyMachine(ctx context.Context, id string, change func(m *
 		if !m.LastMissed.IsZero() {
 			e.LastMissed = tables.Time(m.LastMissed)
 		}
-		e.RestoreSource, e.RestoreUntil = m.RestoreSource, ""
+		e.RestoreSource, e.RestoreUntil, e.KeyChangeUntil = m.RestoreSource, "", ""
 		if !m.RestoreUntil.IsZero() {
 			e.RestoreUntil = tables.Time(m.RestoreUntil)
+		}
+		if !m.KeyChangeUntil.IsZero() {
+			e.KeyChangeUntil = tables.Time(m.KeyChangeUntil)
 		}
 		err = tables.Replace(ctx, r.machines, e, azETag(etag))
 		if tables.Changed(err) && attempt < 10 {

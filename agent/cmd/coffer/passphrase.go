@@ -2,16 +2,18 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/vault"
 )
 
 func newPassphrase() *cobra.Command {
 	p := &cobra.Command{Use: "passphrase", Short: "Manage the repository passphrase"}
 	var f repoFlags
-	var newFile string
+	var newFile, pin string
 	change := &cobra.Command{
 		Use:   "change --repo REPO",
 		Short: "Change the passphrase; no data is re-encrypted",
@@ -20,6 +22,11 @@ passphrase (from COFFER_NEW_PASSPHRASE or --new-passphrase-file) and the old
 key file is deleted; no data is re-encrypted.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if vm, err := f.vaultMode(); err != nil {
+				return err
+			} else if vm {
+				return vaultPassphraseChange(c, f.session, pin, newFile)
+			}
 			newPass, err := passphrase(newFile, "COFFER_NEW_PASSPHRASE")
 			if err != nil {
 				return err
@@ -37,6 +44,34 @@ key file is deleted; no data is re-encrypted.`,
 	}
 	f.add(change)
 	change.Flags().StringVar(&newFile, "new-passphrase-file", "", "read the new passphrase from this file (default $COFFER_NEW_PASSPHRASE)")
+	change.Flags().StringVar(&pin, "pin", "", "on a registered machine: the security PIN an admin generated (coffer admin pin VAULT)")
 	p.AddCommand(change)
 	return p
+}
+
+// vaultPassphraseChange changes a registered machine's passphrase; the new
+// one is escrowed in Key Vault, and generated if none is given.
+func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile string) error {
+	if pin == "" {
+		return usagef("changing the passphrase of a registered machine needs --pin (an admin runs `coffer admin pin VAULT`)")
+	}
+	var newPass []byte
+	generated := false
+	if newFile != "" || os.Getenv("COFFER_NEW_PASSPHRASE") != "" {
+		p, err := passphrase(newFile, "COFFER_NEW_PASSPHRASE")
+		if err != nil {
+			return err
+		}
+		newPass = p
+	} else {
+		newPass, generated = vault.NewPassphrase(), true
+	}
+	if err := s.ChangePassphrase(c.Context(), pin, newPass); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.OutOrStdout(), "Passphrase changed and escrowed in Key Vault as a new version of %s. The old passphrase no longer opens the repository.\n", s.Config.SecretName)
+	if generated {
+		fmt.Fprintf(c.OutOrStdout(), "New passphrase (shown once; keep a copy outside this machine): %s\n", newPass)
+	}
+	return nil
 }
