@@ -17,6 +17,8 @@ type BackupOptions struct {
 	Paths    []string         // what to back up
 	Archiver archiver.Options // Progress is filled in if nil
 	Parent   func(*repository.Repository) *repository.Point
+	// RetainUntil keeps the point past the policy's retention.
+	RetainUntil *time.Time
 }
 
 // BackupResult is a finished vault backup.
@@ -65,7 +67,7 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 			report.Skipped = append(report.Skipped, api.Skipped{Path: w.Path, Reason: w.Err})
 		}
 	}
-	perr := job.AddPoint(ctx, p.ID)
+	perr := job.AddPoint(ctx, p.ID, o.RetainUntil)
 	if perr != nil && !errors.Is(perr, ErrQueued) {
 		report = api.JobReport{Status: api.StatusFailed, ErrorCode: "point_refused", Message: perr.Error()}
 	}

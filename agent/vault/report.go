@@ -71,8 +71,8 @@ func (j *Job) Finish(ctx context.Context, r api.JobReport) error {
 }
 
 // AddPoint registers a completed point, or keeps it for later.
-func (j *Job) AddPoint(ctx context.Context, pointID string) error {
-	return j.s.send(ctx, pending{Kind: "point", JobID: j.ID, Point: &api.NewPoint{ID: pointID, JobID: j.ID}, Queued: j.s.Now()})
+func (j *Job) AddPoint(ctx context.Context, pointID string, retainUntil *time.Time) error {
+	return j.s.send(ctx, pending{Kind: "point", JobID: j.ID, Point: &api.NewPoint{ID: pointID, JobID: j.ID, RetainUntil: retainUntil}, Queued: j.s.Now()})
 }
 
 // ErrQueued: the report waits in pending/ until the control plane answers.

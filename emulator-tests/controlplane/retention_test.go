@@ -140,3 +140,51 @@ func times(ps []api.Point, loc *time.Location) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A point registered with retainUntil outlives the policy's retention
+// until that date, as MARS's on-demand backups do.
+func TestRetainUntilKeepsAPointPastRetention(t *testing.T) {
+	c := newCP(t, cpOptions{})
+	v := c.vault("retain-until")
+	a := c.mustRegister(c.credentials(v), "branch-01")
+	ctx := ctxT(t)
+	pol := goodPolicy()
+	pol.Retention = policy.Retention{DailyDays: 7}
+	_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/short", pol, nil)
+	must(t, err)
+	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", api.AssignPolicy{Policy: "short"}, nil)
+	must(t, err)
+	cc := a.sas(t)
+	keep := randomID()
+	upload(t, cc, keep, randomID())
+	until := c.Clock.Now().Add(20 * day)
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: keep, RetainUntil: &until}, nil)
+	must(t, err)
+	c.Clock.Advance(time.Hour)
+	plain := a.backup(t, cc, randomID())
+	c.Clock.Advance(10 * day)
+	latest := a.backup(t, cc, randomID())
+
+	list := func() []string {
+		var ps []api.Point
+		_, err := c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/points", nil, &ps)
+		must(t, err)
+		return ids(ps)
+	}
+	_, err = c.App.Timers.EnforceRetention(ctx)
+	must(t, err)
+	if got, want := list(), sortedStrings(keep, latest.ID); !slices.Equal(got, want) {
+		t.Fatalf("day 10: kept %v, want the retained point and the newest (%s expired)", got, plain.ID[:8])
+	}
+	c.Clock.Advance(11 * day)
+	_, err = c.App.Timers.EnforceRetention(ctx)
+	must(t, err)
+	if got := list(); !slices.Equal(got, []string{latest.ID}) {
+		t.Fatalf("day 21: kept %v, want only the newest", got)
+	}
+}
+
+func sortedStrings(s ...string) []string {
+	slices.Sort(s)
+	return s
+}

@@ -231,7 +231,7 @@ func (s *server) agentAddPoint(c echo.Context) error {
 		return &httpError{http.StatusConflict, api.Error{Code: api.CodePointIncomplete,
 			Message: fmt.Sprintf("the point names %d pack(s) that are not in storage (first: %s); run the backup again", len(missing), missing[0])}}
 	}
-	p, err := s.Points.Add(ctx, m.VaultID, m.ID, np.ID, np.JobID)
+	p, err := s.Points.Add(ctx, m.VaultID, m.ID, np.ID, np.JobID, np.RetainUntil)
 	if err != nil {
 		return err
 	}

@@ -231,7 +231,7 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 	}
 	var expired []api.Point
 	for i, d := range retention.Apply(in, pol.Policy.Retention, loc, now) {
-		if !d.Keep {
+		if !d.Keep && (ps[i].RetainUntil == nil || !ps[i].RetainUntil.After(now)) {
 			expired = append(expired, ps[i])
 		}
 	}

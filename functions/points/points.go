@@ -48,10 +48,15 @@ type entity struct {
 	JobID        string
 	State        string
 	DeletedAt    string
+	RetainUntil  string
 }
 
 func (e *entity) api() api.Point {
 	p := api.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State}
+	if e.RetainUntil != "" {
+		ru := tables.ParseTime(e.RetainUntil)
+		p.RetainUntil = &ru
+	}
 	if e.DeletedAt != "" {
 		d := tables.ParseTime(e.DeletedAt)
 		purge := d.Add(SoftDeleteRetention)
@@ -70,11 +75,17 @@ func CheckID(id string) error {
 
 // Add records a point at the server's time. Adding the same point again
 // (an agent retrying after a lost answer) returns the first record.
-func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string) (api.Point, error) {
+func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string, retainUntil *time.Time) (api.Point, error) {
 	if err := CheckID(pointID); err != nil {
 		return api.Point{}, err
 	}
 	e := entity{PartitionKey: machineID, RowKey: pointID, VaultID: vaultID, Time: tables.Time(s.now()), JobID: jobID, State: api.PointActive}
+	if retainUntil != nil {
+		if !retainUntil.After(s.now()) || retainUntil.After(s.now().AddDate(99, 0, 0)) {
+			return api.Point{}, fmt.Errorf("%w: retainUntil must be in the future and within 99 years", ErrInvalid)
+		}
+		e.RetainUntil = tables.Time(*retainUntil)
+	}
 	err := tables.Add(ctx, s.c, &e)
 	if tables.Exists(err) {
 		return s.Get(ctx, machineID, pointID)

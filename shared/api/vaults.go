@@ -130,12 +130,16 @@ type Point struct {
 	State      string     `json:"state"`
 	DeletedAt  *time.Time `json:"deletedAt,omitempty"`
 	PurgeAfter *time.Time `json:"purgeAfter,omitempty"`
+	// RetainUntil keeps the point past its policy's retention, as MARS's
+	// on-demand backups do.
+	RetainUntil *time.Time `json:"retainUntil,omitempty"`
 }
 
 // NewPoint registers a completed point; its refs/<id> must be in storage.
 type NewPoint struct {
-	ID    string `json:"id"`
-	JobID string `json:"jobId,omitempty"`
+	ID          string     `json:"id"`
+	JobID       string     `json:"jobId,omitempty"`
+	RetainUntil *time.Time `json:"retainUntil,omitempty"`
 }
 
 // PIN is a security PIN: valid for 5 minutes, usable once.

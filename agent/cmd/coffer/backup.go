@@ -60,11 +60,12 @@ type backupSummary struct {
 
 func newBackup() *cobra.Command {
 	var (
-		f        repoFlags
-		asJSON   bool
-		tags     []string
-		host     string
-		noParent bool
+		f           repoFlags
+		asJSON      bool
+		tags        []string
+		host        string
+		noParent    bool
+		retainUntil string
 	)
 	c := &cobra.Command{
 		Use:   "backup [--repo REPO] [PATH...]",
@@ -81,7 +82,7 @@ and the point is registered with the control plane.`,
 			if vm, err := f.vaultMode(); err != nil {
 				return err
 			} else if vm {
-				return vaultBackup(c, f.session, paths, tags, noParent, asJSON)
+				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil)
 			}
 			if len(paths) == 0 {
 				return usagef("name at least one file or folder to back up")
@@ -141,6 +142,7 @@ and the point is registered with the control plane.`,
 	c.Flags().StringSliceVar(&tags, "tag", nil, "tag the point (repeatable)")
 	c.Flags().StringVar(&host, "host", "", "record this host name (default: this machine's)")
 	c.Flags().BoolVar(&noParent, "force", false, "read every file, ignoring the previous point")
+	c.Flags().StringVar(&retainUntil, "retain-until", "", "on a registered machine: keep this point until DATE (2027-12-31 or RFC 3339), past the policy's retention")
 	return c
 }
 

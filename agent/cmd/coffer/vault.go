@@ -94,8 +94,21 @@ user's config folder; $COFFER_CONFIG_DIR or --config-dir override it.`,
 }
 
 // vaultBackup is `coffer backup` on a registered machine.
-func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool) error {
+func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string) error {
 	ctx := c.Context()
+	var until *time.Time
+	if retainUntil != "" {
+		t, err := time.ParseInLocation("2006-01-02", retainUntil, time.Local)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, retainUntil); err != nil {
+				return usagef("--retain-until %q is not a date like 2027-12-31 or an RFC 3339 time", retainUntil)
+			}
+		}
+		if !t.After(time.Now()) {
+			return usagef("--retain-until %s is not in the future", retainUntil)
+		}
+		until = &t
+	}
 	pol, err := agentPolicy(ctx, s)
 	if err != nil && (len(paths) == 0 || !isUsage(err)) {
 		return err
@@ -110,7 +123,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 			s.Upload = rate.NewLimiter(rate.Limit(bps), int(max(bps/4, 64<<10)))
 		}
 	}
-	o := vault.BackupOptions{Paths: paths, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
 	if !force {
 		o.Parent = func(r *repository.Repository) *repository.Point {
 			return findParent(ctx, r, paths, s.Config.MachineName)
