@@ -62,6 +62,10 @@ type Options struct {
 	Progress *Progress // optional, read by the caller while the backup runs
 	// IndexEvery saves the index after this many packs (crash safety); 0 means 8.
 	IndexEvery int
+	// Exclude, when set, leaves out every file and folder (with its
+	// contents) for whose path it returns true. The chosen paths themselves
+	// are always included.
+	Exclude func(path string) bool
 }
 
 // Warning is a file that could not be backed up as it was, and why.

@@ -119,6 +119,9 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
 		for _, de := range des {
+			if a.opts.Exclude != nil && a.opts.Exclude(joinPath(d.path, de.Name())) {
+				continue
+			}
 			entries = append(entries, entry{name: de.Name(), de: de})
 		}
 	}

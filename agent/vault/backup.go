@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/policy"
 )
 
 // BackupOptions tune a vault backup.
@@ -19,6 +22,8 @@ type BackupOptions struct {
 	Parent   func(*repository.Repository) *repository.Point
 	// RetainUntil keeps the point past the policy's retention.
 	RetainUntil *time.Time
+	// Exclude lists the policy's exclusions (paths or patterns).
+	Exclude []string
 }
 
 // BackupResult is a finished vault backup.
@@ -96,6 +101,18 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = s.Config.MachineName
+	}
+	if len(o.Exclude) > 0 && opts.Exclude == nil {
+		fold := runtime.GOOS == "windows"
+		opts.Exclude = func(p string) bool {
+			slash := filepath.ToSlash(p)
+			for _, pat := range o.Exclude {
+				if policy.MatchExclude(pat, slash, fold) {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	if o.Parent != nil && opts.Parent == nil {
 		opts.Parent = o.Parent(r)

@@ -383,3 +383,40 @@ func treegenMake(dir string, files int) error {
 }
 
 func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
+
+// The policy's exclusions leave files and folders out of the backup.
+func TestPolicyExclusionsAreLeftOut(t *testing.T) {
+	w := newWorld(t)
+	m, _ := w.register("branch-excl")
+	src := mkdir(t, filepath.Join(t.TempDir(), "home"))
+	for name, body := range map[string]string{"report.docx": "keep", "scratch.tmp": "drop", "cache/blob": "drop", "docs/notes.txt": "keep"} {
+		p := filepath.Join(src, name)
+		mkdir(t, filepath.Dir(p))
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := policy.Default("UTC")
+	p.Include = []string{src}
+	p.Exclude = []string{"*.tmp", filepath.ToSlash(filepath.Join(src, "cache"))}
+	ctx := t.Context()
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/excl", p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "excl"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, err := m.coffer("backup"); err != nil {
+		t.Fatalf("backup: %v\n%s%s", err, out, errOut)
+	}
+	target := filepath.Join(t.TempDir(), "restored")
+	if out, errOut, err := m.coffer("restore", "latest", "--target", target); err != nil {
+		t.Fatalf("restore: %v\n%s%s", err, out, errOut)
+	}
+	for name, want := range map[string]bool{"report.docx": true, "docs/notes.txt": true, "scratch.tmp": false, "cache": false} {
+		_, err := os.Stat(filepath.Join(target, src, name))
+		if got := err == nil; got != want {
+			t.Errorf("%s restored = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -215,7 +215,7 @@ func (a *agentRun) backup(ctx context.Context, scheduled time.Time, catchUp bool
 		a.log.Warn("earlier reports still waiting", "err", err)
 	}
 	a.log.Info("backup starting", "scheduled", scheduled, "catchUp", catchUp, "paths", strings.Join(p.Include, ", "))
-	o := vault.BackupOptions{Paths: p.Include}
+	o := vault.BackupOptions{Paths: p.Include, Exclude: p.Exclude}
 	o.Parent = func(r *repository.Repository) *repository.Point {
 		return findParent(ctx, r, p.Include, a.s.Config.MachineName)
 	}

@@ -123,7 +123,11 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 			s.Upload = rate.NewLimiter(rate.Limit(bps), int(max(bps/4, 64<<10)))
 		}
 	}
-	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
+	var exclude []string
+	if pol != nil {
+		exclude = pol.Exclude
+	}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
 	if !force {
 		o.Parent = func(r *repository.Repository) *repository.Point {
 			return findParent(ctx, r, paths, s.Config.MachineName)
