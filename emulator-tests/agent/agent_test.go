@@ -173,7 +173,7 @@ func newWorld(t *testing.T) *world {
 	handler = rec.wrap(a.Handler())
 	t.Cleanup(func() { srv.Close(); a.Close(context.Background()) })
 	w.URL, w.App, w.Admin, w.env = srv.URL, a, &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, st.Environ()
-	_, err = w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "branch-offices", AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
+	_, err = w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,6 +115,7 @@ func TestBadInputGetsA4xxNeverA5xx(t *testing.T) {
 		{"POST", "/api/v1/vaults", `{"name":42}`, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/vaults", `{"name":"x"}{"name":"y"}`, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/vaults", `{"name":""}`, 400, api.CodeValidation},
+		{"POST", "/api/v1/vaults", `{"name":"BAD-INPUT"}`, 409, api.CodeConflict},
 		{"POST", "/api/v1/vaults", `{"name":"x","alertRecipients":["not an address"]}`, 400, api.CodeValidation},
 		{"POST", "/api/v1/vaults", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, api.CodeTooLarge},
 		{"GET", "/api/v1/vaults/NOT-AN-ID", ``, 404, api.CodeNotFound},

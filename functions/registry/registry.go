@@ -140,7 +140,16 @@ func (r *Registry) CreateVault(ctx context.Context, nv api.NewVault) (api.Vault,
 	}
 	v := vaultEntity{PartitionKey: "v", RowKey: NewID(), Name: nv.Name, Recipients: rc, Digest: nv.AlertDigest,
 		Security: nv.SecurityFeatures == nil || *nv.SecurityFeatures, CreatedAt: tables.Time(r.now())}
+	// Names are unique, ignoring case, so admins and scripts can use them.
+	claim := nameClaim{PartitionKey: "vn", RowKey: hex.EncodeToString([]byte(strings.ToLower(nv.Name))), MachineID: v.RowKey}
+	if err := tables.Add(ctx, r.vaults, &claim); err != nil {
+		if tables.Exists(err) {
+			return api.Vault{}, fmt.Errorf("%w: a vault named %q already exists; choose another name", ErrConflict, nv.Name)
+		}
+		return api.Vault{}, fmt.Errorf("claim vault name: %w", err)
+	}
 	if err := tables.Add(ctx, r.vaults, &v); err != nil {
+		tables.Delete(ctx, r.vaults, "vn", claim.RowKey)
 		return api.Vault{}, fmt.Errorf("store vault: %w", err)
 	}
 	return v.api(), nil
