@@ -294,6 +294,23 @@ func TestRegisterBackUpAndRestoreThroughTheVault(t *testing.T) {
 		t.Fatalf("points: %+v", ps)
 	}
 
+	// The machine's own view: status and jobs.
+	out, errOut, err = m.coffer("status", "--json")
+	var status struct {
+		Machine    api.Machine
+		LastBackup *api.Job
+		NextRun    *time.Time
+		Policy     *api.PolicyDoc
+	}
+	if err != nil || json.Unmarshal([]byte(out), &status) != nil || status.LastBackup == nil || status.LastBackup.ID != sum.JobID ||
+		status.Policy == nil || status.NextRun == nil || status.Machine.Name != "branch-01" {
+		t.Fatalf("status: %v %s %s", err, out, errOut)
+	}
+	out, _, err = m.coffer("jobs", "--json")
+	if err != nil || !strings.Contains(out, sum.JobID) || !strings.Contains(out, api.JobRegister) {
+		t.Fatalf("jobs: %v %s", err, out)
+	}
+
 	target := filepath.Join(t.TempDir(), "restored")
 	if out, errOut, err := m.coffer("restore", "latest", "--target", target); err != nil {
 		t.Fatalf("restore: %v\n%s%s", err, out, errOut)
