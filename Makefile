@@ -57,7 +57,7 @@ cross:
 	GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./agent/cmd/coffer
 	@echo "cross-builds ok: windows/amd64 darwin/arm64 linux/arm64"
 
-## demo: start the local stack, show each part answers, stop everything
+## demo: Coffer's whole story on the local stack (vault, agent, backup, restore, alert, PIN, purge), then stop everything
 demo: $(NODE_STAMP) build
 	$(BIN)/devstack --dir $(DEVDIR) demo
 

@@ -171,7 +171,10 @@ func (d *demo) startControlPlane(ctx context.Context, name string, standalone bo
 			config.WebsiteAuthEnabled+"=",
 		)
 		var got string
-		logPath := filepath.Join(d.Logs, name+".log")
+		logPath := "" // discarded
+		if d.Logs != "" {
+			logPath = filepath.Join(d.Logs, name+".log")
+		}
 		p, err := proc.Start(ctx, proc.Spec{
 			Name: name, Path: exe(d.Bin, "coffer-functions"),
 			Args:    []string{"--standalone=" + strconv.FormatBool(standalone), "--addr", addr},

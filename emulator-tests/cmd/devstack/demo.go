@@ -145,7 +145,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig, steps []demoSte
 	if err != nil {
 		return rep, fmt.Errorf("start the local stack: %w", err)
 	}
-	d := &demo{Stack: s, Bin: cfg.Bin, Dir: filepath.Join(cfg.StateDir, "story"), log: logf}
+	d := &demo{Stack: s, Bin: cfg.Bin, Dir: filepath.Join(cfg.StateDir, "story"), Logs: cfg.StateDir, log: logf}
 	rep.PIDs, rep.Addrs = s.PIDs(), s.Addrs()
 	defer func() {
 		fmt.Fprintln(out, "==> Stopping everything the demo started")
@@ -155,7 +155,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig, steps []demoSte
 		}
 		stopErr := errors.Join(d.stopChildren(), s.Stop(), stack.CheckGone(rep.PIDs, rep.Addrs))
 		if stopErr != nil {
-			fmt.Fprintf(out, "    FAILED: %v\n", stopErr)
+			fmt.Fprintf(out, "    FAILED: %s\n", strings.ReplaceAll(stopErr.Error(), "\n", "\n    "))
 			err = errors.Join(err, stopErr)
 			return
 		}

@@ -4,27 +4,39 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 )
 
-func TestDemoShowsEachEmulatorAnswersAndLeavesNothingBehind(t *testing.T) {
+// The first step checks each emulator through the Azure SDK, in one step,
+// and the demo stops what it started.
+func TestStackStepShowsEachEmulatorAnswersAndLeavesNothingBehind(t *testing.T) {
 	var out bytes.Buffer
-	rep, err := runDemo(t.Context(), &out, filepath.Join(t.TempDir(), "demo"), defaultSteps())
+	dir := filepath.Join(t.TempDir(), "demo")
+	rep, err := runDemo(t.Context(), &out, demoConfig{StateDir: dir}, []demoStep{stackStep()})
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{
-		"wrote demo/hello.txt", "table demojobs", "queue alerts", "secret machine-branch-srv01", "the sink captured it",
-		"Demo finished: all 5 checks passed.",
-	} {
+	for _, want := range []string{"==> 1/1 The local Azure stack is up", "a blob, a table row, a queue message, a secret and an email",
+		"no port is left open", "Demo finished: all 1 steps passed."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	transcript, err := os.ReadFile(filepath.Join(dir, transcriptFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"wrote demo/hello.txt", "table demojobs", "queue alerts", "secret machine-branch-srv01", "the sink captured it"} {
+		if !strings.Contains(string(transcript), want) {
+			t.Errorf("transcript lacks %q:\n%s", want, transcript)
 		}
 	}
 	if len(rep.PIDs) != 2 || len(rep.Addrs) < 7 {
@@ -35,29 +47,124 @@ func TestDemoShowsEachEmulatorAnswersAndLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+// A failing step ends the demo, and everything started is stopped: the
+// emulators and a control plane that ignores SIGTERM and has to be killed.
 func TestDemoStopsEverythingWhenAStepFails(t *testing.T) {
+	bin := fakeBin(t)
+	childStopGrace = 300 * time.Millisecond
+	t.Cleanup(func() { childStopGrace = 10 * time.Second })
+	t.Setenv(fakeMode, "stubborn")
 	ranAfter := false
 	steps := []demoStep{
-		defaultSteps()[0],
-		{"a step that breaks", func(context.Context, *stack.Stack) (string, error) { return "", errors.New("boom") }},
-		{"a step after it", func(context.Context, *stack.Stack) (string, error) { ranAfter = true; return "", nil }},
+		{"start a control plane", func(ctx context.Context, d *demo) (string, error) {
+			d.token = "token-of-the-test-0123456789"
+			_, err := d.startControlPlane(ctx, "coffer-functions", true)
+			return "started", err
+		}},
+		{"a step that breaks", func(context.Context, *demo) (string, error) { return "", errors.New("boom") }},
+		{"a step after it", func(context.Context, *demo) (string, error) { ranAfter = true; return "", nil }},
 	}
 	var out bytes.Buffer
-	rep, err := runDemo(t.Context(), &out, filepath.Join(t.TempDir(), "demo"), steps)
-	if err == nil || !strings.Contains(err.Error(), `"a step that breaks"`) || !strings.Contains(err.Error(), "boom") {
+	rep, err := runDemo(t.Context(), &out, demoConfig{StateDir: filepath.Join(t.TempDir(), "demo"), Bin: bin}, steps)
+	if err == nil || !strings.Contains(err.Error(), `2 "a step that breaks"`) || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("demo error = %v, want the failing step named with its cause", err)
 	}
 	if ranAfter {
 		t.Error("the demo went on after a failed step")
 	}
-	if !strings.Contains(out.String(), "FAILED: boom") || !strings.Contains(out.String(), "no port is left open") {
+	if !strings.Contains(out.String(), "FAILED: boom") || !strings.Contains(out.String(), "no port is left open") ||
+		strings.Contains(out.String(), "Demo finished") {
 		t.Errorf("output:\n%s", out.String())
 	}
-	if len(rep.PIDs) == 0 {
-		t.Fatal("no processes recorded")
+	if rep.PIDs["coffer-functions"] == 0 || rep.Addrs["coffer-functions"] == "" || rep.PIDs["azurite"] == 0 {
+		t.Fatalf("processes recorded: %v %v", rep.PIDs, rep.Addrs)
 	}
 	if err := stack.CheckGone(rep.PIDs, rep.Addrs); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The control plane is started with the stack's settings and a public URL
+// naming the port it listens on, and stopped with SIGTERM first; one that
+// ignores SIGTERM is killed.
+func TestControlPlaneStartsWithItsSettingsAndStopsPolitelyFirst(t *testing.T) {
+	bin := fakeBin(t)
+	childStopGrace = 300 * time.Millisecond
+	t.Cleanup(func() { childStopGrace = 10 * time.Second })
+	signals := t.TempDir()
+	t.Setenv(fakeSignals, signals)
+	t.Setenv(fakeMode, "polite")
+	var urls []string
+	steps := []demoStep{
+		{"start two control planes", func(ctx context.Context, d *demo) (string, error) {
+			d.token = "token-of-the-test-0123456789"
+			for _, c := range []struct {
+				name, mode string
+				standalone bool
+			}{{"coffer-functions", "polite", true}, {"coffer-functions-host", "stubborn", false}} {
+				os.Setenv(fakeMode, c.mode) // read when the child starts
+				url, err := d.startControlPlane(ctx, c.name, c.standalone)
+				if err != nil {
+					return "", err
+				}
+				urls = append(urls, url)
+				var env map[string]string
+				if err := getJSON(ctx, url+"/env", &env); err != nil {
+					return "", err
+				}
+				want := map[string]string{
+					"COFFER_PUBLIC_URL": url, "COFFER_TOKEN_CONTRIBUTOR": d.token, "COFFER_DEV_CLOCK": "1",
+					"COFFER_ALERTS_QUEUE": "alerts", "COFFER_AUTH_MODE": "tokens",
+					"COFFER_STORAGE_CONNECTION_STRING":    d.Stack.Azurite.ConnectionString(),
+					"COFFER_SERVICEBUS_CONNECTION_STRING": d.Stack.ServiceBus.ConnectionString(),
+					"COFFER_KEYVAULT_URL":                 d.Stack.KeyVault.URL(), "COFFER_SMTP_PORT": d.Stack.SMTP.Port(),
+					"args": fmt.Sprintf("--standalone=%t --addr %s", c.standalone, strings.TrimPrefix(url, "http://")),
+				}
+				for k, v := range want {
+					if env[k] != v {
+						return "", fmt.Errorf("%s got %s=%q, want %q", c.name, k, env[k], v)
+					}
+				}
+			}
+			return "started", nil
+		}},
+	}
+	var out bytes.Buffer
+	rep, err := runDemo(t.Context(), &out, demoConfig{StateDir: filepath.Join(t.TempDir(), "demo"), Bin: bin}, steps)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(urls) != 2 || urls[0] == urls[1] {
+		t.Fatalf("control planes on %v", urls)
+	}
+	for _, name := range []string{"coffer-functions", "coffer-functions-host"} {
+		b, err := os.ReadFile(filepath.Join(signals, fmt.Sprint(rep.PIDs[name])))
+		if err != nil || !strings.Contains(string(b), "terminated") {
+			t.Errorf("%s (pid %d) was not sent SIGTERM first: %q %v", name, rep.PIDs[name], b, err)
+		}
+	}
+	if err := stack.CheckGone(rep.PIDs, rep.Addrs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "coffer-functions-host (pid") {
+		t.Errorf("output does not name the stopped control planes:\n%s", out.String())
+	}
+}
+
+// Without the binaries the demo says how to build them, before it starts
+// any emulator.
+func TestDemoWithoutTheBinariesSaysHowToBuildThem(t *testing.T) {
+	dir := t.TempDir()
+	root := newRoot()
+	root.SetArgs([]string{"--dir", filepath.Join(dir, "dev"), "demo", "--bin", filepath.Join(dir, "empty")})
+	var out bytes.Buffer
+	root.SetOut(&out)
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "make build") || !strings.Contains(err.Error(), "coffer-functions") {
+		t.Fatalf("demo without binaries: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dev")); !os.IsNotExist(err) || out.Len() > 0 {
+		t.Errorf("the demo started anyway: %v\n%s", err, out.String())
 	}
 }
 

@@ -38,7 +38,7 @@ func makeSample(dir string, n int) (int, error) {
 			}
 		}
 		if i == n-1 {
-			name, data = "empty.txt", nil // an empty file must come back too
+			folder, name, data = "Scans", "empty.txt", nil // an empty file must come back too
 		}
 		p := filepath.Join(dir, filepath.FromSlash(folder), name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -5,7 +5,8 @@
 //	devstack status  show whether it runs, and its endpoints
 //	devstack env     print shell exports that point Coffer at it
 //	devstack down    stop it and everything it started (make dev-down)
-//	devstack demo    start it, show that each emulator answers, stop it (make demo)
+//	devstack demo    start a private stack, tell Coffer's whole story on it with
+//	                 bin/coffer and bin/coffer-functions, stop it all (make demo)
 package main
 
 import (
