@@ -42,6 +42,11 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 	if n, err := s.FlushPending(ctx); err != nil {
 		slog.Warn("earlier reports still waiting for the control plane", "count", n, "err", err)
 	}
+	lock, err := lockJob(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
 	job, err := s.StartJob(ctx, api.JobBackup)
 	if err != nil {
 		return nil, err
