@@ -54,7 +54,11 @@ var (
 
 func init() {
 	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+	// Point times keep nanoseconds (RFC 3339 text): two backups in one second must still
+	// sort, so that "latest" is the last one made.
+	opts := cbor.CoreDetEncOptions()
+	opts.Time = cbor.TimeRFC3339Nano
+	if encMode, err = opts.EncMode(); err != nil {
 		panic(err)
 	}
 	if decMode, err = (cbor.DecOptions{MaxArrayElements: maxBlobsPerPack * 4, MaxMapPairs: 64, MaxNestedLevels: 8}).DecMode(); err != nil {
