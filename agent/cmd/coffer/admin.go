@@ -225,6 +225,16 @@ func adminQuote(s string) string {
 var adminIDShape = regexp.MustCompile(`^[0-9a-f]{20}$`)
 
 // resolveVault returns the ID of the vault arg names, by ID or name.
+// openVault opens the session and resolves the vault a command names.
+func (f *adminFlags) openVault(c *cobra.Command, ref string) (*adminSession, string, error) {
+	s, err := f.open(c)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := s.resolveVault(ref)
+	return s, id, err
+}
+
 func (s *adminSession) resolveVault(arg string) (string, error) {
 	s.vault = arg
 	if adminIDShape.MatchString(arg) {

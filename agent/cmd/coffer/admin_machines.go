@@ -18,11 +18,7 @@ func newAdminMachines(f *adminFlags) *cobra.Command {
 		Short: "List a vault's machines and their backup items",
 		Args:  rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}

@@ -28,11 +28,7 @@ func newAdminPolicyList(f *adminFlags) *cobra.Command {
 		Short: "List a vault's policies",
 		Args:  rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -65,11 +61,7 @@ what ` + "`coffer admin policy set -f`" + ` takes, e.g.:
   coffer admin policy show VAULT NAME --json | jq .policy > policy.json`,
 		Args: rangeArgs(2, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -111,11 +103,7 @@ Reducing the retention of an existing policy needs a PIN.`,
 			if err != nil {
 				return usagef("policy file %s: %v", file, err)
 			}
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}

@@ -97,11 +97,7 @@ func newAdminVaultShow(f *adminFlags) *cobra.Command {
 		Short: "Show a vault's settings",
 		Args:  rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -145,11 +141,7 @@ critical alert.`,
 			if u == (api.VaultUpdate{}) {
 				return usagef("nothing to change: give --recipient, --digest or --security-features (see `%s --help`)", c.CommandPath())
 			}
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -202,11 +194,7 @@ The file holds a secret: --json prints where it was written and until when
 it is valid, not its contents.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -299,11 +287,7 @@ func newAdminPIN(f *adminFlags) *cobra.Command {
 reducing a policy's retention, turning security features off.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.open(c)
-			if err != nil {
-				return err
-			}
-			id, err := s.resolveVault(args[0])
+			s, id, err := f.openVault(c, args[0])
 			if err != nil {
 				return err
 			}
