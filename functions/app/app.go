@@ -134,7 +134,9 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	}
 
 	a.Registry = registry.New(tsvc, now)
+	a.Registry.SoftDelete = cfg.SoftDelete
 	a.Points = points.New(tsvc, now)
+	a.Points.SoftDeleteFor = cfg.SoftDelete
 	pins := pin.New(tsvc, now)
 	nonces := nonce.New(tsvc)
 	a.Jobs = jobs.New(tsvc.NewClient("jobs"), now)

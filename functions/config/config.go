@@ -39,6 +39,7 @@ const (
 	SMTPPassword         = "COFFER_SMTP_PASSWORD"
 	SMTPFrom             = "COFFER_SMTP_FROM"
 	StaleJobAfter        = "COFFER_STALE_JOB_AFTER"
+	SoftDeleteDays       = "COFFER_SOFT_DELETE_DAYS"
 	DevClock             = "COFFER_DEV_CLOCK"
 )
 
@@ -72,6 +73,7 @@ type Config struct {
 	}
 
 	StaleJobAfter time.Duration
+	SoftDelete    time.Duration
 	DevClock      bool
 }
 
@@ -166,6 +168,14 @@ func Load(getenv func(string) string) (Config, error) {
 			bad(StaleJobAfter, "must be a duration of at least 10m, such as 2h, got %q", v)
 		}
 		c.StaleJobAfter = d
+	}
+	c.SoftDelete = 14 * 24 * time.Hour
+	if v := getenv(SoftDeleteDays); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 14 || n > 180 {
+			bad(SoftDeleteDays, "must be a whole number of days from 14 (as MARS) to 180, got %q", v)
+		}
+		c.SoftDelete = time.Duration(n) * 24 * time.Hour
 	}
 	c.DevClock = getenv(DevClock) == "1"
 	if c.DevClock && c.AuthMode != "tokens" {

@@ -63,6 +63,7 @@ func TestLoadNamesEveryBrokenSetting(t *testing.T) {
 		{map[string]string{AuthMode: "none"}, []string{AuthMode}},
 		{map[string]string{SMTPPort: "seventy"}, []string{SMTPPort}},
 		{map[string]string{StaleJobAfter: "1m"}, []string{StaleJobAfter}},
+		{map[string]string{SoftDeleteDays: "7"}, []string{SoftDeleteDays}},
 		{map[string]string{AuthMode: "appservice", DevClock: "1"}, []string{DevClock}},
 		{map[string]string{KeyVaultURL: "", SMTPPort: "0"}, []string{KeyVaultURL, SMTPPort}},
 	} {

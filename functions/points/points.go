@@ -17,7 +17,8 @@ import (
 	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
-// SoftDeleteRetention is how long a deleted point can be undeleted.
+// SoftDeleteRetention is how long a deleted point can be undeleted unless
+// the deployment sets another period (COFFER_SOFT_DELETE_DAYS).
 const SoftDeleteRetention = 14 * 24 * time.Hour
 
 var (
@@ -30,11 +31,13 @@ var (
 type Store struct {
 	c   *aztables.Client
 	now func() time.Time
+	// SoftDeleteFor is how long a deleted point stays undeletable.
+	SoftDeleteFor time.Duration
 }
 
 // New uses the "points" table of svc.
 func New(svc *aztables.ServiceClient, now func() time.Time) *Store {
-	return &Store{c: svc.NewClient("points"), now: now}
+	return &Store{c: svc.NewClient("points"), now: now, SoftDeleteFor: SoftDeleteRetention}
 }
 
 // EnsureTable creates the table if it is missing.
@@ -48,6 +51,7 @@ type entity struct {
 	JobID        string
 	State        string
 	DeletedAt    string
+	PurgeAfter   string
 	RetainUntil  string
 }
 
@@ -59,7 +63,10 @@ func (e *entity) api() api.Point {
 	}
 	if e.DeletedAt != "" {
 		d := tables.ParseTime(e.DeletedAt)
-		purge := d.Add(SoftDeleteRetention)
+		purge := d.Add(SoftDeleteRetention) // rows written before PurgeAfter was stored
+		if e.PurgeAfter != "" {
+			purge = tables.ParseTime(e.PurgeAfter)
+		}
 		p.DeletedAt, p.PurgeAfter = &d, &purge
 	}
 	return p
@@ -147,7 +154,7 @@ func (s *Store) SoftDelete(ctx context.Context, machineID, pointID string) (api.
 		if e.State == api.PointDeleted {
 			return nil
 		}
-		e.State, e.DeletedAt = api.PointDeleted, tables.Time(s.now())
+		e.State, e.DeletedAt, e.PurgeAfter = api.PointDeleted, tables.Time(s.now()), tables.Time(s.now().Add(s.SoftDeleteFor))
 		return nil
 	})
 }
@@ -158,7 +165,7 @@ func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (api.Po
 		if e.State != api.PointDeleted {
 			return fmt.Errorf("%w: point %s is not deleted", ErrState, pointID)
 		}
-		e.State, e.DeletedAt = api.PointActive, ""
+		e.State, e.DeletedAt, e.PurgeAfter = api.PointActive, "", ""
 		return nil
 	})
 }

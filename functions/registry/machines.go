@@ -14,7 +14,8 @@ import (
 	"github.com/coffer-backup/coffer/shared/reqsign"
 )
 
-// SoftDeleteRetention is how long deleted data can be undeleted, as in MARS.
+// SoftDeleteRetention is how long deleted data can be undeleted, as in
+// MARS, unless the deployment sets another period (COFFER_SOFT_DELETE_DAYS).
 const SoftDeleteRetention = 14 * 24 * time.Hour
 
 type machineEntity struct {
@@ -31,6 +32,7 @@ type machineEntity struct {
 	RegisteredAt string
 	StoppedAt    string
 	DeletedAt    string
+	PurgeAfter   string
 	// LastMissed is the scheduled time of the last missed backup alerted,
 	// so the monitor raises one alert per missed run.
 	LastMissed string
@@ -61,7 +63,10 @@ func (m *machineEntity) api() api.Machine {
 		Container: m.Container, Policy: m.Policy, State: m.State, RegisteredAt: tables.ParseTime(m.RegisteredAt),
 		StoppedAt: optTime(m.StoppedAt), DeletedAt: optTime(m.DeletedAt)}
 	if out.DeletedAt != nil {
-		p := out.DeletedAt.Add(SoftDeleteRetention)
+		p := out.DeletedAt.Add(SoftDeleteRetention) // rows written before PurgeAfter was stored
+		if m.PurgeAfter != "" {
+			p = tables.ParseTime(m.PurgeAfter)
+		}
 		out.PurgeAfter = &p
 	}
 	return out
@@ -212,12 +217,18 @@ func (r *Registry) ModifyMachine(ctx context.Context, id string, change func(m *
 			return Machine{}, err
 		}
 		e.Policy, e.State, e.LastMissed = m.Policy, m.State, ""
+		wasDeleted := e.DeletedAt != ""
 		e.StoppedAt, e.DeletedAt = "", ""
 		if m.StoppedAt != nil {
 			e.StoppedAt = tables.Time(*m.StoppedAt)
 		}
 		if m.DeletedAt != nil {
 			e.DeletedAt = tables.Time(*m.DeletedAt)
+			if !wasDeleted {
+				e.PurgeAfter = tables.Time(m.DeletedAt.Add(r.SoftDelete))
+			}
+		} else {
+			e.PurgeAfter = ""
 		}
 		if !m.LastMissed.IsZero() {
 			e.LastMissed = tables.Time(m.LastMissed)

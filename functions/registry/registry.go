@@ -50,15 +50,18 @@ var (
 type Registry struct {
 	vaults, machines, policies *aztables.Client
 	now                        func() time.Time
+	// SoftDelete is how long a machine's deleted data stays undeletable.
+	SoftDelete time.Duration
 }
 
 // New uses the tables named in the package comment on svc.
 func New(svc *aztables.ServiceClient, now func() time.Time) *Registry {
 	return &Registry{
-		vaults:   svc.NewClient("vaults"),
-		machines: svc.NewClient("machines"),
-		policies: svc.NewClient("policies"),
-		now:      now,
+		vaults:     svc.NewClient("vaults"),
+		machines:   svc.NewClient("machines"),
+		policies:   svc.NewClient("policies"),
+		now:        now,
+		SoftDelete: SoftDeleteRetention,
 	}
 }
 
