@@ -33,6 +33,7 @@ build:
 test: deps vet
 	$(GO) test -count=1 -timeout 12m ./...
 	$(MAKE) --no-print-directory cross
+	$(MAKE) --no-print-directory package
 
 vet:
 	$(GO) vet ./...
@@ -49,6 +50,10 @@ package:
 	cp host.json dist/functions/
 	cp -R functions/host/. dist/functions/
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/functions/coffer-functions ./functions/cmd/coffer-functions
+	@for f in host.json coffer-functions api/function.json PurgeSoftDeleted/function.json EnforceRetention/function.json \
+		MonitorBackups/function.json SendAlertDigest/function.json SendAlertEmail/function.json; do \
+		test -s dist/functions/$$f || { echo "package: dist/functions/$$f is missing"; exit 1; }; done
+	@echo "package ok: dist/functions is ready for azd deploy"
 
 ## cross: the agent must build for every OS it supports
 cross:
