@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/functions/app"
@@ -31,31 +31,15 @@ import (
 	"github.com/coffer-backup/coffer/shared/reqsign"
 )
 
+// Azurite and the Service Bus emulator start with the first test that
+// needs them; newCP sets emu and sb.
 var (
-	emu *azurite.Azurite
-	sb  *servicebus.Emulator
+	emus ondemand.Emulators
+	emu  *azurite.Azurite
+	sb   *servicebus.Emulator
 )
 
-func TestMain(m *testing.M) {
-	os.Exit(azurite.Main(withServiceBus{m}, &emu))
-}
-
-// withServiceBus runs the Service Bus emulator around the tests, inside
-// Azurite's TestMain.
-type withServiceBus struct{ m *testing.M }
-
-func (w withServiceBus) Run() int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	var err error
-	sb, err = servicebus.Start(ctx, servicebus.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the Service Bus emulator (run make deps):", err)
-		return 1
-	}
-	defer sb.Stop()
-	return w.m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
 
 // Admin tokens of the test control plane, one per role.
 const (
@@ -97,6 +81,8 @@ type cpOptions struct {
 
 func newCP(t *testing.T, o cpOptions) *cp {
 	t.Helper()
+	emus.Start(t)
+	emu, sb = emus.Azurite, emus.ServiceBus
 	env := map[string]string{
 		config.StorageConnection:    emu.ConnectionString(),
 		config.ServiceBusConnection: sb.ConnectionString(),

@@ -9,41 +9,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/functions/app"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 )
-
-// sb is the Service Bus emulator: app.New opens a sender on the alerts
-// queue, so the in-process control plane needs one.
-var sb *servicebus.Emulator
-
-// withServiceBus runs the Service Bus emulator around the tests, inside
-// Azurite's TestMain.
-type withServiceBus struct{ m *testing.M }
-
-func (w withServiceBus) Run() int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	var err error
-	sb, err = servicebus.Start(ctx, servicebus.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the Service Bus emulator (run make deps):", err)
-		return 1
-	}
-	defer sb.Stop()
-	return w.m.Run()
-}
 
 // Admin tokens of the test control plane.
 const (
@@ -105,6 +82,7 @@ type apiCP struct {
 
 func startCP(t *testing.T, ctx context.Context) *apiCP {
 	t.Helper()
+	emulators(t)
 	env := map[string]string{
 		config.StorageConnection:    emu.ConnectionString(),
 		config.ServiceBusConnection: sb.ConnectionString(),

@@ -20,15 +20,28 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
+	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/shared/api"
 )
 
-var emu *azurite.Azurite
+// Azurite, and the Service Bus emulator the in-process control plane of
+// TestTwoHundredAgentsReportThroughTheAPI needs, start with the first test
+// that calls emulators.
+var (
+	emus ondemand.Emulators
+	emu  *azurite.Azurite
+	sb   *servicebus.Emulator
+)
 
-// TestMain runs Azurite and, inside it, the Service Bus emulator that the
-// in-process control plane of TestTwoHundredAgentsReportThroughTheAPI needs.
-func TestMain(m *testing.M) { os.Exit(azurite.Main(withServiceBus{m}, &emu)) }
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
+
+func emulators(t *testing.T) {
+	t.Helper()
+	emus.Start(t)
+	emu, sb = emus.Azurite, emus.ServiceBus
+}
 
 const (
 	agents    = 200
@@ -45,6 +58,7 @@ const (
 // new connection.
 func newInstances(t *testing.T) []*jobs.Store {
 	t.Helper()
+	emulators(t)
 	var out []*jobs.Store
 	for i := range instances {
 		tr := &http.Transport{
