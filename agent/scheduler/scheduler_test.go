@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/agent/scheduler/clocktest"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/policy"
 )
 

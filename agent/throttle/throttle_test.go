@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/coffer-backup/coffer/agent/scheduler/clocktest"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/storage/limit"
 	"github.com/coffer-backup/coffer/shared/storage/local"

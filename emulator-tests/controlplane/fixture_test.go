@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/app"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 	"github.com/coffer-backup/coffer/shared/policy"
@@ -48,25 +48,12 @@ const (
 	readerToken      = "reader-token-0123456789abcdef"
 )
 
-// fakeTime is the control plane's clock; tests move it.
-type fakeTime struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeTime) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
-func (f *fakeTime) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
-
 // cp is a control plane running in this process against the emulators.
 type cp struct {
 	t           *testing.T
 	App         *app.App
 	URL         string
-	Clock       *fakeTime
+	Clock       *clocktest.Fake // the control plane's clock; tests move it
 	Contributor *cpclient.Client
 	Operator    *cpclient.Client
 	Reader      *cpclient.Client
@@ -103,7 +90,7 @@ func newCP(t *testing.T, o cpOptions) *cp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeTime{t: time.Now().UTC()}
+	clock := clocktest.New(time.Now().UTC())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
@@ -46,6 +47,18 @@ func (e *Emulators) Start(t testing.TB) {
 	if e.err != nil {
 		t.Fatalf("start the emulators (run make deps to install them): %v", e.err)
 	}
+}
+
+// Tables starts the emulators and returns a Table storage client for
+// Azurite's account.
+func (e *Emulators) Tables(t testing.TB) *aztables.ServiceClient {
+	t.Helper()
+	e.Start(t)
+	svc, err := aztables.NewServiceClientFromConnectionString(e.Azurite.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 // Stop stops whatever was started.

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 )
 
@@ -17,12 +15,7 @@ var emu ondemand.Emulators
 func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
 
 func TestANonceIsAcceptedOnceThenSweptWhenStale(t *testing.T) {
-	emu.Start(t)
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.Azurite.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(svc)
+	s := New(emu.Tables(t))
 	ctx := context.Background()
 	if err := s.EnsureTable(ctx); err != nil {
 		t.Fatal(err)

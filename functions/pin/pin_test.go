@@ -9,35 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 var emu ondemand.Emulators
 
 func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newStore(t *testing.T) (*Store, *clock) {
-	emu.Start(t)
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.Azurite.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
-	s := New(svc, c.now)
+func newStore(t *testing.T) (*Store, *clocktest.Fake) {
+	c := clocktest.New(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC))
+	s := New(emu.Tables(t), c.Now)
 	if err := s.EnsureTable(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +45,10 @@ func TestPINWorksOnceWithinFiveMinutes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(p.PIN) != 8 || !p.ExpiresAt.Equal(c.now().Add(TTL)) {
+			if len(p.PIN) != 8 || !p.ExpiresAt.Equal(c.Now().Add(TTL)) {
 				t.Fatalf("PIN %+v", p)
 			}
-			c.advance(tc.after)
+			c.Advance(tc.after)
 			for i := range tc.uses {
 				err := s.Use(ctx, vault, p.PIN, "test")
 				if (err == nil) != tc.ok[i] || (err != nil && !errors.Is(err, ErrInvalid)) {

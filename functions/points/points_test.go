@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/api"
 )
@@ -26,13 +24,8 @@ func id() string {
 }
 
 func TestPointsKeepServerTimeAndSoftDelete(t *testing.T) {
-	emu.Start(t)
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.Azurite.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	s := New(svc, func() time.Time { return now })
+	s := New(emu.Tables(t), func() time.Time { return now })
 	ctx := context.Background()
 	if err := s.EnsureTable(ctx); err != nil {
 		t.Fatal(err)

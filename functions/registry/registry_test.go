@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 )
 
@@ -19,26 +17,9 @@ var emu ondemand.Emulators
 
 func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newRegistry(t *testing.T) (*Registry, *clock) {
-	emu.Start(t)
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.Azurite.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
-	r := New(svc, c.now)
+func newRegistry(t *testing.T) (*Registry, *clocktest.Fake) {
+	c := clocktest.New(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC))
+	r := New(emu.Tables(t), c.Now)
 	if err := r.EnsureTables(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +39,7 @@ func TestCredentialsLast48HoursAndOnlyTheNewestWorks(t *testing.T) {
 	ctx := context.Background()
 	v := vaultNamed(t, r, "creds")
 	id1, s1, exp, err := r.NewCredentials(ctx, v.ID)
-	if err != nil || !exp.Equal(c.now().Add(CredentialsTTL)) {
+	if err != nil || !exp.Equal(c.Now().Add(CredentialsTTL)) {
 		t.Fatalf("credentials: %v %s", err, exp)
 	}
 	if err := r.CheckCredentials(ctx, v.ID, id1, s1); err != nil {
@@ -82,7 +63,7 @@ func TestCredentialsLast48HoursAndOnlyTheNewestWorks(t *testing.T) {
 		{"expired", v.ID, id2, s2, ErrExpired, true},
 	} {
 		if tc.afterExpiry {
-			c.advance(CredentialsTTL)
+			c.Advance(CredentialsTTL)
 		}
 		if err := r.CheckCredentials(ctx, tc.vault, tc.id, tc.secret); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
@@ -136,7 +117,7 @@ func TestSoftDeletePeriodIsFixedWhenDataIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.SoftDelete = 30 * 24 * time.Hour
-	now := c.now()
+	now := c.Now()
 	got, err := r.ModifyMachine(ctx, m.ID, func(mm *Machine) error {
 		mm.State, mm.DeletedAt = api.MachineDeleted, &now
 		return nil

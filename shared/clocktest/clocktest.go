@@ -1,5 +1,6 @@
 // Package clocktest is a clock that tests move by hand, for code that takes
-// a clock with Now and After (package scheduler, package throttle).
+// a clock: Now, and After for loops that wait (the agent's scheduler and
+// throttle, the control plane's stores and their tests).
 //
 // Such code runs a loop that arms one After, then blocks. A test drives it
 // step by step: WaitArmed blocks until the loop has armed a new wait (so
