@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/functions/invocation"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -41,7 +42,7 @@ type recorder struct {
 	runs []run
 }
 
-func (r *recorder) record(clock *fakeClock, name string, info *invocation.Timer) {
+func (r *recorder) record(clock *clocktest.Fake, name string, info *invocation.Timer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.runs = append(r.runs, run{name: name, at: clock.Now(), due: info.ScheduleStatus.Next, last: info.ScheduleStatus.Last, pastDue: info.IsPastDue})
@@ -79,7 +80,7 @@ func startScheduler(t *testing.T, s *Scheduler) (stop func()) {
 }
 
 func TestSchedulerFiresEachTimerAtItsInstants(t *testing.T) {
-	clock := newFakeClock(utc(2, 20))
+	clock := clocktest.New(utc(2, 20))
 	var rec recorder
 	runs := map[string]TimerFunc{}
 	for _, f := range Functions {
@@ -102,10 +103,10 @@ func TestSchedulerFiresEachTimerAtItsInstants(t *testing.T) {
 	stop := startScheduler(t, s)
 
 	for clock.Now().Before(utc(4, 5)) {
-		clock.blockUntil(t, len(timers))
-		clock.advanceToNext(t)
+		clock.WaitPending(t, len(timers))
+		clock.AdvanceToNext(t)
 	}
-	clock.blockUntil(t, len(timers)) // the last runs are over
+	clock.WaitPending(t, len(timers)) // the last runs are over
 	stop()
 
 	want := []run{
@@ -168,7 +169,7 @@ func nopTimer(context.Context, *invocation.Timer) error { return nil }
 // A run that outlasts the next instants is not overlapped: the instants it
 // covered are skipped, and the timer resumes at the first one after it.
 func TestSchedulerDoesNotOverlapASlowRun(t *testing.T) {
-	clock := newFakeClock(utc(2, 20))
+	clock := clocktest.New(utc(2, 20))
 	var rec recorder
 	var active, maxActive atomic.Int32
 	started := make(chan struct{}, 10)
@@ -192,18 +193,18 @@ func TestSchedulerDoesNotOverlapASlowRun(t *testing.T) {
 	s.After = clock.After
 	stop := startScheduler(t, s)
 
-	clock.blockUntil(t, 1)
-	clock.advanceToNext(t) // 02:30: the slow run starts
+	clock.WaitPending(t, 1)
+	clock.AdvanceToNext(t) // 02:30: the slow run starts
 	waitFor(t, started, "the first run")
-	clock.advance(50 * time.Minute) // 03:20, past 02:45, 03:00 and 03:15
+	clock.Advance(50 * time.Minute) // 03:20, past 02:45, 03:00 and 03:15
 	close(release)
 
-	clock.blockUntil(t, 1)
-	if at := clock.advanceToNext(t); !at.Equal(utc(3, 30)) {
+	clock.WaitPending(t, 1)
+	if at := clock.AdvanceToNext(t); !at.Equal(utc(3, 30)) {
 		t.Fatalf("after the slow run the timer waits for %v, want 03:30", at)
 	}
 	waitFor(t, started, "the second run")
-	clock.blockUntil(t, 1)
+	clock.WaitPending(t, 1)
 	stop()
 
 	want := []run{
@@ -243,7 +244,7 @@ func TestSchedulerMarksLateRunsPastDue(t *testing.T) {
 		{"asleep past three instants", utc(3, 20), true, utc(3, 30)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock(utc(2, 20))
+			clock := clocktest.New(utc(2, 20))
 			var rec recorder
 			s, err := NewScheduler([]Timer{{Name: "t", Schedule: "0 */15 * * * *", Run: func(_ context.Context, info *invocation.Timer) error {
 				rec.record(clock, "t", info)
@@ -254,11 +255,11 @@ func TestSchedulerMarksLateRunsPastDue(t *testing.T) {
 			}
 			s.After = clock.After
 			stop := startScheduler(t, s)
-			clock.blockUntil(t, 1)
-			clock.set(tc.wake)
-			clock.blockUntil(t, 1)
-			next := clock.advanceToNext(t)
-			clock.blockUntil(t, 1)
+			clock.WaitPending(t, 1)
+			clock.Set(tc.wake)
+			clock.WaitPending(t, 1)
+			next := clock.AdvanceToNext(t)
+			clock.WaitPending(t, 1)
 			stop()
 
 			runs := rec.get()
@@ -278,7 +279,7 @@ func TestSchedulerMarksLateRunsPastDue(t *testing.T) {
 // A wake-up before the instant (the wall clock stepped back) waits again
 // instead of running early.
 func TestSchedulerWaitsAgainWhenWokenEarly(t *testing.T) {
-	clock := newFakeClock(utc(2, 20))
+	clock := clocktest.New(utc(2, 20))
 	var rec recorder
 	s, err := NewScheduler([]Timer{{Name: "t", Schedule: "0 */15 * * * *", Run: func(_ context.Context, info *invocation.Timer) error {
 		rec.record(clock, "t", info)
@@ -297,12 +298,12 @@ func TestSchedulerWaitsAgainWhenWokenEarly(t *testing.T) {
 		return clock.After(d)
 	}
 	stop := startScheduler(t, s)
-	clock.blockUntil(t, 1)
+	clock.WaitPending(t, 1)
 	if len(rec.get()) != 0 {
 		t.Fatalf("ran early: %v", rec.get())
 	}
-	clock.advanceToNext(t)
-	clock.blockUntil(t, 1)
+	clock.AdvanceToNext(t)
+	clock.WaitPending(t, 1)
 	stop()
 	if runs := rec.get(); len(runs) != 1 || !runs[0].at.Equal(utc(2, 30)) {
 		t.Fatalf("runs %v, want one at 02:30", runs)
@@ -342,7 +343,7 @@ func TestNewSchedulerRefusesBadTimers(t *testing.T) {
 // Cancelling Run's context stops the waiting timers, cancels the running
 // ones and waits for them; a second Run at the same time is refused.
 func TestSchedulerStopsWhenCancelled(t *testing.T) {
-	clock := newFakeClock(utc(2, 20))
+	clock := clocktest.New(utc(2, 20))
 	inRun := make(chan struct{})
 	runErr := make(chan error, 1)
 	s, err := NewScheduler([]Timer{
@@ -362,11 +363,11 @@ func TestSchedulerStopsWhenCancelled(t *testing.T) {
 	}
 	s.After = clock.After
 	stop := startScheduler(t, s)
-	clock.blockUntil(t, 2)
+	clock.WaitPending(t, 2)
 	if err := s.Run(context.Background()); err == nil {
 		t.Fatal("a second concurrent Run was accepted")
 	}
-	clock.advanceToNext(t)
+	clock.AdvanceToNext(t)
 	waitFor(t, inRun, "the busy run")
 	stop() // fails the test unless Run returns
 	select {

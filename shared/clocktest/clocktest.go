@@ -119,6 +119,50 @@ func (c *Fake) WaitArmed(tb testing.TB, since uint64) (time.Time, uint64) {
 	}
 }
 
+// WaitPending blocks until at least n waits are pending: for code with
+// several loops on one clock (one per timer), every loop has finished what
+// the last move triggered and waits again.
+func (c *Fake) WaitPending(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.NewTimer(Limit)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		got, changed := len(c.waiters), c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			tb.Fatalf("clocktest: %d waits pending after %v, want %d", got, Limit, n)
+			return
+		}
+	}
+}
+
+// AdvanceToNext moves the clock to the earliest pending wait's deadline
+// and returns it.
+func (c *Fake) AdvanceToNext(tb testing.TB) time.Time {
+	tb.Helper()
+	c.mu.Lock()
+	if len(c.waiters) == 0 {
+		c.mu.Unlock()
+		tb.Fatal("clocktest: nothing is waiting on the clock")
+		return time.Time{}
+	}
+	next := c.waiters[0].at
+	for _, w := range c.waiters[1:] {
+		if w.at.Before(next) {
+			next = w.at
+		}
+	}
+	c.mu.Unlock()
+	c.Set(next)
+	return next
+}
+
 // Step waits for a wait armed after call since, moves the clock to its
 // deadline and returns the deadline and the wait's number, to pass as
 // since to the next Step.
