@@ -86,6 +86,23 @@ func (t *Timers) busy(ctx context.Context, m registry.Machine) (bool, error) {
 	return len(js) > 0, err
 }
 
+// eachMachine runs fn for every machine of every vault. One machine's
+// failure does not stop the others; the failures are returned, each naming
+// its machine, as is a failure to list the machines at all.
+func (t *Timers) eachMachine(ctx context.Context, fn func(registry.Machine) error) []error {
+	ms, err := t.Registry.Machines(ctx, "")
+	if err != nil {
+		return []error{fmt.Errorf("list machines: %w", err)}
+	}
+	var errs []error
+	for _, m := range ms {
+		if err := fn(m); err != nil {
+			errs = append(errs, fmt.Errorf("machine %s (%s): %w", m.Name, m.ID, err))
+		}
+	}
+	return errs
+}
+
 // PurgeReport says what a purge did.
 type PurgeReport struct {
 	Machines, Points, Packs int
@@ -99,16 +116,7 @@ type PurgeReport struct {
 func (t *Timers) PurgeSoftDeleted(ctx context.Context) (PurgeReport, error) {
 	var rep PurgeReport
 	now := t.Now()
-	ms, err := t.Registry.Machines(ctx, "")
-	if err != nil {
-		return rep, err
-	}
-	var errs []error
-	for _, m := range ms {
-		if err := t.purgeMachine(ctx, m, now, &rep); err != nil {
-			errs = append(errs, fmt.Errorf("machine %s (%s): %w", m.Name, m.ID, err))
-		}
-	}
+	errs := t.eachMachine(ctx, func(m registry.Machine) error { return t.purgeMachine(ctx, m, now, &rep) })
 	t.log().Info("purge finished", "machines", rep.Machines, "points", rep.Points, "packs", rep.Packs, "bytesFreed", rep.BytesFreed, "skipped", len(rep.Skipped), "errors", len(errs))
 	return rep, errors.Join(errs...)
 }
@@ -195,19 +203,12 @@ type RetentionReport struct {
 func (t *Timers) EnforceRetention(ctx context.Context) (RetentionReport, error) {
 	var rep RetentionReport
 	now := t.Now()
-	ms, err := t.Registry.Machines(ctx, "")
-	if err != nil {
-		return rep, err
-	}
-	var errs []error
-	for _, m := range ms {
+	errs := t.eachMachine(ctx, func(m registry.Machine) error {
 		if m.State != api.MachineProtected || m.Policy == "" {
-			continue
+			return nil
 		}
-		if err := t.retainMachine(ctx, m, now, &rep); err != nil {
-			errs = append(errs, fmt.Errorf("machine %s (%s): %w", m.Name, m.ID, err))
-		}
-	}
+		return t.retainMachine(ctx, m, now, &rep)
+	})
 	t.log().Info("retention finished", "machines", rep.Machines, "expired", rep.Expired, "packs", rep.Packs, "bytesFreed", rep.BytesFreed, "errors", len(errs))
 	return rep, errors.Join(errs...)
 }
@@ -271,19 +272,13 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 			Title:  fmt.Sprintf("%s job on %s failed: the agent stopped reporting", j.Type, j.MachineName),
 			Detail: j.Message})
 	}
-	ms, err := t.Registry.Machines(ctx, "")
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, m := range ms {
+	errs = append(errs, t.eachMachine(ctx, func(m registry.Machine) error {
 		missed, err := t.checkMissed(ctx, m, now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("machine %s: %w", m.Name, err))
-		}
 		if missed {
 			rep.MissedBackups++
 		}
-	}
+		return err
+	})...)
 	if n, err := t.Alerts.Republish(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("republish alerts: %w", err))
 	} else {
