@@ -15,6 +15,7 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 // The emulators start on first use, so the decoder tests and fuzzing run
@@ -33,18 +34,6 @@ func emulators(t *testing.T) {
 	az, sb = emu.Azurite, emu.ServiceBus
 }
 
-// clock is the injected server clock; tests move it by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 var tableSeq atomic.Int64
 
 // newTable is a fresh table per test, so tests never see each other's rows.
@@ -59,7 +48,7 @@ func newTable(t *testing.T) *aztables.Client {
 	return svc.NewClient(name)
 }
 
-func newStore(t *testing.T, pub Publisher) (*Store, *clock, *aztables.Client) {
+func newStore(t *testing.T, pub Publisher) (*Store, *clocktest.Fake, *aztables.Client) {
 	t.Helper()
 	tbl := newTable(t)
 	c := newClock()
@@ -164,3 +153,6 @@ func (p *switchPublisher) SendMessage(ctx context.Context, m *azservicebus.Messa
 }
 
 func (p *switchPublisher) setDown(d bool) { p.mu.Lock(); p.down = d; p.mu.Unlock() }
+
+// newClock is the test's clock, which it moves by hand.
+func newClock() *clocktest.Fake { return clocktest.New(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)) }

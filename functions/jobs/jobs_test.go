@@ -15,43 +15,24 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 var emu *azurite.Azurite
 
 func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
 
-// clock is the server clock the tests move.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var tableSeq atomic.Int64
 
 // newStore gives each test its own table.
-func newStore(t *testing.T) (*Store, *clock) {
+func newStore(t *testing.T) (*Store, *clocktest.Fake) {
 	t.Helper()
 	svc, err := aztables.NewServiceClientFromConnectionString(emu.ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := newClock()
-	s := New(svc.NewClient(fmt.Sprintf("jobs%d", tableSeq.Add(1))), c.now)
+	s := New(svc.NewClient(fmt.Sprintf("jobs%d", tableSeq.Add(1))), c.Now)
 	if err := s.EnsureTable(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +71,7 @@ func ids(js []api.Job) []string {
 func TestCreateReportGetListRoundTrip(t *testing.T) {
 	s, c := newStore(t)
 	ctx := t.Context()
-	start := c.now()
+	start := c.Now()
 	j, err := s.Create(ctx, "vault-1", "machine-1", "Branch PC ☃", api.JobBackup)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +81,7 @@ func TestCreateReportGetListRoundTrip(t *testing.T) {
 		t.Fatalf("created job = %+v", j)
 	}
 
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	got := mustReport(t, s, j, api.JobReport{Status: api.StatusInProgress,
 		Progress: api.Progress{FilesDone: 10, FilesTotal: 100, BytesDone: 1 << 20, BytesTotal: 1 << 30, BytesUploaded: 1 << 19},
 		Skipped:  []api.Skipped{{Path: `C:\Users\a\ntuser.dat`, Reason: "locked"}},
@@ -110,8 +91,8 @@ func TestCreateReportGetListRoundTrip(t *testing.T) {
 		t.Fatalf("after progress: %+v", got)
 	}
 
-	c.advance(time.Minute)
-	end := c.now()
+	c.Advance(time.Minute)
+	end := c.Now()
 	got = mustReport(t, s, j, api.JobReport{Status: api.StatusCompletedWithWarnings,
 		Progress: api.Progress{FilesDone: 100, FilesTotal: 100, BytesDone: 1 << 30, BytesTotal: 1 << 30, BytesUploaded: 1 << 29},
 		Skipped:  []api.Skipped{{Path: "/home/a/.cache/lock", Reason: "permission denied"}, {Path: "/home/a/日本語/😀.txt", Reason: "name not representable"}},
@@ -161,7 +142,7 @@ func assertJob(t *testing.T, what string, got, want api.Job) {
 func TestListFiltersNewestFirst(t *testing.T) {
 	s, c := newStore(t)
 	ctx := t.Context()
-	t0 := c.now()
+	t0 := c.Now()
 	// Six jobs a minute apart on three machines; "vault-1-x" and "vault-10"
 	// share vault-1's prefix and must never show up in its lists.
 	var all []api.Job // oldest first
@@ -169,7 +150,7 @@ func TestListFiltersNewestFirst(t *testing.T) {
 		{"m1", api.JobRegister}, {"m2", api.JobBackup}, {"m1", api.JobBackup},
 		{"m3", api.JobRestore}, {"m2", api.JobBackup}, {"m1", api.JobBackup},
 	} {
-		c.advance(time.Minute)
+		c.Advance(time.Minute)
 		j := mustCreate(t, s, "vault-1", m.machine, m.typ)
 		if i%2 == 0 {
 			j = mustReport(t, s, j, api.JobReport{Status: api.StatusCompleted})
@@ -246,12 +227,12 @@ func TestEndedJobRefusesReports(t *testing.T) {
 		t.Run(end.Status, func(t *testing.T) {
 			s, c := newStore(t)
 			j := mustCreate(t, s, "v", "m", api.JobBackup)
-			c.advance(time.Second)
+			c.Advance(time.Second)
 			ended := mustReport(t, s, j, end)
-			if ended.Status != end.Status || ended.EndedAt == nil || !ended.EndedAt.Equal(c.now()) {
+			if ended.Status != end.Status || ended.EndedAt == nil || !ended.EndedAt.Equal(c.Now()) {
 				t.Fatalf("ended job = %+v", ended)
 			}
-			c.advance(time.Second)
+			c.Advance(time.Second)
 			for _, late := range []api.JobReport{
 				{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 99}},
 				{Status: api.StatusCompleted},
@@ -311,7 +292,7 @@ func TestProgressNeverMovesBackwards(t *testing.T) {
 // distinct path is kept.
 func TestConcurrentReportsOnOneJobLoseNothing(t *testing.T) {
 	s, c := newStore(t)
-	instances := []*Store{s, New(s.c, c.now), New(s.c, c.now)}
+	instances := []*Store{s, New(s.c, c.Now), New(s.c, c.Now)}
 	j := mustCreate(t, s, "v", "m", api.JobBackup)
 	const workers, reports = 50, 4
 	var wg sync.WaitGroup
@@ -384,7 +365,7 @@ func TestBatchedReportsAreAnsweredOneByOne(t *testing.T) {
 	for _, p := range batch {
 		p.done = make(chan struct{})
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	s.commit(t.Context(), "v", "m", j.ID, batch)
 	want := []struct {
 		err    error
@@ -411,10 +392,10 @@ func TestFailStale(t *testing.T) {
 	done := mustCreate(t, s, "v1", "m3", api.JobBackup)   // ended before
 	mustReport(t, s, done, api.JobReport{Status: api.StatusCompleted})
 
-	c.advance(5 * time.Hour)
+	c.Advance(5 * time.Hour)
 	mustReport(t, s, busy, api.JobReport{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 1}})
-	c.advance(2 * time.Hour)
-	cutoff := c.now().Add(-6 * time.Hour) // busy reported 2 h ago, the others 7 h ago
+	c.Advance(2 * time.Hour)
+	cutoff := c.Now().Add(-6 * time.Hour) // busy reported 2 h ago, the others 7 h ago
 
 	failed, err := s.FailStale(ctx, cutoff, "agent_silent", "no report for 6 hours; check that the agent is running")
 	if err != nil {
@@ -425,7 +406,7 @@ func TestFailStale(t *testing.T) {
 		t.Fatalf("failed %v, want %v", ids(failed), []string{quiet.ID, other.ID})
 	}
 	for _, j := range failed {
-		if j.Status != api.StatusFailed || j.ErrorCode != "agent_silent" || j.EndedAt == nil || !j.EndedAt.Equal(c.now()) {
+		if j.Status != api.StatusFailed || j.ErrorCode != "agent_silent" || j.EndedAt == nil || !j.EndedAt.Equal(c.Now()) {
 			t.Fatalf("failed job = %+v", j)
 		}
 	}
@@ -594,3 +575,6 @@ func TestMissingTableSaysWhatToDo(t *testing.T) {
 		t.Fatalf("create without a table: %v", err)
 	}
 }
+
+// newClock is the test's clock, which it moves by hand.
+func newClock() *clocktest.Fake { return clocktest.New(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)) }

@@ -19,6 +19,7 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 // The emulators start on first use and TestMain stops them, so tests that
@@ -99,18 +100,6 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// clock is the injected clock; tests move it by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // vaults is the registry as the mailer sees it.
 type vaults struct {
 	mu      sync.Mutex
@@ -147,3 +136,6 @@ func body(t *testing.T, a api.Alert) []byte {
 	}
 	return b
 }
+
+// newClock is the test's clock, which it moves by hand.
+func newClock() *clocktest.Fake { return clocktest.New(time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)) }

@@ -29,31 +29,12 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/emulator-tests/devcert"
+	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
 var emu *azurite.Azurite
 
 func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
-
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 var containerSeq atomic.Int64
 
@@ -609,3 +590,6 @@ func TestUserDelegation(t *testing.T) {
 		}
 	})
 }
+
+// newClock is the test's clock, which it moves by hand.
+func newClock(t time.Time) *clocktest.Fake { return clocktest.New(t) }
