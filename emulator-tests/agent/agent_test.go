@@ -25,6 +25,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/coffer-backup/coffer/agent/treegen"
+	"github.com/coffer-backup/coffer/emulator-tests/inproc"
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/functions/app"
@@ -68,7 +69,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-const contributorToken = "contributor-token-for-agent-stories"
+const contributorToken = inproc.ContributorToken
 
 // recorder keeps every request the control plane receives.
 type recorder struct {
@@ -125,7 +126,6 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	env := st.Env()
-	env[config.PublicURL] = "http://placeholder"
 	env[config.TokenContributor] = contributorToken
 	env[config.AlertsQueue] = "queue.1"
 	var srv *httptest.Server
@@ -159,21 +159,14 @@ func newWorld(t *testing.T) *world {
 		}
 		handler.ServeHTTP(rw, r)
 	}))
+	t.Cleanup(srv.Close)
 	env[config.PublicURL] = srv.URL
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inproc.New(t, env, time.Now, slog.New(slog.DiscardHandler))
+	handler = rec.wrap(a.Handler())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := app.New(ctx, cfg, app.NewClock(time.Now), slog.New(slog.NewTextHandler(io.Discard, nil)), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = rec.wrap(a.Handler())
-	t.Cleanup(func() { srv.Close(); a.Close(context.Background()) })
 	w.URL, w.App, w.Admin, w.env = srv.URL, a, &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, st.Environ()
-	_, err = w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
+	_, err := w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}

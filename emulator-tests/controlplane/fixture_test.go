@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/inproc"
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
@@ -43,9 +44,9 @@ func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
 
 // Admin tokens of the test control plane, one per role.
 const (
-	contributorToken = "contributor-token-0123456789"
-	operatorToken    = "operator-token-0123456789abc"
-	readerToken      = "reader-token-0123456789abcdef"
+	contributorToken = inproc.ContributorToken
+	operatorToken    = inproc.OperatorToken
+	readerToken      = inproc.ReaderToken
 )
 
 // cp is a control plane running in this process against the emulators.
@@ -70,15 +71,7 @@ func newCP(t *testing.T, o cpOptions) *cp {
 	t.Helper()
 	emus.Start(t)
 	emu, sb = emus.Azurite, emus.ServiceBus
-	env := map[string]string{
-		config.StorageConnection:    emu.ConnectionString(),
-		config.ServiceBusConnection: sb.ConnectionString(),
-		config.KeyVaultURL:          "https://127.0.0.1:1/",
-		config.PublicURL:            "http://127.0.0.1:1",
-		config.TokenContributor:     contributorToken,
-		config.TokenOperator:        operatorToken,
-		config.TokenReader:          readerToken,
-	}
+	env := inproc.Env(emu.ConnectionString(), sb.ConnectionString())
 	if o.Queue != "" {
 		env[config.AlertsQueue] = o.Queue
 	}
@@ -86,26 +79,14 @@ func newCP(t *testing.T, o cpOptions) *cp {
 		env[config.SMTPHost], env[config.SMTPPort], env[config.SMTPSecurity] = o.SMTP.Host(), o.SMTP.Port(), "none"
 		env[config.SMTPFrom] = "coffer@branch.example"
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
 	clock := clocktest.New(time.Now().UTC())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := app.New(ctx, cfg, app.NewClock(clock.Now), log, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inproc.New(t, env, clock.Now, log)
 	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close(context.Background())
-	})
+	t.Cleanup(srv.Close)
 	c := &cp{t: t, App: a, URL: srv.URL, Clock: clock}
 	c.Contributor = &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}
 	c.Operator = &cpclient.Client{BaseURL: srv.URL, Token: operatorToken}

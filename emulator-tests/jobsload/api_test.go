@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coffer-backup/coffer/emulator-tests/inproc"
 	"github.com/coffer-backup/coffer/functions/app"
-	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
@@ -24,9 +24,9 @@ import (
 
 // Admin tokens of the test control plane.
 const (
-	apiContributor = "contributor-token-jobsload-0123456789"
-	apiOperator    = "operator-token-jobsload-0123456789ab"
-	apiReader      = "reader-token-jobsload-0123456789abcd"
+	apiContributor = inproc.ContributorToken
+	apiOperator    = inproc.OperatorToken
+	apiReader      = inproc.ReaderToken
 )
 
 const (
@@ -83,32 +83,13 @@ type apiCP struct {
 func startCP(t *testing.T, ctx context.Context) *apiCP {
 	t.Helper()
 	emulators(t)
-	env := map[string]string{
-		config.StorageConnection:    emu.ConnectionString(),
-		config.ServiceBusConnection: sb.ConnectionString(),
-		config.KeyVaultURL:          "https://127.0.0.1:1/",
-		config.PublicURL:            "http://127.0.0.1:1",
-		config.TokenContributor:     apiContributor,
-		config.TokenOperator:        apiOperator,
-		config.TokenReader:          apiReader,
-	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
 	wl := &warnLog{}
-	// Some packages (containers, jobs) log through slog's default logger;
-	// keep their warnings too, and their per-container info lines out of
-	// the test output.
+	// Anything that logs through slog's default logger is kept too, and
+	// kept out of the test output.
 	prev := slog.Default()
 	slog.SetDefault(slog.New(wl))
 	t.Cleanup(func() { slog.SetDefault(prev) })
-	nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	a, err := app.New(nctx, cfg, app.NewClock(time.Now), slog.New(wl), false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := inproc.New(t, inproc.Env(emu.ConnectionString(), sb.ConnectionString()), time.Now, slog.New(wl))
 	srv := httptest.NewServer(a.Handler())
 	// One connection per agent, as 200 separate machines would hold: the
 	// default of 2 idle connections per host would make the test measure
@@ -122,7 +103,6 @@ func startCP(t *testing.T, ctx context.Context) *apiCP {
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.Close()
-		a.Close(context.Background())
 	})
 	hc := &http.Client{Transport: tr}
 	return &apiCP{url: srv.URL, hc: hc, log: wl, app: a,
