@@ -32,10 +32,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	cpapi "github.com/coffer-backup/coffer/functions/api"
+	"github.com/coffer-backup/coffer/functions/api"
 	"github.com/coffer-backup/coffer/functions/invocation"
 	"github.com/coffer-backup/coffer/functions/triggers"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // documentedRoles is the table of built-in role definition IDs in the design
@@ -122,7 +122,7 @@ type inputs struct {
 
 	Functions          []function // triggers.Functions
 	DefaultAlertsQueue string     // triggers.DefaultAlertsQueue
-	APIVersion         string     // api.Version, the API's path prefix
+	APIVersion         string     // wire.Version, the API's path prefix
 	SelfAuthenticated  []string   // API paths the handler authenticates itself (agents' signatures, or none)
 	AdminPaths         []string   // API paths that need an App Service principal
 }
@@ -513,7 +513,7 @@ func checkFunctions(ps *problems, proj *project, in inputs) {
 		switch f.Kind {
 		case string(triggers.KindHTTP):
 			// The host forwards /<prefix>/<route> unchanged to the handler,
-			// whose API lives under api.Version.
+			// whose API lives under wire.Version.
 			if route != "{*path}" {
 				ps.add("functions/host/%s/function.json: the HTTP route must be {*path} so every API path is forwarded, got %q", f.Name, route)
 			}
@@ -925,9 +925,9 @@ func walk(t *testing.T, dir string, keep func(rel string) bool) map[string]strin
 // authRecorder notes whether the API asked for an admin principal.
 type authRecorder struct{ asked bool }
 
-func (a *authRecorder) Authenticate(*http.Request) (cpapi.Principal, error) {
+func (a *authRecorder) Authenticate(*http.Request) (api.Principal, error) {
 	a.asked = true
-	return cpapi.Principal{}, errors.New("consistency test: no principal")
+	return api.Principal{}, errors.New("consistency test: no principal")
 }
 
 // classifyRoutes sends one request to every route of the real API and sorts
@@ -939,7 +939,7 @@ func (a *authRecorder) Authenticate(*http.Request) (cpapi.Principal, error) {
 func classifyRoutes(t *testing.T) (self, admin []string) {
 	t.Helper()
 	rec := &authRecorder{}
-	e := cpapi.New(cpapi.Deps{Auth: rec, Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e := api.New(api.Deps{Auth: rec, Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	seen := map[string]bool{}
 	for _, r := range e.Routes() {
 		if r.Method == echo.RouteNotFound {
@@ -987,7 +987,7 @@ func realInputs(t *testing.T) inputs {
 		}),
 		FunctionJSON:       map[string]string{},
 		DefaultAlertsQueue: triggers.DefaultAlertsQueue,
-		APIVersion:         api.Version,
+		APIVersion:         wire.Version,
 	}
 	for rel, src := range walk(t, "functions/host", func(rel string) bool { return path.Base(rel) == "function.json" }) {
 		in.FunctionJSON[path.Base(path.Dir(rel))] = src

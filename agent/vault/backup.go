@@ -11,8 +11,8 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/repository"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // BackupOptions tune a vault backup.
@@ -47,16 +47,16 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 		return nil, err
 	}
 	defer lock.release()
-	job, err := s.StartJob(ctx, api.JobBackup)
+	job, err := s.StartJob(ctx, wire.JobBackup)
 	if err != nil {
 		return nil, err
 	}
 	out := &BackupResult{JobID: job.ID}
 	res, err := s.runBackup(ctx, job, o)
 	if err != nil {
-		report := api.JobReport{Status: api.StatusFailed, ErrorCode: errorCode(err), Message: err.Error()}
+		report := wire.JobReport{Status: wire.StatusFailed, ErrorCode: errorCode(err), Message: err.Error()}
 		if errors.Is(err, context.Canceled) {
-			report = api.JobReport{Status: api.StatusCancelled, ErrorCode: "cancelled", Message: "the backup was stopped on the machine"}
+			report = wire.JobReport{Status: wire.StatusCancelled, ErrorCode: "cancelled", Message: "the backup was stopped on the machine"}
 		}
 		// Report with a fresh context: the job's own may be the one cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -68,18 +68,18 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 	}
 	out.Result = res
 	p := res.Point
-	report := api.JobReport{Status: api.StatusCompleted, PointID: p.ID, Progress: api.Progress{
+	report := wire.JobReport{Status: wire.StatusCompleted, PointID: p.ID, Progress: wire.Progress{
 		FilesDone: p.Summary.Files, FilesTotal: p.Summary.Files, BytesDone: p.Summary.Bytes, BytesTotal: p.Summary.Bytes,
 		BytesUploaded: p.Summary.BytesStored}}
 	if len(res.Warnings) > 0 {
-		report.Status = api.StatusCompletedWithWarnings
+		report.Status = wire.StatusCompletedWithWarnings
 		for _, w := range res.Warnings {
-			report.Skipped = append(report.Skipped, api.Skipped{Path: w.Path, Reason: w.Err})
+			report.Skipped = append(report.Skipped, wire.Skipped{Path: w.Path, Reason: w.Err})
 		}
 	}
 	perr := job.AddPoint(ctx, p.ID, o.RetainUntil)
 	if perr != nil && !errors.Is(perr, ErrQueued) {
-		report = api.JobReport{Status: api.StatusFailed, ErrorCode: "point_refused", Message: perr.Error()}
+		report = wire.JobReport{Status: wire.StatusFailed, ErrorCode: "point_refused", Message: perr.Error()}
 	}
 	ferr := job.Finish(ctx, report)
 	out.Queued = errors.Is(perr, ErrQueued) || errors.Is(ferr, ErrQueued)
@@ -133,7 +133,7 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 				return
 			case <-t.C:
 				pr := opts.Progress
-				job.Progress(ctx, api.Progress{FilesDone: pr.FilesDone.Load(), FilesTotal: pr.FilesSeen.Load(),
+				job.Progress(ctx, wire.Progress{FilesDone: pr.FilesDone.Load(), FilesTotal: pr.FilesSeen.Load(),
 					BytesDone: pr.BytesDone.Load(), BytesTotal: pr.BytesSeen.Load(), BytesUploaded: pr.BytesStored.Load()})
 			}
 		}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Reports that cannot reach the control plane wait in the config folder's
@@ -22,11 +22,11 @@ const pendingDir = "pending"
 
 // pending is one report waiting to be sent.
 type pending struct {
-	Kind   string         `json:"kind"` // "point" or "outcome"
-	JobID  string         `json:"jobId"`
-	Point  *api.NewPoint  `json:"point,omitempty"`
-	Report *api.JobReport `json:"report,omitempty"`
-	Queued time.Time      `json:"queued"`
+	Kind   string          `json:"kind"` // "point" or "outcome"
+	JobID  string          `json:"jobId"`
+	Point  *wire.NewPoint  `json:"point,omitempty"`
+	Report *wire.JobReport `json:"report,omitempty"`
+	Queued time.Time       `json:"queued"`
 }
 
 // Job is a job the control plane tracks.
@@ -38,8 +38,8 @@ type Job struct {
 
 // StartJob creates a job of type typ.
 func (s *Session) StartJob(ctx context.Context, typ string) (*Job, error) {
-	var j api.Job
-	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/jobs", api.NewJob{Type: typ}, &j); err != nil {
+	var j wire.Job
+	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs", wire.NewJob{Type: typ}, &j); err != nil {
 		return nil, fmt.Errorf("start a %s job with the control plane: %w", typ, err)
 	}
 	return &Job{s: s, ID: j.ID}, nil
@@ -52,27 +52,27 @@ const ProgressEvery = 30 * time.Second
 // Progress reports counters: the first report at once, then at most every
 // ProgressEvery. A failure is logged, not returned, since the next report
 // carries the same counters.
-func (j *Job) Progress(ctx context.Context, p api.Progress) {
+func (j *Job) Progress(ctx context.Context, p wire.Progress) {
 	if !j.lastSent.IsZero() && j.s.Now().Sub(j.lastSent) < ProgressEvery {
 		return
 	}
 	j.lastSent = j.s.Now()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := j.s.Client.Do(ctx, "POST", api.Version+"/agent/jobs/"+j.ID, api.JobReport{Status: api.StatusInProgress, Progress: p}, nil); err != nil {
+	if _, err := j.s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs/"+j.ID, wire.JobReport{Status: wire.StatusInProgress, Progress: p}, nil); err != nil {
 		slog.Warn("progress not reported; the next report will carry it", "job", j.ID, "err", err)
 	}
 }
 
 // Finish reports the outcome, or keeps it for later if the control plane
 // cannot be reached.
-func (j *Job) Finish(ctx context.Context, r api.JobReport) error {
+func (j *Job) Finish(ctx context.Context, r wire.JobReport) error {
 	return j.s.send(ctx, pending{Kind: "outcome", JobID: j.ID, Report: &r, Queued: j.s.Now()})
 }
 
 // AddPoint registers a completed point, or keeps it for later.
 func (j *Job) AddPoint(ctx context.Context, pointID string, retainUntil *time.Time) error {
-	return j.s.send(ctx, pending{Kind: "point", JobID: j.ID, Point: &api.NewPoint{ID: pointID, JobID: j.ID, RetainUntil: retainUntil}, Queued: j.s.Now()})
+	return j.s.send(ctx, pending{Kind: "point", JobID: j.ID, Point: &wire.NewPoint{ID: pointID, JobID: j.ID, RetainUntil: retainUntil}, Queued: j.s.Now()})
 }
 
 // ErrQueued: the report waits in pending/ until the control plane answers.
@@ -96,10 +96,10 @@ func (s *Session) deliver(ctx context.Context, p pending) error {
 	var err error
 	switch p.Kind {
 	case "point":
-		_, err = s.Client.Do(ctx, "POST", api.Version+"/agent/points", p.Point, nil)
+		_, err = s.Client.Do(ctx, "POST", wire.Version+"/agent/points", p.Point, nil)
 	case "outcome":
-		_, err = s.Client.Do(ctx, "POST", api.Version+"/agent/jobs/"+p.JobID, p.Report, nil)
-		if cpclient.Code(err) == api.CodeJobFinished {
+		_, err = s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs/"+p.JobID, p.Report, nil)
+		if cpclient.Code(err) == wire.CodeJobFinished {
 			err = nil // already recorded, by an earlier attempt or the monitor
 		}
 	default:

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/storage"
 	"github.com/coffer-backup/coffer/shared/storage/azureblob"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // renewBefore is how long before its expiry a SAS is replaced: longer than
@@ -19,7 +19,7 @@ const renewBefore = 10 * time.Minute
 // sasBackend is the machine's container, reached with SAS tokens from the
 // control plane, renewed before they expire.
 type sasBackend struct {
-	grant func(ctx context.Context) (api.SAS, error)
+	grant func(ctx context.Context) (wire.SAS, error)
 	now   func() time.Time
 	opts  azureblob.Options
 

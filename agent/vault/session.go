@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/repository"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/storage"
 	"github.com/coffer-backup/coffer/shared/storage/limit"
 	"github.com/coffer-backup/coffer/shared/storage/retry"
+	"github.com/coffer-backup/coffer/shared/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -51,9 +51,9 @@ func newSession(dir string, c *Config, key ed25519.PrivateKey) *Session {
 }
 
 // SAS asks the control plane for a token for this machine's container.
-func (s *Session) SAS(ctx context.Context) (api.SAS, error) {
-	var g api.SAS
-	_, err := s.Client.Do(ctx, "POST", api.Version+"/agent/sas", nil, &g)
+func (s *Session) SAS(ctx context.Context) (wire.SAS, error) {
+	var g wire.SAS
+	_, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/sas", nil, &g)
 	return g, err
 }
 
@@ -103,9 +103,9 @@ type RegisterOptions struct {
 // registration, the passphrase in Key Vault, and a new repository in the
 // machine's container. The passphrase is never sent to the control plane.
 func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) {
-	var cr api.Credentials
+	var cr wire.Credentials
 	d := json.NewDecoder(strings.NewReader(string(o.Credentials)))
-	if err := d.Decode(&cr); err != nil || cr.Version != api.CredentialsVersion || cr.VaultID == "" || cr.Secret == "" || cr.ControlPlaneURL == "" {
+	if err := d.Decode(&cr); err != nil || cr.Version != wire.CredentialsVersion || cr.VaultID == "" || cr.Secret == "" || cr.ControlPlaneURL == "" {
 		return nil, nil, fmt.Errorf("this is not a Coffer vault credentials file; download one with `coffer admin credentials VAULT`")
 	}
 	if !time.Now().Before(cr.ExpiresAt) {
@@ -133,8 +133,8 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 		return nil, nil, err
 	}
 	anon := &cpclient.Client{BaseURL: cr.ControlPlaneURL, HTTP: &http.Client{Timeout: time.Minute}}
-	var reg api.Registration
-	if _, err := anon.Do(ctx, "POST", api.Version+"/register", api.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+	var reg wire.Registration
+	if _, err := anon.Do(ctx, "POST", wire.Version+"/register", wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
 		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version}, &reg); err != nil {
 		return nil, nil, fmt.Errorf("register with the vault: %w", err)
 	}
@@ -162,19 +162,19 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 // this one, with read-only tokens an Operator's restore grant allows. The
 // source's passphrase is pass if given, else fetched from Key Vault (this
 // machine's identity must be allowed to read the source's secret).
-func (s *Session) SourceRepository(ctx context.Context, source string, pass []byte) (*repository.Repository, *api.RestoreAccess, error) {
-	access := func(ctx context.Context) (api.RestoreAccess, error) {
-		var a api.RestoreAccess
-		_, err := s.Client.Do(ctx, "POST", api.Version+"/agent/restore-access", api.RestoreGrant{Source: source}, &a)
+func (s *Session) SourceRepository(ctx context.Context, source string, pass []byte) (*repository.Repository, *wire.RestoreAccess, error) {
+	access := func(ctx context.Context) (wire.RestoreAccess, error) {
+		var a wire.RestoreAccess
+		_, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/restore-access", wire.RestoreGrant{Source: source}, &a)
 		return a, err
 	}
 	first, err := access(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read machine %s's data: %w", source, err)
 	}
-	be := retry.New(&sasBackend{now: s.Now, grant: func(ctx context.Context) (api.SAS, error) {
+	be := retry.New(&sasBackend{now: s.Now, grant: func(ctx context.Context) (wire.SAS, error) {
 		a, err := access(ctx)
-		return api.SAS{ContainerURL: a.ContainerURL, SAS: a.SAS, ExpiresOn: a.ExpiresOn}, err
+		return wire.SAS{ContainerURL: a.ContainerURL, SAS: a.SAS, ExpiresOn: a.ExpiresOn}, err
 	}}, retry.Policy{})
 	if len(pass) == 0 {
 		e, err := NewEscrow(first.KeyVaultURL, first.SecretName, s.Config.TenantID)
@@ -201,7 +201,7 @@ func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []by
 	if n := len([]rune(string(newPass))); n < MinPassphrase {
 		return fmt.Errorf("the new passphrase has %d characters; use at least %d", n, MinPassphrase)
 	}
-	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/passphrase-change", nil, nil, cpclient.PIN(pin)); err != nil {
+	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/passphrase-change", nil, nil, cpclient.PIN(pin)); err != nil {
 		return fmt.Errorf("the vault did not allow the change: %w", err)
 	}
 	r, err := s.Repository(ctx)
@@ -219,7 +219,7 @@ func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []by
 	if err != nil {
 		return fmt.Errorf("%w; both passphrases open the repository until this succeeds, so run the change again", err)
 	}
-	if _, err := s.Client.Do(ctx, "POST", api.Version+"/agent/retire-key", map[string]string{"key": old}, nil); err != nil {
+	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/retire-key", map[string]string{"key": old}, nil); err != nil {
 		return fmt.Errorf("the new passphrase is in use and escrowed, but the old key file keys/%s was not retired, so the old passphrase still works: %w", old, err)
 	}
 	return nil

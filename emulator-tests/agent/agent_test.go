@@ -30,9 +30,9 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/functions/app"
 	"github.com/coffer-backup/coffer/functions/config"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 var (
@@ -112,14 +112,14 @@ type world struct {
 	Down   atomic.Bool
 	DownOn atomic.Pointer[string]
 	// SAS, when set, replaces the SAS the control plane hands out.
-	SAS atomic.Pointer[func(api.SAS) api.SAS]
+	SAS atomic.Pointer[func(wire.SAS) wire.SAS]
 
 	t     *testing.T
 	URL   string
 	App   *app.App
 	Rec   *recorder
 	Admin *cpclient.Client
-	Vault api.Vault
+	Vault wire.Vault
 	env   []string
 }
 
@@ -150,7 +150,7 @@ func newWorld(t *testing.T) *world {
 		if f := w.SAS.Load(); f != nil && r.URL.Path == "/api/v1/agent/sas" {
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, r)
-			var g api.SAS
+			var g wire.SAS
 			json.Unmarshal(rec.Body.Bytes(), &g)
 			g = (*f)(g)
 			rw.Header().Set("Content-Type", "application/json")
@@ -166,7 +166,7 @@ func newWorld(t *testing.T) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	w.URL, w.App, w.Admin, w.env = srv.URL, a, &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, st.Environ()
-	_, err := w.Admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
+	_, err := w.Admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func newWorld(t *testing.T) *world {
 
 // credentials downloads a credentials file into dir.
 func (w *world) credentials(dir string) string {
-	var cr api.Credentials
+	var cr wire.Credentials
 	_, err := w.Admin.Do(w.t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/credentials", nil, &cr)
 	if err != nil {
 		w.t.Fatal(err)
@@ -230,7 +230,7 @@ func (w *world) assignPolicy(m *machine, include ...string) {
 	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/office", p, nil); err != nil {
 		w.t.Fatal(err)
 	}
-	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "office"}, nil); err != nil {
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", wire.AssignPolicy{Policy: "office"}, nil); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -272,14 +272,14 @@ func TestRegisterBackUpAndRestoreThroughTheVault(t *testing.T) {
 	}
 
 	// The admin sees the job completed and the point registered.
-	var job api.Job
+	var job wire.Job
 	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/jobs/"+sum.JobID, nil, &job); err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != api.StatusCompleted || job.PointID != sum.ID || job.Progress.FilesDone == 0 {
+	if job.Status != wire.StatusCompleted || job.PointID != sum.ID || job.Progress.FilesDone == 0 {
 		t.Fatalf("job: %+v", job)
 	}
-	var ps []api.Point
+	var ps []wire.Point
 	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/points", nil, &ps); err != nil {
 		t.Fatal(err)
 	}
@@ -290,17 +290,17 @@ func TestRegisterBackUpAndRestoreThroughTheVault(t *testing.T) {
 	// The machine's own view: status and jobs.
 	out, errOut, err = m.coffer("status", "--json")
 	var status struct {
-		Machine    api.Machine
-		LastBackup *api.Job
+		Machine    wire.Machine
+		LastBackup *wire.Job
 		NextRun    *time.Time
-		Policy     *api.PolicyDoc
+		Policy     *wire.PolicyDoc
 	}
 	if err != nil || json.Unmarshal([]byte(out), &status) != nil || status.LastBackup == nil || status.LastBackup.ID != sum.JobID ||
 		status.Policy == nil || status.NextRun == nil || status.Machine.Name != "branch-01" {
 		t.Fatalf("status: %v %s %s", err, out, errOut)
 	}
 	out, _, err = m.coffer("jobs", "--json")
-	if err != nil || !strings.Contains(out, sum.JobID) || !strings.Contains(out, api.JobRegister) {
+	if err != nil || !strings.Contains(out, sum.JobID) || !strings.Contains(out, wire.JobRegister) {
 		t.Fatalf("jobs: %v %s", err, out)
 	}
 
@@ -332,11 +332,11 @@ func TestWrongPassphraseFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "passphrase") {
 		t.Fatalf("backup with a wrong passphrase: %v %q", err, errOut)
 	}
-	var js []api.Job
+	var js []wire.Job
 	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/jobs?machine="+m.ID+"&type=backup", nil, &js); err != nil {
 		t.Fatal(err)
 	}
-	if len(js) != 1 || js[0].Status != api.StatusFailed || js[0].ErrorCode != "wrong_passphrase" {
+	if len(js) != 1 || js[0].Status != wire.StatusFailed || js[0].ErrorCode != "wrong_passphrase" {
 		t.Fatalf("jobs: %+v", js)
 	}
 }
@@ -377,7 +377,7 @@ func TestRestoreOneMachinesDataOntoASecondMachine(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "restore-grant") {
 		t.Fatalf("restore without a grant: %v %q", err, errOut)
 	}
-	if _, err := w.Admin.Do(t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+b.ID+"/restore-grant", api.RestoreGrant{Source: "branch-a"}, nil); err != nil {
+	if _, err := w.Admin.Do(t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+b.ID+"/restore-grant", wire.RestoreGrant{Source: "branch-a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if out, errOut, err := b.coffer("restore", "latest", "--from-machine", "branch-a", "--target", target); err != nil {
@@ -413,7 +413,7 @@ func TestPolicyExclusionsAreLeftOut(t *testing.T) {
 	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/excl", p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "excl"}, nil); err != nil {
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", wire.AssignPolicy{Policy: "excl"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if out, errOut, err := m.coffer("backup"); err != nil {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/treegen"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // A scheduled backup killed with kill -9 is run again when the agent
@@ -34,7 +34,7 @@ func TestKilledBackupIsRetriedAndNoEarlierPointIsLost(t *testing.T) {
 		if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/p", p, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "p"}, nil); err != nil {
+		if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", wire.AssignPolicy{Policy: "p"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func TestKilledBackupIsRetriedAndNoEarlierPointIsLost(t *testing.T) {
 	for {
 		js := w.backupJobs(m)
 		// Running, and its progress visible to the admin.
-		if len(js) == 2 && js[0].Status == api.StatusInProgress && js[0].Progress.FilesTotal > 0 {
+		if len(js) == 2 && js[0].Status == wire.StatusInProgress && js[0].Progress.FilesTotal > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -88,7 +88,7 @@ func TestKilledBackupIsRetriedAndNoEarlierPointIsLost(t *testing.T) {
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		js := w.backupJobs(m)
-		if len(js) == 3 && js[0].Status == api.StatusCompleted {
+		if len(js) == 3 && js[0].Status == wire.StatusCompleted {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -96,7 +96,7 @@ func TestKilledBackupIsRetriedAndNoEarlierPointIsLost(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var ps []api.Point
+	var ps []wire.Point
 	if _, err := w.Admin.Do(ctx, "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/points", nil, &ps); err != nil {
 		t.Fatal(err)
 	}

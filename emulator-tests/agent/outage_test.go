@@ -11,8 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // The control plane goes down in the middle of a backup: the backup still
@@ -51,14 +51,14 @@ func TestBackupDuringAControlPlaneOutageReportsWhenItReturns(t *testing.T) {
 	if out, errOut, err := m.coffer("backup"); err != nil {
 		t.Fatalf("backup after the outage: %v\n%s%s", err, out, errOut)
 	}
-	var job api.Job
+	var job wire.Job
 	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/jobs/"+sum.JobID, nil, &job); err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != api.StatusCompleted || job.PointID != sum.ID {
+	if job.Status != wire.StatusCompleted || job.PointID != sum.ID {
 		t.Fatalf("the job of the outage: %+v", job)
 	}
-	var ps []api.Point
+	var ps []wire.Point
 	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/points", nil, &ps); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestExpiredSASFailsClearly(t *testing.T) {
 	var reg struct{ Container string }
 	b, _ := os.ReadFile(filepath.Join(m.Dir, "agent.json"))
 	json.Unmarshal(b, &reg)
-	expired := func(g api.SAS) api.SAS {
+	expired := func(g wire.SAS) wire.SAS {
 		u, err := st.Azurite.ContainerSAS(reg.Container, sas.ContainerPermissions{Create: true, Read: true, List: true}, time.Now().Add(-time.Hour))
 		if err != nil {
 			t.Error(err)
@@ -120,7 +120,7 @@ func TestThrottledUploadKeepsToTheConfiguredRate(t *testing.T) {
 	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/slow", p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "slow"}, nil); err != nil {
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", wire.AssignPolicy{Policy: "slow"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	out, errOut, err := m.coffer("backup", "--json")

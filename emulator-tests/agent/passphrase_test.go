@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // A passphrase change needs a PIN; afterwards Key Vault holds the new
@@ -32,7 +32,7 @@ func TestPassphraseChangeNeedsAPINAndRetiresTheOldPassphrase(t *testing.T) {
 	if _, _, err := m.coffer("passphrase", "change"); err == nil {
 		t.Fatal("a passphrase change without a PIN was accepted")
 	}
-	var pin api.PIN
+	var pin wire.PIN
 	if _, err := w.Admin.Do(t.Context(), "POST", "/api/v1/vaults/"+w.Vault.ID+"/pin", nil, &pin); err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +57,8 @@ func TestPassphraseChangeNeedsAPINAndRetiresTheOldPassphrase(t *testing.T) {
 	if _, errOut, err := m.coffer("points", "--passphrase-file", oldFile); err == nil || !strings.Contains(errOut, "passphrase") {
 		t.Fatalf("the old passphrase still opens the repository: %v %q", err, errOut)
 	}
-	var as []api.Alert
-	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/alerts?kind="+api.AlertCriticalOperation, nil, &as); err != nil {
+	var as []wire.Alert
+	if _, err := w.Admin.Do(t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/alerts?kind="+wire.AlertCriticalOperation, nil, &as); err != nil {
 		t.Fatal(err)
 	}
 	if len(as) != 1 || !strings.Contains(as[0].Title, "Passphrase") {

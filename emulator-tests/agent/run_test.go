@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/treegen"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // setClock writes the agent's test clock atomically.
@@ -60,9 +60,9 @@ func (m *machine) startRun(t *testing.T, clock string) func() {
 	return stop
 }
 
-func (w *world) backupJobs(m *machine) []api.Job {
+func (w *world) backupJobs(m *machine) []wire.Job {
 	w.t.Helper()
-	var js []api.Job
+	var js []wire.Job
 	if _, err := w.Admin.Do(w.t.Context(), "GET", "/api/v1/vaults/"+w.Vault.ID+"/jobs?type=backup&machine="+m.ID, nil, &js); err != nil {
 		w.t.Fatal(err)
 	}
@@ -71,14 +71,14 @@ func (w *world) backupJobs(m *machine) []api.Job {
 
 // waitJobs waits until the machine has n finished backup jobs, and checks
 // it does not get more for a while.
-func (w *world) waitJobs(m *machine, n int) []api.Job {
+func (w *world) waitJobs(m *machine, n int) []wire.Job {
 	w.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		js := w.backupJobs(m)
 		done := 0
 		for _, j := range js {
-			if j.Status != api.StatusInProgress {
+			if j.Status != wire.StatusInProgress {
 				done++
 			}
 		}
@@ -114,7 +114,7 @@ func TestScheduledBackupsThroughADSTChangeAndOneCatchUp(t *testing.T) {
 	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/policies/nightly", p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", api.AssignPolicy{Policy: "nightly"}, nil); err != nil {
+	if _, err := w.Admin.Do(ctx, "PUT", "/api/v1/vaults/"+w.Vault.ID+"/machines/"+m.ID+"/policy", wire.AssignPolicy{Policy: "nightly"}, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,7 +135,7 @@ func TestScheduledBackupsThroughADSTChangeAndOneCatchUp(t *testing.T) {
 	// 02:05 BST: the 01:30 that did not exist ran at 02:00 BST.
 	setClock(t, clock, time.Date(2027, 3, 28, 1, 5, 0, 0, time.UTC))
 	first := w.waitJobs(m, 1)
-	if first[0].Status != api.StatusCompleted {
+	if first[0].Status != wire.StatusCompleted {
 		t.Fatalf("scheduled backup: %+v", first[0])
 	}
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // An admin downloads vault credentials; they work for 48 hours, and only
@@ -26,22 +26,22 @@ func TestVaultCredentialsExpireAndOnlyTheNewestWorks(t *testing.T) {
 
 	second := c.credentials(v)
 	_, err := c.register(first, "branch-02")
-	wantCode(t, err, http.StatusUnauthorized, api.CodeCredentialsSuperseded)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeCredentialsSuperseded)
 
 	forged := second
 	forged.Secret = "not-the-secret"
 	_, err = c.register(forged, "branch-02")
-	wantCode(t, err, http.StatusUnauthorized, api.CodeUnauthenticated)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeUnauthenticated)
 
 	c.Clock.Advance(48*time.Hour + time.Second)
 	_, err = c.register(second, "branch-02")
-	wantCode(t, err, http.StatusUnauthorized, api.CodeCredentialsExpired)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeCredentialsExpired)
 
 	third := c.credentials(v)
 	c.mustRegister(third, "branch-02")
 	// Names are unique in a vault, ignoring case.
 	_, err = c.register(third, "BRANCH-02")
-	wantCode(t, err, http.StatusConflict, api.CodeConflict)
+	wantCode(t, err, http.StatusConflict, wire.CodeConflict)
 }
 
 // Every agent request is signed; a captured request cannot be replayed,
@@ -67,18 +67,18 @@ func TestSignedRequestsCannotBeReplayedOrForged(t *testing.T) {
 	late := *a.Client
 	late.Now = func() time.Time { return c.Clock.Now().Add(-time.Hour) }
 	_, err := late.Do(ctx, "GET", "/api/v1/agent/points", nil, nil)
-	wantCode(t, err, http.StatusUnauthorized, api.CodeStaleRequest)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeStaleRequest)
 
 	// Another key claiming to be this machine.
 	_, other, _ := reqsign.NewKey()
 	impostor := *a.Client
 	impostor.Key = other
 	_, err = impostor.Do(ctx, "GET", "/api/v1/agent/points", nil, nil)
-	wantCode(t, err, http.StatusUnauthorized, api.CodeUnauthenticated)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeUnauthenticated)
 
 	// No signature at all.
 	_, err = (&cpclient.Client{BaseURL: c.URL}).Do(ctx, "GET", "/api/v1/agent/policy", nil, nil)
-	wantCode(t, err, http.StatusUnauthorized, api.CodeUnauthenticated)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeUnauthenticated)
 }
 
 // One machine can neither read, report for, nor get a SAS for another.
@@ -93,26 +93,26 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	pa := a.backup(t, ccA, randomID())
 
 	c.Clock.Advance(time.Minute)
-	var jobA api.Job
-	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &jobA)
+	var jobA wire.Job
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &jobA)
 	must(t, err)
 
 	// B reports on A's job: not found, and A's job is untouched.
-	_, err = b.Do(ctx, "POST", "/api/v1/agent/jobs/"+jobA.ID, api.JobReport{Status: api.StatusFailed, ErrorCode: "x", Message: "sabotage"}, nil)
-	wantCode(t, err, http.StatusNotFound, api.CodeNotFound)
-	var still api.Job
+	_, err = b.Do(ctx, "POST", "/api/v1/agent/jobs/"+jobA.ID, wire.JobReport{Status: wire.StatusFailed, ErrorCode: "x", Message: "sabotage"}, nil)
+	wantCode(t, err, http.StatusNotFound, wire.CodeNotFound)
+	var still wire.Job
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/jobs/"+jobA.ID, nil, &still)
 	must(t, err)
-	if still.Status != api.StatusInProgress {
+	if still.Status != wire.StatusInProgress {
 		t.Fatalf("A's job was changed by B: %+v", still)
 	}
 
 	// B registers A's point as its own: A's pack list is not in B's container.
-	_, err = b.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: pa.ID}, nil)
-	wantCode(t, err, http.StatusConflict, api.CodePointIncomplete)
+	_, err = b.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: pa.ID}, nil)
+	wantCode(t, err, http.StatusConflict, wire.CodePointIncomplete)
 
 	// B lists points: only its own (none).
-	var bs []api.Point
+	var bs []wire.Point
 	_, err = b.Do(ctx, "GET", "/api/v1/agent/points", nil, &bs)
 	must(t, err)
 	if len(bs) != 0 {
@@ -124,7 +124,7 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	if ccB.URL() == ccA.URL() || a.Reg.Container == b.Reg.Container {
 		t.Fatal("both machines got the same container")
 	}
-	var g api.SAS
+	var g wire.SAS
 	_, err = b.Do(ctx, "POST", "/api/v1/agent/sas", nil, &g)
 	must(t, err)
 	foreign := sasFor(t, c, a.Reg.Container, g.SAS)
@@ -141,12 +141,12 @@ func TestOneMachineCannotTouchAnother(t *testing.T) {
 	}
 
 	// The admin sees A's backup item: last backup, its point, bytes stored.
-	var m api.Machine
+	var m wire.Machine
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID, nil, &m)
 	must(t, err)
 	it := m.Item
 	if it == nil || it.Points != 1 || it.LatestPoint == nil || !it.LatestPoint.Equal(pa.Time) || !it.OldestPoint.Equal(pa.Time) ||
-		it.LastBackupStatus != api.StatusInProgress || it.StorageBytes <= 0 {
+		it.LastBackupStatus != wire.StatusInProgress || it.StorageBytes <= 0 {
 		t.Fatalf("backup item of A: %+v", it)
 	}
 }
@@ -159,7 +159,7 @@ func TestRolesLimitWhatAdminsCanDo(t *testing.T) {
 	p := a.backup(t, a.sas(t), randomID())
 	ctx := ctxT(t)
 	base := "/api/v1/vaults/" + v.ID
-	var pin api.PIN
+	var pin wire.PIN
 	_, err := c.Contributor.Do(ctx, "POST", base+"/pin", nil, &pin)
 	must(t, err)
 
@@ -167,19 +167,19 @@ func TestRolesLimitWhatAdminsCanDo(t *testing.T) {
 		method, path string
 		body         any
 	}{
-		{"POST", "/api/v1/vaults", api.NewVault{Name: "x"}},
-		{"PATCH", base, api.VaultUpdate{AlertDigest: ptr(true)}},
+		{"POST", "/api/v1/vaults", wire.NewVault{Name: "x"}},
+		{"PATCH", base, wire.VaultUpdate{AlertDigest: ptr(true)}},
 		{"POST", base + "/credentials", nil},
 		{"POST", base + "/pin", nil},
 		{"PUT", base + "/policies/default", goodPolicy()},
-		{"PUT", base + "/machines/" + a.MachineID + "/policy", api.AssignPolicy{Policy: "default"}},
-		{"POST", base + "/machines/" + a.MachineID + "/stop", api.StopProtection{}},
-		{"POST", base + "/machines/" + a.MachineID + "/stop", api.StopProtection{DeleteData: true}},
+		{"PUT", base + "/machines/" + a.MachineID + "/policy", wire.AssignPolicy{Policy: "default"}},
+		{"POST", base + "/machines/" + a.MachineID + "/stop", wire.StopProtection{}},
+		{"POST", base + "/machines/" + a.MachineID + "/stop", wire.StopProtection{DeleteData: true}},
 		{"DELETE", base + "/machines/" + a.MachineID + "/points/" + p.ID, nil},
 	}
 	for _, w := range writes {
 		_, err := c.Reader.Do(ctx, w.method, w.path, w.body, nil, cpclient.PIN(pin.PIN))
-		wantCode(t, err, http.StatusForbidden, api.CodeForbidden)
+		wantCode(t, err, http.StatusForbidden, wire.CodeForbidden)
 	}
 	// Reading works for a Reader.
 	for _, path := range []string{base, base + "/machines", base + "/jobs", base + "/alerts", base + "/machines/" + a.MachineID + "/points"} {
@@ -193,19 +193,19 @@ func TestRolesLimitWhatAdminsCanDo(t *testing.T) {
 		body         any
 	}{
 		{"PUT", base + "/policies/default", goodPolicy()},
-		{"POST", base + "/machines/" + a.MachineID + "/stop", api.StopProtection{DeleteData: true}},
+		{"POST", base + "/machines/" + a.MachineID + "/stop", wire.StopProtection{DeleteData: true}},
 		{"DELETE", base + "/machines/" + a.MachineID + "/points/" + p.ID, nil},
 		{"POST", base + "/pin", nil},
 	} {
 		_, err := c.Operator.Do(ctx, w.method, w.path, w.body, nil, cpclient.PIN(pin.PIN))
-		wantCode(t, err, http.StatusForbidden, api.CodeForbidden)
+		wantCode(t, err, http.StatusForbidden, wire.CodeForbidden)
 	}
 	// ...but may create credentials and stop protection keeping the data.
 	c.credentials(v)
-	var m api.Machine
-	_, err = c.Operator.Do(ctx, "POST", base+"/machines/"+a.MachineID+"/stop", api.StopProtection{}, &m)
+	var m wire.Machine
+	_, err = c.Operator.Do(ctx, "POST", base+"/machines/"+a.MachineID+"/stop", wire.StopProtection{}, &m)
 	must(t, err)
-	if m.State != api.MachineStopped {
+	if m.State != wire.MachineStopped {
 		t.Fatalf("machine after stop: %s", m.State)
 	}
 	// The PIN was never consumed by the refused calls.
@@ -213,7 +213,7 @@ func TestRolesLimitWhatAdminsCanDo(t *testing.T) {
 	must(t, err)
 	// No token at all.
 	_, err = (&cpclient.Client{BaseURL: c.URL}).Do(ctx, "GET", "/api/v1/vaults", nil, nil)
-	wantCode(t, err, http.StatusUnauthorized, api.CodeUnauthenticated)
+	wantCode(t, err, http.StatusUnauthorized, wire.CodeUnauthenticated)
 }
 
 // A PIN works once and only for 5 minutes.
@@ -224,37 +224,37 @@ func TestPINExpiresAfterFiveMinutesAndWorksOnce(t *testing.T) {
 	cc := a.sas(t)
 	p1, p2 := a.backup(t, cc, randomID()), a.backup(t, cc, randomID())
 	ctx := ctxT(t)
-	del := func(p api.Point, pin string) error {
+	del := func(p wire.Point, pin string) error {
 		_, err := c.Contributor.Do(ctx, "DELETE", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/points/"+p.ID, nil, nil, cpclient.PIN(pin))
 		return err
 	}
-	wantCode(t, del(p1, ""), http.StatusForbidden, api.CodePINRequired)
+	wantCode(t, del(p1, ""), http.StatusForbidden, wire.CodePINRequired)
 
-	var pin api.PIN
+	var pin wire.PIN
 	_, err := c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pin)
 	must(t, err)
 	if len(pin.PIN) != 8 || pin.ExpiresAt.Sub(c.Clock.Now()) != 5*time.Minute {
 		t.Fatalf("PIN %+v", pin)
 	}
 	must(t, del(p1, pin.PIN))
-	wantCode(t, del(p2, pin.PIN), http.StatusForbidden, api.CodePINInvalid) // used
+	wantCode(t, del(p2, pin.PIN), http.StatusForbidden, wire.CodePINInvalid) // used
 
 	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pin)
 	must(t, err)
 	c.Clock.Advance(5*time.Minute + time.Second)
-	wantCode(t, del(p2, pin.PIN), http.StatusForbidden, api.CodePINInvalid) // expired
-	wantCode(t, del(p2, "12345678"), http.StatusForbidden, api.CodePINInvalid)
+	wantCode(t, del(p2, pin.PIN), http.StatusForbidden, wire.CodePINInvalid) // expired
+	wantCode(t, del(p2, "12345678"), http.StatusForbidden, wire.CodePINInvalid)
 
 	// The agent needs a PIN to change its passphrase, and that raises a
 	// critical alert.
 	_, err = a.Do(ctx, "POST", "/api/v1/agent/passphrase-change", nil, nil)
-	wantCode(t, err, http.StatusForbidden, api.CodePINRequired)
+	wantCode(t, err, http.StatusForbidden, wire.CodePINRequired)
 	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pin)
 	must(t, err)
 	_, err = a.Do(ctx, "POST", "/api/v1/agent/passphrase-change", nil, nil, cpclient.PIN(pin.PIN))
 	must(t, err)
-	var as []api.Alert
-	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+api.AlertCriticalOperation, nil, &as)
+	var as []wire.Alert
+	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertCriticalOperation, nil, &as)
 	must(t, err)
 	if len(as) != 2 {
 		t.Fatalf("critical-operation alerts: %d, want 2 (point deleted, passphrase changed)", len(as))

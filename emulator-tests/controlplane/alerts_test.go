@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // A failed backup raises a critical alert: stored, listed, published on
@@ -27,17 +27,17 @@ func TestFailedBackupAlertBecomesEmailEvenWhenTheFirstSendFails(t *testing.T) {
 	v := c.vault("alerts")
 	a := c.mustRegister(c.credentials(v), "branch-07")
 	ctx := ctxT(t)
-	var j api.Job
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+	var j wire.Job
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j)
 	must(t, err)
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, api.JobReport{Status: api.StatusFailed, ErrorCode: "storage_unreachable",
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, wire.JobReport{Status: wire.StatusFailed, ErrorCode: "storage_unreachable",
 		Message: "could not reach blob storage for 30 minutes"}, nil)
 	must(t, err)
 
-	var as []api.Alert
+	var as []wire.Alert
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?acknowledged=false", nil, &as)
 	must(t, err)
-	if len(as) != 1 || as[0].Severity != api.SeverityCritical || as[0].Kind != api.AlertJobFailed || as[0].JobID != j.ID {
+	if len(as) != 1 || as[0].Severity != wire.SeverityCritical || as[0].Kind != wire.AlertJobFailed || as[0].JobID != j.ID {
 		t.Fatalf("alerts: %+v", as)
 	}
 
@@ -54,7 +54,7 @@ func TestFailedBackupAlertBecomesEmailEvenWhenTheFirstSendFails(t *testing.T) {
 	}
 
 	// An operator acknowledges it.
-	var acked api.Alert
+	var acked wire.Alert
 	_, err = c.Operator.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/alerts/"+as[0].ID+"/acknowledge", nil, &acked)
 	must(t, err)
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?acknowledged=false", nil, &as)
@@ -76,17 +76,17 @@ func TestDigestVaultGetsOneHourlyEmail(t *testing.T) {
 	defer func() { stop(); <-done }()
 
 	ctx := ctxT(t)
-	var v api.Vault
-	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "digest", AlertRecipients: []string{"it@branch.example"}, AlertDigest: true}, &v)
+	var v wire.Vault
+	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: "digest", AlertRecipients: []string{"it@branch.example"}, AlertDigest: true}, &v)
 	must(t, err)
 	a := c.mustRegister(c.credentials(v), "branch-08")
 	for i := range 3 {
-		var j api.Job
-		_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+		var j wire.Job
+		_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j)
 		must(t, err)
-		r := api.JobReport{Status: api.StatusCompletedWithWarnings, Skipped: []api.Skipped{{Path: "/srv/locked.db", Reason: "in use"}}}
+		r := wire.JobReport{Status: wire.StatusCompletedWithWarnings, Skipped: []wire.Skipped{{Path: "/srv/locked.db", Reason: "in use"}}}
 		if i == 2 {
-			r = api.JobReport{Status: api.StatusFailed, ErrorCode: "disk", Message: "read error"}
+			r = wire.JobReport{Status: wire.StatusFailed, ErrorCode: "disk", Message: "read error"}
 		}
 		_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, r, nil)
 		must(t, err)
@@ -122,10 +122,10 @@ func TestMonitorCatchesMissedBackupsAndSilentJobs(t *testing.T) {
 	pol.Schedule = policy.Schedule{Frequency: policy.FrequencyDaily, Times: []string{"21:00"}, TimeZone: "Asia/Tokyo"}
 	_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/nightly", pol, nil)
 	must(t, err)
-	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", api.AssignPolicy{Policy: "nightly"}, nil)
+	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", wire.AssignPolicy{Policy: "nightly"}, nil)
 	must(t, err)
-	alertsOf := func(kind string) []api.Alert {
-		var as []api.Alert
+	alertsOf := func(kind string) []wire.Alert {
+		var as []wire.Alert
 		_, err := c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+kind, nil, &as)
 		must(t, err)
 		return as
@@ -139,7 +139,7 @@ func TestMonitorCatchesMissedBackupsAndSilentJobs(t *testing.T) {
 	must(t, err)
 	_, err = c.App.Timers.MonitorBackups(ctx)
 	must(t, err)
-	missed := alertsOf(api.AlertMissedBackup)
+	missed := alertsOf(wire.AlertMissedBackup)
 	if len(missed) != 1 || missed[0].MachineID != a.MachineID || !strings.Contains(missed[0].Detail, "21:00") {
 		t.Fatalf("missed-backup alerts: %+v", missed)
 	}
@@ -147,25 +147,25 @@ func TestMonitorCatchesMissedBackupsAndSilentJobs(t *testing.T) {
 	// The next night the backup starts on time, then the agent goes silent.
 	due, _ = pol.Schedule.Next(c.Clock.Now())
 	c.Clock.Advance(due.Sub(c.Clock.Now()))
-	var j api.Job
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+	var j wire.Job
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j)
 	must(t, err)
 	c.Clock.Advance(time.Hour + time.Minute)
 	_, err = c.App.Timers.MonitorBackups(ctx)
 	must(t, err)
-	if n := len(alertsOf(api.AlertMissedBackup)); n != 1 {
+	if n := len(alertsOf(wire.AlertMissedBackup)); n != 1 {
 		t.Fatalf("a backup that started was reported missed (%d alerts)", n)
 	}
 	c.Clock.Advance(time.Hour)
 	_, err = c.App.Timers.MonitorBackups(ctx)
 	must(t, err)
-	var got api.Job
+	var got wire.Job
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/jobs/"+j.ID, nil, &got)
 	must(t, err)
-	if got.Status != api.StatusFailed || got.ErrorCode != "agent_silent" {
+	if got.Status != wire.StatusFailed || got.ErrorCode != "agent_silent" {
 		t.Fatalf("silent job: %+v", got)
 	}
-	if f := alertsOf(api.AlertJobFailed); len(f) != 1 || f[0].JobID != j.ID {
+	if f := alertsOf(wire.AlertJobFailed); len(f) != 1 || f[0].JobID != j.ID {
 		t.Fatalf("job-failed alerts: %+v", f)
 	}
 }

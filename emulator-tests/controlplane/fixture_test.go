@@ -24,12 +24,12 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/functions/app"
 	"github.com/coffer-backup/coffer/functions/config"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Azurite and the Service Bus emulator start with the first test that
@@ -123,15 +123,15 @@ func wantCode(t *testing.T, err error, status int, code string) {
 	}
 }
 
-func (c *cp) vault(name string) api.Vault {
-	var v api.Vault
-	_, err := c.Contributor.Do(ctxT(c.t), "POST", "/api/v1/vaults", api.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}}, &v)
+func (c *cp) vault(name string) wire.Vault {
+	var v wire.Vault
+	_, err := c.Contributor.Do(ctxT(c.t), "POST", "/api/v1/vaults", wire.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}}, &v)
 	must(c.t, err)
 	return v
 }
 
-func (c *cp) credentials(v api.Vault) api.Credentials {
-	var cr api.Credentials
+func (c *cp) credentials(v wire.Vault) wire.Credentials {
+	var cr wire.Credentials
 	_, err := c.Operator.Do(ctxT(c.t), "POST", "/api/v1/vaults/"+v.ID+"/credentials", nil, &cr)
 	must(c.t, err)
 	return cr
@@ -140,17 +140,17 @@ func (c *cp) credentials(v api.Vault) api.Credentials {
 // agent is a registered machine's client.
 type agent struct {
 	*cpclient.Client
-	Reg api.Registration
+	Reg wire.Registration
 }
 
-func (c *cp) register(cr api.Credentials, name string) (*agent, error) {
+func (c *cp) register(cr wire.Credentials, name string) (*agent, error) {
 	pub, priv, err := reqsign.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	var reg api.Registration
+	var reg wire.Registration
 	anon := &cpclient.Client{BaseURL: c.URL}
-	_, err = anon.Do(ctxT(c.t), "POST", "/api/v1/register", api.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+	_, err = anon.Do(ctxT(c.t), "POST", "/api/v1/register", wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
 		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: "linux"}, &reg)
 	if err != nil {
 		return nil, err
@@ -158,14 +158,14 @@ func (c *cp) register(cr api.Credentials, name string) (*agent, error) {
 	return &agent{Client: &cpclient.Client{BaseURL: c.URL, MachineID: reg.MachineID, Key: priv, Now: c.Clock.Now}, Reg: reg}, nil
 }
 
-func (c *cp) mustRegister(cr api.Credentials, name string) *agent {
+func (c *cp) mustRegister(cr wire.Credentials, name string) *agent {
 	a, err := c.register(cr, name)
 	must(c.t, err)
 	return a
 }
 
 func (a *agent) sas(t *testing.T) *container.Client {
-	var g api.SAS
+	var g wire.SAS
 	_, err := a.Do(ctxT(t), "POST", "/api/v1/agent/sas", nil, &g)
 	must(t, err)
 	cc, err := container.NewClientWithNoCredential(g.ContainerURL+"?"+g.SAS, nil)
@@ -212,19 +212,19 @@ func isExists(err error) bool {
 }
 
 // backup runs a whole backup job as an agent reports it.
-func (a *agent) backup(t *testing.T, cc *container.Client, packs ...string) api.Point {
+func (a *agent) backup(t *testing.T, cc *container.Client, packs ...string) wire.Point {
 	t.Helper()
 	ctx := ctxT(t)
-	var j api.Job
-	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+	var j wire.Job
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j)
 	must(t, err)
 	point := randomID()
 	upload(t, cc, point, packs...)
-	var p api.Point
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: point, JobID: j.ID}, &p)
+	var p wire.Point
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: point, JobID: j.ID}, &p)
 	must(t, err)
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, api.JobReport{Status: api.StatusCompleted, PointID: point,
-		Progress: api.Progress{FilesDone: 1, FilesTotal: 1}}, nil)
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, wire.JobReport{Status: wire.StatusCompleted, PointID: point,
+		Progress: wire.Progress{FilesDone: 1, FilesTotal: 1}}, nil)
 	must(t, err)
 	return p
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/functions/config"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // The real coffer-functions binary, started as the Functions host starts a
@@ -70,8 +70,8 @@ func TestBinaryAnswersTheFunctionsHost(t *testing.T) {
 
 	// HTTP: the host forwards the request unchanged.
 	admin := &cpclient.Client{BaseURL: base, Token: contributorToken}
-	var v api.Vault
-	_, err = admin.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "host", AlertRecipients: []string{"ops@host.example"}}, &v)
+	var v wire.Vault
+	_, err = admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: "host", AlertRecipients: []string{"ops@host.example"}}, &v)
 	must(t, err)
 
 	// Timers: the recorded payload, to each timer function.
@@ -86,8 +86,8 @@ func TestBinaryAnswersTheFunctionsHost(t *testing.T) {
 
 	// Service Bus: an alert message as the host delivers it, its string body
 	// JSON-encoded a second time.
-	alert := api.Alert{ID: "a-1", VaultID: v.ID, VaultName: v.Name, MachineName: "branch-01", Severity: api.SeverityCritical,
-		Kind: api.AlertJobFailed, Title: "Backup failed on branch-01", Detail: "disk read error", RaisedAt: time.Now().UTC()}
+	alert := wire.Alert{ID: "a-1", VaultID: v.ID, VaultName: v.Name, MachineName: "branch-01", Severity: wire.SeverityCritical,
+		Kind: wire.AlertJobFailed, Title: "Backup failed on branch-01", Detail: "disk read error", RaisedAt: time.Now().UTC()}
 	status, reply := invoke(t, base+"/SendAlertEmail", serviceBusPayload(t, alert, 1))
 	if status != 200 {
 		t.Fatalf("SendAlertEmail: %d %v", status, reply)

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/packrefs"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 const day = 24 * time.Hour
@@ -28,13 +28,13 @@ func TestSoftDeletedPointIsUndeletableThenPurgedKeepingSharedPacks(t *testing.T)
 	p3 := a.backup(t, cc, shared2)
 	base := "/api/v1/vaults/" + v.ID + "/machines/" + a.MachineID
 	pin := func() string {
-		var p api.PIN
+		var p wire.PIN
 		_, err := c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &p)
 		must(t, err)
 		return p.PIN
 	}
-	list := func(query string) []api.Point {
-		var ps []api.Point
+	list := func(query string) []wire.Point {
+		var ps []wire.Point
 		_, err := c.Reader.Do(ctx, "GET", base+"/points"+query, nil, &ps)
 		must(t, err)
 		return ps
@@ -46,8 +46,8 @@ func TestSoftDeletedPointIsUndeletableThenPurgedKeepingSharedPacks(t *testing.T)
 		t.Fatalf("active points after delete: %d, want 2", len(ps))
 	}
 	all := list("?deleted=include")
-	i := slices.IndexFunc(all, func(p api.Point) bool { return p.ID == p2.ID })
-	if len(all) != 3 || i < 0 || all[i].State != api.PointDeleted || all[i].PurgeAfter == nil {
+	i := slices.IndexFunc(all, func(p wire.Point) bool { return p.ID == p2.ID })
+	if len(all) != 3 || i < 0 || all[i].State != wire.PointDeleted || all[i].PurgeAfter == nil {
 		t.Fatalf("deleted point not listed as such: %+v", all)
 	}
 
@@ -87,7 +87,7 @@ func TestSoftDeletedPointIsUndeletableThenPurgedKeepingSharedPacks(t *testing.T)
 		t.Fatalf("points after purge: %+v", ps)
 	}
 	_, err = c.Contributor.Do(ctx, "POST", base+"/points/"+p2.ID+"/undelete", nil, nil)
-	wantCode(t, err, http.StatusNotFound, api.CodeNotFound)
+	wantCode(t, err, http.StatusNotFound, wire.CodeNotFound)
 }
 
 // Stop protection with delete data soft-deletes the machine's data; undelete
@@ -101,28 +101,28 @@ func TestStopProtectionWithDeleteDataThenUndeleteThenPurge(t *testing.T) {
 	p := a.backup(t, cc, randomID())
 	ctx := ctxT(t)
 	base := "/api/v1/vaults/" + v.ID + "/machines/" + a.MachineID
-	stop := func() api.Machine {
-		var pin api.PIN
+	stop := func() wire.Machine {
+		var pin wire.PIN
 		_, err := c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pin)
 		must(t, err)
-		var m api.Machine
-		_, err = c.Contributor.Do(ctx, "POST", base+"/stop", api.StopProtection{DeleteData: true}, &m, cpclient.PIN(pin.PIN))
+		var m wire.Machine
+		_, err = c.Contributor.Do(ctx, "POST", base+"/stop", wire.StopProtection{DeleteData: true}, &m, cpclient.PIN(pin.PIN))
 		must(t, err)
 		return m
 	}
 	m := stop()
-	if m.State != api.MachineDeleted || m.PurgeAfter == nil || m.PurgeAfter.Sub(*m.DeletedAt) != 14*day {
+	if m.State != wire.MachineDeleted || m.PurgeAfter == nil || m.PurgeAfter.Sub(*m.DeletedAt) != 14*day {
 		t.Fatalf("after delete data: %+v", m)
 	}
 	// The agent can no longer back up or get a SAS.
-	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, nil)
-	wantCode(t, err, http.StatusConflict, api.CodeConflict)
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, nil)
+	wantCode(t, err, http.StatusConflict, wire.CodeConflict)
 	_, err = a.Do(ctx, "POST", "/api/v1/agent/sas", nil, nil)
-	wantCode(t, err, http.StatusForbidden, api.CodeForbidden)
+	wantCode(t, err, http.StatusForbidden, wire.CodeForbidden)
 
 	_, err = c.Contributor.Do(ctx, "POST", base+"/undelete", nil, &m)
 	must(t, err)
-	if m.State != api.MachineStopped {
+	if m.State != wire.MachineStopped {
 		t.Fatalf("after undelete: %s, want stopped", m.State)
 	}
 	stop()
@@ -130,7 +130,7 @@ func TestStopProtectionWithDeleteDataThenUndeleteThenPurge(t *testing.T) {
 	_, err = c.App.Timers.PurgeSoftDeleted(ctx)
 	must(t, err)
 	_, err = c.Reader.Do(ctx, "GET", base, nil, nil)
-	wantCode(t, err, http.StatusNotFound, api.CodeNotFound)
+	wantCode(t, err, http.StatusNotFound, wire.CodeNotFound)
 	if containerExists(t, a.Reg.Container) {
 		t.Fatalf("container %s (with point %s) still exists after the purge", a.Reg.Container, p.ID)
 	}
@@ -145,19 +145,19 @@ func TestAgentFetchesItsPolicyWithAnETag(t *testing.T) {
 	a := c.mustRegister(c.credentials(v), "branch-01")
 	ctx := ctxT(t)
 	_, err := a.Do(ctx, "GET", "/api/v1/agent/policy", nil, nil)
-	wantCode(t, err, http.StatusNotFound, api.CodeNotFound)
+	wantCode(t, err, http.StatusNotFound, wire.CodeNotFound)
 
 	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/office", goodPolicy(), nil)
 	must(t, err)
-	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", api.AssignPolicy{Policy: "office"}, nil)
+	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", wire.AssignPolicy{Policy: "office"}, nil)
 	must(t, err)
-	var doc api.PolicyDoc
+	var doc wire.PolicyDoc
 	h, err := a.Do(ctx, "GET", "/api/v1/agent/policy", nil, &doc)
 	must(t, err)
 	if h.Get("ETag") == "" || doc.ETag != h.Get("ETag") || doc.Name != "office" {
 		t.Fatalf("policy answer: %+v etag %q", doc, h.Get("ETag"))
 	}
-	var again api.PolicyDoc
+	var again wire.PolicyDoc
 	_, err = a.Do(ctx, "GET", "/api/v1/agent/policy", nil, &again, http.Header{"If-None-Match": {doc.ETag}})
 	must(t, err)
 	if again.Name != "" {
@@ -176,5 +176,5 @@ func TestAgentFetchesItsPolicyWithAnETag(t *testing.T) {
 	// Reducing retention needs a PIN.
 	p.Retention.DailyDays = 10
 	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/office", p, nil)
-	wantCode(t, err, http.StatusForbidden, api.CodePINRequired)
+	wantCode(t, err, http.StatusForbidden, wire.CodePINRequired)
 }

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Every rule of policy validation is refused through the API with a 422,
@@ -59,7 +59,7 @@ func TestEveryPolicyRuleIsRefusedWithItsMessage(t *testing.T) {
 			p := goodPolicy()
 			tc.change(&p)
 			_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/bad", p, nil)
-			wantCode(t, err, http.StatusUnprocessableEntity, api.CodeValidation)
+			wantCode(t, err, http.StatusUnprocessableEntity, wire.CodeValidation)
 			body := err.(*cpclient.StatusError).Body
 			found := false
 			for _, d := range body.Details {
@@ -76,10 +76,10 @@ func TestEveryPolicyRuleIsRefusedWithItsMessage(t *testing.T) {
 	// minimums do not apply.
 	_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/good", goodPolicy(), nil)
 	must(t, err)
-	var pin api.PIN
+	var pin wire.PIN
 	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pin)
 	must(t, err)
-	_, err = c.Contributor.Do(ctx, "PATCH", "/api/v1/vaults/"+v.ID, api.VaultUpdate{SecurityFeatures: ptr(false)}, nil, cpclient.PIN(pin.PIN))
+	_, err = c.Contributor.Do(ctx, "PATCH", "/api/v1/vaults/"+v.ID, wire.VaultUpdate{SecurityFeatures: ptr(false)}, nil, cpclient.PIN(pin.PIN))
 	must(t, err)
 	p := goodPolicy()
 	p.Retention.DailyDays = 1
@@ -93,13 +93,13 @@ func TestBadInputGetsA4xxNeverA5xx(t *testing.T) {
 	v := c.vault("bad-input")
 	a := c.mustRegister(c.credentials(v), "branch-01")
 	ctx := ctxT(t)
-	raw := func(method, path, body string) (int, api.Error) {
+	raw := func(method, path, body string) (int, wire.Error) {
 		req, _ := http.NewRequestWithContext(ctx, method, c.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+contributorToken)
 		resp, err := http.DefaultClient.Do(req)
 		must(t, err)
 		defer resp.Body.Close()
-		var e api.Error
+		var e wire.Error
 		jsonDecode(resp.Body, &e)
 		return resp.StatusCode, e
 	}
@@ -109,26 +109,26 @@ func TestBadInputGetsA4xxNeverA5xx(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"POST", "/api/v1/vaults", ``, 400, api.CodeBadRequest},
-		{"POST", "/api/v1/vaults", `{"name":`, 400, api.CodeBadRequest},
-		{"POST", "/api/v1/vaults", `{"name":"x","colour":"red"}`, 400, api.CodeBadRequest},
-		{"POST", "/api/v1/vaults", `{"name":42}`, 400, api.CodeBadRequest},
-		{"POST", "/api/v1/vaults", `{"name":"x"}{"name":"y"}`, 400, api.CodeBadRequest},
-		{"POST", "/api/v1/vaults", `{"name":""}`, 400, api.CodeValidation},
-		{"POST", "/api/v1/vaults", `{"name":"BAD-INPUT"}`, 409, api.CodeConflict},
-		{"POST", "/api/v1/vaults", `{"name":"x","alertRecipients":["not an address"]}`, 400, api.CodeValidation},
-		{"POST", "/api/v1/vaults", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, api.CodeTooLarge},
-		{"GET", "/api/v1/vaults/NOT-AN-ID", ``, 404, api.CodeNotFound},
-		{"GET", "/api/v1/vaults/0000", ``, 404, api.CodeNotFound},
-		{"GET", base + "/jobs?since=yesterday", ``, 400, api.CodeBadRequest},
-		{"GET", base + "/jobs?limit=100000", ``, 400, api.CodeBadRequest},
-		{"GET", base + "/jobs?type=nap", ``, 400, api.CodeBadRequest},
-		{"PUT", base + "/policies/Bad_Name", `{}`, 400, api.CodeValidation},
-		{"PUT", base + "/policies/x", `{"schedule":{"frequency":"daily"},"bogus":1}`, 400, api.CodeBadRequest},
-		{"PUT", base + "/machines/" + a.MachineID + "/policy", `{"policy":"missing"}`, 404, api.CodeNotFound},
-		{"DELETE", base + "/machines/" + a.MachineID + "/points/zz", ``, 404, api.CodeNotFound},
-		{"GET", "/api/v1/nope", ``, 404, api.CodeNotFound},
-		{"POST", "/api/v1/register", `{"vaultId":"../../etc"}`, 401, api.CodeUnauthenticated},
+		{"POST", "/api/v1/vaults", ``, 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/vaults", `{"name":`, 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/vaults", `{"name":"x","colour":"red"}`, 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/vaults", `{"name":42}`, 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/vaults", `{"name":"x"}{"name":"y"}`, 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/vaults", `{"name":""}`, 400, wire.CodeValidation},
+		{"POST", "/api/v1/vaults", `{"name":"BAD-INPUT"}`, 409, wire.CodeConflict},
+		{"POST", "/api/v1/vaults", `{"name":"x","alertRecipients":["not an address"]}`, 400, wire.CodeValidation},
+		{"POST", "/api/v1/vaults", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, wire.CodeTooLarge},
+		{"GET", "/api/v1/vaults/NOT-AN-ID", ``, 404, wire.CodeNotFound},
+		{"GET", "/api/v1/vaults/0000", ``, 404, wire.CodeNotFound},
+		{"GET", base + "/jobs?since=yesterday", ``, 400, wire.CodeBadRequest},
+		{"GET", base + "/jobs?limit=100000", ``, 400, wire.CodeBadRequest},
+		{"GET", base + "/jobs?type=nap", ``, 400, wire.CodeBadRequest},
+		{"PUT", base + "/policies/Bad_Name", `{}`, 400, wire.CodeValidation},
+		{"PUT", base + "/policies/x", `{"schedule":{"frequency":"daily"},"bogus":1}`, 400, wire.CodeBadRequest},
+		{"PUT", base + "/machines/" + a.MachineID + "/policy", `{"policy":"missing"}`, 404, wire.CodeNotFound},
+		{"DELETE", base + "/machines/" + a.MachineID + "/points/zz", ``, 404, wire.CodeNotFound},
+		{"GET", "/api/v1/nope", ``, 404, wire.CodeNotFound},
+		{"POST", "/api/v1/register", `{"vaultId":"../../etc"}`, 401, wire.CodeUnauthenticated},
 	} {
 		status, e := raw(tc.method, tc.path, tc.body)
 		if status != tc.status || e.Code != tc.code || e.Message == "" {
@@ -142,14 +142,14 @@ func TestBadInputGetsA4xxNeverA5xx(t *testing.T) {
 			t.Errorf("agent job %v: %v", body, err)
 		}
 	}
-	_, err := a.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: "short"}, nil)
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: "short"}, nil)
 	if se, ok := err.(*cpclient.StatusError); !ok || se.Status != 400 {
 		t.Errorf("bad point ID: %v", err)
 	}
-	var j api.Job
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j)
+	var j wire.Job
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j)
 	must(t, err)
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, api.JobReport{Status: "exploded"}, nil)
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/jobs/"+j.ID, wire.JobReport{Status: "exploded"}, nil)
 	if se, ok := err.(*cpclient.StatusError); !ok || se.Status != 400 {
 		t.Errorf("bad status: %v", err)
 	}

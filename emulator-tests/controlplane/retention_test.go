@@ -7,9 +7,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Over a simulated year of nightly backups, some of them missed, the
@@ -31,7 +31,7 @@ func TestRetentionKeepsExactlyTheGFSPointsOverASimulatedYear(t *testing.T) {
 	pol.Retention = policy.Retention{DailyDays: 7, WeeklyWeeks: 4, WeeklyDay: "sunday", MonthlyMonths: 3, MonthlyDay: 1, YearlyYears: 1, YearlyMonth: 1}
 	_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/gfs", pol, nil)
 	must(t, err)
-	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", api.AssignPolicy{Policy: "gfs"}, nil)
+	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", wire.AssignPolicy{Policy: "gfs"}, nil)
 	must(t, err)
 
 	// The agent's SAS would expire in simulated time; the objects are
@@ -43,7 +43,7 @@ func TestRetentionKeepsExactlyTheGFSPointsOverASimulatedYear(t *testing.T) {
 	// calendar months ago" has more than one reading.
 	first := time.Date(2027, time.January, 10, 21, 0, 0, 0, loc)
 	c.Clock.Advance(first.Sub(c.Clock.Now()))
-	var made []api.Point
+	var made []wire.Point
 	for d := 0; d < 365; d++ {
 		at := time.Date(first.Year(), first.Month(), first.Day()+d, 21, 0, 0, 0, loc)
 		c.Clock.Advance(at.Sub(c.Clock.Now()))
@@ -60,7 +60,7 @@ func TestRetentionKeepsExactlyTheGFSPointsOverASimulatedYear(t *testing.T) {
 
 	now := c.Clock.Now()
 	want := gfsOracle(made, pol.Retention, loc, now)
-	var got []api.Point
+	var got []wire.Point
 	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/points", nil, &got)
 	must(t, err)
 	gotIDs, wantIDs := ids(got), ids(want)
@@ -82,7 +82,7 @@ func TestRetentionKeepsExactlyTheGFSPointsOverASimulatedYear(t *testing.T) {
 // gfsOracle is the policy's meaning, written out plainly: every point of
 // the last DailyDays days; for each weekly, monthly and yearly instant still
 // in its window, the first point at or after it; and the newest point.
-func gfsOracle(ps []api.Point, r policy.Retention, loc *time.Location, now time.Time) []api.Point {
+func gfsOracle(ps []wire.Point, r policy.Retention, loc *time.Location, now time.Time) []wire.Point {
 	keep := map[string]bool{}
 	firstFrom := func(instant time.Time) {
 		for _, p := range ps { // ps is in time order
@@ -114,7 +114,7 @@ func gfsOracle(ps []api.Point, r policy.Retention, loc *time.Location, now time.
 		}
 	}
 	keep[ps[len(ps)-1].ID] = true
-	var out []api.Point
+	var out []wire.Point
 	for _, p := range ps {
 		if keep[p.ID] {
 			out = append(out, p)
@@ -123,7 +123,7 @@ func gfsOracle(ps []api.Point, r policy.Retention, loc *time.Location, now time.
 	return out
 }
 
-func ids(ps []api.Point) []string {
+func ids(ps []wire.Point) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.ID
@@ -132,7 +132,7 @@ func ids(ps []api.Point) []string {
 	return out
 }
 
-func times(ps []api.Point, loc *time.Location) []string {
+func times(ps []wire.Point, loc *time.Location) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Time.In(loc).Format("2006-01-02 Mon")
@@ -152,13 +152,13 @@ func TestRetainUntilKeepsAPointPastRetention(t *testing.T) {
 	pol.Retention = policy.Retention{DailyDays: 7}
 	_, err := c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/policies/short", pol, nil)
 	must(t, err)
-	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", api.AssignPolicy{Policy: "short"}, nil)
+	_, err = c.Contributor.Do(ctx, "PUT", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/policy", wire.AssignPolicy{Policy: "short"}, nil)
 	must(t, err)
 	cc := a.sas(t)
 	keep := randomID()
 	upload(t, cc, keep, randomID())
 	until := c.Clock.Now().Add(20 * day)
-	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", api.NewPoint{ID: keep, RetainUntil: &until}, nil)
+	_, err = a.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: keep, RetainUntil: &until}, nil)
 	must(t, err)
 	c.Clock.Advance(time.Hour)
 	plain := a.backup(t, cc, randomID())
@@ -166,7 +166,7 @@ func TestRetainUntilKeepsAPointPastRetention(t *testing.T) {
 	latest := a.backup(t, cc, randomID())
 
 	list := func() []string {
-		var ps []api.Point
+		var ps []wire.Point
 		_, err := c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+a.MachineID+"/points", nil, &ps)
 		must(t, err)
 		return ids(ps)

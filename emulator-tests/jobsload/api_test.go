@@ -17,9 +17,9 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/inproc"
 	"github.com/coffer-backup/coffer/functions/app"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Admin tokens of the test control plane.
@@ -142,7 +142,7 @@ func (p *phase) do(ctx context.Context, c *cpclient.Client, method, path string,
 	defer func() { p.lat.add(time.Since(t0)) }()
 	for attempt := 0; ; attempt++ {
 		_, err := c.Do(ctx, method, path, in, out)
-		if cpclient.Code(err) != api.CodeUnavailable || attempt == maxRetries {
+		if cpclient.Code(err) != wire.CodeUnavailable || attempt == maxRetries {
 			return err
 		}
 		p.retries.Add(1)
@@ -180,15 +180,15 @@ func (p *phase) log(t *testing.T, unit string) {
 
 // apiSent is agent i's k-th progress (k from 1 to apiProgress+1): every
 // counter grows with k.
-func apiSent(i, k int) api.Progress {
-	return api.Progress{FilesDone: int64(k * (i + 7)), FilesTotal: int64(1000 * (i + 1)),
+func apiSent(i, k int) wire.Progress {
+	return wire.Progress{FilesDone: int64(k * (i + 7)), FilesTotal: int64(1000 * (i + 1)),
 		BytesDone: int64(k*(i+1)) << 16, BytesTotal: int64(apiProgress+1) << 30, BytesUploaded: int64(k) << 18}
 }
 
 // hotSent is a hot agent's k-th concurrent report (k from 0): each counter
 // peaks at a different k, so only a per-counter maximum gets them all.
-func hotSent(k int) api.Progress {
-	return api.Progress{
+func hotSent(k int) wire.Progress {
+	return wire.Progress{
 		FilesDone:     int64(k + 1),                          // peaks at the last
 		FilesTotal:    int64(5000 - k),                       // peaks at the first
 		BytesDone:     int64((k*7)%hotConcurrent+1) << 20,    // peaks in the middle
@@ -197,11 +197,11 @@ func hotSent(k int) api.Progress {
 	}
 }
 
-func hotMax() api.Progress {
-	var m api.Progress
+func hotMax() wire.Progress {
+	var m wire.Progress
 	for k := range hotConcurrent {
 		p := hotSent(k)
-		m = api.Progress{FilesDone: max(m.FilesDone, p.FilesDone), FilesTotal: max(m.FilesTotal, p.FilesTotal),
+		m = wire.Progress{FilesDone: max(m.FilesDone, p.FilesDone), FilesTotal: max(m.FilesTotal, p.FilesTotal),
 			BytesDone: max(m.BytesDone, p.BytesDone), BytesTotal: max(m.BytesTotal, p.BytesTotal),
 			BytesUploaded: max(m.BytesUploaded, p.BytesUploaded)}
 	}
@@ -223,11 +223,11 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	cp := startCP(t, ctx)
 	defer cp.log.report(t)
 
-	var v api.Vault
-	if _, err := cp.contrib.Do(ctx, "POST", "/api/v1/vaults", api.NewVault{Name: "jobs-load-api"}, &v); err != nil {
+	var v wire.Vault
+	if _, err := cp.contrib.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: "jobs-load-api"}, &v); err != nil {
 		t.Fatal(err)
 	}
-	var cr api.Credentials
+	var cr wire.Credentials
 	if _, err := cp.op.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/credentials", nil, &cr); err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +247,8 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 					reg.fail(err)
 					continue
 				}
-				var r api.Registration
-				err = reg.do(ctx, anon, "POST", "/api/v1/register", api.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+				var r wire.Registration
+				err = reg.do(ctx, anon, "POST", "/api/v1/register", wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
 					Secret: cr.Secret, MachineName: fmt.Sprintf("branch-pc-%03d", i), PublicKey: reqsign.EncodePublicKey(pub), OS: "linux"}, &r)
 				if err != nil {
 					reg.fail(fmt.Errorf("machine %d: %w", i, err))
@@ -275,20 +275,20 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	for i, ag := range agents {
 		wg.Go(func() {
 			<-gate
-			var j api.Job
-			if err := creates.do(ctx, ag, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j); err != nil {
+			var j wire.Job
+			if err := creates.do(ctx, ag, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j); err != nil {
 				creates.fail(fmt.Errorf("agent %d: %w", i, err))
 				return
 			}
 			jobIDs[i] = j.ID
 			for k := 1; k <= apiProgress+1; k++ {
-				r := api.JobReport{Status: api.StatusInProgress, Progress: apiSent(i, k)}
+				r := wire.JobReport{Status: wire.StatusInProgress, Progress: apiSent(i, k)}
 				if k == apiProgress+1 {
-					r.Status = api.StatusCompleted
+					r.Status = wire.StatusCompleted
 				}
-				var got api.Job
+				var got wire.Job
 				err := reports.do(ctx, ag, "POST", "/api/v1/agent/jobs/"+j.ID, r, &got)
-				if k == apiProgress+1 && cpclient.Code(err) == api.CodeJobFinished {
+				if k == apiProgress+1 && cpclient.Code(err) == wire.CodeJobFinished {
 					// A retried final report whose first try landed; the
 					// admin check below shows whether it did.
 					finishedOnRetry.Add(1)
@@ -319,8 +319,8 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	// Contention: a few agents each fire many reports at once on one job.
 	hotIDs := make([]string, hotAgents)
 	for h := range hotAgents {
-		var j api.Job
-		if _, err := agents[h].Do(ctx, "POST", "/api/v1/agent/jobs", api.NewJob{Type: api.JobBackup}, &j); err != nil {
+		var j wire.Job
+		if _, err := agents[h].Do(ctx, "POST", "/api/v1/agent/jobs", wire.NewJob{Type: wire.JobBackup}, &j); err != nil {
 			t.Fatal(err)
 		}
 		hotIDs[h] = j.ID
@@ -332,8 +332,8 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 		for k := range hotConcurrent {
 			wg.Go(func() {
 				<-gate
-				r := api.JobReport{Status: api.StatusInProgress, Progress: hotSent(k),
-					Skipped: []api.Skipped{{Path: hotPath(h, k), Reason: "locked by another process"}}}
+				r := wire.JobReport{Status: wire.StatusInProgress, Progress: hotSent(k),
+					Skipped: []wire.Skipped{{Path: hotPath(h, k), Reason: "locked by another process"}}}
 				if err := hot.do(ctx, agents[h], "POST", "/api/v1/agent/jobs/"+hotIDs[h], r, nil); err != nil {
 					hot.fail(fmt.Errorf("hot agent %d report %d: %w", h, k, err))
 				}
@@ -348,20 +348,20 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	t.Logf("(job store: %d report batches written, %d ETag conflicts retried)", cp.app.Jobs.ReportWrites()-w0, cp.app.Jobs.Conflicts()-c0)
 	hot.check(t)
 	for h := range hotAgents {
-		var got api.Job
-		err := hot.do(ctx, agents[h], "POST", "/api/v1/agent/jobs/"+hotIDs[h], api.JobReport{Status: api.StatusCompletedWithWarnings}, &got)
+		var got wire.Job
+		err := hot.do(ctx, agents[h], "POST", "/api/v1/agent/jobs/"+hotIDs[h], wire.JobReport{Status: wire.StatusCompletedWithWarnings}, &got)
 		if err != nil {
 			t.Fatalf("hot agent %d final report: %v", h, err)
 		}
-		if got.Status != api.StatusCompletedWithWarnings || got.Progress != hotMax() || len(got.Skipped) != hotConcurrent {
+		if got.Status != wire.StatusCompletedWithWarnings || got.Progress != hotMax() || len(got.Skipped) != hotConcurrent {
 			t.Errorf("hot job %d answered %s %+v with %d skipped, want %s %+v with %d",
-				h, got.Status, got.Progress, len(got.Skipped), api.StatusCompletedWithWarnings, hotMax(), hotConcurrent)
+				h, got.Status, got.Progress, len(got.Skipped), wire.StatusCompletedWithWarnings, hotMax(), hotConcurrent)
 		}
 	}
 
 	// The admin's view: the list, then every job on its own.
 	list := newPhase("admin list")
-	var js []api.Job
+	var js []wire.Job
 	list.begin()
 	err := list.do(ctx, cp.reads, "GET", "/api/v1/vaults/"+v.ID+"/jobs?limit=1000", nil, &js)
 	list.end()
@@ -369,25 +369,25 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	list.log(t, "lists")
-	byID := map[string]api.Job{}
+	byID := map[string]wire.Job{}
 	types := map[string]int{}
 	for _, j := range js {
 		byID[j.ID] = j
 		types[j.Type]++
 	}
-	if types[api.JobBackup] != apiAgents+hotAgents || types[api.JobRegister] != apiAgents || len(js) != 2*apiAgents+hotAgents {
+	if types[wire.JobBackup] != apiAgents+hotAgents || types[wire.JobRegister] != apiAgents || len(js) != 2*apiAgents+hotAgents {
 		t.Errorf("the vault lists %d jobs %v, want %d backup and %d register", len(js), types, apiAgents+hotAgents, apiAgents)
 	}
 
-	wantOwn := func(i int, j api.Job) error {
+	wantOwn := func(i int, j wire.Job) error {
 		want := apiSent(i, apiProgress+1)
-		if j.Status != api.StatusCompleted || j.Progress != want || j.EndedAt == nil || len(j.Skipped) != 0 || j.MachineID != agents[i].MachineID {
+		if j.Status != wire.StatusCompleted || j.Progress != want || j.EndedAt == nil || len(j.Skipped) != 0 || j.MachineID != agents[i].MachineID {
 			return fmt.Errorf("agent %d's job %s: %s %+v (ended %v, %d skipped), want completed %+v",
 				i, j.ID, j.Status, j.Progress, j.EndedAt, len(j.Skipped), want)
 		}
 		return nil
 	}
-	wantHot := func(h int, j api.Job) error {
+	wantHot := func(h int, j wire.Job) error {
 		have := map[string]bool{}
 		for _, s := range j.Skipped {
 			if have[s.Path] {
@@ -400,7 +400,7 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 				return fmt.Errorf("hot job %d lost skipped file %s (has %d)", h, hotPath(h, k), len(j.Skipped))
 			}
 		}
-		if j.Status != api.StatusCompletedWithWarnings || j.Progress != hotMax() || len(j.Skipped) != hotConcurrent {
+		if j.Status != wire.StatusCompletedWithWarnings || j.Progress != hotMax() || len(j.Skipped) != hotConcurrent {
 			return fmt.Errorf("hot job %d: %s %+v with %d skipped, want completed_with_warnings %+v with %d",
 				h, j.Status, j.Progress, len(j.Skipped), hotMax(), hotConcurrent)
 		}
@@ -420,14 +420,14 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 	gets := newPhase("admin get job")
 	type one struct {
 		machine, id string
-		check       func(api.Job) error
+		check       func(wire.Job) error
 	}
 	todo := make(chan one)
 	gets.begin()
 	for range registerWorkers {
 		wg.Go(func() {
 			for o := range todo {
-				var j api.Job
+				var j wire.Job
 				if err := gets.do(ctx, cp.reads, "GET", "/api/v1/vaults/"+v.ID+"/machines/"+o.machine+"/jobs/"+o.id, nil, &j); err != nil {
 					gets.fail(fmt.Errorf("job %s: %w", o.id, err))
 					continue
@@ -439,10 +439,10 @@ func TestTwoHundredAgentsReportThroughTheAPI(t *testing.T) {
 		})
 	}
 	for i, id := range jobIDs {
-		todo <- one{agents[i].MachineID, id, func(j api.Job) error { return wantOwn(i, j) }}
+		todo <- one{agents[i].MachineID, id, func(j wire.Job) error { return wantOwn(i, j) }}
 	}
 	for h, id := range hotIDs {
-		todo <- one{agents[h].MachineID, id, func(j api.Job) error { return wantHot(h, j) }}
+		todo <- one{agents[h].MachineID, id, func(j wire.Job) error { return wantHot(h, j) }}
 	}
 	close(todo)
 	wg.Wait()

@@ -23,7 +23,7 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/functions/jobs"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Azurite, and the Service Bus emulator the in-process control plane of
@@ -138,24 +138,24 @@ func TestTwoHundredAgentsLoseNoUpdate(t *testing.T) {
 }
 
 // final is the outcome agent i sends, and the progress it ends with.
-func final(i int) api.JobReport {
+func final(i int) wire.JobReport {
 	p := sent(i, progress+1)
 	switch i % 4 {
 	case 0:
-		return api.JobReport{Status: api.StatusCompleted, Progress: p, PointID: fmt.Sprintf("point-%d", i)}
+		return wire.JobReport{Status: wire.StatusCompleted, Progress: p, PointID: fmt.Sprintf("point-%d", i)}
 	case 1:
-		return api.JobReport{Status: api.StatusCompletedWithWarnings, Progress: p,
-			Skipped: []api.Skipped{{Path: fmt.Sprintf("/srv/%d/locked.db", i), Reason: "locked by another process"}}}
+		return wire.JobReport{Status: wire.StatusCompletedWithWarnings, Progress: p,
+			Skipped: []wire.Skipped{{Path: fmt.Sprintf("/srv/%d/locked.db", i), Reason: "locked by another process"}}}
 	case 2:
-		return api.JobReport{Status: api.StatusFailed, Progress: p, ErrorCode: "disk_full", Message: "no space left on the cache volume"}
+		return wire.JobReport{Status: wire.StatusFailed, Progress: p, ErrorCode: "disk_full", Message: "no space left on the cache volume"}
 	default:
-		return api.JobReport{Status: api.StatusCancelled, Progress: p, Message: "cancelled by the user"}
+		return wire.JobReport{Status: wire.StatusCancelled, Progress: p, Message: "cancelled by the user"}
 	}
 }
 
 // sent is agent i's k-th progress: every counter grows with k.
-func sent(i, k int) api.Progress {
-	return api.Progress{FilesDone: int64(k * (i + 1)), FilesTotal: int64(100 * (i + 1)),
+func sent(i, k int) wire.Progress {
+	return wire.Progress{FilesDone: int64(k * (i + 1)), FilesTotal: int64(100 * (i + 1)),
 		BytesDone: int64(k) << 20, BytesTotal: int64(progress+1) << 20, BytesUploaded: int64(k) << 19}
 }
 
@@ -169,7 +169,7 @@ func ownJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 	for i := range agents {
 		wg.Go(func() {
 			t0 := time.Now()
-			j, err := ss[i%instances].Create(ctx, vault, machine(i), "Branch PC "+machine(i), api.JobBackup)
+			j, err := ss[i%instances].Create(ctx, vault, machine(i), "Branch PC "+machine(i), wire.JobBackup)
 			creates.add(time.Since(t0))
 			if err != nil {
 				errs <- err
@@ -195,7 +195,7 @@ func ownJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 		wg.Go(func() {
 			var mine []time.Duration
 			for k := 1; k <= progress+1; k++ {
-				r := api.JobReport{Status: api.StatusInProgress, Progress: sent(i, k)}
+				r := wire.JobReport{Status: wire.StatusInProgress, Progress: sent(i, k)}
 				if k == progress+1 {
 					r = final(i)
 				}
@@ -226,7 +226,7 @@ func ownJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 	if len(list) != agents {
 		t.Fatalf("the vault lists %d jobs, want %d", len(list), agents)
 	}
-	byID := map[string]api.Job{}
+	byID := map[string]wire.Job{}
 	for _, j := range list {
 		byID[j.ID] = j
 	}
@@ -241,9 +241,9 @@ func ownJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 }
 
 func sharedJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
-	hot := make([]api.Job, hotJobs)
+	hot := make([]wire.Job, hotJobs)
 	for h := range hot {
-		j, err := ss[0].Create(ctx, vault, fmt.Sprintf("hot-%d", h), "", api.JobBackup)
+		j, err := ss[0].Create(ctx, vault, fmt.Sprintf("hot-%d", h), "", wire.JobBackup)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,10 +265,10 @@ func sharedJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 			for k := range hotSends {
 				n := int64(g*hotSends + k)
 				t0 := time.Now()
-				_, err := ss[(g+k)%instances].Report(ctx, vault, j.MachineID, j.ID, api.JobReport{
-					Status:   api.StatusInProgress,
-					Progress: api.Progress{FilesDone: n, FilesTotal: 10_000 + n, BytesDone: n << 20, BytesTotal: 1 << 40, BytesUploaded: n << 19},
-					Skipped:  []api.Skipped{{Path: path(g, k), Reason: "locked"}, {Path: "/data/shared.lock", Reason: "locked"}},
+				_, err := ss[(g+k)%instances].Report(ctx, vault, j.MachineID, j.ID, wire.JobReport{
+					Status:   wire.StatusInProgress,
+					Progress: wire.Progress{FilesDone: n, FilesTotal: 10_000 + n, BytesDone: n << 20, BytesTotal: 1 << 40, BytesUploaded: n << 19},
+					Skipped:  []wire.Skipped{{Path: path(g, k), Reason: "locked"}, {Path: "/data/shared.lock", Reason: "locked"}},
 				})
 				mine = append(mine, time.Since(t0))
 				if err != nil {
@@ -288,15 +288,15 @@ func sharedJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 	logFigures(t, "shared jobs", agents*hotSends, wall, &reports, ss, w0, c0)
 
 	for h, j := range hot {
-		got, err := ss[h%instances].Report(ctx, vault, j.MachineID, j.ID, api.JobReport{Status: api.StatusCompletedWithWarnings})
+		got, err := ss[h%instances].Report(ctx, vault, j.MachineID, j.ID, wire.JobReport{Status: wire.StatusCompletedWithWarnings})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The last agent sending to job h is the one with the largest g.
 		gMax := agents - hotJobs + h
 		n := int64(gMax*hotSends + hotSends - 1)
-		want := api.Progress{FilesDone: n, FilesTotal: 10_000 + n, BytesDone: n << 20, BytesTotal: 1 << 40, BytesUploaded: n << 19}
-		if got.Status != api.StatusCompletedWithWarnings || got.Progress != want {
+		want := wire.Progress{FilesDone: n, FilesTotal: 10_000 + n, BytesDone: n << 20, BytesTotal: 1 << 40, BytesUploaded: n << 19}
+		if got.Status != wire.StatusCompletedWithWarnings || got.Progress != want {
 			t.Errorf("hot job %d: %s %+v, want completed_with_warnings %+v", h, got.Status, got.Progress, want)
 		}
 		have := map[string]bool{}
@@ -316,7 +316,7 @@ func sharedJobs(t *testing.T, ctx context.Context, ss []*jobs.Store) {
 				}
 			}
 		}
-		if _, err := ss[0].Report(ctx, vault, j.MachineID, j.ID, api.JobReport{Status: api.StatusInProgress}); !errors.Is(err, jobs.ErrFinished) {
+		if _, err := ss[0].Report(ctx, vault, j.MachineID, j.ID, wire.JobReport{Status: wire.StatusInProgress}); !errors.Is(err, jobs.ErrFinished) {
 			t.Errorf("hot job %d took a report after its end: %v", h, err)
 		}
 	}

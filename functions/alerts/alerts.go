@@ -25,7 +25,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Publisher sends one message; *azservicebus.Sender satisfies it.
@@ -96,29 +96,29 @@ type Filter struct {
 // If the row is stored but the message cannot be sent, Raise returns the
 // stored alert together with an error wrapping ErrNotPublished; the row stays
 // unpublished for Republish.
-func (s *Store) Raise(ctx context.Context, a api.Alert) (api.Alert, error) {
+func (s *Store) Raise(ctx context.Context, a wire.Alert) (wire.Alert, error) {
 	a = tidy(a)
 	// Microseconds survive Table storage's DateTime on Azure and Azurite alike.
 	a.RaisedAt = s.now().UTC().Truncate(time.Microsecond)
 	a.Acknowledged, a.AcknowledgedAt, a.AcknowledgedBy = false, nil, ""
 	id, err := newID(a.RaisedAt)
 	if err != nil {
-		return api.Alert{}, err
+		return wire.Alert{}, err
 	}
 	a.ID = id
 	if err := validate(a); err != nil {
-		return api.Alert{}, fmt.Errorf("raise alert: %w", err)
+		return wire.Alert{}, fmt.Errorf("raise alert: %w", err)
 	}
 	body, err := encode(a)
 	if err != nil {
-		return api.Alert{}, err
+		return wire.Alert{}, err
 	}
 	ent, err := json.Marshal(toEntity(a, false))
 	if err != nil {
-		return api.Alert{}, fmt.Errorf("encode alert row: %w", err)
+		return wire.Alert{}, fmt.Errorf("encode alert row: %w", err)
 	}
 	if _, err := s.table.AddEntity(ctx, ent, nil); err != nil {
-		return api.Alert{}, fmt.Errorf("store alert for vault %s (nothing was published; raise it again): %w", a.VaultID, err)
+		return wire.Alert{}, fmt.Errorf("store alert for vault %s (nothing was published; raise it again): %w", a.VaultID, err)
 	}
 	if err := s.publish(ctx, a, body); err != nil {
 		return a, fmt.Errorf("alert %s: %w; Republish will retry: %w", a.ID, ErrNotPublished, err)
@@ -174,7 +174,7 @@ func (s *Store) Republish(ctx context.Context) (int, error) {
 }
 
 // List returns a vault's alerts, newest first.
-func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Alert, error) {
+func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]wire.Alert, error) {
 	if err := checkID("vault id", vaultID); err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Alert
 	if !f.Since.IsZero() {
 		bound, ok := sinceBound(f.Since)
 		if !ok {
-			return []api.Alert{}, nil // after any time an alert can carry
+			return []wire.Alert{}, nil // after any time an alert can carry
 		}
 		if bound != "" {
 			conds = append(conds, "RowKey lt '"+bound+"'")
@@ -221,7 +221,7 @@ func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Alert
 		Filter: ptr(strings.Join(conds, " and ")),
 		Top:    ptr(int32(limit)),
 	})
-	out := []api.Alert{}
+	out := []wire.Alert{}
 	for pager.More() && len(out) < limit {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -242,24 +242,24 @@ func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Alert
 }
 
 // Get returns one alert.
-func (s *Store) Get(ctx context.Context, vaultID, id string) (api.Alert, error) {
+func (s *Store) Get(ctx context.Context, vaultID, id string) (wire.Alert, error) {
 	a, _, err := s.get(ctx, vaultID, id)
 	return a, err
 }
 
-func (s *Store) get(ctx context.Context, vaultID, id string) (api.Alert, azcore.ETag, error) {
+func (s *Store) get(ctx context.Context, vaultID, id string) (wire.Alert, azcore.ETag, error) {
 	if err := checkID("vault id", vaultID); err != nil {
-		return api.Alert{}, "", err
+		return wire.Alert{}, "", err
 	}
 	if err := checkID("alert id", id); err != nil {
-		return api.Alert{}, "", err
+		return wire.Alert{}, "", err
 	}
 	resp, err := s.table.GetEntity(ctx, vaultID, id, nil)
 	if tables.Status(err, http.StatusNotFound) {
-		return api.Alert{}, "", fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
+		return wire.Alert{}, "", fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
 	}
 	if err != nil {
-		return api.Alert{}, "", fmt.Errorf("read alert %s in vault %s: %w", id, vaultID, err)
+		return wire.Alert{}, "", fmt.Errorf("read alert %s in vault %s: %w", id, vaultID, err)
 	}
 	a, _, err := fromEntity(resp.Value)
 	return a, resp.ETag, err
@@ -269,15 +269,15 @@ func (s *Store) get(ctx context.Context, vaultID, id string) (api.Alert, azcore.
 // nothing and returns the first acknowledgement. Concurrent calls are safe:
 // the update is conditional on the row's ETag, so exactly one wins and the
 // others return its result.
-func (s *Store) Acknowledge(ctx context.Context, vaultID, id, by string) (api.Alert, error) {
+func (s *Store) Acknowledge(ctx context.Context, vaultID, id, by string) (wire.Alert, error) {
 	by = oneLine(by)
 	if by == "" || len(by) > MaxNameLen {
-		return api.Alert{}, fmt.Errorf("%w: say who acknowledges the alert, in at most %d bytes", ErrInvalid, MaxNameLen)
+		return wire.Alert{}, fmt.Errorf("%w: say who acknowledges the alert, in at most %d bytes", ErrInvalid, MaxNameLen)
 	}
 	for attempt := 0; ; attempt++ {
 		a, etag, err := s.get(ctx, vaultID, id)
 		if err != nil {
-			return api.Alert{}, err
+			return wire.Alert{}, err
 		}
 		if a.Acknowledged {
 			return a, nil
@@ -292,7 +292,7 @@ func (s *Store) Acknowledge(ctx context.Context, vaultID, id, by string) (api.Al
 			},
 		})
 		if err != nil {
-			return api.Alert{}, fmt.Errorf("encode acknowledgement: %w", err)
+			return wire.Alert{}, fmt.Errorf("encode acknowledgement: %w", err)
 		}
 		_, err = s.table.UpdateEntity(ctx, patch, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeMerge})
 		switch {
@@ -302,14 +302,14 @@ func (s *Store) Acknowledge(ctx context.Context, vaultID, id, by string) (api.Al
 		case tables.Status(err, http.StatusPreconditionFailed) && attempt < 5:
 			continue // someone else changed the row: read it again
 		case tables.Status(err, http.StatusNotFound):
-			return api.Alert{}, fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
+			return wire.Alert{}, fmt.Errorf("alert %s in vault %s: %w", id, vaultID, ErrNotFound)
 		default:
-			return api.Alert{}, fmt.Errorf("acknowledge alert %s in vault %s: %w", id, vaultID, err)
+			return wire.Alert{}, fmt.Errorf("acknowledge alert %s in vault %s: %w", id, vaultID, err)
 		}
 	}
 }
 
-func (s *Store) publish(ctx context.Context, a api.Alert, body []byte) error {
+func (s *Store) publish(ctx context.Context, a wire.Alert, body []byte) error {
 	if s.pub == nil {
 		return errors.New("no Service Bus sender is configured")
 	}
@@ -327,7 +327,7 @@ func (s *Store) publish(ctx context.Context, a api.Alert, body []byte) error {
 	}, nil)
 }
 
-func (s *Store) markPublished(ctx context.Context, a api.Alert) error {
+func (s *Store) markPublished(ctx context.Context, a wire.Alert) error {
 	patch, err := json.Marshal(aztables.EDMEntity{
 		Entity:     aztables.Entity{PartitionKey: a.VaultID, RowKey: a.ID},
 		Properties: map[string]any{"Published": true},
@@ -341,9 +341,9 @@ func (s *Store) markPublished(ctx context.Context, a api.Alert) error {
 	return err
 }
 
-// encode is the message body: the api.Alert JSON, without HTML escaping,
+// encode is the message body: the wire.Alert JSON, without HTML escaping,
 // which only makes it longer.
-func encode(a api.Alert) ([]byte, error) {
+func encode(a wire.Alert) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -358,7 +358,7 @@ func encode(a api.Alert) ([]byte, error) {
 }
 
 // tidy makes free text fit the rules instead of refusing the alert.
-func tidy(a api.Alert) api.Alert {
+func tidy(a wire.Alert) wire.Alert {
 	a.Title = truncate(oneLine(a.Title), MaxTitleLen, "…")
 	a.Detail = truncate(text(a.Detail), MaxDetailLen, "\n… (truncated)")
 	a.VaultName = truncate(oneLine(a.VaultName), MaxNameLen, "…")
@@ -413,7 +413,7 @@ type row struct {
 	Published      bool
 }
 
-func toEntity(a api.Alert, published bool) aztables.EDMEntity {
+func toEntity(a wire.Alert, published bool) aztables.EDMEntity {
 	p := map[string]any{
 		"VaultName":    a.VaultName,
 		"MachineID":    a.MachineID,
@@ -430,12 +430,12 @@ func toEntity(a api.Alert, published bool) aztables.EDMEntity {
 	return aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: a.VaultID, RowKey: a.ID}, Properties: p}
 }
 
-func fromEntity(raw []byte) (api.Alert, bool, error) {
+func fromEntity(raw []byte) (wire.Alert, bool, error) {
 	var r row
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return api.Alert{}, false, fmt.Errorf("decode alert row: %w", err)
+		return wire.Alert{}, false, fmt.Errorf("decode alert row: %w", err)
 	}
-	a := api.Alert{
+	a := wire.Alert{
 		ID: r.RowKey, VaultID: r.PartitionKey, VaultName: r.VaultName,
 		MachineID: r.MachineID, MachineName: r.MachineName, JobID: r.JobID,
 		Severity: r.Severity, Kind: r.Kind, Title: r.Title, Detail: r.Detail,

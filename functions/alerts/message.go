@@ -10,7 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Limits on an alert. They keep a message well under MaxMessageBytes even
@@ -48,13 +48,13 @@ func checkID(what, id string) error {
 // control characters (the title becomes an email header). Unknown JSON fields
 // are ignored so that a newer publisher does not poison an older consumer
 // during a deployment. Times are returned in UTC.
-func DecodeMessage(body []byte) (api.Alert, error) {
+func DecodeMessage(body []byte) (wire.Alert, error) {
 	if len(body) > MaxMessageBytes {
-		return api.Alert{}, fmt.Errorf("%w: message is %d bytes, more than the %d allowed", ErrInvalid, len(body), MaxMessageBytes)
+		return wire.Alert{}, fmt.Errorf("%w: message is %d bytes, more than the %d allowed", ErrInvalid, len(body), MaxMessageBytes)
 	}
-	var a api.Alert
+	var a wire.Alert
 	if err := json.Unmarshal(body, &a); err != nil {
-		return api.Alert{}, fmt.Errorf("%w: message is not an alert in JSON: %v", ErrInvalid, err)
+		return wire.Alert{}, fmt.Errorf("%w: message is not an alert in JSON: %v", ErrInvalid, err)
 	}
 	a.RaisedAt = a.RaisedAt.UTC()
 	if a.AcknowledgedAt != nil {
@@ -62,14 +62,14 @@ func DecodeMessage(body []byte) (api.Alert, error) {
 		a.AcknowledgedAt = &t
 	}
 	if err := validate(a); err != nil {
-		return api.Alert{}, err
+		return wire.Alert{}, err
 	}
 	return a, nil
 }
 
 // validate checks everything DecodeMessage promises; Raise runs it too, so
 // nothing is published that the consumer would refuse.
-func validate(a api.Alert) error {
+func validate(a wire.Alert) error {
 	if err := checkID("alert id", a.ID); err != nil {
 		return err
 	}
@@ -126,19 +126,19 @@ func validate(a api.Alert) error {
 
 func checkSeverity(s string) error {
 	switch s {
-	case api.SeverityCritical, api.SeverityWarning:
+	case wire.SeverityCritical, wire.SeverityWarning:
 		return nil
 	}
-	return fmt.Errorf("%w: severity %q is unknown; use %q or %q", ErrInvalid, clip(s), api.SeverityCritical, api.SeverityWarning)
+	return fmt.Errorf("%w: severity %q is unknown; use %q or %q", ErrInvalid, clip(s), wire.SeverityCritical, wire.SeverityWarning)
 }
 
 func checkKind(k string) error {
 	switch k {
-	case api.AlertJobFailed, api.AlertJobWarnings, api.AlertCriticalOperation, api.AlertMissedBackup:
+	case wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup:
 		return nil
 	}
 	return fmt.Errorf("%w: kind %q is unknown; use one of %s, %s, %s, %s", ErrInvalid, clip(k),
-		api.AlertJobFailed, api.AlertJobWarnings, api.AlertCriticalOperation, api.AlertMissedBackup)
+		wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup)
 }
 
 // Times before 2000 are a zero value or a broken clock; years past 9999

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 const validBody = `{"id":"9223-abc","vaultId":"contoso-robo","vaultName":"Contoso ROBO","machineId":"m-01","machineName":"branch-01","jobId":"job-42","severity":"critical","kind":"job_failed","title":"Backup failed on branch-01","detail":"Disk D: missing.\nReconnect it.","raisedAt":"2026-11-22T10:00:00.123456+01:00","acknowledged":false}`
@@ -17,9 +17,9 @@ func TestDecodeMessageAcceptsAValidAlert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeMessage: %v", err)
 	}
-	want := api.Alert{
+	want := wire.Alert{
 		ID: "9223-abc", VaultID: "contoso-robo", VaultName: "Contoso ROBO", MachineID: "m-01", MachineName: "branch-01",
-		JobID: "job-42", Severity: api.SeverityCritical, Kind: api.AlertJobFailed, Title: "Backup failed on branch-01",
+		JobID: "job-42", Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed, Title: "Backup failed on branch-01",
 		Detail: "Disk D: missing.\nReconnect it.", RaisedAt: time.Date(2026, 11, 22, 9, 0, 0, 123456000, time.UTC),
 	}
 	if !reflect.DeepEqual(a, want) {

@@ -11,20 +11,20 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-func failedJob(vault, machine string) api.Alert {
-	return api.Alert{
+func failedJob(vault, machine string) wire.Alert {
+	return wire.Alert{
 		VaultID: vault, VaultName: "Contoso ROBO",
 		MachineID: machine, MachineName: "branch-01", JobID: "job-42",
-		Severity: api.SeverityCritical, Kind: api.AlertJobFailed,
+		Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed,
 		Title:  "Backup failed on branch-01",
 		Detail: "The backup stopped: the disk D: was not found.\nReconnect the disk, then run the backup again.",
 	}
 }
 
-func published(t *testing.T, tbl *aztables.Client, a api.Alert) bool {
+func published(t *testing.T, tbl *aztables.Client, a wire.Alert) bool {
 	t.Helper()
 	resp, err := tbl.GetEntity(testContext(t, 10*time.Second), a.VaultID, a.ID, nil)
 	if err != nil {
@@ -156,21 +156,21 @@ func TestRaiseDuringAnOutageIsRepublishedExactlyOnce(t *testing.T) {
 func TestListFilters(t *testing.T) {
 	s, clk, _ := newStore(t, &okPublisher{})
 	ctx := testContext(t, time.Minute)
-	raise := func(vault, machine, sev, kind string) api.Alert {
+	raise := func(vault, machine, sev, kind string) wire.Alert {
 		t.Helper()
 		clk.Advance(time.Minute)
-		a, err := s.Raise(ctx, api.Alert{VaultID: vault, MachineID: machine, Severity: sev, Kind: kind, Title: kind + " on " + machine})
+		a, err := s.Raise(ctx, wire.Alert{VaultID: vault, MachineID: machine, Severity: sev, Kind: kind, Title: kind + " on " + machine})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return a
 	}
-	a1 := raise("v1", "m-1", api.SeverityCritical, api.AlertJobFailed)
-	a2 := raise("v1", "m-2", api.SeverityWarning, api.AlertJobWarnings)
-	a3 := raise("v1", "m-1", api.SeverityWarning, api.AlertMissedBackup)
-	a4 := raise("v1", "m-2", api.SeverityCritical, api.AlertCriticalOperation)
-	a5 := raise("v1", "m-1", api.SeverityCritical, api.AlertJobFailed)
-	other := raise("v2", "m-1", api.SeverityCritical, api.AlertJobFailed)
+	a1 := raise("v1", "m-1", wire.SeverityCritical, wire.AlertJobFailed)
+	a2 := raise("v1", "m-2", wire.SeverityWarning, wire.AlertJobWarnings)
+	a3 := raise("v1", "m-1", wire.SeverityWarning, wire.AlertMissedBackup)
+	a4 := raise("v1", "m-2", wire.SeverityCritical, wire.AlertCriticalOperation)
+	a5 := raise("v1", "m-1", wire.SeverityCritical, wire.AlertJobFailed)
+	other := raise("v2", "m-1", wire.SeverityCritical, wire.AlertJobFailed)
 	if _, err := s.Acknowledge(ctx, "v1", a4.ID, "ops@contoso.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -179,21 +179,21 @@ func TestListFilters(t *testing.T) {
 		name  string
 		vault string
 		f     Filter
-		want  []api.Alert
+		want  []wire.Alert
 	}{
-		{"all, newest first", "v1", Filter{}, []api.Alert{a5, a4, a3, a2, a1}},
-		{"other vault", "v2", Filter{}, []api.Alert{other}},
+		{"all, newest first", "v1", Filter{}, []wire.Alert{a5, a4, a3, a2, a1}},
+		{"other vault", "v2", Filter{}, []wire.Alert{other}},
 		{"unknown vault", "v3", Filter{}, nil},
-		{"machine", "v1", Filter{MachineID: "m-2"}, []api.Alert{a4, a2}},
-		{"severity", "v1", Filter{Severity: api.SeverityCritical}, []api.Alert{a5, a4, a1}},
-		{"kind", "v1", Filter{Kind: api.AlertJobFailed}, []api.Alert{a5, a1}},
-		{"unacknowledged", "v1", Filter{Unacknowledged: true}, []api.Alert{a5, a3, a2, a1}},
-		{"since is inclusive", "v1", Filter{Since: a3.RaisedAt}, []api.Alert{a5, a4, a3}},
-		{"since between alerts", "v1", Filter{Since: a3.RaisedAt.Add(time.Nanosecond)}, []api.Alert{a5, a4}},
+		{"machine", "v1", Filter{MachineID: "m-2"}, []wire.Alert{a4, a2}},
+		{"severity", "v1", Filter{Severity: wire.SeverityCritical}, []wire.Alert{a5, a4, a1}},
+		{"kind", "v1", Filter{Kind: wire.AlertJobFailed}, []wire.Alert{a5, a1}},
+		{"unacknowledged", "v1", Filter{Unacknowledged: true}, []wire.Alert{a5, a3, a2, a1}},
+		{"since is inclusive", "v1", Filter{Since: a3.RaisedAt}, []wire.Alert{a5, a4, a3}},
+		{"since between alerts", "v1", Filter{Since: a3.RaisedAt.Add(time.Nanosecond)}, []wire.Alert{a5, a4}},
 		{"since in the future", "v1", Filter{Since: clk.Now().Add(time.Hour)}, nil},
-		{"since long ago", "v1", Filter{Since: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)}, []api.Alert{a5, a4, a3, a2, a1}},
-		{"limit", "v1", Filter{Limit: 2}, []api.Alert{a5, a4}},
-		{"combined", "v1", Filter{MachineID: "m-1", Severity: api.SeverityCritical, Unacknowledged: true, Limit: 1}, []api.Alert{a5}},
+		{"since long ago", "v1", Filter{Since: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)}, []wire.Alert{a5, a4, a3, a2, a1}},
+		{"limit", "v1", Filter{Limit: 2}, []wire.Alert{a5, a4}},
+		{"combined", "v1", Filter{MachineID: "m-1", Severity: wire.SeverityCritical, Unacknowledged: true, Limit: 1}, []wire.Alert{a5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.List(ctx, tc.vault, tc.f)
@@ -207,7 +207,7 @@ func TestListFilters(t *testing.T) {
 	}
 }
 
-func ids(as []api.Alert) string {
+func ids(as []wire.Alert) string {
 	var b []string
 	for _, a := range as {
 		b = append(b, a.Title+"@"+a.RaisedAt.Format("15:04"))
@@ -261,7 +261,7 @@ func TestConcurrentAcknowledgementsAgree(t *testing.T) {
 	// Without the ETag check each caller would overwrite the other and be
 	// told it won; with it, every caller reports the one stored result.
 	var wg sync.WaitGroup
-	results := make([]api.Alert, 8)
+	results := make([]wire.Alert, 8)
 	errs := make([]error, len(results))
 	for i := range results {
 		wg.Go(func() { results[i], errs[i] = s.Acknowledge(ctx, a.VaultID, a.ID, "user-"+string(rune('a'+i))) })
@@ -294,13 +294,13 @@ func TestBadIDsAreRefused(t *testing.T) {
 			"Acknowledge vault": func() error { _, err := s.Acknowledge(ctx, id, "abc", "me"); return err },
 			"Acknowledge alert": func() error { _, err := s.Acknowledge(ctx, "v1", id, "me"); return err },
 			"Raise vault": func() error {
-				_, err := s.Raise(ctx, api.Alert{VaultID: id, Severity: api.SeverityWarning, Kind: api.AlertMissedBackup, Title: "x"})
+				_, err := s.Raise(ctx, wire.Alert{VaultID: id, Severity: wire.SeverityWarning, Kind: wire.AlertMissedBackup, Title: "x"})
 				return err
 			},
 		}
 		if id != "" { // an empty machine is allowed on an alert
 			ops["Raise machine"] = func() error {
-				_, err := s.Raise(ctx, api.Alert{VaultID: "v1", MachineID: id, Severity: api.SeverityWarning, Kind: api.AlertMissedBackup, Title: "x"})
+				_, err := s.Raise(ctx, wire.Alert{VaultID: "v1", MachineID: id, Severity: wire.SeverityWarning, Kind: wire.AlertMissedBackup, Title: "x"})
 				return err
 			}
 		}
@@ -328,8 +328,8 @@ func TestRaiseTidiesTextAndRefusesUnknownValues(t *testing.T) {
 	s, _, _ := newStore(t, pub)
 	ctx := testContext(t, time.Minute)
 
-	a, err := s.Raise(ctx, api.Alert{
-		VaultID: "v1", Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+	a, err := s.Raise(ctx, wire.Alert{
+		VaultID: "v1", Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 		Title:     "Security PIN used\r\nBcc: victim@example.com",
 		Detail:    "line one\r\nline two\x00\x1b[31m" + strings.Repeat("é", MaxDetailLen),
 		VaultName: "Contoso\nROBO",
@@ -347,10 +347,10 @@ func TestRaiseTidiesTextAndRefusesUnknownValues(t *testing.T) {
 		t.Errorf("the published message must decode: %v", err)
 	}
 
-	for _, in := range []api.Alert{
-		{VaultID: "v1", Severity: "fatal", Kind: api.AlertJobFailed, Title: "x"},
-		{VaultID: "v1", Severity: api.SeverityCritical, Kind: "disk_full", Title: "x"},
-		{VaultID: "v1", Severity: api.SeverityCritical, Kind: api.AlertJobFailed, Title: " \n "},
+	for _, in := range []wire.Alert{
+		{VaultID: "v1", Severity: "fatal", Kind: wire.AlertJobFailed, Title: "x"},
+		{VaultID: "v1", Severity: wire.SeverityCritical, Kind: "disk_full", Title: "x"},
+		{VaultID: "v1", Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed, Title: " \n "},
 	} {
 		if _, err := s.Raise(ctx, in); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Raise(%+v): err = %v, want ErrInvalid", in, err)

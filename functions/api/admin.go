@@ -13,8 +13,8 @@ import (
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func (s *server) adminRoutes(g *echo.Group) {
@@ -47,7 +47,7 @@ func (s *server) createVault(c echo.Context) error {
 	if err := need(c, RoleContributor, "creating a vault"); err != nil {
 		return err
 	}
-	var nv api.NewVault
+	var nv wire.NewVault
 	if err := bind(c, &nv); err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (s *server) updateVault(c echo.Context) error {
 	if err := need(c, RoleContributor, "changing a vault"); err != nil {
 		return err
 	}
-	var u api.VaultUpdate
+	var u wire.VaultUpdate
 	if err := bind(c, &u); err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (s *server) updateVault(c echo.Context) error {
 		return err
 	}
 	if turningOff {
-		s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 			Title:  "Security features turned off for vault " + v.Name,
 			Detail: principal(c).Name + " turned security features off. Minimum retention no longer applies. If this was not intended, turn them on again at once."})
 	}
@@ -121,7 +121,7 @@ func (s *server) newCredentials(c echo.Context) error {
 	}
 	s.Log.Info("vault credentials generated; older ones no longer work", "vault", v.ID, "by", principal(c).Name)
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusCreated, api.Credentials{Version: api.CredentialsVersion, ControlPlaneURL: s.PublicURL, VaultID: v.ID,
+	return c.JSON(http.StatusCreated, wire.Credentials{Version: wire.CredentialsVersion, ControlPlaneURL: s.PublicURL, VaultID: v.ID,
 		VaultName: v.Name, CredentialID: id, Secret: secret, KeyVaultURL: s.KeyVaultURL, BlobEndpoint: s.BlobEndpoint,
 		TenantID: s.TenantID, ExpiresAt: exp})
 }
@@ -145,10 +145,10 @@ func (s *server) newPIN(c echo.Context) error {
 
 // usePIN redeems the request's PIN and raises the critical-operation alert
 // every PIN use gets.
-func (s *server) usePIN(c echo.Context, v api.Vault, operation string) error {
-	p := c.Request().Header.Get(api.PINHeader)
+func (s *server) usePIN(c echo.Context, v wire.Vault, operation string) error {
+	p := c.Request().Header.Get(wire.PINHeader)
 	if p == "" {
-		return fail(http.StatusForbidden, api.CodePINRequired, "to %s, generate a security PIN (POST %s/vaults/%s/pin, valid 5 minutes) and send it in the %s header", operation, api.Version, v.ID, api.PINHeader)
+		return fail(http.StatusForbidden, wire.CodePINRequired, "to %s, generate a security PIN (POST %s/vaults/%s/pin, valid 5 minutes) and send it in the %s header", operation, wire.Version, v.ID, wire.PINHeader)
 	}
 	if err := s.PINs.Use(c.Request().Context(), v.ID, p, operation); err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *server) listPolicies(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]api.PolicyDoc, len(ps))
+	out := make([]wire.PolicyDoc, len(ps))
 	for i, p := range ps {
 		out[i] = p.Doc
 	}
@@ -187,7 +187,7 @@ func (s *server) putPolicy(c echo.Context) error {
 	}
 	p, err := policy.Decode(body)
 	if err != nil {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "%v", err)
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "%v", err)
 	}
 	ctx := c.Request().Context()
 	v, err := s.Registry.Vault(ctx, c.Param("vault"))
@@ -201,22 +201,22 @@ func (s *server) putPolicy(c echo.Context) error {
 	if err := p.Validate(v.SecurityFeatures); err != nil {
 		var ve *policy.ValidationError
 		if errors.As(err, &ve) {
-			return &httpError{http.StatusUnprocessableEntity, api.Error{Code: api.CodeValidation,
+			return &httpError{http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation,
 				Message: "the policy breaks these rules: " + ve.Error(), Details: ve.Violations}}
 		}
-		return fail(http.StatusUnprocessableEntity, api.CodeValidation, "%v", err)
+		return fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
 	}
 	old, err := s.Registry.Policy(ctx, v.ID, name)
 	switch {
 	case err == nil:
 		if match := c.Request().Header.Get("If-Match"); match != "" && match != old.Doc.ETag {
-			return fail(http.StatusPreconditionFailed, api.CodeConflict, "the policy changed since you read it (ETag %s); read it again and reapply your change", old.Doc.ETag)
+			return fail(http.StatusPreconditionFailed, wire.CodeConflict, "the policy changed since you read it (ETag %s); read it again and reapply your change", old.Doc.ETag)
 		}
 		if policy.ReducesRetention(old.Policy.Retention, p.Retention) {
 			if err := s.usePIN(c, v, "reduce retention of policy "+name); err != nil {
 				return err
 			}
-			s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+			s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 				Title:  "Retention reduced in policy " + name,
 				Detail: principal(c).Name + " reduced the retention of policy " + name + " with a security PIN. Older recovery points will expire sooner."})
 		}
@@ -233,11 +233,11 @@ func (s *server) putPolicy(c echo.Context) error {
 }
 
 // vaultMachine loads the vault and one of its machines from the path.
-func (s *server) vaultMachine(c echo.Context) (api.Vault, registry.Machine, error) {
+func (s *server) vaultMachine(c echo.Context) (wire.Vault, registry.Machine, error) {
 	ctx := c.Request().Context()
 	v, err := s.Registry.Vault(ctx, c.Param("vault"))
 	if err != nil {
-		return api.Vault{}, registry.Machine{}, err
+		return wire.Vault{}, registry.Machine{}, err
 	}
 	m, err := s.Registry.VaultMachine(ctx, v.ID, c.Param("machine"))
 	return v, m, err
@@ -253,7 +253,7 @@ func (s *server) listMachines(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]api.Machine, len(ms))
+	out := make([]wire.Machine, len(ms))
 	for i, m := range ms {
 		out[i] = m.Machine
 		if item, err := s.item(ctx, m); err == nil {
@@ -278,8 +278,8 @@ func (s *server) getMachine(c echo.Context) error {
 }
 
 // item is the backup item summary, as the portal shows it for MARS.
-func (s *server) item(ctx context.Context, m registry.Machine) (*api.Item, error) {
-	it := &api.Item{}
+func (s *server) item(ctx context.Context, m registry.Machine) (*wire.Item, error) {
+	it := &wire.Item{}
 	ps, err := s.Points.List(ctx, m.ID, false)
 	if err != nil {
 		return nil, err
@@ -289,7 +289,7 @@ func (s *server) item(ctx context.Context, m registry.Machine) (*api.Item, error
 		oldest, latest := ps[0].Time, ps[len(ps)-1].Time
 		it.OldestPoint, it.LatestPoint = &oldest, &latest
 	}
-	js, err := s.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: api.JobBackup, Limit: 1})
+	js, err := s.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: wire.JobBackup, Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func (s *server) assignPolicy(c echo.Context) error {
 	if err := need(c, RoleContributor, "assigning a policy"); err != nil {
 		return err
 	}
-	var ap api.AssignPolicy
+	var ap wire.AssignPolicy
 	if err := bind(c, &ap); err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (s *server) assignPolicy(c echo.Context) error {
 }
 
 func (s *server) stopProtection(c echo.Context) error {
-	var sp api.StopProtection
+	var sp wire.StopProtection
 	if err := bind(c, &sp); err != nil {
 		return err
 	}
@@ -349,8 +349,8 @@ func (s *server) stopProtection(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if m.State == api.MachineDeleted {
-		return fail(http.StatusConflict, api.CodeConflict, "machine %s's data is already deleted; undelete it first if you meant to keep it", m.Name)
+	if m.State == wire.MachineDeleted {
+		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is already deleted; undelete it first if you meant to keep it", m.Name)
 	}
 	if sp.DeleteData {
 		if err := s.usePIN(c, v, "delete the backup data of "+m.Name); err != nil {
@@ -362,20 +362,20 @@ func (s *server) stopProtection(c echo.Context) error {
 		if m.StoppedAt == nil {
 			m.StoppedAt = &now
 		}
-		m.State = api.MachineStopped
+		m.State = wire.MachineStopped
 		if sp.DeleteData {
-			m.State, m.DeletedAt = api.MachineDeleted, &now
+			m.State, m.DeletedAt = wire.MachineDeleted, &now
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	jobType := api.JobDisable
+	jobType := wire.JobDisable
 	if sp.DeleteData {
-		jobType = api.JobDeleteData
-		s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
-			Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+		jobType = wire.JobDeleteData
+		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+			Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 			Title: "Backup data of " + m.Name + " deleted",
 			Detail: principal(c).Name + " stopped protection of " + m.Name + " and deleted its backup data with a security PIN. " +
 				"The data can be undeleted until " + updated.PurgeAfter.Format(time.RFC1123) + "; after that it is purged for good."})
@@ -388,7 +388,7 @@ func (s *server) stopProtection(c echo.Context) error {
 func (s *server) adminJob(ctx context.Context, m registry.Machine, jobType string) {
 	j, err := s.Jobs.Create(ctx, m.VaultID, m.ID, m.Name, jobType)
 	if err == nil {
-		_, err = s.Jobs.Report(ctx, m.VaultID, m.ID, j.ID, api.JobReport{Status: api.StatusCompleted})
+		_, err = s.Jobs.Report(ctx, m.VaultID, m.ID, j.ID, wire.JobReport{Status: wire.StatusCompleted})
 	}
 	if err != nil {
 		s.Log.Warn("could not record job", "type", jobType, "machine", m.ID, "err", err)
@@ -403,11 +403,11 @@ func (s *server) resumeProtection(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.State != api.MachineStopped {
-		return fail(http.StatusConflict, api.CodeConflict, "machine %s is %s; only a stopped machine with retained data can resume", m.Name, m.State)
+	if m.State != wire.MachineStopped {
+		return fail(http.StatusConflict, wire.CodeConflict, "machine %s is %s; only a stopped machine with retained data can resume", m.Name, m.State)
 	}
 	updated, err := s.Registry.ModifyMachine(c.Request().Context(), m.ID, func(m *registry.Machine) error {
-		m.State, m.StoppedAt = api.MachineProtected, nil
+		m.State, m.StoppedAt = wire.MachineProtected, nil
 		return nil
 	})
 	if err != nil {
@@ -424,12 +424,12 @@ func (s *server) undeleteMachine(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.State != api.MachineDeleted {
-		return fail(http.StatusConflict, api.CodeConflict, "machine %s's data is not deleted", m.Name)
+	if m.State != wire.MachineDeleted {
+		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is not deleted", m.Name)
 	}
 	// As in MARS, undelete returns the item to "stopped, data retained".
 	updated, err := s.Registry.ModifyMachine(c.Request().Context(), m.ID, func(m *registry.Machine) error {
-		m.State, m.DeletedAt = api.MachineStopped, nil
+		m.State, m.DeletedAt = wire.MachineStopped, nil
 		return nil
 	})
 	if err != nil {
@@ -449,7 +449,7 @@ func (s *server) listPoints(c echo.Context) error {
 		return err
 	}
 	if ps == nil {
-		ps = []api.Point{}
+		ps = []wire.Point{}
 	}
 	return c.JSON(http.StatusOK, ps)
 }
@@ -473,8 +473,8 @@ func (s *server) deletePoint(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
-		Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+	s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 		Title:  "Recovery point of " + m.Name + " deleted",
 		Detail: principal(c).Name + " deleted the recovery point of " + p.Time.Format(time.RFC1123) + " with a security PIN. It can be undeleted until " + p.PurgeAfter.Format(time.RFC1123) + "."})
 	return c.JSON(http.StatusOK, p)
@@ -490,7 +490,7 @@ func (s *server) undeletePoint(c echo.Context) error {
 	}
 	p, err := s.Points.Undelete(c.Request().Context(), m.ID, c.Param("point"))
 	if errors.Is(err, points.ErrNotFound) {
-		return fail(http.StatusNotFound, api.CodeNotFound, "recovery point %s is gone: it was purged 14 days after it was deleted, or never existed", c.Param("point"))
+		return fail(http.StatusNotFound, wire.CodeNotFound, "recovery point %s is gone: it was purged 14 days after it was deleted, or never existed", c.Param("point"))
 	}
 	if err != nil {
 		return err
@@ -505,7 +505,7 @@ func queryTime(c echo.Context, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, fail(http.StatusBadRequest, api.CodeBadRequest, "query parameter %s must be an RFC 3339 time such as 2026-11-22T10:00:00Z", name)
+		return time.Time{}, fail(http.StatusBadRequest, wire.CodeBadRequest, "query parameter %s must be an RFC 3339 time such as 2026-11-22T10:00:00Z", name)
 	}
 	return t, nil
 }
@@ -517,13 +517,13 @@ func queryLimit(c echo.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 1000 {
-		return 0, fail(http.StatusBadRequest, api.CodeBadRequest, "query parameter limit must be a whole number from 1 to 1000")
+		return 0, fail(http.StatusBadRequest, wire.CodeBadRequest, "query parameter limit must be a whole number from 1 to 1000")
 	}
 	return n, nil
 }
 
-var jobTypes = map[string]bool{api.JobBackup: true, api.JobRestore: true, api.JobRegister: true, api.JobConfigure: true, api.JobDisable: true, api.JobDeleteData: true}
-var jobStatuses = map[string]bool{api.StatusInProgress: true, api.StatusCompleted: true, api.StatusCompletedWithWarnings: true, api.StatusFailed: true, api.StatusCancelled: true}
+var jobTypes = map[string]bool{wire.JobBackup: true, wire.JobRestore: true, wire.JobRegister: true, wire.JobConfigure: true, wire.JobDisable: true, wire.JobDeleteData: true}
+var jobStatuses = map[string]bool{wire.StatusInProgress: true, wire.StatusCompleted: true, wire.StatusCompletedWithWarnings: true, wire.StatusFailed: true, wire.StatusCancelled: true}
 
 func (s *server) listJobs(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -533,10 +533,10 @@ func (s *server) listJobs(c echo.Context) error {
 	}
 	f := jobs.Filter{MachineID: c.QueryParam("machine"), Type: c.QueryParam("type"), Status: c.QueryParam("status")}
 	if f.Type != "" && !jobTypes[f.Type] {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "unknown job type %q", f.Type)
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "unknown job type %q", f.Type)
 	}
 	if f.Status != "" && !jobStatuses[f.Status] {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "unknown job status %q", f.Status)
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "unknown job status %q", f.Status)
 	}
 	if f.MachineID != "" {
 		if _, err := s.Registry.VaultMachine(ctx, v.ID, f.MachineID); err != nil {
@@ -557,7 +557,7 @@ func (s *server) listJobs(c echo.Context) error {
 		return err
 	}
 	if js == nil {
-		js = []api.Job{}
+		js = []wire.Job{}
 	}
 	return c.JSON(http.StatusOK, js)
 }
@@ -593,7 +593,7 @@ func (s *server) listAlerts(c echo.Context) error {
 		return err
 	}
 	if as == nil {
-		as = []api.Alert{}
+		as = []wire.Alert{}
 	}
 	return c.JSON(http.StatusOK, as)
 }
@@ -616,7 +616,7 @@ func (s *server) ackAlert(c echo.Context) error {
 
 // raise stores and publishes an alert. A publish failure is logged, not
 // returned: the alert is stored and the monitor republishes it.
-func (s *server) raise(ctx context.Context, a api.Alert) {
+func (s *server) raise(ctx context.Context, a wire.Alert) {
 	if _, err := s.Alerts.Raise(ctx, a); err != nil {
 		s.Log.Warn("alert not yet delivered", "kind", a.Kind, "vault", a.VaultID, "err", err)
 	}
@@ -631,7 +631,7 @@ func (s *server) grantRestore(c echo.Context) error {
 	if err := need(c, RoleOperator, "allowing a restore from another machine"); err != nil {
 		return err
 	}
-	var g api.RestoreGrant
+	var g wire.RestoreGrant
 	if err := bind(c, &g); err != nil {
 		return err
 	}
@@ -645,7 +645,7 @@ func (s *server) grantRestore(c echo.Context) error {
 		return err
 	}
 	if src.ID == target.ID {
-		return fail(http.StatusBadRequest, api.CodeValidation, "a machine restores its own data without a grant")
+		return fail(http.StatusBadRequest, wire.CodeValidation, "a machine restores its own data without a grant")
 	}
 	until := s.Now().Add(RestoreGrantTTL)
 	updated, err := s.Registry.ModifyMachine(ctx, target.ID, func(m *registry.Machine) error {

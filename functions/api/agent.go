@@ -14,7 +14,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func (s *server) agentRoutes(g *echo.Group) {
@@ -35,7 +35,7 @@ func (s *server) agentRoutes(g *echo.Group) {
 func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
 
 func (s *server) register(c echo.Context) error {
-	var reg api.Register
+	var reg wire.Register
 	if err := bind(c, &reg); err != nil {
 		return err
 	}
@@ -43,11 +43,11 @@ func (s *server) register(c echo.Context) error {
 	if err := s.Registry.CheckCredentials(ctx, reg.VaultID, reg.CredentialID, reg.Secret); err != nil {
 		switch {
 		case errors.Is(err, registry.ErrExpired):
-			return fail(http.StatusUnauthorized, api.CodeCredentialsExpired, "%v", err)
+			return fail(http.StatusUnauthorized, wire.CodeCredentialsExpired, "%v", err)
 		case errors.Is(err, registry.ErrSuperseded):
-			return fail(http.StatusUnauthorized, api.CodeCredentialsSuperseded, "%v", err)
+			return fail(http.StatusUnauthorized, wire.CodeCredentialsSuperseded, "%v", err)
 		case errors.Is(err, registry.ErrBadSecret):
-			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
 		}
 		return err
 	}
@@ -71,9 +71,9 @@ func (s *server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.adminJob(ctx, full, api.JobRegister)
+	s.adminJob(ctx, full, wire.JobRegister)
 	s.Log.Info("machine registered", "vault", v.ID, "machine", m.ID, "name", m.Name)
-	return c.JSON(http.StatusCreated, api.Registration{MachineID: m.ID, MachineName: m.Name, VaultID: v.ID,
+	return c.JSON(http.StatusCreated, wire.Registration{MachineID: m.ID, MachineName: m.Name, VaultID: v.ID,
 		Container: m.Container, BlobEndpoint: s.BlobEndpoint, KeyVaultURL: s.KeyVaultURL, SecretName: SecretName(m.ID)})
 }
 
@@ -85,7 +85,7 @@ func (s *server) agentMachine(c echo.Context) error {
 func (s *server) agentPolicy(c echo.Context) error {
 	m := machine(c)
 	if m.Policy == "" {
-		return fail(http.StatusNotFound, api.CodeNotFound, "machine %s has no policy yet; an admin assigns one with PUT %s/vaults/%s/machines/%s/policy", m.Name, api.Version, m.VaultID, m.ID)
+		return fail(http.StatusNotFound, wire.CodeNotFound, "machine %s has no policy yet; an admin assigns one with PUT %s/vaults/%s/machines/%s/policy", m.Name, wire.Version, m.VaultID, m.ID)
 	}
 	p, err := s.Registry.Policy(c.Request().Context(), m.VaultID, m.Policy)
 	if err != nil {
@@ -100,27 +100,27 @@ func (s *server) agentPolicy(c echo.Context) error {
 
 func (s *server) agentSAS(c echo.Context) error {
 	m := machine(c)
-	if m.State == api.MachineDeleted {
-		return fail(http.StatusForbidden, api.CodeForbidden, "machine %s's backup data is deleted; an admin can undelete it until it is purged", m.Name)
+	if m.State == wire.MachineDeleted {
+		return fail(http.StatusForbidden, wire.CodeForbidden, "machine %s's backup data is deleted; an admin can undelete it until it is purged", m.Name)
 	}
 	g, err := s.SAS.Container(c.Request().Context(), m.Container, sas.MaxTTL)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.SAS{ContainerURL: g.ContainerURL, SAS: g.SAS, ExpiresOn: g.ExpiresOn})
+	return c.JSON(http.StatusOK, wire.SAS{ContainerURL: g.ContainerURL, SAS: g.SAS, ExpiresOn: g.ExpiresOn})
 }
 
 func (s *server) agentCreateJob(c echo.Context) error {
-	var nj api.NewJob
+	var nj wire.NewJob
 	if err := agentBind(c, &nj); err != nil {
 		return err
 	}
 	m := machine(c)
 	if !jobTypes[nj.Type] {
-		return fail(http.StatusBadRequest, api.CodeValidation, "unknown job type %q; use backup or restore", nj.Type)
+		return fail(http.StatusBadRequest, wire.CodeValidation, "unknown job type %q; use backup or restore", nj.Type)
 	}
-	if nj.Type == api.JobBackup && m.State != api.MachineProtected {
-		return fail(http.StatusConflict, api.CodeConflict, "protection of %s is %s; an admin must resume it before it can back up", m.Name, m.State)
+	if nj.Type == wire.JobBackup && m.State != wire.MachineProtected {
+		return fail(http.StatusConflict, wire.CodeConflict, "protection of %s is %s; an admin must resume it before it can back up", m.Name, m.State)
 	}
 	j, err := s.Jobs.Create(c.Request().Context(), m.VaultID, m.ID, m.Name, nj.Type)
 	if err != nil {
@@ -141,13 +141,13 @@ func (s *server) agentJobs(c echo.Context) error {
 		return err
 	}
 	if js == nil {
-		js = []api.Job{}
+		js = []wire.Job{}
 	}
 	return c.JSON(http.StatusOK, js)
 }
 
 func (s *server) agentReport(c echo.Context) error {
-	var r api.JobReport
+	var r wire.JobReport
 	if err := agentBind(c, &r); err != nil {
 		return err
 	}
@@ -163,20 +163,20 @@ func (s *server) agentReport(c echo.Context) error {
 	return c.JSON(http.StatusOK, j)
 }
 
-func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j api.Job) {
+func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j wire.Job) {
 	v, err := s.Registry.Vault(ctx, m.VaultID)
 	if err != nil {
 		s.Log.Warn("no alert: vault unreadable", "err", err)
 		return
 	}
-	a := api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name, JobID: j.ID}
+	a := wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name, JobID: j.ID}
 	switch j.Status {
-	case api.StatusFailed:
-		a.Severity, a.Kind = api.SeverityCritical, api.AlertJobFailed
+	case wire.StatusFailed:
+		a.Severity, a.Kind = wire.SeverityCritical, wire.AlertJobFailed
 		a.Title = fmt.Sprintf("%s failed on %s", jobTitle(j.Type), m.Name)
 		a.Detail = fmt.Sprintf("Job %s failed with %s: %s", j.ID, j.ErrorCode, j.Message)
-	case api.StatusCompletedWithWarnings:
-		a.Severity, a.Kind = api.SeverityWarning, api.AlertJobWarnings
+	case wire.StatusCompletedWithWarnings:
+		a.Severity, a.Kind = wire.SeverityWarning, wire.AlertJobWarnings
 		a.Title = fmt.Sprintf("%s on %s completed with warnings", jobTitle(j.Type), m.Name)
 		var b strings.Builder
 		fmt.Fprintf(&b, "Job %s skipped %d file(s):", j.ID, len(j.Skipped))
@@ -196,23 +196,23 @@ func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j api.J
 
 func jobTitle(t string) string {
 	switch t {
-	case api.JobBackup:
+	case wire.JobBackup:
 		return "Backup"
-	case api.JobRestore:
+	case wire.JobRestore:
 		return "Restore"
 	}
 	return strings.ReplaceAll(t, "_", " ")
 }
 
 func (s *server) agentAddPoint(c echo.Context) error {
-	var np api.NewPoint
+	var np wire.NewPoint
 	if err := agentBind(c, &np); err != nil {
 		return err
 	}
 	m := machine(c)
 	ctx := c.Request().Context()
-	if m.State == api.MachineDeleted {
-		return fail(http.StatusConflict, api.CodeConflict, "machine %s's data is deleted; no new point can be added", m.Name)
+	if m.State == wire.MachineDeleted {
+		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is deleted; no new point can be added", m.Name)
 	}
 	if err := points.CheckID(np.ID); err != nil {
 		return err
@@ -225,10 +225,10 @@ func (s *server) agentAddPoint(c echo.Context) error {
 		if unavailable(err) {
 			return err
 		}
-		return fail(http.StatusConflict, api.CodePointIncomplete, "the point's pack list could not be read: %v; upload refs/%s before registering the point", err, np.ID)
+		return fail(http.StatusConflict, wire.CodePointIncomplete, "the point's pack list could not be read: %v; upload refs/%s before registering the point", err, np.ID)
 	}
 	if len(missing) > 0 {
-		return &httpError{http.StatusConflict, api.Error{Code: api.CodePointIncomplete,
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodePointIncomplete,
 			Message: fmt.Sprintf("the point names %d pack(s) that are not in storage (first: %s); run the backup again", len(missing), missing[0])}}
 	}
 	p, err := s.Points.Add(ctx, m.VaultID, m.ID, np.ID, np.JobID, np.RetainUntil)
@@ -245,7 +245,7 @@ func (s *server) agentPoints(c echo.Context) error {
 		return err
 	}
 	if ps == nil {
-		ps = []api.Point{}
+		ps = []wire.Point{}
 	}
 	return c.JSON(http.StatusOK, ps)
 }
@@ -267,8 +267,8 @@ func (s *server) agentPassphraseChange(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
-	s.raise(ctx, api.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
-		Severity: api.SeverityCritical, Kind: api.AlertCriticalOperation,
+	s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 		Title:  "Passphrase of " + m.Name + " changed",
 		Detail: "The agent on " + m.Name + " changed its encryption passphrase with a security PIN. The new passphrase is escrowed in Key Vault as a new version of " + SecretName(m.ID) + "."})
 	return c.JSON(http.StatusOK, map[string]string{"status": "allowed"})
@@ -277,7 +277,7 @@ func (s *server) agentPassphraseChange(c echo.Context) error {
 // agentRestoreAccess gives read-only access to another machine's container
 // while an Operator's restore grant lasts.
 func (s *server) agentRestoreAccess(c echo.Context) error {
-	var g api.RestoreGrant
+	var g wire.RestoreGrant
 	if err := agentBind(c, &g); err != nil {
 		return err
 	}
@@ -288,13 +288,13 @@ func (s *server) agentRestoreAccess(c echo.Context) error {
 		return err
 	}
 	if m.RestoreSource != src.ID || !s.Now().Before(m.RestoreUntil) {
-		return fail(http.StatusForbidden, api.CodeForbidden, "%s may not read %s's data; an Operator allows it for a day with POST %s/vaults/%s/machines/%s/restore-grant", m.Name, src.Name, api.Version, m.VaultID, m.ID)
+		return fail(http.StatusForbidden, wire.CodeForbidden, "%s may not read %s's data; an Operator allows it for a day with POST %s/vaults/%s/machines/%s/restore-grant", m.Name, src.Name, wire.Version, m.VaultID, m.ID)
 	}
 	gr, err := s.SAS.ReadOnly(ctx, src.Container, sas.MaxTTL)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.RestoreAccess{SourceMachine: src.ID, SourceName: src.Name, ContainerURL: gr.ContainerURL,
+	return c.JSON(http.StatusOK, wire.RestoreAccess{SourceMachine: src.ID, SourceName: src.Name, ContainerURL: gr.ContainerURL,
 		SAS: gr.SAS, ExpiresOn: gr.ExpiresOn, SecretName: SecretName(src.ID), KeyVaultURL: s.KeyVaultURL})
 }
 
@@ -317,7 +317,7 @@ func (s *server) agentRetireKey(c echo.Context) error {
 	}
 	m := machine(c)
 	if !s.Now().Before(m.KeyChangeUntil) {
-		return fail(http.StatusForbidden, api.CodePINRequired, "retiring a key file needs a passphrase change approved with a security PIN in the last %s", KeyChangeTTL)
+		return fail(http.StatusForbidden, wire.CodePINRequired, "retiring a key file needs a passphrase change approved with a security PIN in the last %s", KeyChangeTTL)
 	}
 	ctx := c.Request().Context()
 	if err := s.Blobs.RetireKey(ctx, m.Container, rk.Key); err != nil {

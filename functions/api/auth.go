@@ -17,8 +17,8 @@ import (
 
 	"github.com/coffer-backup/coffer/functions/nonce"
 	"github.com/coffer-backup/coffer/functions/registry"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Role is an admin's role, as in Azure Backup.
@@ -152,16 +152,16 @@ const (
 // admin authenticates every admin route.
 func (s *server) admin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Path(), api.Version+"/agent") || c.Path() == api.Version+"/register" || c.Path() == api.Version+"/health" {
+		if strings.HasPrefix(c.Path(), wire.Version+"/agent") || c.Path() == wire.Version+"/register" || c.Path() == wire.Version+"/health" {
 			return next(c)
 		}
 		p, err := s.Auth.Authenticate(c.Request())
 		if err != nil {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="coffer"`)
 			if errors.Is(err, errNoCredentials) {
-				return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
+				return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
 			}
-			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
 		}
 		c.Set(fmt.Sprint(principalKey), p)
 		return next(c)
@@ -176,7 +176,7 @@ func principal(c echo.Context) Principal {
 // need refuses the request unless the admin has at least role.
 func need(c echo.Context, role Role, what string) error {
 	if p := principal(c); p.Role < role {
-		return fail(http.StatusForbidden, api.CodeForbidden, "%s needs the %s role; you are a %s", what, role, p.Role)
+		return fail(http.StatusForbidden, wire.CodeForbidden, "%s needs the %s role; you are a %s", what, role, p.Role)
 	}
 	return nil
 }
@@ -191,11 +191,11 @@ func (s *server) agent(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		signed, err := reqsign.Parse(req)
 		if err != nil {
-			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v; register the machine with `coffer register` and send requests through the agent", err)
+			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v; register the machine with `coffer register` and send requests through the agent", err)
 		}
 		m, err := s.Registry.Machine(req.Context(), signed.Machine)
 		if errors.Is(err, registry.ErrNotFound) {
-			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "machine %s is not registered (or was purged); register it again", signed.Machine)
+			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "machine %s is not registered (or was purged); register it again", signed.Machine)
 		}
 		if err != nil {
 			return err
@@ -206,13 +206,13 @@ func (s *server) agent(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err := signed.Verify(req, body, pub, s.Now()); err != nil {
 			if errors.Is(err, reqsign.ErrStale) {
-				return fail(http.StatusUnauthorized, api.CodeStaleRequest, "%v", err)
+				return fail(http.StatusUnauthorized, wire.CodeStaleRequest, "%v", err)
 			}
-			return fail(http.StatusUnauthorized, api.CodeUnauthenticated, "%v", err)
+			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
 		}
 		if err := s.Nonces.Remember(req.Context(), m.ID, signed.Nonce, signed.Time); err != nil {
 			if errors.Is(err, nonce.ErrReplay) {
-				return fail(http.StatusUnauthorized, api.CodeReplay, "this request was already received; each signed request is accepted once")
+				return fail(http.StatusUnauthorized, wire.CodeReplay, "this request was already received; each signed request is accepted once")
 			}
 			return err
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func principalHeader(t *testing.T, claims map[string]string, roleType string) string {
@@ -95,12 +95,12 @@ func TestErrorsHaveTheAPIShape(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"GET", "/api/v1/vaults", "", "", 401, api.CodeUnauthenticated},
-		{"GET", "/api/v1/vaults", "Bearer nope", "", 401, api.CodeUnauthenticated},
-		{"GET", "/api/v1/agent/policy", "", "", 401, api.CodeUnauthenticated},
-		{"GET", "/nowhere", "", "", 404, api.CodeNotFound},
-		{"POST", "/api/v1/register", "", "{", 400, api.CodeBadRequest},
-		{"POST", "/api/v1/register", "", string(make([]byte, MaxBody+10)), 413, api.CodeTooLarge},
+		{"GET", "/api/v1/vaults", "", "", 401, wire.CodeUnauthenticated},
+		{"GET", "/api/v1/vaults", "Bearer nope", "", 401, wire.CodeUnauthenticated},
+		{"GET", "/api/v1/agent/policy", "", "", 401, wire.CodeUnauthenticated},
+		{"GET", "/nowhere", "", "", 404, wire.CodeNotFound},
+		{"POST", "/api/v1/register", "", "{", 400, wire.CodeBadRequest},
+		{"POST", "/api/v1/register", "", string(make([]byte, MaxBody+10)), 413, wire.CodeTooLarge},
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		if tc.auth != "" {
@@ -108,7 +108,7 @@ func TestErrorsHaveTheAPIShape(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
-		var body api.Error
+		var body wire.Error
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != tc.status || body.Code != tc.code || body.Message == "" {
 			t.Errorf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body)
 		}
@@ -138,8 +138,8 @@ func FuzzDecodeBodies(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, v := range []any{&api.NewVault{}, &api.VaultUpdate{}, &api.Register{}, &api.NewJob{}, &api.JobReport{},
-			&api.NewPoint{}, &api.StopProtection{}, &api.AssignPolicy{}} {
+		for _, v := range []any{&wire.NewVault{}, &wire.VaultUpdate{}, &wire.Register{}, &wire.NewJob{}, &wire.JobReport{},
+			&wire.NewPoint{}, &wire.StopProtection{}, &wire.AssignPolicy{}} {
 			_ = decode(b, v)
 		}
 	})

@@ -26,8 +26,8 @@ import (
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/version"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // MaxBody bounds every request body; the largest legitimate one, a job
@@ -36,17 +36,17 @@ const MaxBody = 1 << 20
 
 // JobStore is what the API needs of job tracking.
 type JobStore interface {
-	Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (api.Job, error)
-	Report(ctx context.Context, vaultID, machineID, jobID string, r api.JobReport) (api.Job, error)
-	Get(ctx context.Context, vaultID, machineID, jobID string) (api.Job, error)
-	List(ctx context.Context, vaultID string, f jobs.Filter) ([]api.Job, error)
+	Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (wire.Job, error)
+	Report(ctx context.Context, vaultID, machineID, jobID string, r wire.JobReport) (wire.Job, error)
+	Get(ctx context.Context, vaultID, machineID, jobID string) (wire.Job, error)
+	List(ctx context.Context, vaultID string, f jobs.Filter) ([]wire.Job, error)
 }
 
 // AlertStore is what the API needs of alerts.
 type AlertStore interface {
-	Raise(ctx context.Context, a api.Alert) (api.Alert, error)
-	List(ctx context.Context, vaultID string, f alerts.Filter) ([]api.Alert, error)
-	Acknowledge(ctx context.Context, vaultID, id, by string) (api.Alert, error)
+	Raise(ctx context.Context, a wire.Alert) (wire.Alert, error)
+	List(ctx context.Context, vaultID string, f alerts.Filter) ([]wire.Alert, error)
+	Acknowledge(ctx context.Context, vaultID, id, by string) (wire.Alert, error)
 }
 
 // SASIssuer grants an agent access to its container.
@@ -104,25 +104,25 @@ func New(d Deps) *echo.Echo {
 	}))
 	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBody)))
 
-	e.GET(api.Version+"/health", func(c echo.Context) error {
+	e.GET(wire.Version+"/health", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.String()})
 	})
-	s.adminRoutes(e.Group(api.Version, s.admin))
-	e.POST(api.Version+"/register", s.register)
-	s.agentRoutes(e.Group(api.Version+"/agent", s.agent))
+	s.adminRoutes(e.Group(wire.Version, s.admin))
+	e.POST(wire.Version+"/register", s.register)
+	s.agentRoutes(e.Group(wire.Version+"/agent", s.agent))
 	return e
 }
 
 // httpError carries a status and an API error through echo.
 type httpError struct {
 	status int
-	body   api.Error
+	body   wire.Error
 }
 
 func (e *httpError) Error() string { return e.body.Message }
 
 func fail(status int, code, format string, args ...any) error {
-	return &httpError{status: status, body: api.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &httpError{status: status, body: wire.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
 // classify maps the stores' errors to answers; anything unknown is the
@@ -135,21 +135,21 @@ func classify(err error) *httpError {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, points.ErrNotFound), errors.Is(err, jobs.ErrNotFound), errors.Is(err, alerts.ErrNotFound):
-		return &httpError{http.StatusNotFound, api.Error{Code: api.CodeNotFound, Message: msg}}
+		return &httpError{http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: msg}}
 	case errors.Is(err, registry.ErrInvalid), errors.Is(err, points.ErrInvalid), errors.Is(err, jobs.ErrInvalid), errors.Is(err, alerts.ErrInvalid):
-		return &httpError{http.StatusBadRequest, api.Error{Code: api.CodeValidation, Message: msg}}
+		return &httpError{http.StatusBadRequest, wire.Error{Code: wire.CodeValidation, Message: msg}}
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState):
-		return &httpError{http.StatusConflict, api.Error{Code: api.CodeConflict, Message: msg}}
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
 	case errors.Is(err, jobs.ErrFinished):
-		return &httpError{http.StatusConflict, api.Error{Code: api.CodeJobFinished, Message: msg}}
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
-		return &httpError{http.StatusForbidden, api.Error{Code: api.CodePINInvalid, Message: msg}}
+		return &httpError{http.StatusForbidden, wire.Error{Code: wire.CodePINInvalid, Message: msg}}
 	case errors.Is(err, containers.ErrNoSuchKey), errors.Is(err, containers.ErrLastKey):
-		return &httpError{http.StatusConflict, api.Error{Code: api.CodeConflict, Message: msg}}
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
 	case errors.Is(err, jobs.ErrBusy):
-		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
+		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "the request timed out inside the control plane; retry"}}
+		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: "the request timed out inside the control plane; retry"}}
 	}
 	return nil
 }
@@ -163,13 +163,13 @@ func (s *server) handleError(err error, c echo.Context) {
 	switch {
 	case he != nil:
 	case errors.As(err, &ee):
-		he = &httpError{status: ee.Code, body: api.Error{Code: echoCode(ee.Code), Message: echoMessage(ee)}}
+		he = &httpError{status: ee.Code, body: wire.Error{Code: echoCode(ee.Code), Message: echoMessage(ee)}}
 	default:
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-		he = &httpError{http.StatusInternalServerError, api.Error{Code: api.CodeInternal,
+		he = &httpError{http.StatusInternalServerError, wire.Error{Code: wire.CodeInternal,
 			Message: "the control plane could not complete the request; retry, and if it keeps failing see the control plane's log"}}
 		if unavailable(err) {
-			he = &httpError{http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable,
+			he = &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable,
 				Message: "a storage service the control plane depends on did not answer; retry later"}}
 		}
 	}
@@ -183,24 +183,24 @@ func (s *server) handleError(err error, c echo.Context) {
 func echoCode(status int) string {
 	switch status {
 	case http.StatusNotFound:
-		return api.CodeNotFound
+		return wire.CodeNotFound
 	case http.StatusRequestEntityTooLarge:
-		return api.CodeTooLarge
+		return wire.CodeTooLarge
 	case http.StatusUnauthorized:
-		return api.CodeUnauthenticated
+		return wire.CodeUnauthenticated
 	case http.StatusForbidden:
-		return api.CodeForbidden
+		return wire.CodeForbidden
 	}
 	if status >= 500 {
-		return api.CodeInternal
+		return wire.CodeInternal
 	}
-	return api.CodeBadRequest
+	return wire.CodeBadRequest
 }
 
 func echoMessage(e *echo.HTTPError) string {
 	switch e.Code {
 	case http.StatusNotFound:
-		return "no such route; the API lives under " + api.Version
+		return "no such route; the API lives under " + wire.Version
 	case http.StatusMethodNotAllowed:
 		return "this route does not accept that method"
 	case http.StatusRequestEntityTooLarge:
@@ -212,15 +212,15 @@ func echoMessage(e *echo.HTTPError) string {
 // decode reads a JSON body strictly: one value, known fields only.
 func decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "the request needs a JSON body")
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "the request needs a JSON body")
 	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "the JSON body is not valid: %s", jsonProblem(err))
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "the JSON body is not valid: %s", jsonProblem(err))
 	}
 	if _, err := d.Token(); err != io.EOF {
-		return fail(http.StatusBadRequest, api.CodeBadRequest, "the body must hold exactly one JSON value")
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "the body must hold exactly one JSON value")
 	}
 	return nil
 }
@@ -241,10 +241,10 @@ func readBody(c echo.Context) ([]byte, error) {
 		err, b = nil, make([]byte, MaxBody+1)
 	}
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, api.CodeBadRequest, "could not read the request body: %v", err)
+		return nil, fail(http.StatusBadRequest, wire.CodeBadRequest, "could not read the request body: %v", err)
 	}
 	if len(b) > MaxBody {
-		return nil, fail(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "the request body is larger than %d bytes", MaxBody)
+		return nil, fail(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "the request body is larger than %d bytes", MaxBody)
 	}
 	return b, nil
 }

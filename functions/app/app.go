@@ -22,7 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
-	cpapi "github.com/coffer-backup/coffer/functions/api"
+	"github.com/coffer-backup/coffer/functions/api"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/invocation"
@@ -35,7 +35,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
 	"github.com/coffer-backup/coffer/functions/triggers"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Clock is the control plane's time: the injected base plus an offset that
@@ -170,11 +170,11 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 		Alerts: a.Alerts, Blobs: blobs, Now: now, Log: log, StaleAfter: cfg.StaleJobAfter,
 		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace}
 
-	var auth cpapi.Authenticator = cpapi.AppService{}
+	var auth api.Authenticator = api.AppService{}
 	if cfg.AuthMode == "tokens" {
-		auth = cpapi.Tokens{cpapi.RoleContributor: cfg.Tokens.Contributor, cpapi.RoleOperator: cfg.Tokens.Operator, cpapi.RoleReader: cfg.Tokens.Reader}
+		auth = api.Tokens{api.RoleContributor: cfg.Tokens.Contributor, api.RoleOperator: cfg.Tokens.Operator, api.RoleReader: cfg.Tokens.Reader}
 	}
-	a.handler = cpapi.New(cpapi.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
+	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID})
 
@@ -267,23 +267,23 @@ func (a *App) Close(ctx context.Context) error {
 // outside the local token mode.
 func (a *App) devClockRoutes() {
 	a.Log.Warn("COFFER_DEV_CLOCK is on: a Backup Contributor can move this control plane's clock; never use it in production")
-	auth := cpapi.Tokens{cpapi.RoleContributor: a.Config.Tokens.Contributor}
-	a.handler.GET(api.Version+"/dev/clock", func(c echo.Context) error {
+	auth := api.Tokens{api.RoleContributor: a.Config.Tokens.Contributor}
+	a.handler.GET(wire.Version+"/dev/clock", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"now": a.Clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
-	a.handler.POST(api.Version+"/dev/clock", func(c echo.Context) error {
+	a.handler.POST(wire.Version+"/dev/clock", func(c echo.Context) error {
 		if _, err := auth.Authenticate(c.Request()); err != nil {
-			return c.JSON(http.StatusUnauthorized, api.Error{Code: api.CodeUnauthenticated, Message: "moving the clock needs the Backup Contributor token"})
+			return c.JSON(http.StatusUnauthorized, wire.Error{Code: wire.CodeUnauthenticated, Message: "moving the clock needs the Backup Contributor token"})
 		}
 		var req struct {
 			Advance string `json:"advance"`
 		}
 		if err := c.Bind(&req); err != nil {
-			return c.JSON(http.StatusBadRequest, api.Error{Code: api.CodeBadRequest, Message: `send {"advance": "336h"}`})
+			return c.JSON(http.StatusBadRequest, wire.Error{Code: wire.CodeBadRequest, Message: `send {"advance": "336h"}`})
 		}
 		d, err := time.ParseDuration(req.Advance)
 		if err != nil || d < 0 {
-			return c.JSON(http.StatusBadRequest, api.Error{Code: api.CodeBadRequest, Message: "advance must be a positive duration such as 336h"})
+			return c.JSON(http.StatusBadRequest, wire.Error{Code: wire.CodeBadRequest, Message: "advance must be a positive duration such as 336h"})
 		}
 		a.Clock.Advance(d)
 		return c.JSON(http.StatusOK, map[string]string{"now": a.Clock.Now().UTC().Format(time.RFC3339Nano)})

@@ -11,7 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Keys. IDs hold only [a-z0-9-] (checkID), so they cannot contain the
@@ -149,7 +149,7 @@ func decode(b []byte) (*record, string, error) {
 		return nil, "", fmt.Errorf("decode job entity: %w", err)
 	}
 	p := e.Properties
-	rec := &record{job: api.Job{
+	rec := &record{job: wire.Job{
 		ID:          e.RowKey,
 		VaultID:     str(p, "VaultID"),
 		MachineID:   str(p, "MachineID"),
@@ -158,7 +158,7 @@ func decode(b []byte) (*record, string, error) {
 		Status:      str(p, "Status"),
 		StartedAt:   timeOf(p, "StartedAt"),
 		UpdatedAt:   timeOf(p, "UpdatedAt"),
-		Progress: api.Progress{
+		Progress: wire.Progress{
 			FilesDone:     int64Of(p, "FilesDone"),
 			FilesTotal:    int64Of(p, "FilesTotal"),
 			BytesDone:     int64Of(p, "BytesDone"),
@@ -232,11 +232,11 @@ func (rec *record) clone() *record {
 // view is the job as the API shows it: when files beyond the cap were
 // only counted, a last entry with an empty path says how many (agents
 // cannot send an empty path, so it is unambiguous).
-func (rec *record) view() api.Job {
+func (rec *record) view() wire.Job {
 	j := rec.job
-	j.Skipped = append([]api.Skipped(nil), rec.job.Skipped...)
+	j.Skipped = append([]wire.Skipped(nil), rec.job.Skipped...)
 	if rec.skippedMore > 0 {
-		j.Skipped = append(j.Skipped, api.Skipped{
+		j.Skipped = append(j.Skipped, wire.Skipped{
 			Reason: fmt.Sprintf("%d more skipped files are not listed: a job lists at most %d", rec.skippedMore, MaxSkipped),
 		})
 	}

@@ -37,7 +37,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // TableName is the table the control plane keeps jobs in.
@@ -45,10 +45,10 @@ const TableName = "jobs"
 
 // Errors callers map to API answers.
 var (
-	ErrNotFound = errors.New("job not found")                // api.CodeNotFound
-	ErrFinished = errors.New("job has ended")                // api.CodeJobFinished
-	ErrInvalid  = errors.New("invalid job request")          // api.CodeValidation
-	ErrBusy     = errors.New("job is updated too often now") // api.CodeUnavailable: retry later
+	ErrNotFound = errors.New("job not found")                // wire.CodeNotFound
+	ErrFinished = errors.New("job has ended")                // wire.CodeJobFinished
+	ErrInvalid  = errors.New("invalid job request")          // wire.CodeValidation
+	ErrBusy     = errors.New("job is updated too often now") // wire.CodeUnavailable: retry later
 )
 
 // List limits.
@@ -109,53 +109,53 @@ func (s *Store) Conflicts() int64 { return s.conflicts.Load() }
 func (s *Store) ReportWrites() int64 { return s.batches.Load() }
 
 // Create starts a job of jobType on a machine, in progress from now.
-func (s *Store) Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (api.Job, error) {
+func (s *Store) Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (wire.Job, error) {
 	if err := checkKeys(vaultID, machineID); err != nil {
-		return api.Job{}, err
+		return wire.Job{}, err
 	}
 	if !jobTypes[jobType] {
-		return api.Job{}, fmt.Errorf("%w: job type %q is unknown; use one of backup, restore, register, configure_backup, disable_backup, delete_backup_data", ErrInvalid, jobType)
+		return wire.Job{}, fmt.Errorf("%w: job type %q is unknown; use one of backup, restore, register, configure_backup, disable_backup, delete_backup_data", ErrInvalid, jobType)
 	}
 	if n := len([]rune(machineName)); n > MaxMachineNameRunes || !printable(machineName) {
-		return api.Job{}, fmt.Errorf("%w: machine name must be at most %d printable characters, got %d", ErrInvalid, MaxMachineNameRunes, n)
+		return wire.Job{}, fmt.Errorf("%w: machine name must be at most %d printable characters, got %d", ErrInvalid, MaxMachineNameRunes, n)
 	}
 	// A clash needs the same machine, microsecond and 32 random bits; a new
 	// suffix settles it.
 	for range 3 {
 		now := serverTime(s.now())
-		rec := &record{job: api.Job{
+		rec := &record{job: wire.Job{
 			ID:          invertedHex(now) + "-" + randomHex(randHexes/2),
 			VaultID:     vaultID,
 			MachineID:   machineID,
 			MachineName: machineName,
 			Type:        jobType,
-			Status:      api.StatusInProgress,
+			Status:      wire.StatusInProgress,
 			StartedAt:   now,
 			UpdatedAt:   now,
 		}}
 		b, err := encode(rec)
 		if err != nil {
-			return api.Job{}, err
+			return wire.Job{}, err
 		}
 		_, err = s.c.AddEntity(ctx, b, nil)
 		if err == nil {
 			return rec.view(), nil
 		}
 		if !tables.Status(err, http.StatusConflict) {
-			return api.Job{}, s.wrap(err, "create %s job on machine %s of vault %s", jobType, machineID, vaultID)
+			return wire.Job{}, s.wrap(err, "create %s job on machine %s of vault %s", jobType, machineID, vaultID)
 		}
 	}
-	return api.Job{}, fmt.Errorf("create %s job on machine %s: job IDs kept clashing; retry", jobType, machineID)
+	return wire.Job{}, fmt.Errorf("create %s job on machine %s: job IDs kept clashing; retry", jobType, machineID)
 }
 
 // Get reads one job.
-func (s *Store) Get(ctx context.Context, vaultID, machineID, jobID string) (api.Job, error) {
+func (s *Store) Get(ctx context.Context, vaultID, machineID, jobID string) (wire.Job, error) {
 	if err := checkAll(vaultID, machineID, jobID); err != nil {
-		return api.Job{}, err
+		return wire.Job{}, err
 	}
 	rec, _, err := s.load(ctx, vaultID, machineID, jobID)
 	if err != nil {
-		return api.Job{}, err
+		return wire.Job{}, err
 	}
 	return rec.view(), nil
 }
@@ -169,13 +169,13 @@ func (s *Store) Get(ctx context.Context, vaultID, machineID, jobID string) (api.
 // trips instead of a storm of ETag conflicts. Other instances of the
 // control plane are kept in step by the ETag. If ctx ends first, Report
 // returns ctx's error, and the report may still be applied.
-func (s *Store) Report(ctx context.Context, vaultID, machineID, jobID string, r api.JobReport) (api.Job, error) {
+func (s *Store) Report(ctx context.Context, vaultID, machineID, jobID string, r wire.JobReport) (wire.Job, error) {
 	if err := checkAll(vaultID, machineID, jobID); err != nil {
-		return api.Job{}, err
+		return wire.Job{}, err
 	}
 	r, err := checkReport(r)
 	if err != nil {
-		return api.Job{}, err
+		return wire.Job{}, err
 	}
 	req := &pendingReport{r: r, done: make(chan struct{})}
 	key := partitionKey(vaultID, machineID) + "/" + jobID
@@ -198,13 +198,13 @@ func (s *Store) Report(ctx context.Context, vaultID, machineID, jobID string, r 
 	case <-req.done:
 		return req.job, req.err
 	case <-ctx.Done():
-		return api.Job{}, fmt.Errorf("report on job %s: %w; it may still be applied", jobID, ctx.Err())
+		return wire.Job{}, fmt.Errorf("report on job %s: %w; it may still be applied", jobID, ctx.Err())
 	}
 }
 
 type pendingReport struct {
-	r    api.JobReport
-	job  api.Job
+	r    wire.JobReport
+	job  wire.Job
 	err  error
 	done chan struct{}
 }
@@ -248,7 +248,7 @@ func (s *Store) commit(ctx context.Context, vaultID, machineID, jobID string, ba
 		for _, p := range batch {
 			next := rec.clone()
 			if err := apply(next, p.r, now); err != nil {
-				p.job, p.err = api.Job{}, err
+				p.job, p.err = wire.Job{}, err
 				if errors.Is(err, ErrFinished) {
 					p.job = rec.view()
 				}
@@ -261,7 +261,7 @@ func (s *Store) commit(ctx context.Context, vaultID, machineID, jobID string, ba
 	})
 	for _, p := range batch {
 		if err != nil {
-			p.job, p.err = api.Job{}, err
+			p.job, p.err = wire.Job{}, err
 		}
 		close(p.done)
 	}
@@ -353,7 +353,7 @@ type Filter struct {
 // list reads at most Limit rows; a vault-wide one reads every match (rows
 // are ordered by machine first), keeping only the newest Limit, so bound
 // it with Since when a vault has a long history.
-func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Job, error) {
+func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]wire.Job, error) {
 	if err := checkID("vault", vaultID); err != nil {
 		return nil, err
 	}
@@ -413,11 +413,11 @@ func (s *Store) List(ctx context.Context, vaultID string, f Filter) ([]api.Job, 
 }
 
 // Running returns one machine's jobs in progress, newest first.
-func (s *Store) Running(ctx context.Context, vaultID, machineID string) ([]api.Job, error) {
+func (s *Store) Running(ctx context.Context, vaultID, machineID string) ([]wire.Job, error) {
 	if err := checkKeys(vaultID, machineID); err != nil {
 		return nil, err
 	}
-	return s.List(ctx, vaultID, Filter{MachineID: machineID, Status: api.StatusInProgress, Limit: MaxLimit})
+	return s.List(ctx, vaultID, Filter{MachineID: machineID, Status: wire.StatusInProgress, Limit: MaxLimit})
 }
 
 // FailStale fails every job, in every vault, that is in progress and has
@@ -425,7 +425,7 @@ func (s *Store) Running(ctx context.Context, vaultID, machineID string) ([]api.J
 // returns those jobs so the caller can raise alerts. A report that lands
 // meanwhile wins: its job is left alone. On an error it returns the jobs
 // failed so far with it. It scans the table (a timer job, not a request).
-func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]api.Job, error) {
+func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]wire.Job, error) {
 	if code == "" || len(code) > maxCodeLen || !printable(code) {
 		return nil, fmt.Errorf("%w: a stale job needs an error code of 1 to %d printable characters", ErrInvalid, maxCodeLen)
 	}
@@ -433,19 +433,19 @@ func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message s
 		return nil, fmt.Errorf("%w: FailStale needs a cutoff time, such as now minus the longest silence a job may keep", ErrInvalid)
 	}
 	message = truncate(message, MaxMessageRunes)
-	var failed []api.Job
-	filter := "Status eq " + quote(api.StatusInProgress) + " and UpdatedAt lt " + dateTime(cutoff)
+	var failed []wire.Job
+	filter := "Status eq " + quote(wire.StatusInProgress) + " and UpdatedAt lt " + dateTime(cutoff)
 	err := s.query(ctx, filter, 0, func(rec *record, etag azcore.ETag) (bool, error) {
 		j := rec.job
-		var out api.Job
+		var out wire.Job
 		changed := false
 		err := s.update(ctx, j.VaultID, j.MachineID, j.ID, &loaded{rec, etag}, func(r *record) (bool, error) {
-			if r.job.Status != api.StatusInProgress || !r.job.UpdatedAt.Before(cutoff) {
+			if r.job.Status != wire.StatusInProgress || !r.job.UpdatedAt.Before(cutoff) {
 				changed = false
 				return false, nil
 			}
 			now := serverTime(s.now())
-			r.job.Status, r.job.ErrorCode, r.job.Message = api.StatusFailed, code, message
+			r.job.Status, r.job.ErrorCode, r.job.Message = wire.StatusFailed, code, message
 			r.job.UpdatedAt, r.job.EndedAt = now, &now
 			out, changed = r.view(), true
 			return true, nil
@@ -531,8 +531,8 @@ func (h *newestHeap) offer(r *record) {
 	}
 }
 
-func (h *newestHeap) sorted() []api.Job {
-	out := make([]api.Job, len(h.recs))
+func (h *newestHeap) sorted() []wire.Job {
+	out := make([]wire.Job, len(h.recs))
 	for i := len(out) - 1; i >= 0; i-- {
 		out[i] = heap.Pop(h).(*record).view()
 	}

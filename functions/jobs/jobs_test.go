@@ -14,8 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/clocktest"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 var emu *azurite.Azurite
@@ -42,7 +42,7 @@ func newStore(t *testing.T) (*Store, *clocktest.Fake) {
 	return s, c
 }
 
-func mustCreate(t *testing.T, s *Store, vault, machine, typ string) api.Job {
+func mustCreate(t *testing.T, s *Store, vault, machine, typ string) wire.Job {
 	t.Helper()
 	j, err := s.Create(t.Context(), vault, machine, machine+" name", typ)
 	if err != nil {
@@ -51,7 +51,7 @@ func mustCreate(t *testing.T, s *Store, vault, machine, typ string) api.Job {
 	return j
 }
 
-func mustReport(t *testing.T, s *Store, j api.Job, r api.JobReport) api.Job {
+func mustReport(t *testing.T, s *Store, j wire.Job, r wire.JobReport) wire.Job {
 	t.Helper()
 	got, err := s.Report(t.Context(), j.VaultID, j.MachineID, j.ID, r)
 	if err != nil {
@@ -60,7 +60,7 @@ func mustReport(t *testing.T, s *Store, j api.Job, r api.JobReport) api.Job {
 	return got
 }
 
-func ids(js []api.Job) []string {
+func ids(js []wire.Job) []string {
 	out := make([]string, len(js))
 	for i, j := range js {
 		out[i] = j.ID
@@ -72,19 +72,19 @@ func TestCreateReportGetListRoundTrip(t *testing.T) {
 	s, c := newStore(t)
 	ctx := t.Context()
 	start := c.Now()
-	j, err := s.Create(ctx, "vault-1", "machine-1", "Branch PC ☃", api.JobBackup)
+	j, err := s.Create(ctx, "vault-1", "machine-1", "Branch PC ☃", wire.JobBackup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Status != api.StatusInProgress || !j.StartedAt.Equal(start) || !j.UpdatedAt.Equal(start) || j.EndedAt != nil ||
-		j.VaultID != "vault-1" || j.MachineID != "machine-1" || j.MachineName != "Branch PC ☃" || j.Type != api.JobBackup {
+	if j.Status != wire.StatusInProgress || !j.StartedAt.Equal(start) || !j.UpdatedAt.Equal(start) || j.EndedAt != nil ||
+		j.VaultID != "vault-1" || j.MachineID != "machine-1" || j.MachineName != "Branch PC ☃" || j.Type != wire.JobBackup {
 		t.Fatalf("created job = %+v", j)
 	}
 
 	c.Advance(time.Minute)
-	got := mustReport(t, s, j, api.JobReport{Status: api.StatusInProgress,
-		Progress: api.Progress{FilesDone: 10, FilesTotal: 100, BytesDone: 1 << 20, BytesTotal: 1 << 30, BytesUploaded: 1 << 19},
-		Skipped:  []api.Skipped{{Path: `C:\Users\a\ntuser.dat`, Reason: "locked"}},
+	got := mustReport(t, s, j, wire.JobReport{Status: wire.StatusInProgress,
+		Progress: wire.Progress{FilesDone: 10, FilesTotal: 100, BytesDone: 1 << 20, BytesTotal: 1 << 30, BytesUploaded: 1 << 19},
+		Skipped:  []wire.Skipped{{Path: `C:\Users\a\ntuser.dat`, Reason: "locked"}},
 		Message:  "scanning",
 	})
 	if !got.UpdatedAt.Equal(start.Add(time.Minute)) || got.Progress.FilesDone != 10 || len(got.Skipped) != 1 {
@@ -93,16 +93,16 @@ func TestCreateReportGetListRoundTrip(t *testing.T) {
 
 	c.Advance(time.Minute)
 	end := c.Now()
-	got = mustReport(t, s, j, api.JobReport{Status: api.StatusCompletedWithWarnings,
-		Progress: api.Progress{FilesDone: 100, FilesTotal: 100, BytesDone: 1 << 30, BytesTotal: 1 << 30, BytesUploaded: 1 << 29},
-		Skipped:  []api.Skipped{{Path: "/home/a/.cache/lock", Reason: "permission denied"}, {Path: "/home/a/日本語/😀.txt", Reason: "name not representable"}},
+	got = mustReport(t, s, j, wire.JobReport{Status: wire.StatusCompletedWithWarnings,
+		Progress: wire.Progress{FilesDone: 100, FilesTotal: 100, BytesDone: 1 << 30, BytesTotal: 1 << 30, BytesUploaded: 1 << 29},
+		Skipped:  []wire.Skipped{{Path: "/home/a/.cache/lock", Reason: "permission denied"}, {Path: "/home/a/日本語/😀.txt", Reason: "name not representable"}},
 		Message:  "done", PointID: "point-1",
 	})
-	want := api.Job{
-		ID: j.ID, VaultID: "vault-1", MachineID: "machine-1", MachineName: "Branch PC ☃", Type: api.JobBackup,
-		Status: api.StatusCompletedWithWarnings, StartedAt: start, UpdatedAt: end, EndedAt: &end,
-		Progress: api.Progress{FilesDone: 100, FilesTotal: 100, BytesDone: 1 << 30, BytesTotal: 1 << 30, BytesUploaded: 1 << 29},
-		Skipped: []api.Skipped{{Path: `C:\Users\a\ntuser.dat`, Reason: "locked"}, {Path: "/home/a/.cache/lock", Reason: "permission denied"},
+	want := wire.Job{
+		ID: j.ID, VaultID: "vault-1", MachineID: "machine-1", MachineName: "Branch PC ☃", Type: wire.JobBackup,
+		Status: wire.StatusCompletedWithWarnings, StartedAt: start, UpdatedAt: end, EndedAt: &end,
+		Progress: wire.Progress{FilesDone: 100, FilesTotal: 100, BytesDone: 1 << 30, BytesTotal: 1 << 30, BytesUploaded: 1 << 29},
+		Skipped: []wire.Skipped{{Path: `C:\Users\a\ntuser.dat`, Reason: "locked"}, {Path: "/home/a/.cache/lock", Reason: "permission denied"},
 			{Path: "/home/a/日本語/😀.txt", Reason: "name not representable"}},
 		Message: "done", PointID: "point-1",
 	}
@@ -124,7 +124,7 @@ func TestCreateReportGetListRoundTrip(t *testing.T) {
 	assertJob(t, "list", list[0], want)
 }
 
-func assertJob(t *testing.T, what string, got, want api.Job) {
+func assertJob(t *testing.T, what string, got, want wire.Job) {
 	t.Helper()
 	if (got.EndedAt == nil) != (want.EndedAt == nil) || got.EndedAt != nil && !got.EndedAt.Equal(*want.EndedAt) {
 		t.Fatalf("%s: EndedAt = %v, want %v", what, got.EndedAt, want.EndedAt)
@@ -145,20 +145,20 @@ func TestListFiltersNewestFirst(t *testing.T) {
 	t0 := c.Now()
 	// Six jobs a minute apart on three machines; "vault-1-x" and "vault-10"
 	// share vault-1's prefix and must never show up in its lists.
-	var all []api.Job // oldest first
+	var all []wire.Job // oldest first
 	for i, m := range []struct{ machine, typ string }{
-		{"m1", api.JobRegister}, {"m2", api.JobBackup}, {"m1", api.JobBackup},
-		{"m3", api.JobRestore}, {"m2", api.JobBackup}, {"m1", api.JobBackup},
+		{"m1", wire.JobRegister}, {"m2", wire.JobBackup}, {"m1", wire.JobBackup},
+		{"m3", wire.JobRestore}, {"m2", wire.JobBackup}, {"m1", wire.JobBackup},
 	} {
 		c.Advance(time.Minute)
 		j := mustCreate(t, s, "vault-1", m.machine, m.typ)
 		if i%2 == 0 {
-			j = mustReport(t, s, j, api.JobReport{Status: api.StatusCompleted})
+			j = mustReport(t, s, j, wire.JobReport{Status: wire.StatusCompleted})
 		}
 		all = append(all, j)
 	}
 	for _, v := range []string{"vault-1-x", "vault-10", "vault"} {
-		mustCreate(t, s, v, "m1", api.JobBackup)
+		mustCreate(t, s, v, "m1", wire.JobBackup)
 	}
 	newest := func(idx ...int) []string {
 		var out []string
@@ -177,10 +177,10 @@ func TestListFiltersNewestFirst(t *testing.T) {
 		{"all", Filter{}, newest(5, 4, 3, 2, 1, 0)},
 		{"machine", Filter{MachineID: "m1"}, newest(5, 2, 0)},
 		{"machine none", Filter{MachineID: "m9"}, nil},
-		{"type", Filter{Type: api.JobBackup}, newest(5, 4, 2, 1)},
-		{"status", Filter{Status: api.StatusCompleted}, newest(4, 2, 0)},
-		{"running", Filter{Status: api.StatusInProgress}, newest(5, 3, 1)},
-		{"machine type status", Filter{MachineID: "m2", Type: api.JobBackup, Status: api.StatusCompleted}, newest(4)},
+		{"type", Filter{Type: wire.JobBackup}, newest(5, 4, 2, 1)},
+		{"status", Filter{Status: wire.StatusCompleted}, newest(4, 2, 0)},
+		{"running", Filter{Status: wire.StatusInProgress}, newest(5, 3, 1)},
+		{"machine type status", Filter{MachineID: "m2", Type: wire.JobBackup, Status: wire.StatusCompleted}, newest(4)},
 		{"since inclusive", Filter{Since: at(4)}, newest(5, 4, 3)},
 		{"until exclusive", Filter{Until: at(3)}, newest(1, 0)},
 		{"window", Filter{Since: at(2), Until: at(5)}, newest(3, 2, 1)},
@@ -218,24 +218,24 @@ func TestListFiltersNewestFirst(t *testing.T) {
 }
 
 func TestEndedJobRefusesReports(t *testing.T) {
-	for _, end := range []api.JobReport{
-		{Status: api.StatusCompleted},
-		{Status: api.StatusCompletedWithWarnings, Skipped: []api.Skipped{{Path: "/a", Reason: "locked"}}},
-		{Status: api.StatusFailed, ErrorCode: "disk_full", Message: "no space left on the cache volume"},
-		{Status: api.StatusCancelled},
+	for _, end := range []wire.JobReport{
+		{Status: wire.StatusCompleted},
+		{Status: wire.StatusCompletedWithWarnings, Skipped: []wire.Skipped{{Path: "/a", Reason: "locked"}}},
+		{Status: wire.StatusFailed, ErrorCode: "disk_full", Message: "no space left on the cache volume"},
+		{Status: wire.StatusCancelled},
 	} {
 		t.Run(end.Status, func(t *testing.T) {
 			s, c := newStore(t)
-			j := mustCreate(t, s, "v", "m", api.JobBackup)
+			j := mustCreate(t, s, "v", "m", wire.JobBackup)
 			c.Advance(time.Second)
 			ended := mustReport(t, s, j, end)
 			if ended.Status != end.Status || ended.EndedAt == nil || !ended.EndedAt.Equal(c.Now()) {
 				t.Fatalf("ended job = %+v", ended)
 			}
 			c.Advance(time.Second)
-			for _, late := range []api.JobReport{
-				{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 99}},
-				{Status: api.StatusCompleted},
+			for _, late := range []wire.JobReport{
+				{Status: wire.StatusInProgress, Progress: wire.Progress{FilesDone: 99}},
+				{Status: wire.StatusCompleted},
 				end,
 			} {
 				got, err := s.Report(t.Context(), "v", "m", j.ID, late)
@@ -257,30 +257,30 @@ func TestEndedJobRefusesReports(t *testing.T) {
 
 // prog is a Progress in field order: files done, files total, bytes done,
 // bytes total, bytes uploaded.
-func prog(fd, ft, bd, bt, bu int64) api.Progress {
-	return api.Progress{FilesDone: fd, FilesTotal: ft, BytesDone: bd, BytesTotal: bt, BytesUploaded: bu}
+func prog(fd, ft, bd, bt, bu int64) wire.Progress {
+	return wire.Progress{FilesDone: fd, FilesTotal: ft, BytesDone: bd, BytesTotal: bt, BytesUploaded: bu}
 }
 
 func TestProgressNeverMovesBackwards(t *testing.T) {
 	s, _ := newStore(t)
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
 	steps := []struct {
-		sent, want api.Progress
+		sent, want wire.Progress
 	}{
-		{api.Progress{FilesDone: 5, FilesTotal: 10, BytesDone: 500, BytesTotal: 1000, BytesUploaded: 100}, prog(5, 10, 500, 1000, 100)},
+		{wire.Progress{FilesDone: 5, FilesTotal: 10, BytesDone: 500, BytesTotal: 1000, BytesUploaded: 100}, prog(5, 10, 500, 1000, 100)},
 		// A late report from before the first arrives second.
-		{api.Progress{FilesDone: 2, FilesTotal: 10, BytesDone: 200, BytesTotal: 1000, BytesUploaded: 50}, prog(5, 10, 500, 1000, 100)},
+		{wire.Progress{FilesDone: 2, FilesTotal: 10, BytesDone: 200, BytesTotal: 1000, BytesUploaded: 50}, prog(5, 10, 500, 1000, 100)},
 		// Counters are merged one by one.
-		{api.Progress{FilesDone: 4, FilesTotal: 12, BytesDone: 600, BytesTotal: 900, BytesUploaded: 90}, prog(5, 12, 600, 1000, 100)},
-		{api.Progress{}, prog(5, 12, 600, 1000, 100)},
+		{wire.Progress{FilesDone: 4, FilesTotal: 12, BytesDone: 600, BytesTotal: 900, BytesUploaded: 90}, prog(5, 12, 600, 1000, 100)},
+		{wire.Progress{}, prog(5, 12, 600, 1000, 100)},
 	}
 	for i, st := range steps {
-		got := mustReport(t, s, j, api.JobReport{Status: api.StatusInProgress, Progress: st.sent})
+		got := mustReport(t, s, j, wire.JobReport{Status: wire.StatusInProgress, Progress: st.sent})
 		if got.Progress != st.want {
 			t.Fatalf("step %d: progress = %+v, want %+v", i, got.Progress, st.want)
 		}
 	}
-	got := mustReport(t, s, j, api.JobReport{Status: api.StatusCompleted, Progress: api.Progress{FilesDone: 1}})
+	got := mustReport(t, s, j, wire.JobReport{Status: wire.StatusCompleted, Progress: wire.Progress{FilesDone: 1}})
 	if got.Progress != steps[len(steps)-1].want {
 		t.Fatalf("final progress = %+v", got.Progress)
 	}
@@ -293,7 +293,7 @@ func TestProgressNeverMovesBackwards(t *testing.T) {
 func TestConcurrentReportsOnOneJobLoseNothing(t *testing.T) {
 	s, c := newStore(t)
 	instances := []*Store{s, New(s.c, c.Now), New(s.c, c.Now)}
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
 	const workers, reports = 50, 4
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*reports)
@@ -302,11 +302,11 @@ func TestConcurrentReportsOnOneJobLoseNothing(t *testing.T) {
 			in := instances[w%len(instances)]
 			for r := range reports {
 				n := int64(w*reports + r)
-				_, err := in.Report(t.Context(), "v", "m", j.ID, api.JobReport{
-					Status: api.StatusInProgress,
-					Progress: api.Progress{FilesDone: n, FilesTotal: 1000 + n, BytesDone: n << 10,
+				_, err := in.Report(t.Context(), "v", "m", j.ID, wire.JobReport{
+					Status: wire.StatusInProgress,
+					Progress: wire.Progress{FilesDone: n, FilesTotal: 1000 + n, BytesDone: n << 10,
 						BytesTotal: 1 << 30, BytesUploaded: n << 9},
-					Skipped: []api.Skipped{
+					Skipped: []wire.Skipped{
 						{Path: fmt.Sprintf("/data/w%d/r%d", w, r), Reason: "locked"},
 						{Path: "/data/shared", Reason: "reported by everyone"},
 					},
@@ -327,7 +327,7 @@ func TestConcurrentReportsOnOneJobLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	top := int64(workers*reports - 1)
-	if want := (api.Progress{FilesDone: top, FilesTotal: 1000 + top, BytesDone: top << 10, BytesTotal: 1 << 30, BytesUploaded: top << 9}); got.Progress != want {
+	if want := (wire.Progress{FilesDone: top, FilesTotal: 1000 + top, BytesDone: top << 10, BytesTotal: 1 << 30, BytesUploaded: top << 9}); got.Progress != want {
 		t.Fatalf("progress = %+v, want %+v", got.Progress, want)
 	}
 	paths := map[string]int{}
@@ -355,12 +355,12 @@ func TestConcurrentReportsOnOneJobLoseNothing(t *testing.T) {
 // A refused report in a batch leaves the others' merge intact.
 func TestBatchedReportsAreAnsweredOneByOne(t *testing.T) {
 	s, c := newStore(t)
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
 	batch := []*pendingReport{
-		{r: api.JobReport{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 3}}},
-		{r: api.JobReport{Status: api.StatusCompletedWithWarnings}}, // no skipped files: refused
-		{r: api.JobReport{Status: api.StatusCompleted, Progress: api.Progress{FilesDone: 5}}},
-		{r: api.JobReport{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 9}}}, // after the end
+		{r: wire.JobReport{Status: wire.StatusInProgress, Progress: wire.Progress{FilesDone: 3}}},
+		{r: wire.JobReport{Status: wire.StatusCompletedWithWarnings}}, // no skipped files: refused
+		{r: wire.JobReport{Status: wire.StatusCompleted, Progress: wire.Progress{FilesDone: 5}}},
+		{r: wire.JobReport{Status: wire.StatusInProgress, Progress: wire.Progress{FilesDone: 9}}}, // after the end
 	}
 	for _, p := range batch {
 		p.done = make(chan struct{})
@@ -371,14 +371,14 @@ func TestBatchedReportsAreAnsweredOneByOne(t *testing.T) {
 		err    error
 		status string
 		files  int64
-	}{{nil, api.StatusInProgress, 3}, {ErrInvalid, "", 0}, {nil, api.StatusCompleted, 5}, {ErrFinished, api.StatusCompleted, 5}}
+	}{{nil, wire.StatusInProgress, 3}, {ErrInvalid, "", 0}, {nil, wire.StatusCompleted, 5}, {ErrFinished, wire.StatusCompleted, 5}}
 	for i, p := range batch {
 		if !errors.Is(p.err, want[i].err) || p.job.Status != want[i].status || p.job.Progress.FilesDone != want[i].files {
 			t.Errorf("report %d: %v, %s, %d files; want %v, %s, %d", i, p.err, p.job.Status, p.job.Progress.FilesDone, want[i].err, want[i].status, want[i].files)
 		}
 	}
 	got, err := s.Get(t.Context(), "v", "m", j.ID)
-	if err != nil || got.Status != api.StatusCompleted || got.Progress.FilesDone != 5 || s.ReportWrites() != 1 {
+	if err != nil || got.Status != wire.StatusCompleted || got.Progress.FilesDone != 5 || s.ReportWrites() != 1 {
 		t.Fatalf("stored %+v, %v after %d writes", got, err, s.ReportWrites())
 	}
 }
@@ -386,14 +386,14 @@ func TestBatchedReportsAreAnsweredOneByOne(t *testing.T) {
 func TestFailStale(t *testing.T) {
 	s, c := newStore(t)
 	ctx := t.Context()
-	quiet := mustCreate(t, s, "v1", "m1", api.JobBackup)  // never reports again
-	other := mustCreate(t, s, "v2", "m9", api.JobRestore) // another vault: FailStale covers all
-	busy := mustCreate(t, s, "v1", "m2", api.JobBackup)   // reports on
-	done := mustCreate(t, s, "v1", "m3", api.JobBackup)   // ended before
-	mustReport(t, s, done, api.JobReport{Status: api.StatusCompleted})
+	quiet := mustCreate(t, s, "v1", "m1", wire.JobBackup)  // never reports again
+	other := mustCreate(t, s, "v2", "m9", wire.JobRestore) // another vault: FailStale covers all
+	busy := mustCreate(t, s, "v1", "m2", wire.JobBackup)   // reports on
+	done := mustCreate(t, s, "v1", "m3", wire.JobBackup)   // ended before
+	mustReport(t, s, done, wire.JobReport{Status: wire.StatusCompleted})
 
 	c.Advance(5 * time.Hour)
-	mustReport(t, s, busy, api.JobReport{Status: api.StatusInProgress, Progress: api.Progress{FilesDone: 1}})
+	mustReport(t, s, busy, wire.JobReport{Status: wire.StatusInProgress, Progress: wire.Progress{FilesDone: 1}})
 	c.Advance(2 * time.Hour)
 	cutoff := c.Now().Add(-6 * time.Hour) // busy reported 2 h ago, the others 7 h ago
 
@@ -401,25 +401,25 @@ func TestFailStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(failed, func(a, b api.Job) int { return strings.Compare(a.VaultID, b.VaultID) })
+	slices.SortFunc(failed, func(a, b wire.Job) int { return strings.Compare(a.VaultID, b.VaultID) })
 	if !slices.Equal(ids(failed), []string{quiet.ID, other.ID}) {
 		t.Fatalf("failed %v, want %v", ids(failed), []string{quiet.ID, other.ID})
 	}
 	for _, j := range failed {
-		if j.Status != api.StatusFailed || j.ErrorCode != "agent_silent" || j.EndedAt == nil || !j.EndedAt.Equal(c.Now()) {
+		if j.Status != wire.StatusFailed || j.ErrorCode != "agent_silent" || j.EndedAt == nil || !j.EndedAt.Equal(c.Now()) {
 			t.Fatalf("failed job = %+v", j)
 		}
 	}
 	read, err := s.Get(ctx, "v1", "m1", quiet.ID)
-	if err != nil || read.Status != api.StatusFailed || read.Message == "" {
+	if err != nil || read.Status != wire.StatusFailed || read.Message == "" {
 		t.Fatalf("stored stale job = %+v, %v", read, err)
 	}
-	if _, err := s.Report(ctx, "v1", "m1", quiet.ID, api.JobReport{Status: api.StatusCompleted}); !errors.Is(err, ErrFinished) {
+	if _, err := s.Report(ctx, "v1", "m1", quiet.ID, wire.JobReport{Status: wire.StatusCompleted}); !errors.Is(err, ErrFinished) {
 		t.Fatalf("report after FailStale: %v, want ErrFinished", err)
 	}
-	for _, j := range []api.Job{busy, done} {
+	for _, j := range []wire.Job{busy, done} {
 		read, err := s.Get(ctx, j.VaultID, j.MachineID, j.ID)
-		if err != nil || read.Status == api.StatusFailed {
+		if err != nil || read.Status == wire.StatusFailed {
 			t.Fatalf("job %s = %+v, %v; it must be left alone", j.ID, read, err)
 		}
 	}
@@ -436,22 +436,22 @@ func TestFailStale(t *testing.T) {
 func TestBadIDsAreRefused(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := t.Context()
-	good := mustCreate(t, s, "v", "m", api.JobBackup)
+	good := mustCreate(t, s, "v", "m", wire.JobBackup)
 	for _, bad := range []string{
 		"", "V", "a b", "a'b", "a' or PartitionKey ne '", "a~b", "a/b", "a#b", "a?b", `a\b`, "a_b", "ä",
 		"a\x00", strings.Repeat("a", 129),
 	} {
 		for name, call := range map[string]func() error{
-			"create vault":   func() error { _, err := s.Create(ctx, bad, "m", "", api.JobBackup); return err },
-			"create machine": func() error { _, err := s.Create(ctx, "v", bad, "", api.JobBackup); return err },
+			"create vault":   func() error { _, err := s.Create(ctx, bad, "m", "", wire.JobBackup); return err },
+			"create machine": func() error { _, err := s.Create(ctx, "v", bad, "", wire.JobBackup); return err },
 			"get vault":      func() error { _, err := s.Get(ctx, bad, "m", good.ID); return err },
 			"get job":        func() error { _, err := s.Get(ctx, "v", "m", bad); return err },
 			"report machine": func() error {
-				_, err := s.Report(ctx, "v", bad, good.ID, api.JobReport{Status: api.StatusInProgress})
+				_, err := s.Report(ctx, "v", bad, good.ID, wire.JobReport{Status: wire.StatusInProgress})
 				return err
 			},
 			"report job": func() error {
-				_, err := s.Report(ctx, "v", "m", bad, api.JobReport{Status: api.StatusInProgress})
+				_, err := s.Report(ctx, "v", "m", bad, wire.JobReport{Status: wire.StatusInProgress})
 				return err
 			},
 			"list vault":   func() error { _, err := s.List(ctx, bad, Filter{}); return err },
@@ -470,36 +470,36 @@ func TestBadIDsAreRefused(t *testing.T) {
 	if _, err := s.Get(ctx, "v", "m", "7fffffffffffffff-00000000"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown job: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Report(ctx, "v", "other", good.ID, api.JobReport{Status: api.StatusInProgress}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Report(ctx, "v", "other", good.ID, wire.JobReport{Status: wire.StatusInProgress}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("job of another machine: %v, want ErrNotFound", err)
 	}
 	if _, err := s.Create(ctx, "v", "m", "", "Backup"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown type: %v, want ErrInvalid", err)
 	}
-	if _, err := s.Create(ctx, "v", "m", strings.Repeat("n", 257), api.JobBackup); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Create(ctx, "v", "m", strings.Repeat("n", 257), wire.JobBackup); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("long machine name: %v, want ErrInvalid", err)
 	}
 }
 
 func TestReportsAreValidated(t *testing.T) {
 	s, _ := newStore(t)
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
-	for name, r := range map[string]api.JobReport{
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
+	for name, r := range map[string]wire.JobReport{
 		"unknown status":                 {Status: "done"},
 		"empty status":                   {},
-		"failed without code":            {Status: api.StatusFailed, Message: "boom"},
-		"code on completed":              {Status: api.StatusCompleted, ErrorCode: "x"},
-		"negative counter":               {Status: api.StatusInProgress, Progress: api.Progress{BytesDone: -1}},
-		"skipped without path":           {Status: api.StatusInProgress, Skipped: []api.Skipped{{Reason: "locked"}}},
-		"warnings without skipped files": {Status: api.StatusCompletedWithWarnings},
-		"control character in code":      {Status: api.StatusFailed, ErrorCode: "a\nb"},
+		"failed without code":            {Status: wire.StatusFailed, Message: "boom"},
+		"code on completed":              {Status: wire.StatusCompleted, ErrorCode: "x"},
+		"negative counter":               {Status: wire.StatusInProgress, Progress: wire.Progress{BytesDone: -1}},
+		"skipped without path":           {Status: wire.StatusInProgress, Skipped: []wire.Skipped{{Reason: "locked"}}},
+		"warnings without skipped files": {Status: wire.StatusCompletedWithWarnings},
+		"control character in code":      {Status: wire.StatusFailed, ErrorCode: "a\nb"},
 	} {
 		if _, err := s.Report(t.Context(), "v", "m", j.ID, r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 	}
 	got, err := s.Get(t.Context(), "v", "m", j.ID)
-	if err != nil || got.Status != api.StatusInProgress || !got.UpdatedAt.Equal(j.UpdatedAt) {
+	if err != nil || got.Status != wire.StatusInProgress || !got.UpdatedAt.Equal(j.UpdatedAt) {
 		t.Fatalf("refused reports changed the job: %+v, %v", got, err)
 	}
 }
@@ -507,9 +507,9 @@ func TestReportsAreValidated(t *testing.T) {
 // Files skipped during the job make a plain "completed" show warnings.
 func TestCompletedAfterSkipsShowsWarnings(t *testing.T) {
 	s, _ := newStore(t)
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
-	mustReport(t, s, j, api.JobReport{Status: api.StatusInProgress, Skipped: []api.Skipped{{Path: "/x", Reason: "locked"}}})
-	if got := mustReport(t, s, j, api.JobReport{Status: api.StatusCompleted}); got.Status != api.StatusCompletedWithWarnings {
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
+	mustReport(t, s, j, wire.JobReport{Status: wire.StatusInProgress, Skipped: []wire.Skipped{{Path: "/x", Reason: "locked"}}})
+	if got := mustReport(t, s, j, wire.JobReport{Status: wire.StatusCompleted}); got.Status != wire.StatusCompletedWithWarnings {
 		t.Fatalf("status = %s, want completed_with_warnings", got.Status)
 	}
 }
@@ -518,20 +518,20 @@ func TestCompletedAfterSkipsShowsWarnings(t *testing.T) {
 // the byte budget (long non-ASCII paths) still round-trips through storage.
 func TestSkippedListIsBounded(t *testing.T) {
 	s, _ := newStore(t)
-	j := mustCreate(t, s, "v", "m", api.JobBackup)
+	j := mustCreate(t, s, "v", "m", wire.JobBackup)
 	// ASCII: Azurite garbles a multi-byte character that straddles two
 	// chunks of a large request body (Azure/Azurite#2670); Azure does not.
 	// TestEncodedJobFitsTableLimits covers non-ASCII at the budget.
 	long := strings.Repeat("dir/", 100) // 400 characters
-	var batch []api.Skipped
+	var batch []wire.Skipped
 	for i := range MaxSkipped + 200 {
-		batch = append(batch, api.Skipped{Path: fmt.Sprintf("%s%05d", long, i), Reason: "locked"})
+		batch = append(batch, wire.Skipped{Path: fmt.Sprintf("%s%05d", long, i), Reason: "locked"})
 		if len(batch) == 300 {
-			mustReport(t, s, j, api.JobReport{Status: api.StatusInProgress, Skipped: batch})
+			mustReport(t, s, j, wire.JobReport{Status: wire.StatusInProgress, Skipped: batch})
 			batch = nil
 		}
 	}
-	got := mustReport(t, s, j, api.JobReport{Status: api.StatusCompleted, Skipped: batch})
+	got := mustReport(t, s, j, wire.JobReport{Status: wire.StatusCompleted, Skipped: batch})
 	listed := got.Skipped[:len(got.Skipped)-1]
 	summary := got.Skipped[len(got.Skipped)-1]
 	if summary.Path != "" || !strings.Contains(summary.Reason, "more skipped files") {
@@ -555,7 +555,7 @@ func TestSkippedListIsBounded(t *testing.T) {
 			t.Fatalf("entry %d differs at byte %d of %d/%d: %q", i, k, len(e.Path), len(want), e.Path[max(0, k-10):min(len(e.Path), k+20)])
 		}
 	}
-	if got.Status != api.StatusCompletedWithWarnings {
+	if got.Status != wire.StatusCompletedWithWarnings {
 		t.Fatalf("status = %s", got.Status)
 	}
 	read, err := s.Get(t.Context(), "v", "m", j.ID)
@@ -570,7 +570,7 @@ func TestMissingTableSaysWhatToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := New(svc.NewClient("nosuchtable"), nil)
-	_, err = s.Create(t.Context(), "v", "m", "", api.JobBackup)
+	_, err = s.Create(t.Context(), "v", "m", "", wire.JobBackup)
 	if err == nil || !strings.Contains(err.Error(), "EnsureTable") {
 		t.Fatalf("create without a table: %v", err)
 	}

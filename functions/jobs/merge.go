@@ -9,7 +9,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Bounds on what one job keeps. Table storage limits an entity to 1 MiB and
@@ -42,30 +42,30 @@ const (
 
 var (
 	jobTypes = map[string]bool{
-		api.JobBackup: true, api.JobRestore: true, api.JobRegister: true,
-		api.JobConfigure: true, api.JobDisable: true, api.JobDeleteData: true,
+		wire.JobBackup: true, wire.JobRestore: true, wire.JobRegister: true,
+		wire.JobConfigure: true, wire.JobDisable: true, wire.JobDeleteData: true,
 	}
 	statuses = map[string]bool{
-		api.StatusInProgress: true, api.StatusCompleted: true, api.StatusCompletedWithWarnings: true,
-		api.StatusFailed: true, api.StatusCancelled: true,
+		wire.StatusInProgress: true, wire.StatusCompleted: true, wire.StatusCompletedWithWarnings: true,
+		wire.StatusFailed: true, wire.StatusCancelled: true,
 	}
 )
 
 // Terminal reports whether a job in status has ended.
 func Terminal(status string) bool {
-	return statuses[status] && status != api.StatusInProgress
+	return statuses[status] && status != wire.StatusInProgress
 }
 
 // record is a job as stored: the listed skipped files plus a count of those
 // beyond the cap.
 type record struct {
-	job         api.Job // Skipped holds only listed entries, never the summary
+	job         wire.Job // Skipped holds only listed entries, never the summary
 	skippedMore int64
 }
 
 // checkReport validates a report and returns it with its free text bounded.
 // It needs no stored state, so it runs before any request to storage.
-func checkReport(r api.JobReport) (api.JobReport, error) {
+func checkReport(r wire.JobReport) (wire.JobReport, error) {
 	if !statuses[r.Status] {
 		return r, fmt.Errorf("%w: status %q is unknown; use one of in_progress, completed, completed_with_warnings, failed, cancelled", ErrInvalid, r.Status)
 	}
@@ -74,9 +74,9 @@ func checkReport(r api.JobReport) (api.JobReport, error) {
 		return r, fmt.Errorf("%w: progress counters must not be negative, got %+v", ErrInvalid, p)
 	}
 	switch {
-	case r.Status == api.StatusFailed && r.ErrorCode == "":
+	case r.Status == wire.StatusFailed && r.ErrorCode == "":
 		return r, fmt.Errorf("%w: a failed report needs an errorCode saying what went wrong", ErrInvalid)
-	case r.ErrorCode != "" && r.Status != api.StatusFailed && r.Status != api.StatusCancelled:
+	case r.ErrorCode != "" && r.Status != wire.StatusFailed && r.Status != wire.StatusCancelled:
 		return r, fmt.Errorf("%w: errorCode %q is only for failed or cancelled reports, not %s", ErrInvalid, r.ErrorCode, r.Status)
 	case len(r.ErrorCode) > maxCodeLen || !printable(r.ErrorCode):
 		return r, fmt.Errorf("%w: errorCode must be at most %d printable characters", ErrInvalid, maxCodeLen)
@@ -85,12 +85,12 @@ func checkReport(r api.JobReport) (api.JobReport, error) {
 	}
 	r.Message = truncate(r.Message, MaxMessageRunes)
 	if len(r.Skipped) > 0 {
-		sk := make([]api.Skipped, len(r.Skipped))
+		sk := make([]wire.Skipped, len(r.Skipped))
 		for i, e := range r.Skipped {
 			if e.Path == "" {
 				return r, fmt.Errorf("%w: skipped entry %d has no path; every skipped file needs its path", ErrInvalid, i)
 			}
-			sk[i] = api.Skipped{Path: truncateHead(e.Path, MaxPathRunes), Reason: truncate(e.Reason, MaxReasonRunes)}
+			sk[i] = wire.Skipped{Path: truncateHead(e.Path, MaxPathRunes), Reason: truncate(e.Reason, MaxReasonRunes)}
 		}
 		r.Skipped = sk
 	}
@@ -100,7 +100,7 @@ func checkReport(r api.JobReport) (api.JobReport, error) {
 // apply merges a checked report into a stored job at server time now.
 // Counters only grow, skipped files are added once each, and a job that has
 // ended takes no more reports (ErrFinished).
-func apply(rec *record, r api.JobReport, now time.Time) error {
+func apply(rec *record, r wire.JobReport, now time.Time) error {
 	j := &rec.job
 	if Terminal(j.Status) {
 		return fmt.Errorf("%w: job %s ended as %s; start a new job instead of reporting on this one", ErrFinished, j.ID, j.Status)
@@ -121,12 +121,12 @@ func apply(rec *record, r api.JobReport, now time.Time) error {
 	warned := len(j.Skipped) > 0 || rec.skippedMore > 0
 	status := r.Status
 	switch {
-	case status == api.StatusCompletedWithWarnings && !warned:
+	case status == wire.StatusCompletedWithWarnings && !warned:
 		return fmt.Errorf("%w: completed_with_warnings needs the skipped files; send them in skipped, or report completed", ErrInvalid)
-	case status == api.StatusCompleted && warned:
+	case status == wire.StatusCompleted && warned:
 		// Files were skipped earlier in the job: the outcome must show it, as
 		// MARS does, or the warning (and its alert) would be lost.
-		status = api.StatusCompletedWithWarnings
+		status = wire.StatusCompletedWithWarnings
 	}
 	j.Status = status
 	j.UpdatedAt = now
@@ -137,8 +137,8 @@ func apply(rec *record, r api.JobReport, now time.Time) error {
 	return nil
 }
 
-func maxProgress(a, b api.Progress) api.Progress {
-	return api.Progress{
+func maxProgress(a, b wire.Progress) wire.Progress {
+	return wire.Progress{
 		FilesDone:     max(a.FilesDone, b.FilesDone),
 		FilesTotal:    max(a.FilesTotal, b.FilesTotal),
 		BytesDone:     max(a.BytesDone, b.BytesDone),
@@ -150,7 +150,7 @@ func maxProgress(a, b api.Progress) api.Progress {
 // addSkipped appends the entries whose paths are new while the list has
 // room, and counts the rest. Beyond the cap paths are no longer known, so a
 // path reported twice there is counted twice: skippedMore is an upper bound.
-func addSkipped(rec *record, add []api.Skipped) {
+func addSkipped(rec *record, add []wire.Skipped) {
 	seen := make(map[string]bool, len(rec.job.Skipped)+len(add))
 	size := 2 // []
 	for _, e := range rec.job.Skipped {
@@ -173,7 +173,7 @@ func addSkipped(rec *record, add []api.Skipped) {
 }
 
 // entrySize is e's encoded size in UTF-16 units, with its comma.
-func entrySize(e api.Skipped) int {
+func entrySize(e wire.Skipped) int {
 	b, _ := marshalJSON(e)
 	return utf16Len(string(b)) + 1
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func TestSplitUTF16KeepsRunesWhole(t *testing.T) {
@@ -28,9 +28,9 @@ func TestSplitUTF16KeepsRunesWhole(t *testing.T) {
 
 func TestTruncation(t *testing.T) {
 	path := "/very/" + strings.Repeat("deep/", 2000) + "file.txt"
-	r, err := checkReport(api.JobReport{Status: api.StatusInProgress,
+	r, err := checkReport(wire.JobReport{Status: wire.StatusInProgress,
 		Message: strings.Repeat("m", MaxMessageRunes+10),
-		Skipped: []api.Skipped{{Path: path, Reason: strings.Repeat("r", 1000)}}})
+		Skipped: []wire.Skipped{{Path: path, Reason: strings.Repeat("r", 1000)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,14 +46,14 @@ func TestTruncation(t *testing.T) {
 // The worst case the budget allows still fits Table storage's limits:
 // every chunk under 64 KiB and the whole entity well under 1 MiB.
 func TestEncodedJobFitsTableLimits(t *testing.T) {
-	rec := &record{job: api.Job{ID: "7fffffffffffffff-00000000", VaultID: "v", MachineID: "m", Status: api.StatusInProgress,
+	rec := &record{job: wire.Job{ID: "7fffffffffffffff-00000000", VaultID: "v", MachineID: "m", Status: wire.StatusInProgress,
 		StartedAt: time.Now(), UpdatedAt: time.Now()}}
 	// Astral-plane paths: 2 UTF-16 units per rune, the densest case.
-	var add []api.Skipped
+	var add []wire.Skipped
 	for i := range 2000 {
-		add = append(add, api.Skipped{Path: strings.Repeat("😀", MaxPathRunes-10) + string(rune('a'+i%26)) + strings.Repeat("x", i%7), Reason: strings.Repeat("\"", MaxReasonRunes)})
+		add = append(add, wire.Skipped{Path: strings.Repeat("😀", MaxPathRunes-10) + string(rune('a'+i%26)) + strings.Repeat("x", i%7), Reason: strings.Repeat("\"", MaxReasonRunes)})
 	}
-	r, err := checkReport(api.JobReport{Status: api.StatusInProgress, Skipped: add, Message: strings.Repeat("😀", MaxMessageRunes)})
+	r, err := checkReport(wire.JobReport{Status: wire.StatusInProgress, Skipped: add, Message: strings.Repeat("😀", MaxMessageRunes)})
 	if err != nil {
 		t.Fatal(err)
 	}

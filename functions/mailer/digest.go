@@ -13,7 +13,7 @@ import (
 
 	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // MaxDigestAlerts bounds one digest email; the rest wait for the next one.
@@ -21,7 +21,7 @@ const MaxDigestAlerts = 500
 
 // queueDigest stores the alert under its vault for the next digest. The row
 // key is the alert ID, so a redelivered message replaces its own row.
-func (m *Mailer) queueDigest(ctx context.Context, a api.Alert) error {
+func (m *Mailer) queueDigest(ctx context.Context, a wire.Alert) error {
 	// The alert JSON is a few tens of KiB at most (alerts limits its
 	// fields), inside Table storage's 64 KiB per string property.
 	js, err := json.Marshal(a)
@@ -43,7 +43,7 @@ func (m *Mailer) queueDigest(ctx context.Context, a api.Alert) error {
 }
 
 type pending struct {
-	alert api.Alert
+	alert wire.Alert
 	etag  azcore.ETag
 }
 
@@ -122,7 +122,7 @@ func (m *Mailer) sendDigest(ctx context.Context, vault string, ps []pending) (se
 	}
 	to = m.addresses(to, log)
 	if len(to) > 0 {
-		as := make([]api.Alert, len(ps))
+		as := make([]wire.Alert, len(ps))
 		for i, p := range ps {
 			as[i] = p.alert
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
 	"github.com/coffer-backup/coffer/functions/alerts"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // TestServiceBusToEmailRetriesAndDeadLetters wires the real pieces: an alert
@@ -54,9 +54,9 @@ func TestServiceBusToEmailRetriesAndDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	raised, err := store.Raise(ctx, api.Alert{
+	raised, err := store.Raise(ctx, wire.Alert{
 		VaultID: "contoso-robo", VaultName: "contoso-robo", MachineID: "m-01", MachineName: "branch-01", JobID: "job-42",
-		Severity: api.SeverityCritical, Kind: api.AlertJobFailed, Title: "Backup failed on branch-01",
+		Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed, Title: "Backup failed on branch-01",
 		Detail: "Disk D: was not found. Reconnect it and run the backup again.",
 	})
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // alertEmail is the email for one alert.
-func (m *Mailer) alertEmail(a api.Alert, to []string) []byte {
+func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
 	subject := fmt.Sprintf("[Coffer] %s: %s (vault %s)", strings.ToUpper(a.Severity), a.Title, vaultLabel(a))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s alert in vault %s\n\n%s\n\n", strings.ToUpper(a.Severity), vaultLabel(a), a.Title)
@@ -33,14 +33,14 @@ func (m *Mailer) alertEmail(a api.Alert, to []string) []byte {
 }
 
 // digestEmail lists a vault's pending alerts, oldest first.
-func (m *Mailer) digestEmail(as []api.Alert, to []string, more int) []byte {
+func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 	first := as[0]
 	counts := map[string]int{}
 	for _, a := range as {
 		counts[a.Severity]++
 	}
 	var parts []string
-	for _, sev := range []string{api.SeverityCritical, api.SeverityWarning} {
+	for _, sev := range []string{wire.SeverityCritical, wire.SeverityWarning} {
 		if counts[sev] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[sev], sev))
 		}
@@ -79,7 +79,7 @@ func (m *Mailer) digestEmail(as []api.Alert, to []string, more int) []byte {
 	}, b.String())
 }
 
-func facts(b *strings.Builder, a api.Alert, pad string) {
+func facts(b *strings.Builder, a wire.Alert, pad string) {
 	row := func(k, v string) { fmt.Fprintf(b, "%s%-9s %s\n", pad, k+":", v) }
 	t := a.RaisedAt.UTC()
 	row("When", t.Format("Monday 2 January 2006, 15:04:05 UTC")+" ("+t.Format(time.RFC3339)+")")
@@ -100,19 +100,19 @@ func facts(b *strings.Builder, a api.Alert, pad string) {
 	row("Alert ID", a.ID)
 }
 
-func footer(b *strings.Builder, a api.Alert) {
+func footer(b *strings.Builder, a wire.Alert) {
 	fmt.Fprintf(b, "\n-- \nSent by Coffer to the alert recipients of vault %s (%s).\nChange the recipients, or switch to an hourly digest, in the vault's settings.\n", vaultLabel(a), a.VaultID)
 }
 
 func kindName(kind string) string {
 	switch kind {
-	case api.AlertJobFailed:
+	case wire.AlertJobFailed:
 		return "Backup failed"
-	case api.AlertJobWarnings:
+	case wire.AlertJobWarnings:
 		return "Completed with warnings"
-	case api.AlertCriticalOperation:
+	case wire.AlertCriticalOperation:
 		return "Critical operation"
-	case api.AlertMissedBackup:
+	case wire.AlertMissedBackup:
 		return "Missed backup"
 	}
 	return kind
@@ -120,19 +120,19 @@ func kindName(kind string) string {
 
 func advice(kind string) string {
 	switch kind {
-	case api.AlertJobFailed:
+	case wire.AlertJobFailed:
 		return "Open the job in Coffer to see its errors, fix the cause on the machine, then run the backup again or let the next scheduled one run. Until a backup succeeds, recent changes on this machine are not protected."
-	case api.AlertJobWarnings:
+	case wire.AlertJobWarnings:
 		return "The backup finished but skipped some items. Review the job's list of skipped files; if they matter, fix access to them and run the backup again."
-	case api.AlertCriticalOperation:
+	case wire.AlertCriticalOperation:
 		return "A security-sensitive operation was performed on the vault. If nobody on your team expected it, review who has access to the vault, change the security PIN, and check recovery points and soft-deleted items (kept for 14 days)."
-	case api.AlertMissedBackup:
+	case wire.AlertMissedBackup:
 		return "No backup ran when it was scheduled. Check that the machine is on and online, that the Coffer agent service is running, and that it can reach Azure."
 	}
 	return "Open the alert in Coffer for details."
 }
 
-func vaultLabel(a api.Alert) string {
+func vaultLabel(a wire.Alert) string {
 	if a.VaultName != "" {
 		return a.VaultName
 	}

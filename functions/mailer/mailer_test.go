@@ -13,7 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -96,7 +96,7 @@ func TestAlertEmailOverStartTLSWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	raised := time.Date(2026, 11, 22, 9, 12, 30, 0, time.UTC)
-	a := alert("9001-abc", "contoso-robo", raised, api.SeverityCritical, api.AlertJobFailed, "Backup failed on branch-01")
+	a := alert("9001-abc", "contoso-robo", raised, wire.SeverityCritical, wire.AlertJobFailed, "Backup failed on branch-01")
 	a.VaultName = "contoso-robo"
 	if err := m.HandleAlert(testContext(t, 30*time.Second), body(t, a)); err != nil {
 		t.Fatalf("HandleAlert: %v", err)
@@ -151,7 +151,7 @@ func TestAlertEmailInUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityWarning, api.AlertJobWarnings, "Sauvegarde terminée avec avertissements — poste-01"+strings.Repeat(" très long", 20))
+	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityWarning, wire.AlertJobWarnings, "Sauvegarde terminée avec avertissements — poste-01"+strings.Repeat(" très long", 20))
 	a.VaultName, a.Detail = "Zürich", "Fichiers ignorés : « C:\\Données\\verrouillé.pst »"
 	if err := m.HandleAlert(testContext(t, 30*time.Second), body(t, a)); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestImplicitTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityCritical, api.AlertCriticalOperation, "Security PIN used")
+	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityCritical, wire.AlertCriticalOperation, "Security PIN used")
 	if err := m.HandleAlert(testContext(t, 30*time.Second), body(t, a)); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestImplicitTLS(t *testing.T) {
 }
 
 func TestSecurityIsNeverDowngraded(t *testing.T) {
-	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityCritical, api.AlertJobFailed, "Backup failed")
+	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityCritical, wire.AlertJobFailed, "Backup failed")
 	reg := &vaults{to: map[string][]string{"v1": {"ops@contoso.example"}}}
 	plain := startSink(t, smtpsink.Options{Username: "mailer", Password: "s3cret"})
 	_, good := tlsSink(t, smtpsink.Options{})
@@ -231,7 +231,7 @@ func TestSecurityIsNeverDowngraded(t *testing.T) {
 
 func TestHandleAlertOutcomes(t *testing.T) {
 	sink, cfg := tlsSink(t, smtpsink.Options{})
-	valid := body(t, alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityCritical, api.AlertJobFailed, "Backup failed"))
+	valid := body(t, alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityCritical, wire.AlertJobFailed, "Backup failed"))
 	for _, tc := range []struct {
 		name       string
 		reg        *vaults
@@ -273,7 +273,7 @@ func TestSendErrorsAreReturnedForRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := body(t, alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), api.SeverityCritical, api.AlertJobFailed, "Backup failed"))
+	b := body(t, alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityCritical, wire.AlertJobFailed, "Backup failed"))
 	ctx := testContext(t, 30*time.Second)
 	if err := m.HandleAlert(ctx, b); err == nil || errors.Is(err, ErrPoison) || !strings.Contains(err.Error(), "451") {
 		t.Fatalf("relay refusing: err = %v, want a retryable 451", err)
@@ -327,13 +327,13 @@ func TestDigestCollectsThenSendsOneEmailPerVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	first := alert("3-c", "v1", t0, api.SeverityCritical, api.AlertJobFailed, "Backup failed on branch-01")
-	second := alert("2-b", "v1", t0.Add(10*time.Minute), api.SeverityWarning, api.AlertMissedBackup, "Missed backup on branch-02")
-	third := alert("1-a", "v1", t0.Add(20*time.Minute), api.SeverityCritical, api.AlertCriticalOperation, "Security PIN used")
-	other := alert("4-d", "v2", t0, api.SeverityWarning, api.AlertJobWarnings, "Completed with warnings")
-	immediate := alert("5-e", "v3", t0, api.SeverityCritical, api.AlertJobFailed, "Backup failed on hq-01")
+	first := alert("3-c", "v1", t0, wire.SeverityCritical, wire.AlertJobFailed, "Backup failed on branch-01")
+	second := alert("2-b", "v1", t0.Add(10*time.Minute), wire.SeverityWarning, wire.AlertMissedBackup, "Missed backup on branch-02")
+	third := alert("1-a", "v1", t0.Add(20*time.Minute), wire.SeverityCritical, wire.AlertCriticalOperation, "Security PIN used")
+	other := alert("4-d", "v2", t0, wire.SeverityWarning, wire.AlertJobWarnings, "Completed with warnings")
+	immediate := alert("5-e", "v3", t0, wire.SeverityCritical, wire.AlertJobFailed, "Backup failed on hq-01")
 	// Out of order, and one redelivered: the digest still lists three.
-	for _, a := range []api.Alert{third, first, second, first, other, immediate} {
+	for _, a := range []wire.Alert{third, first, second, first, other, immediate} {
 		if err := m.HandleAlert(ctx, body(t, a)); err != nil {
 			t.Fatalf("HandleAlert(%s): %v", a.ID, err)
 		}
@@ -400,9 +400,9 @@ func TestFailedDigestKeepsItsAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	for _, a := range []api.Alert{
-		alert("1-a", "v1", t0, api.SeverityCritical, api.AlertJobFailed, "Backup failed"),
-		alert("2-b", "v1", t0.Add(time.Minute), api.SeverityWarning, api.AlertMissedBackup, "Missed backup"),
+	for _, a := range []wire.Alert{
+		alert("1-a", "v1", t0, wire.SeverityCritical, wire.AlertJobFailed, "Backup failed"),
+		alert("2-b", "v1", t0.Add(time.Minute), wire.SeverityWarning, wire.AlertMissedBackup, "Missed backup"),
 	} {
 		if err := m.HandleAlert(ctx, body(t, a)); err != nil {
 			t.Fatal(err)

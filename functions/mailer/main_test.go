@@ -18,8 +18,8 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/clocktest"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // The emulators start on first use and TestMain stops them, so tests that
@@ -119,8 +119,8 @@ func (v *vaults) AlertRecipients(_ context.Context, id string) ([]string, bool, 
 	return v.to[id], v.digest[id], nil
 }
 
-func alert(id, vault string, at time.Time, sev, kind, title string) api.Alert {
-	return api.Alert{
+func alert(id, vault string, at time.Time, sev, kind, title string) wire.Alert {
+	return wire.Alert{
 		ID: id, VaultID: vault, VaultName: "Contoso ROBO", MachineID: "m-01", MachineName: "branch-01", JobID: "job-42",
 		Severity: sev, Kind: kind, Title: title,
 		Detail:   "The backup stopped: disk D: was not found.\nReconnect the disk, then run the backup again.",
@@ -128,7 +128,7 @@ func alert(id, vault string, at time.Time, sev, kind, title string) api.Alert {
 	}
 }
 
-func body(t *testing.T, a api.Alert) []byte {
+func body(t *testing.T, a wire.Alert) []byte {
 	t.Helper()
 	b, err := json.Marshal(a)
 	if err != nil {

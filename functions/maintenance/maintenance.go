@@ -17,9 +17,9 @@ import (
 	"github.com/coffer-backup/coffer/functions/pin"
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/retention"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Defaults for the bounds the timers use.
@@ -38,14 +38,14 @@ const (
 
 // JobStore is what the timers need of job tracking.
 type JobStore interface {
-	List(ctx context.Context, vaultID string, f jobs.Filter) ([]api.Job, error)
-	FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]api.Job, error)
-	Running(ctx context.Context, vaultID, machineID string) ([]api.Job, error)
+	List(ctx context.Context, vaultID string, f jobs.Filter) ([]wire.Job, error)
+	FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]wire.Job, error)
+	Running(ctx context.Context, vaultID, machineID string) ([]wire.Job, error)
 }
 
 // AlertStore is what the timers need of alerts.
 type AlertStore interface {
-	Raise(ctx context.Context, a api.Alert) (api.Alert, error)
+	Raise(ctx context.Context, a wire.Alert) (wire.Alert, error)
 	Republish(ctx context.Context) (int, error)
 }
 
@@ -122,7 +122,7 @@ func (t *Timers) PurgeSoftDeleted(ctx context.Context) (PurgeReport, error) {
 }
 
 func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.Time, rep *PurgeReport) error {
-	if m.State == api.MachineDeleted && m.PurgeAfter != nil && !now.Before(*m.PurgeAfter) {
+	if m.State == wire.MachineDeleted && m.PurgeAfter != nil && !now.Before(*m.PurgeAfter) {
 		if err := t.Blobs.Delete(ctx, m.Container); err != nil {
 			return err
 		}
@@ -147,9 +147,9 @@ func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.
 	if err != nil {
 		return err
 	}
-	var due []api.Point
+	var due []wire.Point
 	for _, p := range ps {
-		if p.State == api.PointDeleted && p.PurgeAfter != nil && !now.Before(*p.PurgeAfter) {
+		if p.State == wire.PointDeleted && p.PurgeAfter != nil && !now.Before(*p.PurgeAfter) {
 			due = append(due, p)
 		}
 	}
@@ -161,7 +161,7 @@ func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.
 
 // removePoints deletes points' objects and records, then the packs that no
 // remaining point names. A busy machine is left for the next run.
-func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []api.Point, why string, nPoints, nPacks *int, freed *int64, skipped *[]string) error {
+func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []wire.Point, why string, nPoints, nPacks *int, freed *int64, skipped *[]string) error {
 	if busy, err := t.busy(ctx, m); err != nil {
 		return err
 	} else if busy {
@@ -204,7 +204,7 @@ func (t *Timers) EnforceRetention(ctx context.Context) (RetentionReport, error) 
 	var rep RetentionReport
 	now := t.Now()
 	errs := t.eachMachine(ctx, func(m registry.Machine) error {
-		if m.State != api.MachineProtected || m.Policy == "" {
+		if m.State != wire.MachineProtected || m.Policy == "" {
 			return nil
 		}
 		return t.retainMachine(ctx, m, now, &rep)
@@ -230,7 +230,7 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 	for i, p := range ps {
 		in[i] = retention.Point{ID: p.ID, Time: p.Time}
 	}
-	var expired []api.Point
+	var expired []wire.Point
 	for i, d := range retention.Apply(in, pol.Policy.Retention, loc, now) {
 		if !d.Keep && (ps[i].RetainUntil == nil || !ps[i].RetainUntil.After(now)) {
 			expired = append(expired, ps[i])
@@ -267,8 +267,8 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	for _, j := range failed {
 		rep.FailedJobs++
 		v, _ := t.Registry.Vault(ctx, j.VaultID)
-		t.raise(ctx, api.Alert{VaultID: j.VaultID, VaultName: v.Name, MachineID: j.MachineID, MachineName: j.MachineName, JobID: j.ID,
-			Severity: api.SeverityCritical, Kind: api.AlertJobFailed,
+		t.raise(ctx, wire.Alert{VaultID: j.VaultID, VaultName: v.Name, MachineID: j.MachineID, MachineName: j.MachineName, JobID: j.ID,
+			Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed,
 			Title:  fmt.Sprintf("%s job on %s failed: the agent stopped reporting", j.Type, j.MachineName),
 			Detail: j.Message})
 	}
@@ -297,7 +297,7 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 // checkMissed raises one alert per scheduled run that started no backup
 // within the grace period.
 func (t *Timers) checkMissed(ctx context.Context, m registry.Machine, now time.Time) (bool, error) {
-	if m.State != api.MachineProtected || m.Policy == "" {
+	if m.State != wire.MachineProtected || m.Policy == "" {
 		return false, nil
 	}
 	pol, err := t.Registry.Policy(ctx, m.VaultID, m.Policy)
@@ -314,14 +314,14 @@ func (t *Timers) checkMissed(ctx context.Context, m registry.Machine, now time.T
 	}
 	// A backup started a little early (an on-demand one, or a clock a
 	// minute fast) still counts.
-	js, err := t.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: api.JobBackup, Since: due.Add(-30 * time.Minute), Limit: 1})
+	js, err := t.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: wire.JobBackup, Since: due.Add(-30 * time.Minute), Limit: 1})
 	if err != nil || len(js) > 0 {
 		return false, err
 	}
 	v, _ := t.Registry.Vault(ctx, m.VaultID)
 	loc, _ := time.LoadLocation(pol.Policy.Schedule.TimeZone)
-	t.raise(ctx, api.Alert{VaultID: m.VaultID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
-		Severity: api.SeverityWarning, Kind: api.AlertMissedBackup,
+	t.raise(ctx, wire.Alert{VaultID: m.VaultID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: wire.SeverityWarning, Kind: wire.AlertMissedBackup,
 		Title: "Missed backup on " + m.Name,
 		Detail: fmt.Sprintf("The backup scheduled for %s (%s) did not start within %s. Check that %s is on, connected, and that the coffer service is running.",
 			due.In(loc).Format("Mon 2 Jan 2006 15:04 MST"), due.UTC().Format(time.RFC3339), grace, m.Name)})
@@ -332,7 +332,7 @@ func (t *Timers) checkMissed(ctx context.Context, m registry.Machine, now time.T
 	return true, err
 }
 
-func (t *Timers) raise(ctx context.Context, a api.Alert) {
+func (t *Timers) raise(ctx context.Context, a wire.Alert) {
 	if _, err := t.Alerts.Raise(ctx, a); err != nil {
 		t.log().Warn("alert not yet delivered", "kind", a.Kind, "err", err)
 	}

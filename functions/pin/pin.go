@@ -17,7 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // TTL is how long a PIN is valid, as in MARS.
@@ -55,10 +55,10 @@ func key(vaultID, pin string) string {
 }
 
 // Generate makes a PIN for a vault.
-func (s *Store) Generate(ctx context.Context, vaultID, by string) (api.PIN, error) {
+func (s *Store) Generate(ctx context.Context, vaultID, by string) (wire.PIN, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
 	if err != nil {
-		return api.PIN{}, err
+		return wire.PIN{}, err
 	}
 	p := fmt.Sprintf("%08d", n.Int64())
 	exp := s.now().Add(TTL).UTC()
@@ -66,15 +66,15 @@ func (s *Store) Generate(ctx context.Context, vaultID, by string) (api.PIN, erro
 		if tables.Exists(err) {
 			return s.Generate(ctx, vaultID, by) // the same live PIN twice: draw again
 		}
-		return api.PIN{}, fmt.Errorf("store PIN: %w", err)
+		return wire.PIN{}, fmt.Errorf("store PIN: %w", err)
 	}
-	return api.PIN{PIN: p, ExpiresAt: exp}, nil
+	return wire.PIN{PIN: p, ExpiresAt: exp}, nil
 }
 
 // Use redeems a PIN for an operation. Of two concurrent uses, one wins.
 func (s *Store) Use(ctx context.Context, vaultID, pin, operation string) error {
 	if len(pin) != 8 {
-		return fmt.Errorf("%w: a security PIN is 8 digits; generate one (valid 5 minutes) and send it in the %s header", ErrInvalid, api.PINHeader)
+		return fmt.Errorf("%w: a security PIN is 8 digits; generate one (valid 5 minutes) and send it in the %s header", ErrInvalid, wire.PINHeader)
 	}
 	var e entity
 	etag, err := tables.Get(ctx, s.c, vaultID, key(vaultID, pin), &e)

@@ -13,8 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/packrefs"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // SoftDeleteRetention is how long a deleted point can be undeleted unless
@@ -55,8 +55,8 @@ type entity struct {
 	RetainUntil  string
 }
 
-func (e *entity) api() api.Point {
-	p := api.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State}
+func (e *entity) api() wire.Point {
+	p := wire.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State}
 	if e.RetainUntil != "" {
 		ru := tables.ParseTime(e.RetainUntil)
 		p.RetainUntil = &ru
@@ -82,14 +82,14 @@ func CheckID(id string) error {
 
 // Add records a point at the server's time. Adding the same point again
 // (an agent retrying after a lost answer) returns the first record.
-func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string, retainUntil *time.Time) (api.Point, error) {
+func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string, retainUntil *time.Time) (wire.Point, error) {
 	if err := CheckID(pointID); err != nil {
-		return api.Point{}, err
+		return wire.Point{}, err
 	}
-	e := entity{PartitionKey: machineID, RowKey: pointID, VaultID: vaultID, Time: tables.Time(s.now()), JobID: jobID, State: api.PointActive}
+	e := entity{PartitionKey: machineID, RowKey: pointID, VaultID: vaultID, Time: tables.Time(s.now()), JobID: jobID, State: wire.PointActive}
 	if retainUntil != nil {
 		if !retainUntil.After(s.now()) || retainUntil.After(s.now().AddDate(99, 0, 0)) {
-			return api.Point{}, fmt.Errorf("%w: retainUntil must be in the future and within 99 years", ErrInvalid)
+			return wire.Point{}, fmt.Errorf("%w: retainUntil must be in the future and within 99 years", ErrInvalid)
 		}
 		e.RetainUntil = tables.Time(*retainUntil)
 	}
@@ -98,16 +98,16 @@ func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID stri
 		return s.Get(ctx, machineID, pointID)
 	}
 	if err != nil {
-		return api.Point{}, fmt.Errorf("record point: %w", err)
+		return wire.Point{}, fmt.Errorf("record point: %w", err)
 	}
 	return e.api(), nil
 }
 
 // Get returns one point of a machine.
-func (s *Store) Get(ctx context.Context, machineID, pointID string) (api.Point, error) {
+func (s *Store) Get(ctx context.Context, machineID, pointID string) (wire.Point, error) {
 	e, _, err := s.get(ctx, machineID, pointID)
 	if err != nil {
-		return api.Point{}, err
+		return wire.Point{}, err
 	}
 	return e.api(), nil
 }
@@ -129,7 +129,7 @@ func (s *Store) get(ctx context.Context, machineID, pointID string) (*entity, st
 
 // List returns a machine's points, oldest first; soft-deleted ones only
 // when withDeleted.
-func (s *Store) List(ctx context.Context, machineID string, withDeleted bool) ([]api.Point, error) {
+func (s *Store) List(ctx context.Context, machineID string, withDeleted bool) ([]wire.Point, error) {
 	if err := tables.CheckID("machine", machineID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
@@ -137,54 +137,54 @@ func (s *Store) List(ctx context.Context, machineID string, withDeleted bool) ([
 	if err != nil {
 		return nil, fmt.Errorf("list points: %w", err)
 	}
-	out := make([]api.Point, 0, len(es))
+	out := make([]wire.Point, 0, len(es))
 	for i := range es {
-		if es[i].State == api.PointDeleted && !withDeleted {
+		if es[i].State == wire.PointDeleted && !withDeleted {
 			continue
 		}
 		out = append(out, es[i].api())
 	}
-	slices.SortFunc(out, func(a, b api.Point) int { return a.Time.Compare(b.Time) })
+	slices.SortFunc(out, func(a, b wire.Point) int { return a.Time.Compare(b.Time) })
 	return out, nil
 }
 
 // SoftDelete marks a point deleted; it is purged 14 days later.
-func (s *Store) SoftDelete(ctx context.Context, machineID, pointID string) (api.Point, error) {
+func (s *Store) SoftDelete(ctx context.Context, machineID, pointID string) (wire.Point, error) {
 	return s.modify(ctx, machineID, pointID, func(e *entity) error {
-		if e.State == api.PointDeleted {
+		if e.State == wire.PointDeleted {
 			return nil
 		}
-		e.State, e.DeletedAt, e.PurgeAfter = api.PointDeleted, tables.Time(s.now()), tables.Time(s.now().Add(s.SoftDeleteFor))
+		e.State, e.DeletedAt, e.PurgeAfter = wire.PointDeleted, tables.Time(s.now()), tables.Time(s.now().Add(s.SoftDeleteFor))
 		return nil
 	})
 }
 
 // Undelete returns a soft-deleted point to active, until it is purged.
-func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (api.Point, error) {
+func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (wire.Point, error) {
 	return s.modify(ctx, machineID, pointID, func(e *entity) error {
-		if e.State != api.PointDeleted {
+		if e.State != wire.PointDeleted {
 			return fmt.Errorf("%w: point %s is not deleted", ErrState, pointID)
 		}
-		e.State, e.DeletedAt, e.PurgeAfter = api.PointActive, "", ""
+		e.State, e.DeletedAt, e.PurgeAfter = wire.PointActive, "", ""
 		return nil
 	})
 }
 
-func (s *Store) modify(ctx context.Context, machineID, pointID string, change func(*entity) error) (api.Point, error) {
+func (s *Store) modify(ctx context.Context, machineID, pointID string, change func(*entity) error) (wire.Point, error) {
 	for attempt := 0; ; attempt++ {
 		e, etag, err := s.get(ctx, machineID, pointID)
 		if err != nil {
-			return api.Point{}, err
+			return wire.Point{}, err
 		}
 		if err := change(e); err != nil {
-			return api.Point{}, err
+			return wire.Point{}, err
 		}
 		err = tables.Replace(ctx, s.c, e, azETag(etag))
 		if tables.Changed(err) && attempt < 10 {
 			continue
 		}
 		if err != nil {
-			return api.Point{}, fmt.Errorf("update point: %w", err)
+			return wire.Point{}, fmt.Errorf("update point: %w", err)
 		}
 		return e.api(), nil
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 var emu ondemand.Emulators
@@ -33,7 +33,7 @@ func TestPointsKeepServerTimeAndSoftDelete(t *testing.T) {
 	machine := "m" + id()[:19]
 	p1 := id()
 	first, err := s.Add(ctx, "v", machine, p1, "job-1", nil)
-	if err != nil || !first.Time.Equal(now) || first.State != api.PointActive {
+	if err != nil || !first.Time.Equal(now) || first.State != wire.PointActive {
 		t.Fatalf("add: %+v %v", first, err)
 	}
 	// An agent retrying after a lost answer gets the first record.
@@ -52,7 +52,7 @@ func TestPointsKeepServerTimeAndSoftDelete(t *testing.T) {
 	}
 
 	del, err := s.SoftDelete(ctx, machine, p1)
-	if err != nil || del.State != api.PointDeleted || !del.PurgeAfter.Equal(now.Add(SoftDeleteRetention)) {
+	if err != nil || del.State != wire.PointDeleted || !del.PurgeAfter.Equal(now.Add(SoftDeleteRetention)) {
 		t.Fatalf("soft delete: %+v %v", del, err)
 	}
 	if ps, _ := s.List(ctx, machine, false); len(ps) != 0 {
@@ -62,7 +62,7 @@ func TestPointsKeepServerTimeAndSoftDelete(t *testing.T) {
 		t.Fatalf("a deleted point is not listed with deleted ones: %+v", ps)
 	}
 	back, err := s.Undelete(ctx, machine, p1)
-	if err != nil || back.State != api.PointActive || back.PurgeAfter != nil {
+	if err != nil || back.State != wire.PointActive || back.PurgeAfter != nil {
 		t.Fatalf("undelete: %+v %v", back, err)
 	}
 	if _, err := s.Undelete(ctx, machine, p1); !errors.Is(err, ErrState) {

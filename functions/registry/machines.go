@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // SoftDeleteRetention is how long deleted data can be undeleted, as in
@@ -58,8 +58,8 @@ func optTime(s string) *time.Time {
 	return &t
 }
 
-func (m *machineEntity) api() api.Machine {
-	out := api.Machine{ID: m.RowKey, VaultID: m.VaultID, Name: m.Name, OS: m.OS, AgentVersion: m.AgentVersion,
+func (m *machineEntity) api() wire.Machine {
+	out := wire.Machine{ID: m.RowKey, VaultID: m.VaultID, Name: m.Name, OS: m.OS, AgentVersion: m.AgentVersion,
 		Container: m.Container, Policy: m.Policy, State: m.State, RegisteredAt: tables.ParseTime(m.RegisteredAt),
 		StoppedAt: optTime(m.StoppedAt), DeletedAt: optTime(m.DeletedAt)}
 	if out.DeletedAt != nil {
@@ -74,7 +74,7 @@ func (m *machineEntity) api() api.Machine {
 
 // Machine is the stored machine with what only the control plane needs.
 type Machine struct {
-	api.Machine
+	wire.Machine
 	PublicKey      string
 	LastMissed     time.Time
 	RestoreSource  string
@@ -108,44 +108,44 @@ func claimKey(vaultID, name string) string {
 
 // Register adds a machine to a vault. The caller has checked the vault
 // credentials. Names are unique in a vault, ignoring case.
-func (r *Registry) Register(ctx context.Context, reg api.Register) (api.Machine, error) {
+func (r *Registry) Register(ctx context.Context, reg wire.Register) (wire.Machine, error) {
 	if err := checkMachineName(reg.MachineName); err != nil {
-		return api.Machine{}, err
+		return wire.Machine{}, err
 	}
 	if _, err := reqsign.DecodePublicKey(reg.PublicKey); err != nil {
-		return api.Machine{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return wire.Machine{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if len(reg.OS) > 64 || len(reg.AgentVersion) > 64 {
-		return api.Machine{}, fmt.Errorf("%w: os and agentVersion must be at most 64 characters", ErrInvalid)
+		return wire.Machine{}, fmt.Errorf("%w: os and agentVersion must be at most 64 characters", ErrInvalid)
 	}
 	id := NewID()
 	claim := nameClaim{PartitionKey: "n", RowKey: claimKey(reg.VaultID, reg.MachineName), MachineID: id}
 	if err := tables.Add(ctx, r.machines, &claim); err != nil {
 		if !tables.Exists(err) {
-			return api.Machine{}, fmt.Errorf("claim machine name: %w", err)
+			return wire.Machine{}, fmt.Errorf("claim machine name: %w", err)
 		}
 		// A claim left by a registration that failed half-way, or by a
 		// purged machine, is taken over; a live machine's is not.
 		var old nameClaim
 		etag, gerr := tables.Get(ctx, r.machines, "n", claim.RowKey, &old)
 		if gerr != nil {
-			return api.Machine{}, fmt.Errorf("read machine name claim: %w", gerr)
+			return wire.Machine{}, fmt.Errorf("read machine name claim: %w", gerr)
 		}
 		if _, err := r.Machine(ctx, old.MachineID); err == nil {
-			return api.Machine{}, fmt.Errorf("%w: a machine named %q is already registered in this vault; choose another name with --name, or stop protection and delete the old machine first", ErrConflict, reg.MachineName)
+			return wire.Machine{}, fmt.Errorf("%w: a machine named %q is already registered in this vault; choose another name with --name, or stop protection and delete the old machine first", ErrConflict, reg.MachineName)
 		} else if !errors.Is(err, ErrNotFound) {
-			return api.Machine{}, err
+			return wire.Machine{}, err
 		}
 		if err := tables.Replace(ctx, r.machines, &claim, etag); err != nil {
-			return api.Machine{}, fmt.Errorf("%w: the machine name %q is being registered right now; retry", ErrConflict, reg.MachineName)
+			return wire.Machine{}, fmt.Errorf("%w: the machine name %q is being registered right now; retry", ErrConflict, reg.MachineName)
 		}
 	}
 	m := machineEntity{PartitionKey: "m", RowKey: id, VaultID: reg.VaultID, Name: reg.MachineName, OS: reg.OS,
 		AgentVersion: reg.AgentVersion, PublicKey: reg.PublicKey, Container: ContainerName(id),
-		State: api.MachineProtected, RegisteredAt: tables.Time(r.now())}
+		State: wire.MachineProtected, RegisteredAt: tables.Time(r.now())}
 	if err := tables.Add(ctx, r.machines, &m); err != nil {
 		tables.Delete(ctx, r.machines, "n", claim.RowKey)
-		return api.Machine{}, fmt.Errorf("store machine: %w", err)
+		return wire.Machine{}, fmt.Errorf("store machine: %w", err)
 	}
 	return m.api(), nil
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func azETag(s string) azcore.ETag { return azcore.ETag(s) }
@@ -29,7 +29,7 @@ type policyEntity struct {
 type Policy struct {
 	Name   string
 	Policy policy.Policy
-	Doc    api.PolicyDoc
+	Doc    wire.PolicyDoc
 }
 
 func (e *policyEntity) decode() (Policy, error) {
@@ -38,7 +38,7 @@ func (e *policyEntity) decode() (Policy, error) {
 		return Policy{}, fmt.Errorf("stored policy %s is damaged: %w", e.RowKey, err)
 	}
 	sum := sha256.Sum256([]byte(e.Policy))
-	return Policy{Name: e.RowKey, Policy: p, Doc: api.PolicyDoc{Name: e.RowKey, Policy: api.RawJSON(e.Policy),
+	return Policy{Name: e.RowKey, Policy: p, Doc: wire.PolicyDoc{Name: e.RowKey, Policy: wire.RawJSON(e.Policy),
 		UpdatedAt: tables.ParseTime(e.UpdatedAt), ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}}, nil
 }
 

@@ -30,7 +30,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/tables"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // CredentialsTTL is how long a vault credentials file is valid, as in MARS.
@@ -88,8 +88,8 @@ type vaultEntity struct {
 	CredExpires  string
 }
 
-func (v *vaultEntity) api() api.Vault {
-	out := api.Vault{ID: v.RowKey, Name: v.Name, AlertDigest: v.Digest, SecurityFeatures: v.Security,
+func (v *vaultEntity) api() wire.Vault {
+	out := wire.Vault{ID: v.RowKey, Name: v.Name, AlertDigest: v.Digest, SecurityFeatures: v.Security,
 		CreatedAt: tables.ParseTime(v.CreatedAt), AlertRecipients: []string{}}
 	if v.Recipients != "" {
 		out.AlertRecipients = strings.Split(v.Recipients, ",")
@@ -133,13 +133,13 @@ func checkRecipients(rs []string) (string, error) {
 }
 
 // CreateVault adds a vault with security features on unless nv says off.
-func (r *Registry) CreateVault(ctx context.Context, nv api.NewVault) (api.Vault, error) {
+func (r *Registry) CreateVault(ctx context.Context, nv wire.NewVault) (wire.Vault, error) {
 	if err := checkVaultName(nv.Name); err != nil {
-		return api.Vault{}, err
+		return wire.Vault{}, err
 	}
 	rc, err := checkRecipients(nv.AlertRecipients)
 	if err != nil {
-		return api.Vault{}, err
+		return wire.Vault{}, err
 	}
 	v := vaultEntity{PartitionKey: "v", RowKey: NewID(), Name: nv.Name, Recipients: rc, Digest: nv.AlertDigest,
 		Security: nv.SecurityFeatures == nil || *nv.SecurityFeatures, CreatedAt: tables.Time(r.now())}
@@ -147,13 +147,13 @@ func (r *Registry) CreateVault(ctx context.Context, nv api.NewVault) (api.Vault,
 	claim := nameClaim{PartitionKey: "vn", RowKey: hex.EncodeToString([]byte(strings.ToLower(nv.Name))), MachineID: v.RowKey}
 	if err := tables.Add(ctx, r.vaults, &claim); err != nil {
 		if tables.Exists(err) {
-			return api.Vault{}, fmt.Errorf("%w: a vault named %q already exists; choose another name", ErrConflict, nv.Name)
+			return wire.Vault{}, fmt.Errorf("%w: a vault named %q already exists; choose another name", ErrConflict, nv.Name)
 		}
-		return api.Vault{}, fmt.Errorf("claim vault name: %w", err)
+		return wire.Vault{}, fmt.Errorf("claim vault name: %w", err)
 	}
 	if err := tables.Add(ctx, r.vaults, &v); err != nil {
 		tables.Delete(ctx, r.vaults, "vn", claim.RowKey)
-		return api.Vault{}, fmt.Errorf("store vault: %w", err)
+		return wire.Vault{}, fmt.Errorf("store vault: %w", err)
 	}
 	return v.api(), nil
 }
@@ -174,32 +174,32 @@ func (r *Registry) getVault(ctx context.Context, id string) (*vaultEntity, azcor
 }
 
 // Vault returns one vault.
-func (r *Registry) Vault(ctx context.Context, id string) (api.Vault, error) {
+func (r *Registry) Vault(ctx context.Context, id string) (wire.Vault, error) {
 	v, _, err := r.getVault(ctx, id)
 	if err != nil {
-		return api.Vault{}, err
+		return wire.Vault{}, err
 	}
 	return v.api(), nil
 }
 
 // Vaults lists every vault, oldest first.
-func (r *Registry) Vaults(ctx context.Context) ([]api.Vault, error) {
+func (r *Registry) Vaults(ctx context.Context) ([]wire.Vault, error) {
 	vs, err := tables.Query[vaultEntity](ctx, r.vaults, "PartitionKey eq 'v'", 0)
 	if err != nil {
 		return nil, fmt.Errorf("list vaults: %w", err)
 	}
-	out := make([]api.Vault, len(vs))
+	out := make([]wire.Vault, len(vs))
 	for i := range vs {
 		out[i] = vs[i].api()
 	}
-	slices.SortFunc(out, func(a, b api.Vault) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortFunc(out, func(a, b wire.Vault) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
 }
 
 // UpdateVault applies u. The caller has already checked the PIN when u
 // turns security features off.
-func (r *Registry) UpdateVault(ctx context.Context, id string, u api.VaultUpdate) (api.Vault, error) {
-	var out api.Vault
+func (r *Registry) UpdateVault(ctx context.Context, id string, u wire.VaultUpdate) (wire.Vault, error) {
+	var out wire.Vault
 	err := r.modifyVault(ctx, id, func(v *vaultEntity) error {
 		if u.AlertRecipients != nil {
 			rc, err := checkRecipients(*u.AlertRecipients)

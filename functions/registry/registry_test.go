@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 var emu ondemand.Emulators
@@ -26,8 +26,8 @@ func newRegistry(t *testing.T) (*Registry, *clocktest.Fake) {
 	return r, c
 }
 
-func vaultNamed(t *testing.T, r *Registry, name string) api.Vault {
-	v, err := r.CreateVault(context.Background(), api.NewVault{Name: name + "-" + NewID()[:6]})
+func vaultNamed(t *testing.T, r *Registry, name string) wire.Vault {
+	v, err := r.CreateVault(context.Background(), wire.NewVault{Name: name + "-" + NewID()[:6]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +75,11 @@ func TestNamesAreUniqueIgnoringCaseAndFreedByRemoval(t *testing.T) {
 	r, _ := newRegistry(t)
 	ctx := context.Background()
 	v := vaultNamed(t, r, "names")
-	if _, err := r.CreateVault(ctx, api.NewVault{Name: v.Name}); !errors.Is(err, ErrConflict) {
+	if _, err := r.CreateVault(ctx, wire.NewVault{Name: v.Name}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("a second vault named %s: %v", v.Name, err)
 	}
 	pub, _, _ := reqsign.NewKey()
-	reg := api.Register{VaultID: v.ID, MachineName: "Branch-01", PublicKey: reqsign.EncodePublicKey(pub)}
+	reg := wire.Register{VaultID: v.ID, MachineName: "Branch-01", PublicKey: reqsign.EncodePublicKey(pub)}
 	m, err := r.Register(ctx, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,14 +112,14 @@ func TestSoftDeletePeriodIsFixedWhenDataIsDeleted(t *testing.T) {
 	ctx := context.Background()
 	v := vaultNamed(t, r, "soft")
 	pub, _, _ := reqsign.NewKey()
-	m, err := r.Register(ctx, api.Register{VaultID: v.ID, MachineName: "b1", PublicKey: reqsign.EncodePublicKey(pub)})
+	m, err := r.Register(ctx, wire.Register{VaultID: v.ID, MachineName: "b1", PublicKey: reqsign.EncodePublicKey(pub)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.SoftDelete = 30 * 24 * time.Hour
 	now := c.Now()
 	got, err := r.ModifyMachine(ctx, m.ID, func(mm *Machine) error {
-		mm.State, mm.DeletedAt = api.MachineDeleted, &now
+		mm.State, mm.DeletedAt = wire.MachineDeleted, &now
 		return nil
 	})
 	if err != nil || got.PurgeAfter == nil || !got.PurgeAfter.Equal(now.Add(30*24*time.Hour)) {

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/reqsign"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Client is one caller of the API.
@@ -34,7 +34,7 @@ type Client struct {
 // StatusError is an API error answer.
 type StatusError struct {
 	Status int
-	Body   api.Error
+	Body   wire.Error
 }
 
 func (e *StatusError) Error() string {
@@ -116,4 +116,4 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, extra
 }
 
 // PIN is a header carrying a security PIN, for Do's extra argument.
-func PIN(pin string) http.Header { return http.Header{api.PINHeader: {pin}} }
+func PIN(pin string) http.Header { return http.Header{wire.PINHeader: {pin}} }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func mustZone(t testing.TB, name string) *time.Location {
@@ -268,7 +268,7 @@ func TestNextInvalidSchedule(t *testing.T) {
 			for name, f := range map[string]func(time.Time) (time.Time, error){"Next": tc.s.Next, "Prev": tc.s.Prev} {
 				_, err := f(utc("2026-01-01T00:00:00Z"))
 				var ve *ValidationError
-				if !errors.As(err, &ve) || !slices.ContainsFunc(ve.Violations, func(v api.Violation) bool { return v.Rule == tc.rule }) {
+				if !errors.As(err, &ve) || !slices.ContainsFunc(ve.Violations, func(v wire.Violation) bool { return v.Rule == tc.rule }) {
 					t.Errorf("%s: error %v, want one naming rule %s", name, err, tc.rule)
 				}
 			}

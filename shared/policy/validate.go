@@ -4,14 +4,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // ValidationError lists every rule a policy breaks, so a user fixes them
 // all in one round trip. The control plane returns the Violations as the
-// Details of an api.CodeValidation error.
+// Details of an wire.CodeValidation error.
 type ValidationError struct {
-	Violations []api.Violation
+	Violations []wire.Violation
 }
 
 func (e *ValidationError) Error() string {
@@ -23,10 +23,10 @@ func (e *ValidationError) Error() string {
 }
 
 // checker collects violations.
-type checker struct{ v []api.Violation }
+type checker struct{ v []wire.Violation }
 
 func (c *checker) add(field, rule, format string, args ...any) {
-	c.v = append(c.v, api.Violation{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+	c.v = append(c.v, wire.Violation{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
 }
 
 func (c *checker) err() error {

@@ -18,8 +18,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Environment variables the admin commands read when their flags are unset.
@@ -120,7 +120,7 @@ func (f *adminFlags) open(c *cobra.Command) (*adminSession, error) {
 		return nil, usagef("no admin token: pass --token or set %s (locally a COFFER_TOKEN_* value; in Azure `az account get-access-token --resource <app ID URI>`)", adminEnvToken)
 	}
 	// Accept the API's own URL too, as people copy it from the docs.
-	base := strings.TrimSuffix(strings.TrimSuffix(raw, "/"), api.Version)
+	base := strings.TrimSuffix(strings.TrimSuffix(raw, "/"), wire.Version)
 	return &adminSession{
 		ctx:    c.Context(),
 		cp:     &cpclient.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: adminTimeout}},
@@ -132,7 +132,7 @@ func (f *adminFlags) open(c *cobra.Command) (*adminSession, error) {
 // adminPath joins escaped segments under /api/v1.
 func adminPath(segs ...string) string {
 	var b strings.Builder
-	b.WriteString(api.Version)
+	b.WriteString(wire.Version)
 	for _, s := range segs {
 		b.WriteByte('/')
 		b.WriteString(neturl.PathEscape(s))
@@ -192,11 +192,11 @@ func (s *adminSession) explain(se *cpclient.StatusError) error {
 		vault = "VAULT"
 	}
 	switch {
-	case se.Body.Code == api.CodePINRequired:
+	case se.Body.Code == wire.CodePINRequired:
 		fmt.Fprintf(&b, "; get a PIN with `coffer admin pin %s` and pass it with --pin", adminQuote(vault))
-	case se.Body.Code == api.CodePINInvalid:
+	case se.Body.Code == wire.CodePINInvalid:
 		fmt.Fprintf(&b, "; a PIN works once, for 5 minutes: get a new one with `coffer admin pin %s`", adminQuote(vault))
-	case se.Body.Code == api.CodeUnauthenticated || se.Status == http.StatusUnauthorized:
+	case se.Body.Code == wire.CodeUnauthenticated || se.Status == http.StatusUnauthorized:
 		fmt.Fprintf(&b, "; check --token or %s (in Azure, get a fresh access token with `az account get-access-token --resource <app ID URI>`)", adminEnvToken)
 	}
 	for _, v := range se.Body.Details {
@@ -205,7 +205,7 @@ func (s *adminSession) explain(se *cpclient.StatusError) error {
 	return &adminAPIError{msg: b.String(), err: se}
 }
 
-func adminViolation(v api.Violation) string {
+func adminViolation(v wire.Violation) string {
 	return fmt.Sprintf("%s: %s [%s]", v.Field, v.Message, v.Rule)
 }
 
@@ -240,7 +240,7 @@ func (s *adminSession) resolveVault(arg string) (string, error) {
 	if adminIDShape.MatchString(arg) {
 		return arg, nil
 	}
-	vs, _, err := adminFetch[[]api.Vault](s, http.MethodGet, adminPath("vaults"), nil)
+	vs, _, err := adminFetch[[]wire.Vault](s, http.MethodGet, adminPath("vaults"), nil)
 	if err != nil {
 		return "", err
 	}
@@ -266,7 +266,7 @@ func (s *adminSession) resolveMachine(vaultID, arg string) (string, error) {
 	if adminIDShape.MatchString(arg) {
 		return arg, nil
 	}
-	ms, _, err := adminFetch[[]api.Machine](s, http.MethodGet, adminPath("vaults", vaultID, "machines"), nil)
+	ms, _, err := adminFetch[[]wire.Machine](s, http.MethodGet, adminPath("vaults", vaultID, "machines"), nil)
 	if err != nil {
 		return "", err
 	}
@@ -296,7 +296,7 @@ func (s *adminSession) resolvePoint(vaultID, machineID, machineArg, arg string) 
 	if len(arg) == 64 {
 		return arg, nil
 	}
-	ps, _, err := adminFetch[[]api.Point](s, http.MethodGet, adminPath("vaults", vaultID, "machines", machineID, "points")+"?deleted=include", nil)
+	ps, _, err := adminFetch[[]wire.Point](s, http.MethodGet, adminPath("vaults", vaultID, "machines", machineID, "points")+"?deleted=include", nil)
 	if err != nil {
 		return "", err
 	}

@@ -12,12 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 var (
-	adminJobTypes    = []string{api.JobBackup, api.JobRestore, api.JobRegister, api.JobConfigure, api.JobDisable, api.JobDeleteData}
-	adminJobStatuses = []string{api.StatusInProgress, api.StatusCompleted, api.StatusCompletedWithWarnings, api.StatusFailed, api.StatusCancelled}
+	adminJobTypes    = []string{wire.JobBackup, wire.JobRestore, wire.JobRegister, wire.JobConfigure, wire.JobDisable, wire.JobDeleteData}
+	adminJobStatuses = []string{wire.StatusInProgress, wire.StatusCompleted, wire.StatusCompletedWithWarnings, wire.StatusFailed, wire.StatusCancelled}
 )
 
 func newAdminJobs(f *adminFlags) *cobra.Command {
@@ -63,7 +63,7 @@ func newAdminJobs(f *adminFlags) *cobra.Command {
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			js, raw, err := adminFetch[[]api.Job](s, http.MethodGet, path, nil)
+			js, raw, err := adminFetch[[]wire.Job](s, http.MethodGet, path, nil)
 			if err != nil {
 				return err
 			}
@@ -125,7 +125,7 @@ func adminParseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func adminJobDuration(j api.Job) string {
+func adminJobDuration(j wire.Job) string {
 	end := j.UpdatedAt
 	if j.EndedAt != nil {
 		end = *j.EndedAt
@@ -136,7 +136,7 @@ func adminJobDuration(j api.Job) string {
 	return end.Sub(j.StartedAt).Round(time.Second).String()
 }
 
-func adminJobMessage(j api.Job) string {
+func adminJobMessage(j wire.Job) string {
 	msg := strings.Join(strings.Fields(j.Message), " ") // one table row per job
 	if j.ErrorCode != "" {
 		msg = strings.TrimSpace(j.ErrorCode + ": " + msg)
@@ -174,7 +174,7 @@ func newAdminAlerts(f *adminFlags) *cobra.Command {
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			as, raw, err := adminFetch[[]api.Alert](s, http.MethodGet, path, nil)
+			as, raw, err := adminFetch[[]wire.Alert](s, http.MethodGet, path, nil)
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ func newAdminAlert(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, raw, err := adminFetch[api.Alert](s, http.MethodPost, adminPath("vaults", vid, "alerts", args[1], "acknowledge"), nil)
+			a, raw, err := adminFetch[wire.Alert](s, http.MethodPost, adminPath("vaults", vid, "alerts", args[1], "acknowledge"), nil)
 			if err != nil {
 				return err
 			}

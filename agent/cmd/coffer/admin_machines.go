@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func newAdminMachines(f *adminFlags) *cobra.Command {
@@ -22,7 +22,7 @@ func newAdminMachines(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ms, raw, err := adminFetch[[]api.Machine](s, http.MethodGet, adminPath("vaults", id, "machines"), nil)
+			ms, raw, err := adminFetch[[]wire.Machine](s, http.MethodGet, adminPath("vaults", id, "machines"), nil)
 			if err != nil {
 				return err
 			}
@@ -31,7 +31,7 @@ func newAdminMachines(f *adminFlags) *cobra.Command {
 				for _, m := range ms {
 					it := m.Item
 					if it == nil {
-						it = &api.Item{}
+						it = &wire.Item{}
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.State, adminDash(m.Policy),
 						adminDash(it.LastBackupStatus), adminTableWhen(it.LastBackupAt), adminTableWhen(it.LatestPoint),
@@ -52,7 +52,7 @@ func newAdminMachine(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, raw, err := adminFetch[api.Machine](s, http.MethodGet, adminPath("vaults", vid, "machines", mid), nil)
+			m, raw, err := adminFetch[wire.Machine](s, http.MethodGet, adminPath("vaults", vid, "machines", mid), nil)
 			if err != nil {
 				return err
 			}
@@ -75,12 +75,12 @@ func (f *adminFlags) openMachine(c *cobra.Command, args []string) (s *adminSessi
 	return s, vaultID, machineID, nil
 }
 
-func adminMachineDetail(w io.Writer, m api.Machine, vault string) {
+func adminMachineDetail(w io.Writer, m wire.Machine, vault string) {
 	state := m.State
 	switch m.State {
-	case api.MachineStopped:
+	case wire.MachineStopped:
 		state += fmt.Sprintf(" (data retained; `coffer admin resume %s %s` protects it again)", adminQuote(vault), adminQuote(m.Name))
-	case api.MachineDeleted:
+	case wire.MachineDeleted:
 		state += fmt.Sprintf(" (purged after %s; `coffer admin undelete %s %s` keeps it)", adminDetailWhen(m.PurgeAfter), adminQuote(vault), adminQuote(m.Name))
 	}
 	rows := [][2]string{
@@ -142,13 +142,13 @@ it is purged for good.`,
 			if err != nil {
 				return err
 			}
-			m, raw, err := adminFetch[api.Machine](s, http.MethodPost, adminPath("vaults", vid, "machines", mid, "stop"),
-				api.StopProtection{DeleteData: deleteData}, extra...)
+			m, raw, err := adminFetch[wire.Machine](s, http.MethodPost, adminPath("vaults", vid, "machines", mid, "stop"),
+				wire.StopProtection{DeleteData: deleteData}, extra...)
 			if err != nil {
 				return err
 			}
 			return s.print(raw, func(w io.Writer) {
-				if m.State == api.MachineDeleted {
+				if m.State == wire.MachineDeleted {
 					fmt.Fprintf(w, "Stopped protecting %s and deleted its backup data. `coffer admin undelete %s %s` brings it back until %s.\n",
 						m.Name, adminQuote(args[0]), adminQuote(m.Name), adminDetailWhen(m.PurgeAfter))
 					return
@@ -165,21 +165,21 @@ it is purged for good.`,
 
 func newAdminResume(f *adminFlags) *cobra.Command {
 	return adminMachineAction(f, "resume", "Resume protecting a stopped machine (Operator)",
-		func(m api.Machine, vault string) string {
+		func(m wire.Machine, vault string) string {
 			return fmt.Sprintf("%s is protected again; backups run on its policy's schedule.", m.Name)
 		})
 }
 
 func newAdminUndelete(f *adminFlags) *cobra.Command {
 	return adminMachineAction(f, "undelete", "Undelete a machine's soft-deleted data; it stays stopped (Contributor)",
-		func(m api.Machine, vault string) string {
+		func(m wire.Machine, vault string) string {
 			return fmt.Sprintf("%s's data is back and protection is stopped; `coffer admin resume %s %s` starts backups again.",
 				m.Name, adminQuote(vault), adminQuote(m.Name))
 		})
 }
 
 // adminMachineAction is a bodiless POST on a machine, answered by the machine.
-func adminMachineAction(f *adminFlags, verb, short string, done func(api.Machine, string) string) *cobra.Command {
+func adminMachineAction(f *adminFlags, verb, short string, done func(wire.Machine, string) string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " VAULT MACHINE",
 		Short: short,
@@ -189,7 +189,7 @@ func adminMachineAction(f *adminFlags, verb, short string, done func(api.Machine
 			if err != nil {
 				return err
 			}
-			m, raw, err := adminFetch[api.Machine](s, http.MethodPost, adminPath("vaults", vid, "machines", mid, verb), nil)
+			m, raw, err := adminFetch[wire.Machine](s, http.MethodPost, adminPath("vaults", vid, "machines", mid, verb), nil)
 			if err != nil {
 				return err
 			}
@@ -213,7 +213,7 @@ func newAdminPoints(f *adminFlags) *cobra.Command {
 			if deleted {
 				path += "?deleted=include"
 			}
-			ps, raw, err := adminFetch[[]api.Point](s, http.MethodGet, path, nil)
+			ps, raw, err := adminFetch[[]wire.Point](s, http.MethodGet, path, nil)
 			if err != nil {
 				return err
 			}
@@ -272,12 +272,12 @@ func adminPointAction(f *adminFlags, c *cobra.Command, args []string, method, su
 	if suffix != "" {
 		segs = append(segs, suffix)
 	}
-	p, raw, err := adminFetch[api.Point](s, method, adminPath(segs...), nil, extra...)
+	p, raw, err := adminFetch[wire.Point](s, method, adminPath(segs...), nil, extra...)
 	if err != nil {
 		return err
 	}
 	return s.print(raw, func(w io.Writer) {
-		if p.State == api.PointDeleted {
+		if p.State == wire.PointDeleted {
 			fmt.Fprintf(w, "Deleted the recovery point of %s (%s); `coffer admin point undelete %s` brings it back until %s.\n",
 				adminDetailWhen(&p.Time), adminShortID(p.ID), strings.Join([]string{adminQuote(args[0]), adminQuote(args[1]), adminShortID(p.ID)}, " "),
 				adminDetailWhen(p.PurgeAfter))

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func newAdminPolicy(f *adminFlags) *cobra.Command {
@@ -32,7 +32,7 @@ func newAdminPolicyList(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, raw, err := adminFetch[[]api.PolicyDoc](s, http.MethodGet, adminPath("vaults", id, "policies"), nil)
+			docs, raw, err := adminFetch[[]wire.PolicyDoc](s, http.MethodGet, adminPath("vaults", id, "policies"), nil)
 			if err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ what ` + "`coffer admin policy set -f`" + ` takes, e.g.:
 			if err != nil {
 				return err
 			}
-			d, raw, err := adminFetch[api.PolicyDoc](s, http.MethodGet, adminPath("vaults", id, "policies", args[1]), nil)
+			d, raw, err := adminFetch[wire.PolicyDoc](s, http.MethodGet, adminPath("vaults", id, "policies", args[1]), nil)
 			if err != nil {
 				return err
 			}
@@ -111,15 +111,15 @@ Reducing the retention of an existing policy needs a PIN.`,
 			if pin != "" {
 				extra = append(extra, cpclient.PIN(pin))
 			}
-			d, raw, err := adminFetch[api.PolicyDoc](s, http.MethodPut, adminPath("vaults", id, "policies", args[1]), p, extra...)
+			d, raw, err := adminFetch[wire.PolicyDoc](s, http.MethodPut, adminPath("vaults", id, "policies", args[1]), p, extra...)
 			var ae *adminAPIError
-			if errors.As(err, &ae) && ae.err.Body.Code == api.CodeValidation && len(ae.err.Body.Details) > 0 {
+			if errors.As(err, &ae) && ae.err.Body.Code == wire.CodeValidation && len(ae.err.Body.Details) > 0 {
 				lines := make([]string, len(ae.err.Body.Details))
 				for i, v := range ae.err.Body.Details {
 					lines[i] = "  " + adminViolation(v)
 				}
 				ae.msg = fmt.Sprintf("policy %s breaks %d rule(s) (%s); fix them in %s and run this again:\n%s",
-					args[1], len(lines), api.CodeValidation, file, strings.Join(lines, "\n"))
+					args[1], len(lines), wire.CodeValidation, file, strings.Join(lines, "\n"))
 			}
 			if err != nil {
 				return err
@@ -150,7 +150,7 @@ func newAdminPolicyAssign(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, raw, err := adminFetch[api.Machine](s, http.MethodPut, adminPath("vaults", vid, "machines", mid, "policy"), api.AssignPolicy{Policy: args[2]})
+			m, raw, err := adminFetch[wire.Machine](s, http.MethodPut, adminPath("vaults", vid, "machines", mid, "policy"), wire.AssignPolicy{Policy: args[2]})
 			if err != nil {
 				return err
 			}
@@ -163,7 +163,7 @@ func newAdminPolicyAssign(f *adminFlags) *cobra.Command {
 
 // adminDecodePolicy reads a stored policy leniently: a field added by a
 // newer control plane must not stop an older CLI from listing.
-func adminDecodePolicy(d api.PolicyDoc) (policy.Policy, error) {
+func adminDecodePolicy(d wire.PolicyDoc) (policy.Policy, error) {
 	var p policy.Policy
 	if err := json.Unmarshal(d.Policy, &p); err != nil {
 		return p, fmt.Errorf("unreadable policy: %v", err)
@@ -221,7 +221,7 @@ func adminThrottle(t policy.Throttle) string {
 	return fmt.Sprintf("%d Kbps on %s %s-%s, %d Kbps otherwise", t.WorkKbps, strings.Join(t.WorkDays, ","), t.WorkStart, t.WorkEnd, t.NonWorkKbps)
 }
 
-func adminPolicyDetail(w io.Writer, d api.PolicyDoc) {
+func adminPolicyDetail(w io.Writer, d wire.PolicyDoc) {
 	rows := [][2]string{{"Name", d.Name}, {"Updated", adminDetailWhen(&d.UpdatedAt)}}
 	if p, err := adminDecodePolicy(d); err != nil {
 		rows = append(rows, [2]string{"Policy", err.Error()})

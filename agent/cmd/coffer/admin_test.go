@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // The fake control plane: a few routes with fixed data. The real one is
@@ -53,51 +53,51 @@ func newAdminFakeCP(t *testing.T) *adminFakeCP {
 	f := &adminFakeCP{t: t, fail: map[string]func(http.ResponseWriter){}}
 	mux := http.NewServeMux()
 	v := "/api/v1/vaults"
-	vaults := []api.Vault{
+	vaults := []wire.Vault{
 		{ID: admProdID, Name: "prod", AlertRecipients: []string{"ops@example.com"}, SecurityFeatures: true, CreatedAt: admT0},
 		{ID: "1111111111111111aaaa", Name: "twin", CreatedAt: admT0},
 		{ID: "2222222222222222bbbb", Name: "Twin", AlertDigest: true, CreatedAt: admT1},
 	}
 	mux.HandleFunc("GET "+v, f.answer(vaults))
 	mux.HandleFunc("POST "+v, func(w http.ResponseWriter, r *http.Request) {
-		var nv api.NewVault
+		var nv wire.NewVault
 		json.NewDecoder(r.Body).Decode(&nv)
-		f.json(w, http.StatusCreated, api.Vault{ID: "3333333333333333cccc", Name: nv.Name, AlertRecipients: nv.AlertRecipients,
+		f.json(w, http.StatusCreated, wire.Vault{ID: "3333333333333333cccc", Name: nv.Name, AlertRecipients: nv.AlertRecipients,
 			AlertDigest: nv.AlertDigest, SecurityFeatures: nv.SecurityFeatures == nil || *nv.SecurityFeatures, CreatedAt: admT1})
 	})
 	mux.HandleFunc("GET "+v+"/"+admProdID, f.answer(vaults[0]))
 	mux.HandleFunc("PATCH "+v+"/"+admProdID, func(w http.ResponseWriter, r *http.Request) {
-		var u api.VaultUpdate
+		var u wire.VaultUpdate
 		json.NewDecoder(r.Body).Decode(&u)
 		if u.SecurityFeatures != nil && !*u.SecurityFeatures && !f.pinOK(w, r) {
 			return
 		}
 		f.json(w, http.StatusOK, vaults[0])
 	})
-	mux.HandleFunc("POST "+v+"/"+admProdID+"/credentials", f.answer(api.Credentials{Version: 1, ControlPlaneURL: "https://cp.example",
+	mux.HandleFunc("POST "+v+"/"+admProdID+"/credentials", f.answer(wire.Credentials{Version: 1, ControlPlaneURL: "https://cp.example",
 		VaultID: admProdID, VaultName: "prod", CredentialID: "cred", Secret: "s3cret", ExpiresAt: admT0.Add(48 * time.Hour)}))
-	mux.HandleFunc("POST "+v+"/"+admProdID+"/pin", f.answer(api.PIN{PIN: admPIN, ExpiresAt: admT0.Add(5 * time.Minute)}))
-	daily := api.PolicyDoc{Name: "daily", UpdatedAt: admT0, ETag: `"7"`, Policy: api.RawJSON(`{"schedule":{"frequency":"daily",` +
+	mux.HandleFunc("POST "+v+"/"+admProdID+"/pin", f.answer(wire.PIN{PIN: admPIN, ExpiresAt: admT0.Add(5 * time.Minute)}))
+	daily := wire.PolicyDoc{Name: "daily", UpdatedAt: admT0, ETag: `"7"`, Policy: wire.RawJSON(`{"schedule":{"frequency":"daily",` +
 		`"times":["21:00"],"timeZone":"UTC"},"retention":{"dailyDays":30,"weeklyWeeks":12,"monthlyMonths":12},"include":["/srv"],"throttle":{"enabled":false}}`)}
-	mux.HandleFunc("GET "+v+"/"+admProdID+"/policies", f.answer([]api.PolicyDoc{daily}))
+	mux.HandleFunc("GET "+v+"/"+admProdID+"/policies", f.answer([]wire.PolicyDoc{daily}))
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/policies/daily", f.answer(daily))
 	mux.HandleFunc("PUT "+v+"/"+admProdID+"/policies/{p}", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		f.json(w, http.StatusOK, api.PolicyDoc{Name: r.PathValue("p"), Policy: b, UpdatedAt: admT1, ETag: `"1"`})
+		f.json(w, http.StatusOK, wire.PolicyDoc{Name: r.PathValue("p"), Policy: b, UpdatedAt: admT1, ETag: `"1"`})
 	})
 
-	web := api.Machine{ID: admWebID, VaultID: admProdID, Name: "web-01", State: api.MachineProtected, Policy: "daily", RegisteredAt: admT0,
-		Item: &api.Item{LastBackupStatus: api.StatusCompleted, LastBackupAt: &admT0, LatestPoint: &admT1, Points: 42, StorageBytes: 3 << 29}}
-	db := api.Machine{ID: admDBID, VaultID: admProdID, Name: "DB-01", State: api.MachineStopped, RegisteredAt: admT0, Item: &api.Item{}}
+	web := wire.Machine{ID: admWebID, VaultID: admProdID, Name: "web-01", State: wire.MachineProtected, Policy: "daily", RegisteredAt: admT0,
+		Item: &wire.Item{LastBackupStatus: wire.StatusCompleted, LastBackupAt: &admT0, LatestPoint: &admT1, Points: 42, StorageBytes: 3 << 29}}
+	db := wire.Machine{ID: admDBID, VaultID: admProdID, Name: "DB-01", State: wire.MachineStopped, RegisteredAt: admT0, Item: &wire.Item{}}
 	// futureField stands for a field a newer control plane adds: --json
 	// must pass it through.
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/machines", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := json.Marshal([]api.Machine{web, db})
+		b, _ := json.Marshal([]wire.Machine{web, db})
 		b = bytes.Replace(b, []byte(`{"id"`), []byte(`{"futureField":1,"id"`), 1)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
-	mux.HandleFunc("GET "+v+"/1111111111111111aaaa/machines", f.answer([]api.Machine{
+	mux.HandleFunc("GET "+v+"/1111111111111111aaaa/machines", f.answer([]wire.Machine{
 		{ID: "cccccccccccccccccccc", Name: "Node"}, {ID: "dddddddddddddddddddd", Name: "node"}}))
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/machines/{m}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("m") {
@@ -106,33 +106,33 @@ func newAdminFakeCP(t *testing.T) *adminFakeCP {
 		case admDBID:
 			f.json(w, http.StatusOK, db)
 		default:
-			f.json(w, http.StatusNotFound, api.Error{Code: api.CodeNotFound, Message: "no machine " + r.PathValue("m")})
+			f.json(w, http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: "no machine " + r.PathValue("m")})
 		}
 	})
 	mux.HandleFunc("PUT "+v+"/"+admProdID+"/machines/{m}/policy", func(w http.ResponseWriter, r *http.Request) {
-		var ap api.AssignPolicy
+		var ap wire.AssignPolicy
 		json.NewDecoder(r.Body).Decode(&ap)
 		m := web
 		m.Policy = ap.Policy
 		f.json(w, http.StatusOK, m)
 	})
 	mux.HandleFunc("POST "+v+"/"+admProdID+"/machines/{m}/stop", func(w http.ResponseWriter, r *http.Request) {
-		var sp api.StopProtection
+		var sp wire.StopProtection
 		json.NewDecoder(r.Body).Decode(&sp)
 		m := web
-		m.State = api.MachineStopped
+		m.State = wire.MachineStopped
 		if sp.DeleteData {
 			if !f.pinOK(w, r) {
 				return
 			}
-			m.State, m.PurgeAfter = api.MachineDeleted, &admPurgeAt
+			m.State, m.PurgeAfter = wire.MachineDeleted, &admPurgeAt
 		}
 		f.json(w, http.StatusOK, m)
 	})
 	mux.HandleFunc("POST "+v+"/"+admProdID+"/machines/{m}/resume", f.answer(web))
-	points := []api.Point{
-		{ID: admPointA, MachineID: admWebID, Time: admT0, State: api.PointActive},
-		{ID: admPointB, MachineID: admWebID, Time: admT1, State: api.PointDeleted, DeletedAt: &admT1, PurgeAfter: &admPurgeAt},
+	points := []wire.Point{
+		{ID: admPointA, MachineID: admWebID, Time: admT0, State: wire.PointActive},
+		{ID: admPointB, MachineID: admWebID, Time: admT1, State: wire.PointDeleted, DeletedAt: &admT1, PurgeAfter: &admPurgeAt},
 	}
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/machines/"+admWebID+"/points", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("deleted") == "include" {
@@ -146,21 +146,21 @@ func newAdminFakeCP(t *testing.T) *adminFakeCP {
 			f.json(w, http.StatusOK, points[1])
 		}
 	})
-	mux.HandleFunc("GET "+v+"/"+admProdID+"/jobs", f.answer([]api.Job{{ID: "job1", VaultID: admProdID, MachineID: admWebID, MachineName: "web-01",
-		Type: api.JobBackup, Status: api.StatusFailed, StartedAt: admT0, UpdatedAt: admT1, EndedAt: &admT1, ErrorCode: "disk_full",
-		Message: "the disk\nis full", Progress: api.Progress{FilesDone: 7, BytesDone: 2048}}}))
-	mux.HandleFunc("GET "+v+"/"+admProdID+"/alerts", f.answer([]api.Alert{{ID: "al1", VaultID: admProdID, MachineName: "web-01",
-		Severity: api.SeverityCritical, Kind: api.AlertJobFailed, Title: "Backup of web-01 failed", RaisedAt: admT1}}))
+	mux.HandleFunc("GET "+v+"/"+admProdID+"/jobs", f.answer([]wire.Job{{ID: "job1", VaultID: admProdID, MachineID: admWebID, MachineName: "web-01",
+		Type: wire.JobBackup, Status: wire.StatusFailed, StartedAt: admT0, UpdatedAt: admT1, EndedAt: &admT1, ErrorCode: "disk_full",
+		Message: "the disk\nis full", Progress: wire.Progress{FilesDone: 7, BytesDone: 2048}}}))
+	mux.HandleFunc("GET "+v+"/"+admProdID+"/alerts", f.answer([]wire.Alert{{ID: "al1", VaultID: admProdID, MachineName: "web-01",
+		Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed, Title: "Backup of web-01 failed", RaisedAt: admT1}}))
 
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
-		f.reqs = append(f.reqs, adminReq{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get(api.PINHeader), string(body)})
+		f.reqs = append(f.reqs, adminReq{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get(wire.PINHeader), string(body)})
 		fail := f.fail[r.Method+" "+r.URL.Path]
 		f.mu.Unlock()
 		if r.Header.Get("Authorization") != "Bearer "+admToken {
-			f.json(w, http.StatusUnauthorized, api.Error{Code: api.CodeUnauthenticated, Message: "the bearer token matches no role"})
+			f.json(w, http.StatusUnauthorized, wire.Error{Code: wire.CodeUnauthenticated, Message: "the bearer token matches no role"})
 			return
 		}
 		if fail != nil {
@@ -188,13 +188,13 @@ func (f *adminFakeCP) answer(v any) http.HandlerFunc {
 // pinOK checks the PIN header as the control plane does, answering when
 // it is missing or wrong.
 func (f *adminFakeCP) pinOK(w http.ResponseWriter, r *http.Request) bool {
-	switch r.Header.Get(api.PINHeader) {
+	switch r.Header.Get(wire.PINHeader) {
 	case admPIN:
 		return true
 	case "":
-		f.json(w, http.StatusForbidden, api.Error{Code: api.CodePINRequired, Message: "to do this, generate a security PIN"})
+		f.json(w, http.StatusForbidden, wire.Error{Code: wire.CodePINRequired, Message: "to do this, generate a security PIN"})
 	default:
-		f.json(w, http.StatusForbidden, api.Error{Code: api.CodePINInvalid, Message: "the PIN is wrong, expired or used"})
+		f.json(w, http.StatusForbidden, wire.Error{Code: wire.CodePINInvalid, Message: "the PIN is wrong, expired or used"})
 	}
 	return false
 }
@@ -435,8 +435,8 @@ func TestAdminErrors(t *testing.T) {
 		io.WriteString(w, "<html>Bad Gateway</html>")
 	}
 	cp.fail["PUT /api/v1/vaults/"+admProdID+"/policies/gold"] = func(w http.ResponseWriter) {
-		cp.json(w, http.StatusUnprocessableEntity, api.Error{Code: api.CodeValidation, Message: "the policy breaks these rules: ...",
-			Details: []api.Violation{
+		cp.json(w, http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation, Message: "the policy breaks these rules: ...",
+			Details: []wire.Violation{
 				{Field: "schedule.times", Rule: "schedule.times.max3", Message: "at most 3 times a day"},
 				{Field: "retention.dailyDays", Rule: "retention.dailyDays.secureMin", Message: "keep points at least 7 days"},
 			}})
@@ -526,7 +526,7 @@ func TestAdminCredentialsFileIsPrivate(t *testing.T) {
 			if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
 				t.Fatalf("%s has mode %v, want 0600", tc.file, fi.Mode().Perm())
 			}
-			var c api.Credentials
+			var c wire.Credentials
 			b, _ := os.ReadFile(tc.file)
 			if err := json.Unmarshal(b, &c); err != nil || c.Secret != "s3cret" || c.VaultID != admProdID {
 				t.Fatalf("file holds %q (%v), want the API's credentials", b, err)

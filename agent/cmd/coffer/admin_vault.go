@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func newAdminVault(f *adminFlags) *cobra.Command {
@@ -42,12 +42,12 @@ unless --no-security-features; turning them off later needs a PIN.`,
 			if err != nil {
 				return err
 			}
-			nv := api.NewVault{Name: args[0], AlertRecipients: adminNonEmpty(recipients), AlertDigest: digest}
+			nv := wire.NewVault{Name: args[0], AlertRecipients: adminNonEmpty(recipients), AlertDigest: digest}
 			if noSecurity {
 				off := false
 				nv.SecurityFeatures = &off
 			}
-			v, raw, err := adminFetch[api.Vault](s, http.MethodPost, adminPath("vaults"), nv)
+			v, raw, err := adminFetch[wire.Vault](s, http.MethodPost, adminPath("vaults"), nv)
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ func newAdminVaultList(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, raw, err := adminFetch[[]api.Vault](s, http.MethodGet, adminPath("vaults"), nil)
+			vs, raw, err := adminFetch[[]wire.Vault](s, http.MethodGet, adminPath("vaults"), nil)
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func newAdminVaultShow(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, raw, err := adminFetch[api.Vault](s, http.MethodGet, adminPath("vaults", id), nil)
+			v, raw, err := adminFetch[wire.Vault](s, http.MethodGet, adminPath("vaults", id), nil)
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ Turning security features off needs a PIN (` + "`coffer admin pin VAULT`" + `) a
 critical alert.`,
 		Args: rangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			var u api.VaultUpdate
+			var u wire.VaultUpdate
 			if c.Flags().Changed("recipient") {
 				rs := adminNonEmpty(recipients)
 				u.AlertRecipients = &rs
@@ -138,7 +138,7 @@ critical alert.`,
 			if c.Flags().Changed("security-features") {
 				u.SecurityFeatures = &security
 			}
-			if u == (api.VaultUpdate{}) {
+			if u == (wire.VaultUpdate{}) {
 				return usagef("nothing to change: give --recipient, --digest or --security-features (see `%s --help`)", c.CommandPath())
 			}
 			s, id, err := f.openVault(c, args[0])
@@ -149,7 +149,7 @@ critical alert.`,
 			if pin != "" {
 				extra = append(extra, cpclient.PIN(pin))
 			}
-			v, raw, err := adminFetch[api.Vault](s, http.MethodPatch, adminPath("vaults", id), u, extra...)
+			v, raw, err := adminFetch[wire.Vault](s, http.MethodPatch, adminPath("vaults", id), u, extra...)
 			if err != nil {
 				return err
 			}
@@ -163,14 +163,14 @@ critical alert.`,
 	return c
 }
 
-func adminEmailMode(v api.Vault) string {
+func adminEmailMode(v wire.Vault) string {
 	if v.AlertDigest {
 		return "hourly digest"
 	}
 	return "per alert"
 }
 
-func adminVaultDetail(w io.Writer, v api.Vault) {
+func adminVaultDetail(w io.Writer, v wire.Vault) {
 	adminKV(w,
 		[2]string{"Name", v.Name},
 		[2]string{"ID", v.ID},
@@ -198,7 +198,7 @@ it is valid, not its contents.`,
 			if err != nil {
 				return err
 			}
-			creds, raw, err := adminFetch[api.Credentials](s, http.MethodPost, adminPath("vaults", id, "credentials"), nil)
+			creds, raw, err := adminFetch[wire.Credentials](s, http.MethodPost, adminPath("vaults", id, "credentials"), nil)
 			if err != nil {
 				return err
 			}
@@ -236,7 +236,7 @@ it is valid, not its contents.`,
 
 // adminCredentialsName is a file name from the vault's name, which may hold
 // any printable character.
-func adminCredentialsName(creds api.Credentials) string {
+func adminCredentialsName(creds wire.Credentials) string {
 	name := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
 			return r
@@ -291,7 +291,7 @@ reducing a policy's retention, turning security features off.`,
 			if err != nil {
 				return err
 			}
-			p, raw, err := adminFetch[api.PIN](s, http.MethodPost, adminPath("vaults", id, "pin"), nil)
+			p, raw, err := adminFetch[wire.PIN](s, http.MethodPost, adminPath("vaults", id, "pin"), nil)
 			if err != nil {
 				return err
 			}

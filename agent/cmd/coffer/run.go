@@ -22,9 +22,9 @@ import (
 	"github.com/coffer-backup/coffer/agent/service"
 	"github.com/coffer-backup/coffer/agent/throttle"
 	"github.com/coffer-backup/coffer/agent/vault"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Defaults of `coffer run`.
@@ -171,14 +171,14 @@ func (a *agentRun) syncPolicy(ctx context.Context) {
 	a.mu.Lock()
 	etag := a.etag
 	a.mu.Unlock()
-	var doc api.PolicyDoc
+	var doc wire.PolicyDoc
 	h := http.Header{}
 	if etag != "" {
 		h.Set("If-None-Match", etag)
 	}
-	_, err := a.s.Client.Do(ctx, "GET", api.Version+"/agent/policy", nil, &doc, h)
+	_, err := a.s.Client.Do(ctx, "GET", wire.Version+"/agent/policy", nil, &doc, h)
 	switch {
-	case cpclient.Code(err) == api.CodeNotFound:
+	case cpclient.Code(err) == wire.CodeNotFound:
 		a.log.Warn("no policy assigned yet; nothing is scheduled", "err", err)
 		return
 	case err != nil:

@@ -19,10 +19,10 @@ import (
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/version"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func newRegister() *cobra.Command {
@@ -177,9 +177,9 @@ func isUsage(err error) bool {
 }
 
 func agentPolicy(ctx context.Context, s *vault.Session) (*policy.Policy, error) {
-	var doc api.PolicyDoc
-	if _, err := s.Client.Do(ctx, "GET", api.Version+"/agent/policy", nil, &doc); err != nil {
-		if cpclient.Code(err) == api.CodeNotFound {
+	var doc wire.PolicyDoc
+	if _, err := s.Client.Do(ctx, "GET", wire.Version+"/agent/policy", nil, &doc); err != nil {
+		if cpclient.Code(err) == wire.CodeNotFound {
 			return nil, usagef("this machine has no policy yet: name the paths to back up, or ask an admin to assign one (coffer admin policy assign)")
 		}
 		return nil, err
@@ -202,8 +202,8 @@ func newJobs() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var js []api.Job
-			if _, err := s.Client.Do(c.Context(), "GET", fmt.Sprintf("%s/agent/jobs?limit=%d", api.Version, limit), nil, &js); err != nil {
+			var js []wire.Job
+			if _, err := s.Client.Do(c.Context(), "GET", fmt.Sprintf("%s/agent/jobs?limit=%d", wire.Version, limit), nil, &js); err != nil {
 				return err
 			}
 			if asJSON {
@@ -225,11 +225,11 @@ func newJobs() *cobra.Command {
 
 // statusReport is `coffer status --json`.
 type statusReport struct {
-	Machine    api.Machine    `json:"machine"`
-	LastBackup *api.Job       `json:"lastBackup,omitempty"`
-	NextRun    *time.Time     `json:"nextRun,omitempty"`
-	Policy     *api.PolicyDoc `json:"policy,omitempty"`
-	Pending    int            `json:"pendingReports"`
+	Machine    wire.Machine    `json:"machine"`
+	LastBackup *wire.Job       `json:"lastBackup,omitempty"`
+	NextRun    *time.Time      `json:"nextRun,omitempty"`
+	Policy     *wire.PolicyDoc `json:"policy,omitempty"`
+	Pending    int             `json:"pendingReports"`
 }
 
 func newStatus() *cobra.Command {
@@ -248,25 +248,25 @@ func newStatus() *cobra.Command {
 				return err
 			}
 			var st statusReport
-			if _, err := s.Client.Do(ctx, "GET", api.Version+"/agent/machine", nil, &st.Machine); err != nil {
+			if _, err := s.Client.Do(ctx, "GET", wire.Version+"/agent/machine", nil, &st.Machine); err != nil {
 				return err
 			}
-			var js []api.Job
-			if _, err := s.Client.Do(ctx, "GET", api.Version+"/agent/jobs?type=backup&limit=1", nil, &js); err != nil {
+			var js []wire.Job
+			if _, err := s.Client.Do(ctx, "GET", wire.Version+"/agent/jobs?type=backup&limit=1", nil, &js); err != nil {
 				return err
 			}
 			if len(js) > 0 {
 				st.LastBackup = &js[0]
 			}
-			var doc api.PolicyDoc
-			if _, err := s.Client.Do(ctx, "GET", api.Version+"/agent/policy", nil, &doc); err == nil {
+			var doc wire.PolicyDoc
+			if _, err := s.Client.Do(ctx, "GET", wire.Version+"/agent/policy", nil, &doc); err == nil {
 				st.Policy = &doc
 				if p, err := policy.Decode(doc.Policy); err == nil {
 					if next, err := p.Schedule.Next(time.Now()); err == nil {
 						st.NextRun = &next
 					}
 				}
-			} else if cpclient.Code(err) != api.CodeNotFound {
+			} else if cpclient.Code(err) != wire.CodeNotFound {
 				return err
 			}
 			st.Pending = countPending(s.Dir)

@@ -25,7 +25,7 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/functions/config"
-	"github.com/coffer-backup/coffer/shared/api"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // demo is what the steps share: the running stack, the processes the story
@@ -45,7 +45,7 @@ type demo struct {
 	cpURL     string // the standalone control plane
 	token     string // its Backup Contributor token
 	recipient string
-	vault     api.Vault
+	vault     wire.Vault
 	credFile  string
 	configDir string
 	machineID string

@@ -19,8 +19,8 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
-	"github.com/coffer-backup/coffer/shared/api"
 	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Names the story uses.
@@ -56,7 +56,7 @@ func stepControlPlane(ctx context.Context, d *demo) (string, error) {
 	}
 	d.cpURL = url
 	// The admin CLI answers with the token: the API and its tables are ready.
-	var vs []api.Vault
+	var vs []wire.Vault
 	if err := d.cofferJSON(ctx, &vs, "admin", "vault", "list"); err != nil {
 		return "", err
 	}
@@ -161,15 +161,15 @@ func (d *demo) backup(ctx context.Context) (backupSummary, error) {
 	if sum.ID == "" || sum.JobID == "" || sum.Status != "completed" {
 		return sum, fmt.Errorf("coffer backup reported point %q, job %q, status %q", sum.ID, sum.JobID, sum.Status)
 	}
-	var js []api.Job
-	if err := d.cofferJSON(ctx, &js, "admin", "jobs", demoVault, "--machine", demoMachine, "--type", api.JobBackup); err != nil {
+	var js []wire.Job
+	if err := d.cofferJSON(ctx, &js, "admin", "jobs", demoVault, "--machine", demoMachine, "--type", wire.JobBackup); err != nil {
 		return sum, err
 	}
-	i := slices.IndexFunc(js, func(j api.Job) bool { return j.ID == sum.JobID })
+	i := slices.IndexFunc(js, func(j wire.Job) bool { return j.ID == sum.JobID })
 	if i < 0 {
 		return sum, fmt.Errorf("`coffer admin jobs` does not list backup job %s", sum.JobID)
 	}
-	if j := js[i]; j.Status != api.StatusCompleted || j.PointID != sum.ID || j.Progress.FilesDone != sum.Files {
+	if j := js[i]; j.Status != wire.StatusCompleted || j.PointID != sum.ID || j.Progress.FilesDone != sum.Files {
 		return sum, fmt.Errorf("job %s is %s with point %q and %d files; the agent reported point %s and %d files",
 			j.ID, j.Status, j.PointID, j.Progress.FilesDone, sum.ID, sum.Files)
 	}
@@ -178,14 +178,14 @@ func (d *demo) backup(ctx context.Context) (backupSummary, error) {
 }
 
 // listedPoints is the machine's recovery points as the admin sees them.
-func (d *demo) listedPoints(ctx context.Context, args ...string) ([]api.Point, error) {
-	var ps []api.Point
+func (d *demo) listedPoints(ctx context.Context, args ...string) ([]wire.Point, error) {
+	var ps []wire.Point
 	err := d.cofferJSON(ctx, &ps, append([]string{"admin", "points", demoVault, demoMachine}, args...)...)
 	return ps, err
 }
 
 // samePoints checks the admin lists exactly the points the backups made.
-func (d *demo) samePoints(ps []api.Point) error {
+func (d *demo) samePoints(ps []wire.Point) error {
 	var ids []string
 	for _, p := range ps {
 		ids = append(ids, p.ID)
@@ -259,7 +259,7 @@ func stepSecondBackup(ctx context.Context, d *demo) (string, error) {
 	if err := d.samePoints(ps); err != nil {
 		return "", err
 	}
-	slices.SortFunc(ps, func(a, b api.Point) int { return a.Time.Compare(b.Time) })
+	slices.SortFunc(ps, func(a, b wire.Point) int { return a.Time.Compare(b.Time) })
 	return fmt.Sprintf("Changed the share: %s.\n"+
 		"Backup job %s completed, reading %s of %s; %s now has 2 recovery points: %s (%s) and %s (%s).",
 		what, sum.JobID, humanSize(sum.BytesRead), humanSize(sum.Bytes), demoMachine,
@@ -303,11 +303,11 @@ func stepFailedBackup(ctx context.Context, d *demo) (string, error) {
 	if out, err := d.coffer(ctx, "backup", "--config-dir", d.configDir); err == nil {
 		return "", fmt.Errorf("the backup of a missing folder did not fail: %s", out)
 	}
-	var js []api.Job
-	if err := d.cofferJSON(ctx, &js, "admin", "jobs", demoVault, "--status", api.StatusFailed); err != nil {
+	var js []wire.Job
+	if err := d.cofferJSON(ctx, &js, "admin", "jobs", demoVault, "--status", wire.StatusFailed); err != nil {
 		return "", err
 	}
-	if len(js) != 1 || js[0].MachineID != d.machineID || js[0].Type != api.JobBackup {
+	if len(js) != 1 || js[0].MachineID != d.machineID || js[0].Type != wire.JobBackup {
 		return "", fmt.Errorf("`coffer admin jobs --status failed` lists %d jobs, want the one backup of %s: %+v", len(js), demoMachine, js)
 	}
 	job := js[0]
@@ -342,8 +342,8 @@ func waitMail(ctx context.Context, sink *smtpsink.Sink, match func(smtpsink.Mess
 }
 
 // pin asks the control plane for a security PIN.
-func (d *demo) pin(ctx context.Context) (api.PIN, error) {
-	var p api.PIN
+func (d *demo) pin(ctx context.Context) (wire.PIN, error) {
+	var p wire.PIN
 	if err := d.cofferJSON(ctx, &p, "admin", "pin", demoVault); err != nil {
 		return p, err
 	}
@@ -355,8 +355,8 @@ func (d *demo) pin(ctx context.Context) (api.PIN, error) {
 
 // deleteData stops protecting the machine and soft-deletes its data with a
 // new PIN, and checks the admin sees it deleted.
-func (d *demo) deleteData(ctx context.Context) (api.PIN, api.Machine, error) {
-	var m api.Machine
+func (d *demo) deleteData(ctx context.Context) (wire.PIN, wire.Machine, error) {
+	var m wire.Machine
 	p, err := d.pin(ctx)
 	if err != nil {
 		return p, m, err
@@ -364,12 +364,12 @@ func (d *demo) deleteData(ctx context.Context) (api.PIN, api.Machine, error) {
 	if err := d.cofferJSON(ctx, &m, "admin", "stop", demoVault, demoMachine, "--delete-data", "--pin", p.PIN); err != nil {
 		return p, m, err
 	}
-	var ms []api.Machine
+	var ms []wire.Machine
 	if err := d.cofferJSON(ctx, &ms, "admin", "machines", demoVault); err != nil {
 		return p, m, err
 	}
-	i := slices.IndexFunc(ms, func(x api.Machine) bool { return x.ID == d.machineID })
-	if i < 0 || ms[i].State != api.MachineDeleted || ms[i].PurgeAfter == nil {
+	i := slices.IndexFunc(ms, func(x wire.Machine) bool { return x.ID == d.machineID })
+	if i < 0 || ms[i].State != wire.MachineDeleted || ms[i].PurgeAfter == nil {
 		return p, m, fmt.Errorf("after deleting its data `coffer admin machines` lists %+v", ms)
 	}
 	return p, ms[i], nil
@@ -380,12 +380,12 @@ func stepDeleteUndelete(ctx context.Context, d *demo) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var back api.Machine
+	var back wire.Machine
 	if err := d.cofferJSON(ctx, &back, "admin", "undelete", demoVault, demoMachine); err != nil {
 		return "", err
 	}
-	if back.State != api.MachineStopped {
-		return "", fmt.Errorf("after undelete %s is %s, want %s", demoMachine, back.State, api.MachineStopped)
+	if back.State != wire.MachineStopped {
+		return "", fmt.Errorf("after undelete %s is %s, want %s", demoMachine, back.State, wire.MachineStopped)
 	}
 	ps, err := d.listedPoints(ctx)
 	if err != nil {
@@ -422,7 +422,7 @@ func stepPurge(ctx context.Context, d *demo) (string, error) {
 	var clock struct {
 		Now time.Time `json:"now"`
 	}
-	if err := d.post(ctx, d.cpURL+api.Version+"/dev/clock", advance, &clock); err != nil {
+	if err := d.post(ctx, d.cpURL+wire.Version+"/dev/clock", advance, &clock); err != nil {
 		return "", fmt.Errorf("move the control plane's clock: %w", err)
 	}
 	if clock.Now.Before(*m.PurgeAfter) {
@@ -436,7 +436,7 @@ func stepPurge(ctx context.Context, d *demo) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := d.post(ctx, host+api.Version+"/dev/clock", advance, nil); err != nil {
+	if err := d.post(ctx, host+wire.Version+"/dev/clock", advance, nil); err != nil {
 		return "", fmt.Errorf("move the host-mode control plane's clock: %w", err)
 	}
 	var reply struct {
@@ -449,17 +449,17 @@ func stepPurge(ctx context.Context, d *demo) (string, error) {
 		return "", fmt.Errorf("PurgeSoftDeleted answered %v", reply.Logs)
 	}
 	// The machine, its points and its container are gone.
-	var ms []api.Machine
+	var ms []wire.Machine
 	if err := d.cofferJSON(ctx, &ms, "admin", "machines", demoVault); err != nil {
 		return "", err
 	}
-	if slices.ContainsFunc(ms, func(x api.Machine) bool { return x.ID == d.machineID }) {
+	if slices.ContainsFunc(ms, func(x wire.Machine) bool { return x.ID == d.machineID }) {
 		return "", fmt.Errorf("%s is still listed after the purge: %+v", demoMachine, ms)
 	}
 	// By its ID, as the name is free again: the points are gone too.
-	var ps []api.Point
+	var ps []wire.Point
 	err = d.cofferJSON(ctx, &ps, "admin", "points", demoVault, d.machineID, "--deleted")
-	if err == nil || !strings.Contains(err.Error(), "("+api.CodeNotFound+")") {
+	if err == nil || !strings.Contains(err.Error(), "("+wire.CodeNotFound+")") {
 		return "", fmt.Errorf("listing the points of %s after the purge gave %d points and error %v, want not_found", demoMachine, len(ps), err)
 	}
 	gone, err := containerGone(ctx, d.Stack.Azurite.ConnectionString(), d.container)

@@ -1,7 +1,7 @@
-// Package api holds the JSON types the agent and the control plane exchange
+// Package wire holds the JSON types the agent and the control plane exchange
 // over /api/v1, and the stable error codes a client can act on. Both sides
 // import it, so a field renamed here is renamed everywhere.
-package api
+package wire
 
 import (
 	"encoding/json"
