@@ -1,0 +1,72 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/coffer-backup/coffer/functions/points"
+	"github.com/coffer-backup/coffer/shared/wire"
+)
+
+func (s *server) listPoints(c echo.Context) error {
+	_, m, err := s.vaultMachine(c)
+	if err != nil {
+		return err
+	}
+	withDeleted := c.QueryParam("deleted") == "include"
+	ps, err := s.Points.List(c.Request().Context(), m.ID, withDeleted)
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []wire.Point{}
+	}
+	return c.JSON(http.StatusOK, ps)
+}
+
+func (s *server) deletePoint(c echo.Context) error {
+	if err := need(c, RoleContributor, "deleting a recovery point"); err != nil {
+		return err
+	}
+	v, m, err := s.vaultMachine(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := s.Points.Get(ctx, m.ID, c.Param("point")); err != nil {
+		return err
+	}
+	if err := s.usePIN(c, v, "delete a recovery point of "+m.Name); err != nil {
+		return err
+	}
+	p, err := s.Points.SoftDelete(ctx, m.ID, c.Param("point"))
+	if err != nil {
+		return err
+	}
+	s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+		Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
+		Title:  "Recovery point of " + m.Name + " deleted",
+		Detail: principal(c).Name + " deleted the recovery point of " + p.Time.Format(time.RFC1123) + " with a security PIN. It can be undeleted until " + p.PurgeAfter.Format(time.RFC1123) + "."})
+	return c.JSON(http.StatusOK, p)
+}
+
+func (s *server) undeletePoint(c echo.Context) error {
+	if err := need(c, RoleContributor, "undeleting a recovery point"); err != nil {
+		return err
+	}
+	_, m, err := s.vaultMachine(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.Points.Undelete(c.Request().Context(), m.ID, c.Param("point"))
+	if errors.Is(err, points.ErrNotFound) {
+		return fail(http.StatusNotFound, wire.CodeNotFound, "recovery point %s is gone: it was purged 14 days after it was deleted, or never existed", c.Param("point"))
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}

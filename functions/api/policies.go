@@ -1,0 +1,88 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/shared/policy"
+	"github.com/coffer-backup/coffer/shared/wire"
+)
+
+func (s *server) listPolicies(c echo.Context) error {
+	ps, err := s.Registry.Policies(c.Request().Context(), c.Param("vault"))
+	if err != nil {
+		return err
+	}
+	out := make([]wire.PolicyDoc, len(ps))
+	for i, p := range ps {
+		out[i] = p.Doc
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *server) getPolicy(c echo.Context) error {
+	p, err := s.Registry.Policy(c.Request().Context(), c.Param("vault"), c.Param("policy"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", p.Doc.ETag)
+	return c.JSON(http.StatusOK, p.Doc)
+}
+
+func (s *server) putPolicy(c echo.Context) error {
+	if err := need(c, RoleContributor, "changing a policy"); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	p, err := policy.Decode(body)
+	if err != nil {
+		return fail(http.StatusBadRequest, wire.CodeBadRequest, "%v", err)
+	}
+	ctx := c.Request().Context()
+	v, err := s.Registry.Vault(ctx, c.Param("vault"))
+	if err != nil {
+		return err
+	}
+	name := c.Param("policy")
+	if err := registry.CheckPolicyName(name); err != nil {
+		return err
+	}
+	if err := p.Validate(v.SecurityFeatures); err != nil {
+		var ve *policy.ValidationError
+		if errors.As(err, &ve) {
+			return &httpError{http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation,
+				Message: "the policy breaks these rules: " + ve.Error(), Details: ve.Violations}}
+		}
+		return fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
+	}
+	old, err := s.Registry.Policy(ctx, v.ID, name)
+	switch {
+	case err == nil:
+		if match := c.Request().Header.Get("If-Match"); match != "" && match != old.Doc.ETag {
+			return fail(http.StatusPreconditionFailed, wire.CodeConflict, "the policy changed since you read it (ETag %s); read it again and reapply your change", old.Doc.ETag)
+		}
+		if policy.ReducesRetention(old.Policy.Retention, p.Retention) {
+			if err := s.usePIN(c, v, "reduce retention of policy "+name); err != nil {
+				return err
+			}
+			s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
+				Title:  "Retention reduced in policy " + name,
+				Detail: principal(c).Name + " reduced the retention of policy " + name + " with a security PIN. Older recovery points will expire sooner."})
+		}
+	case errors.Is(err, registry.ErrNotFound):
+	default:
+		return err
+	}
+	saved, err := s.Registry.PutPolicy(ctx, v.ID, name, *p)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", saved.Doc.ETag)
+	return c.JSON(http.StatusOK, saved.Doc)
+}
