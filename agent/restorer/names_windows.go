@@ -1,16 +1,5 @@
 package restorer
 
-import (
-	"fmt"
-	"strings"
-)
-
+// noFollow is 0: Windows has no O_NOFOLLOW, but O_CREATE|O_EXCL (CREATE_NEW)
+// fails on any existing entry, a link included.
 const noFollow = 0
-
-// checkLocalName refuses names Windows would read as paths or devices.
-func checkLocalName(name string) error {
-	if strings.ContainsAny(name, `\:*?"<>|`) {
-		return fmt.Errorf("the name %q cannot exist on Windows", name)
-	}
-	return nil
-}

@@ -6,10 +6,11 @@
 package packrefs
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/coffer-backup/coffer/shared/layout"
 )
 
 // Version of the format.
@@ -21,8 +22,8 @@ const MaxSize = 96 << 20
 // Refs names the packs one point needs.
 type Refs struct {
 	Version int      `json:"version"`
-	Point   string   `json:"point"` // the point's ID, as in points/<ID>
-	Packs   []string `json:"packs"` // pack IDs, as in data/<first two>/<ID>, sorted, unique
+	Point   string   `json:"point"` // the point's ID, as in layout.Point
+	Packs   []string `json:"packs"` // pack IDs, as in layout.Pack, sorted, unique
 }
 
 // New builds a sorted, deduplicated list.
@@ -33,10 +34,10 @@ func New(point string, packs []string) *Refs {
 }
 
 // Name is the object name of a point's list.
-func Name(point string) string { return "refs/" + point }
+func Name(point string) string { return layout.Refs(point) }
 
 // PackName is the object name of a pack.
-func PackName(pack string) string { return "data/" + pack[:2] + "/" + pack }
+func PackName(pack string) string { return layout.Pack(pack) }
 
 // Encode renders the list as JSON.
 func (r *Refs) Encode() ([]byte, error) { return json.Marshal(r) }
@@ -67,16 +68,6 @@ func Decode(b []byte) (*Refs, error) {
 	return &r, nil
 }
 
-// validID accepts 64 lower-case hex digits.
-func ValidID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
+// ValidID accepts 64 lower-case hex digits, the form of every point and
+// pack ID.
+func ValidID(s string) bool { return layout.ValidID(s) }
