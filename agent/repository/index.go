@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/storage"
 )
 
@@ -156,7 +157,8 @@ func (r *Repository) SaveIndex(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode index: %w", err)
 	}
-	if _, err := r.saveSealed(ctx, indexPrefix, plain, adIndex); err != nil {
+	sealed, id := r.seal(plain, adIndex)
+	if err := r.create(ctx, layout.Index(id), sealed); err != nil {
 		r.index.mu.Lock()
 		r.index.pending = append(r.index.pending, pending...)
 		r.index.mu.Unlock()
@@ -165,14 +167,20 @@ func (r *Repository) SaveIndex(ctx context.Context) error {
 	return nil
 }
 
-// saveSealed encrypts plaintext and stores it under prefix+SHA-256(sealed).
-func (r *Repository) saveSealed(ctx context.Context, prefix string, plain, ad []byte) (string, error) {
-	sealed := r.key.Seal(nil, plain, ad)
-	id := hashID(sealed)
-	if err := r.be.Create(ctx, prefix+id, sealed); err != nil && !errors.Is(err, storage.ErrExists) {
-		return "", err
+// seal encrypts plaintext and returns it with its ID, SHA-256(sealed), so
+// a caller can name the object before storing it.
+func (r *Repository) seal(plain, ad []byte) (sealed []byte, id string) {
+	sealed = r.key.Seal(nil, plain, ad)
+	return sealed, hashID(sealed)
+}
+
+// create stores a content-addressed object. ErrExists means the same bytes
+// are already there, which is success.
+func (r *Repository) create(ctx context.Context, name string, b []byte) error {
+	if err := r.be.Create(ctx, name, b); err != nil && !errors.Is(err, storage.ErrExists) {
+		return err
 	}
-	return id, nil
+	return nil
 }
 
 // loadSealed reads and decrypts prefix+id, checking the name first.
@@ -209,7 +217,7 @@ type IndexStats struct {
 func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 	var st IndexStats
 	var names []string
-	if err := r.be.List(ctx, indexPrefix, func(fi storage.Info) error {
+	if err := r.be.List(ctx, layout.IndexPrefix, func(fi storage.Info) error {
 		names = append(names, fi.Name)
 		return nil
 	}); err != nil {
@@ -246,7 +254,7 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 	st.IndexFiles = len(names) - len(st.DamagedIndex)
 
 	stored := map[crypto.ID]int64{}
-	if err := r.be.List(ctx, dataPrefix, func(fi storage.Info) error {
+	if err := r.be.List(ctx, layout.DataPrefix, func(fi storage.Info) error {
 		id, err := packIDFromName(fi.Name)
 		if err == nil {
 			stored[id] = fi.Size
@@ -290,11 +298,10 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 
 func packIDFromName(name string) (crypto.ID, error) {
 	var id crypto.ID
-	base := name[strings.LastIndexByte(name, '/')+1:]
-	b, err := hex.DecodeString(base)
-	if err != nil || len(b) != len(id) || PackName(crypto.ID(b)) != name {
+	h, ok := layout.ParsePack(name)
+	if !ok {
 		return id, fmt.Errorf("%q is not a pack name", name)
 	}
-	copy(id[:], b)
+	hex.Decode(id[:], []byte(h)) // cannot fail: ParsePack checked the digits
 	return id, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/tree"
+	"github.com/coffer-backup/coffer/shared/layout"
 )
 
 // BlobType tells data chunks from tree blobs.
@@ -114,8 +115,7 @@ func (p *Packer) Finish(key *crypto.Key) (data []byte, id crypto.ID, entries []B
 
 // PackName is the object name of a pack.
 func PackName(id crypto.ID) string {
-	h := hex.EncodeToString(id[:])
-	return dataPrefix + h[:2] + "/" + h
+	return layout.Pack(hex.EncodeToString(id[:]))
 }
 
 // ErrDamaged marks an object that fails authentication or decoding.

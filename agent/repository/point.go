@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 	"github.com/coffer-backup/coffer/shared/storage"
 )
@@ -42,18 +43,22 @@ type Summary struct {
 	Duration    time.Duration `cbor:"8,keyasint" json:"duration"`
 }
 
-// SavePoint writes the point, then its plaintext pack reference list.
-// packs are every pack holding a blob the point references.
+// SavePoint stores a point: first its plaintext pack reference list, then
+// the point itself. packs are every pack holding a blob the point
+// references; they and the index files naming them must already be stored.
+//
+// The list goes first because the point's ID, the hash of its sealed
+// bytes, is known before anything is stored. A backup killed between the
+// two writes leaves a list without its point, which at worst keeps packs
+// alive; the other order could leave a point without its list, whose packs
+// the control plane would not know to keep. A point is complete, and a
+// recovery point at all, only once both objects exist (see ListPoints).
 func (r *Repository) SavePoint(ctx context.Context, p *Point, packs []crypto.ID) error {
 	plain, err := encMode.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode point: %w", err)
 	}
-	id, err := r.saveSealed(ctx, pointsPrefix, plain, adPoint)
-	if err != nil {
-		return fmt.Errorf("write point: %w", err)
-	}
-	p.ID = id
+	sealed, id := r.seal(plain, adPoint)
 	names := make([]string, len(packs))
 	for i, pk := range packs {
 		names[i] = hex.EncodeToString(pk[:])
@@ -62,15 +67,20 @@ func (r *Repository) SavePoint(ctx context.Context, p *Point, packs []crypto.ID)
 	if err != nil {
 		return err
 	}
-	if err := r.be.Create(ctx, packrefs.Name(id), refs); err != nil && !errors.Is(err, storage.ErrExists) {
-		return fmt.Errorf("write the pack reference list of point %s: %w", id, err)
+	if err := r.create(ctx, layout.Refs(id), refs); err != nil {
+		return fmt.Errorf("write the pack reference list of the new point %s: %w", id, err)
 	}
+	if err := r.create(ctx, layout.Point(id), sealed); err != nil {
+		return fmt.Errorf("write point %s: %w", id, err)
+	}
+	p.ID = id
 	return nil
 }
 
-// LoadPoint reads one point by its full ID.
+// LoadPoint reads one point by its full ID. It does not ask whether the
+// point is complete; Points does.
 func (r *Repository) LoadPoint(ctx context.Context, id string) (*Point, error) {
-	plain, err := r.loadSealed(ctx, pointsPrefix+id, adPoint)
+	plain, err := r.loadSealed(ctx, layout.Point(id), adPoint)
 	if err != nil {
 		return nil, fmt.Errorf("read point %s: %w", id, err)
 	}
@@ -82,15 +92,67 @@ func (r *Repository) LoadPoint(ctx context.Context, id string) (*Point, error) {
 	return &p, nil
 }
 
-// Points lists every point, oldest first. Damaged points are reported in
-// the error alongside the ones that loaded.
-func (r *Repository) Points(ctx context.Context) ([]*Point, error) {
-	var ids []string
-	if err := r.be.List(ctx, pointsPrefix, func(fi storage.Info) error {
-		ids = append(ids, strings.TrimPrefix(fi.Name, pointsPrefix))
+// PointIDs sorts the IDs under points/ and refs/ by which of the two
+// objects exist. Each list is sorted.
+type PointIDs struct {
+	// Complete points have both points/<id> and refs/<id>: the recovery
+	// points.
+	Complete []string
+	// Incomplete points have points/<id> but no refs/<id>. An older Coffer
+	// wrote the point first, and a backup killed before the list was
+	// written left such a point. Nothing protects its packs from the
+	// control plane's purge, so it is never listed, restored, registered
+	// or used as a parent; the next backup makes a complete one.
+	Incomplete []string
+	// Orphans are refs/<id> without points/<id>: a backup stopped between
+	// the two writes, or the control plane stopped halfway through deleting
+	// a point. They only keep packs from being purged.
+	Orphans []string
+}
+
+// ListPoints lists points/ and refs/ and tells complete points from
+// incomplete ones. It lists points/ first: SavePoint writes refs/ first,
+// so any point seen is also seen with its list, even while a backup runs.
+func (r *Repository) ListPoints(ctx context.Context) (PointIDs, error) {
+	var ids PointIDs
+	points := map[string]bool{}
+	if err := r.be.List(ctx, layout.PointsPrefix, func(fi storage.Info) error {
+		points[strings.TrimPrefix(fi.Name, layout.PointsPrefix)] = false
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list points: %w", err)
+		return ids, fmt.Errorf("list points: %w", err)
+	}
+	if err := r.be.List(ctx, layout.RefsPrefix, func(fi storage.Info) error {
+		id := strings.TrimPrefix(fi.Name, layout.RefsPrefix)
+		if _, ok := points[id]; ok {
+			points[id] = true
+		} else {
+			ids.Orphans = append(ids.Orphans, id)
+		}
+		return nil
+	}); err != nil {
+		return ids, fmt.Errorf("list pack reference lists: %w", err)
+	}
+	for id, hasRefs := range points {
+		if hasRefs {
+			ids.Complete = append(ids.Complete, id)
+		} else {
+			ids.Incomplete = append(ids.Incomplete, id)
+		}
+	}
+	slices.Sort(ids.Complete)
+	slices.Sort(ids.Incomplete)
+	slices.Sort(ids.Orphans)
+	return ids, nil
+}
+
+// Points loads every complete point, oldest first. Incomplete points (see
+// PointIDs) are left out. Damaged points are reported in the error
+// alongside the ones that loaded.
+func (r *Repository) Points(ctx context.Context) ([]*Point, error) {
+	listed, err := r.ListPoints(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		mu   sync.Mutex
@@ -99,7 +161,7 @@ func (r *Repository) Points(ctx context.Context) ([]*Point, error) {
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, id := range ids {
+	for _, id := range listed.Complete {
 		g.Go(func() error {
 			p, err := r.LoadPoint(gctx, id)
 			mu.Lock()

@@ -23,21 +23,12 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/storage"
 )
 
 // FormatVersion is the repository format this build reads and writes.
 const FormatVersion = 1
-
-// Object name prefixes.
-const (
-	configName   = "config"
-	keysPrefix   = "keys/"
-	dataPrefix   = "data/"
-	indexPrefix  = "index/"
-	pointsPrefix = "points/"
-	refsPrefix   = "refs/"
-)
 
 // DefaultPackSize is the size a pack is closed at. Azure bills per call, so
 // packs are large; a backup holds about three in memory (one filling, two
@@ -101,7 +92,7 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	if err := crypto.CheckPassphrase(passphrase); err != nil {
 		return nil, err
 	}
-	if _, err := be.Stat(ctx, configName); err == nil {
+	if _, err := be.Stat(ctx, layout.Config); err == nil {
 		return nil, fmt.Errorf("%w at %s", ErrAlreadyExists, be.Location())
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("look for an existing repository at %s: %w", be.Location(), err)
@@ -134,7 +125,7 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	}
 	r.keyID = keyID
 	b, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := be.Create(ctx, configName, b); err != nil {
+	if err := be.Create(ctx, layout.Config, b); err != nil {
 		if errors.Is(err, storage.ErrExists) {
 			return nil, fmt.Errorf("%w at %s", ErrAlreadyExists, be.Location())
 		}
@@ -171,7 +162,7 @@ func (r *Repository) writeKeyFile(ctx context.Context, passphrase []byte, o Opti
 		return "", err
 	}
 	id := hashID(b)
-	if err := r.be.Create(ctx, keysPrefix+id, b); err != nil {
+	if err := r.be.Create(ctx, layout.Key(id), b); err != nil {
 		return "", fmt.Errorf("write key file: %w", err)
 	}
 	return id, nil
@@ -180,7 +171,7 @@ func (r *Repository) writeKeyFile(ctx context.Context, passphrase []byte, o Opti
 // Open reads the config and unwraps the master key with the passphrase,
 // trying every key file. It writes nothing.
 func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options) (*Repository, error) {
-	b, err := storage.ReadAll(ctx, be, configName)
+	b, err := storage.ReadAll(ctx, be, layout.Config)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w (%s)", ErrNotRepository, be.Location())
 	}
@@ -203,7 +194,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	r := &Repository{be: be, cfg: cfg, now: o.clock(), index: NewIndex()}
 	var tried int
 	var lastErr error
-	err = be.List(ctx, keysPrefix, func(fi storage.Info) error {
+	err = be.List(ctx, layout.KeysPrefix, func(fi storage.Info) error {
 		if fi.Size > 64<<10 {
 			return nil // not a key file we wrote
 		}
@@ -224,7 +215,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 			}
 			return nil
 		}
-		r.key, r.keyID = key, strings.TrimPrefix(fi.Name, keysPrefix)
+		r.key, r.keyID = key, strings.TrimPrefix(fi.Name, layout.KeysPrefix)
 		return errStop
 	})
 	if err != nil && !errors.Is(err, errStop) {
@@ -258,7 +249,7 @@ func (r *Repository) ChangePassphrase(ctx context.Context, newPassphrase []byte,
 		return err
 	}
 	r.keyID = id
-	if err := r.be.Delete(ctx, keysPrefix+old); err != nil {
+	if err := r.be.Delete(ctx, layout.Key(old)); err != nil {
 		return fmt.Errorf("the new passphrase works, but the old key file keys/%s could not be deleted, so the old passphrase still works too: %w", old, err)
 	}
 	return nil
