@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/functions/sas"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
@@ -100,13 +101,13 @@ func (c *Containers) DeletePoint(ctx context.Context, name, pointID string) erro
 	if err := sas.CheckContainerName(name); err != nil {
 		return err
 	}
-	if !packrefs.ValidID(pointID) {
+	if !layout.ValidID(pointID) {
 		return fmt.Errorf("point ID %q is not 64 lower-case hex digits", pointID)
 	}
 	cc := c.svc.NewContainerClient(name)
 	// points/ goes first: if we stop halfway, the leftover refs/ only keeps
 	// packs alive, whereas a point without its refs/ could lose its packs.
-	for _, obj := range []string{"points/" + pointID, packrefs.Name(pointID)} {
+	for _, obj := range []string{layout.Point(pointID), layout.Refs(pointID)} {
 		_, err := cc.NewBlobClient(obj).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: new(blob.DeleteSnapshotsOptionTypeInclude)})
 		if err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 			return fmt.Errorf("delete %s in container %s: %w; retry, deleting a point is idempotent", obj, name, err)
@@ -123,14 +124,14 @@ func (c *Containers) MissingPacks(ctx context.Context, name, pointID string) ([]
 	if err := sas.CheckContainerName(name); err != nil {
 		return nil, err
 	}
-	if !packrefs.ValidID(pointID) {
+	if !layout.ValidID(pointID) {
 		return nil, fmt.Errorf("point ID %q is not 64 lower-case hex digits", pointID)
 	}
 	cc := c.svc.NewContainerClient(name)
-	refs, _, err := readRefs(ctx, cc, packrefs.Name(pointID))
+	refs, _, err := readRefs(ctx, cc, layout.Refs(pointID))
 	if bloberror.HasCode(err, bloberror.BlobNotFound) {
 		return nil, fmt.Errorf("container %s has no %s: the agent must upload the point's pack list before registering the point: %w",
-			name, packrefs.Name(pointID), err)
+			name, layout.Refs(pointID), err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
@@ -138,8 +139,8 @@ func (c *Containers) MissingPacks(ctx context.Context, name, pointID string) ([]
 	// One listing of data/ costs a request per 5,000 packs; a point usually
 	// names most of the repository's packs, so this beats a request per pack.
 	stored := map[string]bool{}
-	err = list(ctx, cc, "data/", func(it *container.BlobItem) error {
-		if id, ok := packID(*it.Name); ok {
+	err = list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
+		if id, ok := layout.ParsePack(*it.Name); ok {
 			stored[id] = true
 		}
 		return nil
@@ -204,8 +205,8 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 	}
 	var candidates []pack
 	var stored, unrecognised int
-	err = list(ctx, cc, "data/", func(it *container.BlobItem) error {
-		id, ok := packID(*it.Name)
+	err = list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
+		id, ok := layout.ParsePack(*it.Name)
 		if !ok {
 			// Not a pack name we wrote: never delete what we do not understand.
 			unrecognised++
@@ -261,7 +262,7 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 	g.SetLimit(concurrency)
 	for _, p := range candidates {
 		g.Go(func() error {
-			obj := packrefs.PackName(p.id)
+			obj := layout.Pack(p.id)
 			opts := &blob.DeleteOptions{DeleteSnapshots: new(blob.DeleteSnapshotsOptionTypeInclude)}
 			if p.etag != "" {
 				// Delete exactly the object judged unreferenced, nothing written since.
@@ -315,7 +316,7 @@ func (c *Containers) Usage(ctx context.Context, name string) (Usage, error) {
 		if it.Properties != nil && it.Properties.ContentLength != nil {
 			u.Bytes += *it.Properties.ContentLength
 		}
-		if strings.HasPrefix(*it.Name, "data/") {
+		if strings.HasPrefix(*it.Name, layout.DataPrefix) {
 			u.Packs++
 		}
 		return nil
@@ -357,7 +358,7 @@ func (k *keepSet) len() int {
 // is skipped; any other failure is an error.
 func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error) {
 	var todo []string
-	err := list(ctx, cc, "refs/", func(it *container.BlobItem) error {
+	err := list(ctx, cc, layout.RefsPrefix, func(it *container.BlobItem) error {
 		k.mu.Lock()
 		etag, seen := k.read[*it.Name]
 		k.mu.Unlock()
@@ -414,7 +415,7 @@ func readRefs(ctx context.Context, cc *container.Client, obj string) (*packrefs.
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w; inspect or remove it by hand", obj, err)
 	}
-	if packrefs.Name(refs.Point) != obj {
+	if layout.Refs(refs.Point) != obj {
 		return nil, "", fmt.Errorf("%s names point %s, not its own; inspect or remove it by hand", obj, refs.Point)
 	}
 	var etag azcore.ETag
@@ -454,19 +455,6 @@ func list(ctx context.Context, cc *container.Client, prefix string, fn func(*con
 	return nil
 }
 
-// packID returns the pack ID of data/<xx>/<id>, if name is one.
-func packID(name string) (string, bool) {
-	rest, ok := strings.CutPrefix(name, "data/")
-	if !ok || len(rest) != 3+64 || rest[2] != '/' {
-		return "", false
-	}
-	id := rest[3:]
-	if !packrefs.ValidID(id) || rest[:2] != id[:2] {
-		return "", false
-	}
-	return id, true
-}
-
 // sameETag compares ETags, which services return quoted in some responses
 // and bare in others.
 func sameETag(a, b azcore.ETag) bool {
@@ -479,13 +467,13 @@ func (c *Containers) RetireKey(ctx context.Context, name, keyID string) error {
 	if err := sas.CheckContainerName(name); err != nil {
 		return err
 	}
-	if !packrefs.ValidID(keyID) {
+	if !layout.ValidID(keyID) {
 		return fmt.Errorf("key ID %q is not 64 lower-case hex digits", keyID)
 	}
 	cc := c.svc.NewContainerClient(name)
 	found, others := false, 0
-	err := list(ctx, cc, "keys/", func(b *container.BlobItem) error {
-		if b.Name != nil && *b.Name == "keys/"+keyID {
+	err := list(ctx, cc, layout.KeysPrefix, func(b *container.BlobItem) error {
+		if b.Name != nil && *b.Name == layout.Key(keyID) {
 			found = true
 		} else {
 			others++
@@ -501,7 +489,7 @@ func (c *Containers) RetireKey(ctx context.Context, name, keyID string) error {
 	if others == 0 {
 		return fmt.Errorf("%w: keys/%s is the only key file of %s; write the new one first", ErrLastKey, keyID, name)
 	}
-	if _, err := cc.NewBlobClient("keys/"+keyID).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+	if _, err := cc.NewBlobClient(layout.Key(keyID)).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
 		return fmt.Errorf("delete keys/%s in %s: %w", keyID, name, err)
 	}
 	c.log.InfoContext(ctx, "old key file retired", "container", name, "key", keyID)

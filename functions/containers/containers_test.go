@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
@@ -118,7 +119,7 @@ func (f *fixture) names(prefix string) []string {
 func (f *fixture) storedPacks() []string {
 	var ids []string
 	for _, n := range f.names("data/") {
-		if id, ok := packID(n); ok {
+		if id, ok := layout.ParsePack(n); ok {
 			ids = append(ids, id)
 		}
 	}
@@ -428,8 +429,8 @@ func TestPackID(t *testing.T) {
 		{"data/" + id[:2] + "/" + strings.ToUpper(id), false},
 		{"index/" + id[:2] + "/" + id, false},
 	} {
-		if _, ok := packID(tc.name); ok != tc.ok {
-			t.Errorf("packID(%q) ok = %v, want %v", tc.name, ok, tc.ok)
+		if _, ok := layout.ParsePack(tc.name); ok != tc.ok {
+			t.Errorf("ParsePack(%q) ok = %v, want %v", tc.name, ok, tc.ok)
 		}
 	}
 }
