@@ -364,6 +364,9 @@ func (v *vault) purgeDeletedSecret(q *request) response {
 	if v.deleted[key] == nil {
 		return deletedSecretNotFound()
 	}
+	if v.purgeProtection {
+		return purgeProtected()
+	}
 	delete(v.deleted, key)
 	return response{status: http.StatusNoContent}
 }

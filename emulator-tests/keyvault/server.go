@@ -47,6 +47,15 @@ type Options struct {
 	TenantID string
 	// Addr is the listen address; empty means "127.0.0.1:0" so parallel runs never collide.
 	Addr string
+	// Access, when set, turns on Azure RBAC: only its tokens are accepted,
+	// each as its principal, and each call needs a role assignment allowing
+	// its data action at the vault or at the secret. Nil accepts any token
+	// for anything.
+	Access *Access
+	// PurgeProtection refuses every purge, as a vault deployed with
+	// enablePurgeProtection does: a deleted secret stays recoverable until
+	// its scheduled purge date, and the recovery level says so.
+	PurgeProtection bool
 }
 
 // Server is a running emulator listening on HTTPS.
@@ -176,12 +185,13 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Credential returns a static credential for tests and local use. The
-// emulator accepts any bearer token, so no Entra ID is involved.
-func Credential() azcore.TokenCredential { return staticCredential{} }
+// Credential returns a static credential for tests and local use. Without
+// Options.Access the emulator accepts any bearer token, so no Entra ID is
+// involved; with it, use TokenCredential and a token from NewToken.
+func Credential() azcore.TokenCredential { return staticCredential{token: fakeToken} }
 
-type staticCredential struct{}
+type staticCredential struct{ token string }
 
-func (staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: fakeToken, ExpiresOn: time.Now().Add(time.Hour)}, nil
+func (c staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: c.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }

@@ -39,6 +39,10 @@ type vault struct {
 	recoverableDays int
 	recoveryLevel   string
 	challenge       string
+	tenant          string
+	// authz is nil when RBAC is off (Options.Access nil).
+	authz           *authz
+	purgeProtection bool
 
 	mu  sync.Mutex
 	seq uint64
@@ -91,15 +95,29 @@ func newVault(opts Options) (*vault, error) {
 		tenant = defaultTenantID
 	}
 	// Key Vault reports the plain level only at the default 90-day retention;
-	// a shorter retention is "Customized".
-	level := "Recoverable+Purgeable"
+	// a shorter retention is "Customized". "+Purgeable" means a privileged
+	// caller may purge early; purge protection takes that away.
+	level := "Recoverable"
 	if days != defaultRecoverableDays {
-		level = "CustomizedRecoverable+Purgeable"
+		level = "CustomizedRecoverable"
+	}
+	if !opts.PurgeProtection {
+		level += "+Purgeable"
+	}
+	var z *authz
+	if opts.Access != nil {
+		var err error
+		if z, err = newAuthz(opts.Access); err != nil {
+			return nil, err
+		}
 	}
 	return &vault{
 		now:             now,
 		recoverableDays: days,
 		recoveryLevel:   level,
+		tenant:          tenant,
+		authz:           z,
+		purgeProtection: opts.PurgeProtection,
 		// The azsecrets challenge policy splits this on spaces and '=', so the
 		// format must stay exactly Key Vault's.
 		challenge: fmt.Sprintf(`Bearer authorization="https://login.microsoftonline.com/%s", resource="%s"`, tenant, keyVaultResource),
@@ -140,6 +158,18 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
 		return
 	}
+	var caller string
+	if v.authz != nil {
+		var ok bool
+		if caller, ok = v.authz.principal(bearerToken(r.Header.Get("Authorization"))); !ok {
+			// A token Key Vault cannot validate is refused like a missing one,
+			// with a fresh challenge.
+			w.Header().Set("WWW-Authenticate", v.challenge)
+			writeError(w, http.StatusUnauthorized, "Unauthorized",
+				"AKV10032: Invalid issuer. The bearer token is not one this emulator issued or was configured with (Options.Access.Principals).")
+			return
+		}
+	}
 	apiVersion := r.URL.Query().Get("api-version")
 	if apiVersion == "" {
 		writeError(w, http.StatusBadRequest, "BadParameter", "The 'api-version' query parameter is missing.")
@@ -159,6 +189,18 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadParameter",
 			"The request URI contains an invalid name: "+rt.name+". Names are 1-127 characters of letters, digits and dashes.")
 		return
+	}
+	if v.authz != nil {
+		action, scope := rt.actions[r.Method], "/"
+		// A restore names its secret only inside the blob, so Key Vault
+		// authorizes it at the vault.
+		if rt.named && action != ActionRestore {
+			scope = "/secrets/" + rt.name
+		}
+		if !v.authz.allowed(caller, action, scope) {
+			writeResponse(w, forbiddenByRBAC(caller, action, scope))
+			return
+		}
 	}
 	req := &request{r: r, apiVersion: apiVersion, name: rt.name, version: rt.version}
 	if r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodPost {
@@ -248,6 +290,9 @@ type routeMatch struct {
 	name    string
 	version string
 	handle  func(*vault, *request) response
+	// actions is the RBAC data action each method needs; the scope is the
+	// named secret, or the vault for unnamed paths.
+	actions map[string]string
 }
 
 func (m routeMatch) allows(method string) bool {
@@ -271,8 +316,8 @@ func route(r *http.Request) (routeMatch, bool) {
 		}
 		seg[i] = u
 	}
-	byMethod := func(named bool, name, version string, handlers map[string]func(*vault, *request) response) (routeMatch, bool) {
-		m := routeMatch{named: named, name: name, version: version}
+	byMethod := func(named bool, name, version string, handlers map[string]func(*vault, *request) response, actions map[string]string) (routeMatch, bool) {
+		m := routeMatch{named: named, name: name, version: version, actions: actions}
 		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodPost, http.MethodDelete} {
 			if _, ok := handlers[method]; ok {
 				m.methods = append(m.methods, method)
@@ -283,20 +328,24 @@ func route(r *http.Request) (routeMatch, bool) {
 	}
 	switch {
 	case len(seg) == 1 && seg[0] == "secrets", len(seg) == 2 && seg[0] == "secrets" && seg[1] == "":
-		return byMethod(false, "", "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listSecrets})
+		return byMethod(false, "", "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listSecrets},
+			map[string]string{http.MethodGet: ActionReadMetadata})
 	case len(seg) == 2 && seg[0] == "secrets":
 		handlers := map[string]func(*vault, *request) response{
 			http.MethodGet:    (*vault).getSecret,
 			http.MethodPut:    (*vault).setSecret,
 			http.MethodDelete: (*vault).deleteSecret,
 		}
+		actions := map[string]string{http.MethodGet: ActionGetSecret, http.MethodPut: ActionSetSecret, http.MethodDelete: ActionDelete}
 		// "restore" is still a valid secret name for the other methods.
 		if seg[1] == "restore" {
 			handlers[http.MethodPost] = (*vault).restoreSecret
+			actions[http.MethodPost] = ActionRestore
 		}
-		return byMethod(true, seg[1], "", handlers)
+		return byMethod(true, seg[1], "", handlers, actions)
 	case len(seg) == 3 && seg[0] == "secrets" && seg[2] == "versions":
-		return byMethod(true, seg[1], "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listVersions})
+		return byMethod(true, seg[1], "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listVersions},
+			map[string]string{http.MethodGet: ActionReadMetadata})
 	case len(seg) == 3 && seg[0] == "secrets":
 		// An empty version (trailing slash) means the latest, as the client
 		// sends it when asked for version "".
@@ -304,19 +353,23 @@ func route(r *http.Request) (routeMatch, bool) {
 			http.MethodGet:   (*vault).getSecret,
 			http.MethodPatch: (*vault).updateSecret,
 		}
+		actions := map[string]string{http.MethodGet: ActionGetSecret, http.MethodPatch: ActionUpdate}
 		if seg[2] == "backup" {
 			handlers[http.MethodPost] = (*vault).backupSecret
+			actions[http.MethodPost] = ActionBackup
 		}
-		return byMethod(true, seg[1], seg[2], handlers)
+		return byMethod(true, seg[1], seg[2], handlers, actions)
 	case len(seg) == 1 && seg[0] == "deletedsecrets", len(seg) == 2 && seg[0] == "deletedsecrets" && seg[1] == "":
-		return byMethod(false, "", "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listDeletedSecrets})
+		return byMethod(false, "", "", map[string]func(*vault, *request) response{http.MethodGet: (*vault).listDeletedSecrets},
+			map[string]string{http.MethodGet: ActionReadMetadata})
 	case len(seg) == 2 && seg[0] == "deletedsecrets":
 		return byMethod(true, seg[1], "", map[string]func(*vault, *request) response{
 			http.MethodGet:    (*vault).getDeletedSecret,
 			http.MethodDelete: (*vault).purgeDeletedSecret,
-		})
+		}, map[string]string{http.MethodGet: ActionReadMetadata, http.MethodDelete: ActionPurge})
 	case len(seg) == 3 && seg[0] == "deletedsecrets" && seg[2] == "recover":
-		return byMethod(true, seg[1], "", map[string]func(*vault, *request) response{http.MethodPost: (*vault).recoverDeletedSecret})
+		return byMethod(true, seg[1], "", map[string]func(*vault, *request) response{http.MethodPost: (*vault).recoverDeletedSecret},
+			map[string]string{http.MethodPost: ActionRecover})
 	}
 	return routeMatch{}, false
 }
