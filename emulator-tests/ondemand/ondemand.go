@@ -1,7 +1,8 @@
 // Package ondemand starts Azurite and the Service Bus emulator the first
 // time a test needs them, and stops them after the package's tests. Tests
 // that need no emulator (decoders, fuzzing, formatting) then run without
-// Node.
+// Node, and under go test -short (make unit) every test that asks for an
+// emulator is skipped with one line instead of starting it.
 //
 //	var emu ondemand.Emulators
 //	func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
@@ -18,43 +19,82 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/emulator-tests/servicebus"
 )
 
-// Emulators is one Azurite and one Service Bus emulator, started together
-// on first use.
+// startTimeout bounds one emulator's start; a cold npm cache on a slow
+// disk is the worst case.
+const startTimeout = 2 * time.Minute
+
+// Emulators is one Azurite and one Service Bus emulator, each started on
+// first use.
 type Emulators struct {
-	once       sync.Once
-	err        error
-	Azurite    *azurite.Azurite
-	ServiceBus *servicebus.Emulator
+	azOnce, sbOnce sync.Once
+	azErr, sbErr   error
+	Azurite        *azurite.Azurite
+	ServiceBus     *servicebus.Emulator
 }
 
-// Start starts both emulators once; a failure fails t, every time.
-func (e *Emulators) Start(t testing.TB) {
+// SkipShort skips t under go test -short: make unit promises tests that
+// need no emulator, so a test that needs one says so in one line.
+func SkipShort(t testing.TB) {
 	t.Helper()
-	e.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		var g errgroup.Group
-		g.Go(func() (err error) { e.Azurite, err = azurite.Start(ctx, azurite.Options{}); return err })
-		g.Go(func() (err error) { e.ServiceBus, err = servicebus.Start(ctx, servicebus.Options{}); return err })
-		e.err = g.Wait()
-	})
-	if e.err != nil {
-		t.Fatalf("start the emulators (run make deps to install them): %v", e.err)
+	if testing.Short() {
+		t.Skip("needs the local Azure emulators; skipped under -short (make unit), run by make test")
 	}
 }
 
-// Tables starts the emulators and returns a Table storage client for
-// Azurite's account.
+// Start starts both emulators once, in parallel; a failure fails t, every
+// time. Under -short it skips t instead.
+func (e *Emulators) Start(t testing.TB) {
+	t.Helper()
+	SkipShort(t)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.startAzurite() }()
+	go func() { defer wg.Done(); e.startServiceBus() }()
+	wg.Wait()
+	if err := errors.Join(e.azErr, e.sbErr); err != nil {
+		t.Fatalf("start the emulators (run make deps to install them): %v", err)
+	}
+}
+
+// StartAzurite starts only Azurite, for packages that need no Service Bus;
+// a failure fails t, every time. Under -short it skips t instead.
+func (e *Emulators) StartAzurite(t testing.TB) *azurite.Azurite {
+	t.Helper()
+	SkipShort(t)
+	e.startAzurite()
+	if e.azErr != nil {
+		t.Fatalf("start Azurite (run make deps to install it): %v", e.azErr)
+	}
+	return e.Azurite
+}
+
+func (e *Emulators) startAzurite() {
+	e.azOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		e.Azurite, e.azErr = azurite.Start(ctx, azurite.Options{})
+	})
+}
+
+func (e *Emulators) startServiceBus() {
+	e.sbOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		e.ServiceBus, e.sbErr = servicebus.Start(ctx, servicebus.Options{})
+	})
+}
+
+// Tables starts Azurite and returns a Table storage client for its
+// account.
 func (e *Emulators) Tables(t testing.TB) *aztables.ServiceClient {
 	t.Helper()
-	e.Start(t)
-	svc, err := aztables.NewServiceClientFromConnectionString(e.Azurite.ConnectionString(), nil)
+	a := e.StartAzurite(t)
+	svc, err := aztables.NewServiceClientFromConnectionString(a.ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,13 +16,20 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
-var emu *azurite.Azurite
+var emus ondemand.Emulators
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
+
+// emulator starts Azurite on first use; under -short it skips t.
+func emulator(t testing.TB) *azurite.Azurite {
+	t.Helper()
+	return emus.StartAzurite(t)
+}
 
 const (
 	day   = 24 * time.Hour
@@ -45,7 +52,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, now func() time.Time) *fixture {
 	t.Helper()
-	svc, err := service.NewClientFromConnectionString(emu.ConnectionString(), nil)
+	svc, err := service.NewClientFromConnectionString(emulator(t).ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

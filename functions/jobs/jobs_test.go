@@ -14,20 +14,27 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/clocktest"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-var emu *azurite.Azurite
+var emus ondemand.Emulators
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
+
+// emulator starts Azurite on first use; under -short it skips t.
+func emulator(t testing.TB) *azurite.Azurite {
+	t.Helper()
+	return emus.StartAzurite(t)
+}
 
 var tableSeq atomic.Int64
 
 // newStore gives each test its own table.
 func newStore(t *testing.T) (*Store, *clocktest.Fake) {
 	t.Helper()
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.ConnectionString(), nil)
+	svc, err := aztables.NewServiceClientFromConnectionString(emulator(t).ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,7 +572,7 @@ func TestSkippedListIsBounded(t *testing.T) {
 }
 
 func TestMissingTableSaysWhatToDo(t *testing.T) {
-	svc, err := aztables.NewServiceClientFromConnectionString(emu.ConnectionString(), nil)
+	svc, err := aztables.NewServiceClientFromConnectionString(emulator(t).ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

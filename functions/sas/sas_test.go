@@ -29,12 +29,19 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
 	"github.com/coffer-backup/coffer/emulator-tests/devcert"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
-var emu *azurite.Azurite
+var emus ondemand.Emulators
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
+
+// emulator starts Azurite on first use; under -short it skips t.
+func emulator(t testing.TB) *azurite.Azurite {
+	t.Helper()
+	return emus.StartAzurite(t)
+}
 
 var containerSeq atomic.Int64
 
@@ -53,7 +60,7 @@ func statusOf(err error) int {
 
 func devIssuer(t *testing.T, now func() time.Time) *Issuer {
 	t.Helper()
-	i, err := NewSharedKey(emu.BlobURL(), azurite.AccountName, azurite.AccountKey, now)
+	i, err := NewSharedKey(emulator(t).BlobURL(), azurite.AccountName, azurite.AccountKey, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +69,7 @@ func devIssuer(t *testing.T, now func() time.Time) *Issuer {
 
 func devService(t *testing.T) *service.Client {
 	t.Helper()
-	svc, err := service.NewClientFromConnectionString(emu.ConnectionString(), nil)
+	svc, err := service.NewClientFromConnectionString(emulator(t).ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +189,7 @@ func TestSharedKeyGrantAllowsCreateReadListOnlyInItsContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.ContainerURL != emu.BlobURL()+"/"+own || strings.Contains(g.ContainerURL, "?") {
+	if g.ContainerURL != emulator(t).BlobURL()+"/"+own || strings.Contains(g.ContainerURL, "?") {
 		t.Fatalf("ContainerURL = %q", g.ContainerURL)
 	}
 	checkGrant(t, g, other, nil)
@@ -326,7 +333,7 @@ func TestSharedKeyServiceURLs(t *testing.T) {
 			t.Errorf("%s: spr=%q ContainerURL=%q, want %q %q", tc.url, spr, g.ContainerURL, tc.spr, tc.wantURL)
 		}
 	}
-	if _, err := NewSharedKey(emu.BlobURL(), azurite.AccountName, "not base64!", time.Now); err == nil {
+	if _, err := NewSharedKey("http://127.0.0.1:10000/devstoreaccount1", azurite.AccountName, "not base64!", time.Now); err == nil {
 		t.Error("a malformed account key was accepted")
 	}
 }
@@ -381,6 +388,7 @@ type oauthAzurite struct {
 
 func startOAuthAzurite(t *testing.T) *oauthAzurite {
 	t.Helper()
+	ondemand.SkipShort(t)
 	const host = azurite.AccountName + ".blob.localhost"
 	cert, err := devcert.New("azurite", 2*time.Hour, host)
 	if err != nil {
