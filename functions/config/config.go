@@ -77,7 +77,12 @@ type Config struct {
 	DevClock      bool
 }
 
-// Load reads and checks every setting, naming each one that is wrong.
+// setting is one name and its value, for checks over several settings in
+// a fixed order (a map's order would shuffle the error text between runs).
+type setting struct{ name, value string }
+
+// Load reads and checks every setting, naming each one that is wrong, in
+// the same order every time: operators diff logs and tests compare text.
 func Load(getenv func(string) string) (Config, error) {
 	var c Config
 	var errs []error
@@ -98,9 +103,9 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.BlobEndpoint == "" || c.TableEndpoint == "" {
 			bad(StorageConnection, "is required, or set both %s and %s for the managed identity", StorageBlobEndpoint, StorageTableEndpoint)
 		}
-		for name, v := range map[string]string{StorageBlobEndpoint: c.BlobEndpoint, StorageTableEndpoint: c.TableEndpoint} {
-			if v != "" && !strings.HasPrefix(v, "https://") {
-				bad(name, "must be an https:// endpoint, got %q", v)
+		for _, s := range []setting{{StorageBlobEndpoint, c.BlobEndpoint}, {StorageTableEndpoint, c.TableEndpoint}} {
+			if s.value != "" && !strings.HasPrefix(s.value, "https://") {
+				bad(s.name, "must be an https:// endpoint, got %q", s.value)
 			}
 		}
 	}
@@ -140,9 +145,9 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.Tokens.Contributor == "" {
 			bad(TokenContributor, "is required when %s is tokens (the local mode); set a long random value", AuthMode)
 		}
-		for name, v := range map[string]string{TokenContributor: c.Tokens.Contributor, TokenOperator: c.Tokens.Operator, TokenReader: c.Tokens.Reader} {
-			if v != "" && len(v) < 16 {
-				bad(name, "must be at least 16 characters")
+		for _, s := range []setting{{TokenContributor, c.Tokens.Contributor}, {TokenOperator, c.Tokens.Operator}, {TokenReader, c.Tokens.Reader}} {
+			if s.value != "" && len(s.value) < 16 {
+				bad(s.name, "must be at least 16 characters")
 			}
 		}
 	default:

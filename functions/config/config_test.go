@@ -83,6 +83,34 @@ func TestLoadNamesEveryBrokenSetting(t *testing.T) {
 	}
 }
 
+// The errors come in a fixed order, so the same settings give the same
+// text on every start (and in every log line an operator compares).
+func TestLoadReportsErrorsInAStableOrder(t *testing.T) {
+	s := emulatorSettings()
+	s[StorageConnection], s[StorageBlobEndpoint], s[StorageTableEndpoint] = "", "http://b", "http://t"
+	s[TokenContributor], s[TokenOperator], s[TokenReader] = "c", "o", "r"
+	s[KeyVaultURL] = ""
+	_, first := Load(env(s))
+	if first == nil {
+		t.Fatal("broken settings accepted")
+	}
+	want := []string{StorageBlobEndpoint, StorageTableEndpoint, KeyVaultURL, TokenContributor, TokenOperator, TokenReader}
+	lines := strings.Split(first.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(lines), len(want), first)
+	}
+	for i, n := range want {
+		if !strings.HasPrefix(lines[i], "setting "+n+":") {
+			t.Errorf("error %d is %q, want one about %s", i, lines[i], n)
+		}
+	}
+	for range 50 {
+		if _, err := Load(env(s)); err.Error() != first.Error() {
+			t.Fatalf("the errors changed between two loads:\n%v\n---\n%v", first, err)
+		}
+	}
+}
+
 func TestParseStorageConnectionWithSuffix(t *testing.T) {
 	c, err := ParseStorageConnection("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn")
 	if err != nil || c.Blob != "https://acct.blob.core.chinacloudapi.cn" || c.Table != "https://acct.table.core.chinacloudapi.cn" {
