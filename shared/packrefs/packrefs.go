@@ -6,6 +6,7 @@
 package packrefs
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -16,7 +17,10 @@ import (
 // Version of the format.
 const Version = 1
 
-// MaxSize bounds what a reader accepts (about 1.3 million packs, some 40 TiB).
+// MaxSize bounds what a reader accepts: 67 bytes a pack, so about 1.5
+// million packs, which at the default 16 MiB a pack is some 23 TiB stored
+// for one machine, beyond what a branch office backs up. Readers stream
+// lists (DecodeStream), so the bound limits time and traffic, not memory.
 const MaxSize = 96 << 20
 
 // Refs names the packs one point needs.
@@ -42,30 +46,22 @@ func PackName(pack string) string { return layout.Pack(pack) }
 // Encode renders the list as JSON.
 func (r *Refs) Encode() ([]byte, error) { return json.Marshal(r) }
 
-// Decode parses and validates a list.
+// Decode parses and validates a list held in memory. It applies exactly
+// DecodeStream's rules, so the agent's checker and the control plane agree
+// on which lists are valid.
 func Decode(b []byte) (*Refs, error) {
 	if len(b) > MaxSize {
-		return nil, fmt.Errorf("pack reference list is %d bytes, more than the %d allowed", len(b), MaxSize)
+		return nil, fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrInvalid, len(b), MaxSize)
 	}
-	var r Refs
-	if err := json.Unmarshal(b, &r); err != nil {
+	var packs []string
+	h, err := DecodeStream(bytes.NewReader(b), func(id ID) error {
+		packs = append(packs, id.String())
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("decode pack reference list: %w", err)
 	}
-	if r.Version != Version {
-		return nil, fmt.Errorf("pack reference list has version %d; this build reads version %d", r.Version, Version)
-	}
-	if !ValidID(r.Point) {
-		return nil, fmt.Errorf("pack reference list names an invalid point ID %q", r.Point)
-	}
-	for i, p := range r.Packs {
-		if !ValidID(p) {
-			return nil, fmt.Errorf("pack reference list names an invalid pack ID %q", p)
-		}
-		if i > 0 && r.Packs[i-1] >= p {
-			return nil, fmt.Errorf("pack reference list is not sorted and unique at %q", p)
-		}
-	}
-	return &r, nil
+	return &Refs{Version: h.Version, Point: h.Point, Packs: packs}, nil
 }
 
 // ValidID accepts 64 lower-case hex digits, the form of every point and
