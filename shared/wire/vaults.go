@@ -109,9 +109,11 @@ type StopProtection struct {
 	DeleteData bool `json:"deleteData"`
 }
 
-// AssignPolicy sets the policy a machine follows.
+// AssignPolicy sets the policy a machine follows. An assignment that
+// shortens the machine's effective retention needs a security PIN.
 type AssignPolicy struct {
 	Policy string `json:"policy"`
+	PIN    string `json:"pin,omitempty"`
 }
 
 // Point states.
@@ -166,6 +168,12 @@ type PolicyDoc struct {
 	Policy    RawJSON   `json:"policy"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	ETag      string    `json:"etag"`
+}
+
+// RetireKey names the key file a passphrase change replaced, for the
+// control plane to retire so the old passphrase stops working.
+type RetireKey struct {
+	Key string `json:"key"`
 }
 
 // RestoreGrant lets one machine restore another's data, for a day. An
