@@ -42,6 +42,7 @@ const (
 	CodeStaleRequest          = "stale_request"          // signed timestamp too far from the server's clock
 	CodePINRequired           = "pin_required"           // the operation needs a security PIN
 	CodePINInvalid            = "pin_invalid"            // wrong, expired or already used PIN
+	CodePINLocked             = "pin_locked"             // 429: too many wrong PINs for the vault; Retry-After says when to try again
 	CodeJobFinished           = "job_finished"           // progress reported for a job that already ended
 	CodePointIncomplete       = "point_incomplete"       // the point names packs that are not in storage
 	CodeInternal              = "internal"               // the server's fault; retry later
