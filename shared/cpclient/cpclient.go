@@ -51,8 +51,28 @@ func Code(err error) string {
 }
 
 // Do sends in as JSON (nil for no body) and decodes the answer into out
-// (nil to discard). It returns the response headers.
+// (nil to discard). It returns the response headers. The typed methods in
+// routes.go are the way to call a route; Do is for tests that probe the API
+// with requests the agent would never send.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any, extra ...http.Header) (http.Header, error) {
+	a, err := c.send(ctx, method, path, in, out, extra...)
+	if a == nil {
+		return nil, err
+	}
+	return a.header, err
+}
+
+// answer is what the control plane sent back.
+type answer struct {
+	status int
+	header http.Header
+}
+
+// ErrBadAnswer marks an answer that is not the API's JSON: the URL may
+// name something other than Coffer's control plane.
+var ErrBadAnswer = errors.New("the answer is not the control plane's JSON")
+
+func (c *Client) send(ctx context.Context, method, path string, in, out any, extra ...http.Header) (*answer, error) {
 	var body []byte
 	if in != nil {
 		var err error
@@ -96,23 +116,39 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, extra
 		return nil, fmt.Errorf("reach the control plane at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
+	a := &answer{status: resp.StatusCode, header: resp.Header}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return resp.Header, fmt.Errorf("read the control plane's answer: %w", err)
+		return a, fmt.Errorf("read the control plane's answer: %w", err)
 	}
 	if resp.StatusCode >= 400 {
 		se := &StatusError{Status: resp.StatusCode}
 		if json.Unmarshal(b, &se.Body) != nil || se.Body.Code == "" {
 			se.Body.Code, se.Body.Message = "http_"+fmt.Sprint(resp.StatusCode), strings.TrimSpace(string(b))
 		}
-		return resp.Header, se
+		return a, se
 	}
-	if out != nil && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return a, nil
+	}
+	if keep, ok := ctx.Value(answerKey{}).(*json.RawMessage); ok && keep != nil {
+		*keep = append(json.RawMessage(nil), b...)
+	}
+	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return resp.Header, fmt.Errorf("decode the control plane's answer to %s %s: %w", method, path, err)
+			return a, fmt.Errorf("decode the control plane's answer to %s %s: %w (%w)", method, path, ErrBadAnswer, err)
 		}
 	}
-	return resp.Header, nil
+	return a, nil
+}
+
+type answerKey struct{}
+
+// KeepAnswer returns a context under which a call also stores the body of
+// a successful answer in *raw, exactly as received: an admin's --json
+// then shows fields this client does not know yet.
+func KeepAnswer(ctx context.Context, raw *json.RawMessage) context.Context {
+	return context.WithValue(ctx, answerKey{}, raw)
 }
 
 // PIN is a header carrying a security PIN, for Do's extra argument.
