@@ -117,10 +117,10 @@ type archiver struct {
 	bufSize int
 	sealds  sync.Pool // sealed blobs on their way into a pack
 
-	root     chan crypto.ID
-	fatalMu  sync.Mutex
-	fatalErr error
-	cancel   context.CancelFunc
+	root chan crypto.ID
+	// ctx ends the backup; its cause is the one error the backup returns.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 type sealJob struct {
@@ -187,9 +187,14 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	a.bufs.New = func() any { b := make([]byte, 0, a.bufSize); return &b }
 	a.sealds.New = func() any { b := make([]byte, 0, a.bufSize+64<<10); return &b }
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	a.cancel = cancel
+	// One error path: the first failure, in whichever stage, cancels the
+	// backup with itself as the cause, and the backup returns that cause
+	// alone. If the caller cancelled first, the cause is the caller's
+	// context.Canceled, so a failure never reads as a cancellation nor a
+	// cancellation as a failure.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a.ctx, a.cancel = ctx, cancel
 
 	// Stage goroutines: uploads and packers end when their inputs close.
 	var packers errgroup.Group
@@ -216,13 +221,13 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 
 	// Walk. It returns once every directory has been listed; the root tree
 	// is finished when the last file and directory below it are.
-	walkErr := a.walk(ctx, roots)
+	a.fail(a.walk(ctx, roots))
 	a.prog.WalkDone.Store(true)
 	close(a.fileCh)
 	files.Wait()
 
 	var rootID crypto.ID
-	if walkErr == nil && a.fatal() == nil {
+	if a.fatal() == nil {
 		select {
 		case rootID = <-a.root:
 		case <-ctx.Done():
@@ -232,9 +237,9 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	sealers.Wait()
 	close(a.dataCh)
 	close(a.treeCh)
-	packErr := packers.Wait()
-	upErr := uploads.Wait()
-	if err := errors.Join(walkErr, a.fatal(), packErr, upErr, ctx.Err()); err != nil {
+	a.fail(packers.Wait())
+	a.fail(uploads.Wait())
+	if err := a.fatal(); err != nil {
 		// Whatever was uploaded stays usable by the next backup.
 		_ = repo.SaveIndex(context.WithoutCancel(ctx))
 		return nil, err
@@ -266,20 +271,22 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	return &Result{Point: p, Warnings: a.warnings}, nil
 }
 
-// fail records the first error that must stop the backup.
+// fail stops the backup with err as its cause, unless it is nil or an
+// earlier cause stopped it already. Errors that only echo the cancellation
+// (context.Canceled from a stage told to stop) are dropped that way.
 func (a *archiver) fail(err error) {
-	a.fatalMu.Lock()
-	if a.fatalErr == nil {
-		a.fatalErr = err
+	if err != nil {
+		a.cancel(err)
 	}
-	a.fatalMu.Unlock()
-	a.cancel()
 }
 
+// fatal is the error that stopped the backup, if any: the first failure,
+// or the caller's cancellation.
 func (a *archiver) fatal() error {
-	a.fatalMu.Lock()
-	defer a.fatalMu.Unlock()
-	return a.fatalErr
+	if a.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(a.ctx)
 }
 
 func (a *archiver) warn(path string, err error) {

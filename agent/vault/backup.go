@@ -54,10 +54,7 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 	out := &BackupResult{JobID: job.ID}
 	res, err := s.runBackup(ctx, job, o)
 	if err != nil {
-		report := wire.JobReport{Status: wire.StatusFailed, ErrorCode: errorCode(err), Message: err.Error()}
-		if errors.Is(err, context.Canceled) {
-			report = wire.JobReport{Status: wire.StatusCancelled, ErrorCode: "cancelled", Message: "the backup was stopped on the machine"}
-		}
+		report := failureReport(ctx, err)
 		// Report with a fresh context: the job's own may be the one cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -139,6 +136,17 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 		}
 	}()
 	return archiver.Backup(ctx, r, o.Paths, opts)
+}
+
+// failureReport is the outcome of a backup that returned err. Whether it
+// was cancelled is the caller's context's to say, not the error's: an
+// upload that fails may carry context.Canceled from the stages it stopped,
+// and a job recorded as cancelled raises no alert.
+func failureReport(ctx context.Context, err error) wire.JobReport {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return wire.JobReport{Status: wire.StatusCancelled, ErrorCode: "cancelled", Message: "the backup was stopped on the machine"}
+	}
+	return wire.JobReport{Status: wire.StatusFailed, ErrorCode: errorCode(err), Message: err.Error()}
 }
 
 // errorCode names a failure for the job list; the message has the detail.
