@@ -38,8 +38,8 @@ type Job struct {
 
 // StartJob creates a job of type typ.
 func (s *Session) StartJob(ctx context.Context, typ string) (*Job, error) {
-	var j wire.Job
-	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs", wire.NewJob{Type: typ}, &j); err != nil {
+	j, err := s.Client.StartJob(ctx, typ)
+	if err != nil {
 		return nil, fmt.Errorf("start a %s job with the control plane: %w", typ, err)
 	}
 	return &Job{s: s, ID: j.ID}, nil
@@ -59,7 +59,7 @@ func (j *Job) Progress(ctx context.Context, p wire.Progress) {
 	j.lastSent = j.s.Now()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := j.s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs/"+j.ID, wire.JobReport{Status: wire.StatusInProgress, Progress: p}, nil); err != nil {
+	if err := j.s.Client.ReportJob(ctx, j.ID, wire.JobReport{Status: wire.StatusInProgress, Progress: p}); err != nil {
 		slog.Warn("progress not reported; the next report will carry it", "job", j.ID, "err", err)
 	}
 }
@@ -96,9 +96,9 @@ func (s *Session) deliver(ctx context.Context, p pending) error {
 	var err error
 	switch p.Kind {
 	case "point":
-		_, err = s.Client.Do(ctx, "POST", wire.Version+"/agent/points", p.Point, nil)
+		err = s.Client.AddPoint(ctx, *p.Point)
 	case "outcome":
-		_, err = s.Client.Do(ctx, "POST", wire.Version+"/agent/jobs/"+p.JobID, p.Report, nil)
+		err = s.Client.ReportJob(ctx, p.JobID, *p.Report)
 		if cpclient.Code(err) == wire.CodeJobFinished {
 			err = nil // already recorded, by an earlier attempt or the monitor
 		}

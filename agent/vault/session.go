@@ -52,9 +52,7 @@ func newSession(dir string, c *Config, key ed25519.PrivateKey) *Session {
 
 // SAS asks the control plane for a token for this machine's container.
 func (s *Session) SAS(ctx context.Context) (wire.SAS, error) {
-	var g wire.SAS
-	_, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/sas", nil, &g)
-	return g, err
+	return s.Client.SAS(ctx)
 }
 
 // Backend is the machine's container through renewed SAS tokens, with
@@ -88,6 +86,13 @@ func (s *Session) Repository(ctx context.Context) (*repository.Repository, error
 	}
 	return r, err
 }
+
+// ErrNoMachineName: no name was given and the host name could not be read.
+var ErrNoMachineName = errors.New("no machine name given, and the host name could not be read")
+
+// ErrSourcePassphrase: the source machine's escrowed passphrase could not
+// be fetched; the caller may have the passphrase itself.
+var ErrSourcePassphrase = errors.New("the source machine's passphrase could not be fetched from Key Vault")
 
 // RegisterOptions are `coffer register`'s inputs.
 type RegisterOptions struct {
@@ -124,7 +129,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 	if name == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, nil, fmt.Errorf("no machine name: give --name")
+			return nil, nil, fmt.Errorf("%w: %v", ErrNoMachineName, err)
 		}
 		name = strings.Split(h, ".")[0]
 	}
@@ -133,9 +138,9 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 		return nil, nil, err
 	}
 	anon := &cpclient.Client{BaseURL: cr.ControlPlaneURL, HTTP: &http.Client{Timeout: time.Minute}}
-	var reg wire.Registration
-	if _, err := anon.Do(ctx, "POST", wire.Version+"/register", wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
-		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version}, &reg); err != nil {
+	reg, err := anon.Register(ctx, wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
+		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version})
+	if err != nil {
 		return nil, nil, fmt.Errorf("register with the vault: %w", err)
 	}
 	c := &Config{ControlPlaneURL: cr.ControlPlaneURL, VaultID: reg.VaultID, VaultName: cr.VaultName, MachineID: reg.MachineID,
@@ -149,7 +154,9 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := e.Store(ctx, pass); err != nil {
+	// The machine's role on its new secret is granted at registration and
+	// may take a while to apply, so this waits for it.
+	if _, err := e.StoreWhenGranted(ctx, pass); err != nil {
 		return nil, nil, err
 	}
 	if _, err := repository.Init(ctx, s.Backend(), pass, repository.Options{Hostname: name}); err != nil {
@@ -163,11 +170,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 // source's passphrase is pass if given, else fetched from Key Vault (this
 // machine's identity must be allowed to read the source's secret).
 func (s *Session) SourceRepository(ctx context.Context, source string, pass []byte) (*repository.Repository, *wire.RestoreAccess, error) {
-	access := func(ctx context.Context) (wire.RestoreAccess, error) {
-		var a wire.RestoreAccess
-		_, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/restore-access", wire.RestoreGrant{Source: source}, &a)
-		return a, err
-	}
+	access := func(ctx context.Context) (wire.RestoreAccess, error) { return s.Client.RestoreAccess(ctx, source) }
 	first, err := access(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read machine %s's data: %w", source, err)
@@ -182,7 +185,7 @@ func (s *Session) SourceRepository(ctx context.Context, source string, pass []by
 			return nil, nil, err
 		}
 		if pass, err = e.Fetch(ctx, ""); err != nil {
-			return nil, nil, fmt.Errorf("%w; or give the source machine's passphrase with --source-passphrase-file", err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrSourcePassphrase, err)
 		}
 	}
 	r, err := repository.Open(ctx, be, pass, repository.Options{})
@@ -201,7 +204,7 @@ func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []by
 	if n := len([]rune(string(newPass))); n < MinPassphrase {
 		return fmt.Errorf("the new passphrase has %d characters; use at least %d", n, MinPassphrase)
 	}
-	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/passphrase-change", nil, nil, cpclient.PIN(pin)); err != nil {
+	if err := s.Client.ApprovePassphraseChange(ctx, pin); err != nil {
 		return fmt.Errorf("the vault did not allow the change: %w", err)
 	}
 	r, err := s.Repository(ctx)
@@ -219,7 +222,7 @@ func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []by
 	if err != nil {
 		return fmt.Errorf("%w; both passphrases open the repository until this succeeds, so run the change again", err)
 	}
-	if _, err := s.Client.Do(ctx, "POST", wire.Version+"/agent/retire-key", map[string]string{"key": old}, nil); err != nil {
+	if err := s.Client.RetireKey(ctx, old); err != nil {
 		return fmt.Errorf("the new passphrase is in use and escrowed, but the old key file keys/%s was not retired, so the old passphrase still works: %w", old, err)
 	}
 	return nil
