@@ -1,0 +1,131 @@
+package archiver_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/checker"
+	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/restorer"
+	"github.com/coffer-backup/coffer/agent/treegen"
+	"github.com/coffer-backup/coffer/shared/layout"
+	"github.com/coffer-backup/coffer/shared/storage/faulty"
+)
+
+func TestIncrementalBackupReadsAndStoresOnlyWhatChanged(t *testing.T) {
+	src := sourceTree(t, 11)
+	r := newRepo(t)
+	first, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = reopen(t, r)
+	same, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{Parent: first.Point})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is read. The point records its ancestors' metadata too (/tmp,
+	// which other processes touch), so a few small trees may be new.
+	if s := same.Point.Summary; s.BytesRead != 0 || s.BytesNew > 4<<10 {
+		t.Fatalf("no-change backup read %d and stored %d new bytes; want 0 read and at most a few small trees", s.BytesRead, s.BytesNew)
+	}
+
+	// Change one file: only it is read, and only its changed chunk is new.
+	big := filepath.Join(src, "big0.bin")
+	f, err := os.OpenFile(big, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("a small edit in the middle"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fi, err := os.Stat(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = reopen(t, r)
+	changed, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{Parent: same.Point})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := changed.Point.Summary
+	if s.BytesRead != fi.Size() {
+		t.Errorf("read %d bytes, want just the changed file's %d", s.BytesRead, fi.Size())
+	}
+	if s.BytesNew == 0 || s.BytesNew > 600<<10 {
+		t.Errorf("new data %d bytes, want only the chunks around the edit (under 600 KiB of a %d-byte file)", s.BytesNew, fi.Size())
+	}
+}
+
+func TestInterruptedBackupLeavesAValidRepositoryAndItsUploadsAreReused(t *testing.T) {
+	src := sourceTree(t, 15)
+	r := newRepo(t)
+	first, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := filepath.Join(src, "more")
+	if err := os.Mkdir(more, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := treegen.Make(more, treegen.Options{Seed: 99, Files: 30, MaxSize: 100 << 10, BigFiles: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Cancel once two packs (about 2 MiB) are stored, as a crash would stop
+	// it. A process killed with -9 writes no index at the end: refuse index
+	// writes, so only the packs themselves survive.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	noIndex := faulty.New(&onCreate{Backend: r.Backend(), prefix: layout.DataPrefix, after: 2, fn: cancel})
+	noIndex.Fail(faulty.Create, faulty.Prefix(layout.IndexPrefix))
+	crashing, err := repository.Open(t.Context(), noIndex, pass, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crashing.LoadIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = archiver.Backup(ctx, crashing, []string{src}, archiver.Options{Parent: first.Point, IndexEvery: 1000})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("backup cancelled after two packs: %v, want context.Canceled", err)
+	}
+
+	// The first point is intact and the repository checks clean.
+	r = reopen(t, r)
+	rep, err := checker.Check(t.Context(), r, checker.Options{ReadData: true})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check after interruption: %+v, %v", rep.Problems, err)
+	}
+	// The next backup finds the interrupted one's packs and does not store them again.
+	r2, err := repository.Open(t.Context(), r.Backend(), pass, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r2.LoadIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Recovered == 0 {
+		t.Fatal("no pack of the interrupted backup was recovered")
+	}
+	second, err := archiver.Backup(t.Context(), r2, []string{src}, archiver.Options{Parent: first.Point})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Point.Summary.BytesNew >= second.Point.Summary.BytesRead {
+		t.Fatalf("after the interruption the backup stored %d new of %d read bytes: nothing was reused", second.Point.Summary.BytesNew, second.Point.Summary.BytesRead)
+	}
+	dst := t.TempDir()
+	out, err := restorer.Restore(t.Context(), reopen(t, r2), second.Point, restorer.Options{Target: dst})
+	if err != nil || len(out.Failed) > 0 {
+		t.Fatalf("restore: %v %v", out, err)
+	}
+	if diffs, _ := treegen.Diff(src, filepath.Join(dst, src)); len(diffs) > 0 {
+		t.Fatalf("restore differs: %v", diffs)
+	}
+}
