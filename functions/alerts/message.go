@@ -134,11 +134,11 @@ func checkSeverity(s string) error {
 
 func checkKind(k string) error {
 	switch k {
-	case wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup:
+	case wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped:
 		return nil
 	}
-	return fmt.Errorf("%w: kind %q is unknown; use one of %s, %s, %s, %s", ErrInvalid, clip(k),
-		wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup)
+	return fmt.Errorf("%w: kind %q is unknown; use one of %s, %s, %s, %s, %s", ErrInvalid, clip(k),
+		wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped)
 }
 
 // Times before 2000 are a zero value or a broken clock; years past 9999

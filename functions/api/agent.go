@@ -17,20 +17,6 @@ import (
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-func (s *server) agentRoutes(g *echo.Group) {
-	g.GET("/machine", s.agentMachine)
-	g.GET("/policy", s.agentPolicy)
-	g.POST("/sas", s.agentSAS)
-	g.POST("/jobs", s.agentCreateJob)
-	g.GET("/jobs", s.agentJobs)
-	g.POST("/jobs/:job", s.agentReport)
-	g.POST("/points", s.agentAddPoint)
-	g.GET("/points", s.agentPoints)
-	g.POST("/passphrase-change", s.agentPassphraseChange)
-	g.POST("/restore-access", s.agentRestoreAccess)
-	g.POST("/retire-key", s.agentRetireKey)
-}
-
 // SecretName is the Key Vault secret that escrows a machine's passphrase.
 func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
 
@@ -100,10 +86,20 @@ func (s *server) agentPolicy(c echo.Context) error {
 
 func (s *server) agentSAS(c echo.Context) error {
 	m := machine(c)
-	if m.State == wire.MachineDeleted {
+	var (
+		g   sas.Grant
+		err error
+	)
+	switch m.State {
+	case wire.MachineDeleted:
 		return fail(http.StatusForbidden, wire.CodeForbidden, "machine %s's backup data is deleted; an admin can undelete it until it is purged", m.Name)
+	case wire.MachineProtected:
+		g, err = s.SAS.Container(c.Request().Context(), m.Container, sas.MaxTTL)
+	default:
+		// Stopped: its points stay restorable, but nothing new is written
+		// until an admin resumes protection.
+		g, err = s.SAS.ReadOnly(c.Request().Context(), m.Container, sas.MaxTTL)
 	}
-	g, err := s.SAS.Container(c.Request().Context(), m.Container, sas.MaxTTL)
 	if err != nil {
 		return err
 	}
@@ -116,8 +112,10 @@ func (s *server) agentCreateJob(c echo.Context) error {
 		return err
 	}
 	m := machine(c)
-	if !jobTypes[nj.Type] {
-		return fail(http.StatusBadRequest, wire.CodeValidation, "unknown job type %q; use backup or restore", nj.Type)
+	// The other job types record what an admin did; an agent cannot
+	// claim them (issue 10: it could mark delete_backup_data completed).
+	if nj.Type != wire.JobBackup && nj.Type != wire.JobRestore {
+		return fail(http.StatusBadRequest, wire.CodeValidation, "an agent creates only backup and restore jobs, not %q", nj.Type)
 	}
 	if nj.Type == wire.JobBackup && m.State != wire.MachineProtected {
 		return fail(http.StatusConflict, wire.CodeConflict, "protection of %s is %s; an admin must resume it before it can back up", m.Name, m.State)
@@ -211,8 +209,8 @@ func (s *server) agentAddPoint(c echo.Context) error {
 	}
 	m := machine(c)
 	ctx := c.Request().Context()
-	if m.State == wire.MachineDeleted {
-		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is deleted; no new point can be added", m.Name)
+	if err := points.AcceptsNew(m.Name, m.State); err != nil {
+		return err
 	}
 	if err := points.CheckID(np.ID); err != nil {
 		return err

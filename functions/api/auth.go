@@ -21,19 +21,16 @@ import (
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-// Role is an admin's role, as in Azure Backup.
-type Role int
+// Role is an admin's role, as in Azure Backup. The registry's protection
+// rules name roles too, so the type lives there.
+type Role = registry.Role
 
 const (
-	RoleNone        Role = iota
-	RoleReader           // read only
-	RoleOperator         // no deletes, no policy changes; credentials, backups, restores
-	RoleContributor      // everything
+	RoleNone        = registry.RoleNone
+	RoleReader      = registry.RoleReader      // read only
+	RoleOperator    = registry.RoleOperator    // no deletes, no policy changes; credentials, backups, restores
+	RoleContributor = registry.RoleContributor // everything
 )
-
-func (r Role) String() string {
-	return [...]string{"none", "Backup Reader", "Backup Operator", "Backup Contributor"}[r]
-}
 
 // App role values in the Entra app registration.
 var appRoles = map[string]Role{
@@ -149,22 +146,25 @@ const (
 	bodyKey
 )
 
-// admin authenticates every admin route.
-func (s *server) admin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Path(), wire.Version+"/agent") || c.Path() == wire.Version+"/register" || c.Path() == wire.Version+"/health" {
+// adminOnly authenticates an admin and refuses one below role, before the
+// handler reads the body. The route table gives each admin route its role.
+func (s *server) adminOnly(role Role, what string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, err := s.Auth.Authenticate(c.Request())
+			if err != nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="coffer"`)
+				if errors.Is(err, errNoCredentials) {
+					return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
+				}
+				return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
+			}
+			c.Set(fmt.Sprint(principalKey), p)
+			if err := need(c, role, what); err != nil {
+				return err
+			}
 			return next(c)
 		}
-		p, err := s.Auth.Authenticate(c.Request())
-		if err != nil {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="coffer"`)
-			if errors.Is(err, errNoCredentials) {
-				return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
-			}
-			return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
-		}
-		c.Set(fmt.Sprint(principalKey), p)
-		return next(c)
 	}
 }
 

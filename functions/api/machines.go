@@ -87,9 +87,6 @@ func (s *server) item(ctx context.Context, m registry.Machine) (*wire.Item, erro
 }
 
 func (s *server) assignPolicy(c echo.Context) error {
-	if err := need(c, RoleContributor, "assigning a policy"); err != nil {
-		return err
-	}
 	var ap wire.AssignPolicy
 	if err := bind(c, &ap); err != nil {
 		return err
@@ -117,51 +114,74 @@ func (s *server) stopProtection(c echo.Context) error {
 	if err := bind(c, &sp); err != nil {
 		return err
 	}
-	role, what := RoleOperator, "stopping protection"
 	if sp.DeleteData {
-		role, what = RoleContributor, "stopping protection and deleting data"
+		return s.transition(c, registry.StopDelete)
 	}
-	if err := need(c, role, what); err != nil {
+	return s.transition(c, registry.Stop)
+}
+
+func (s *server) resumeProtection(c echo.Context) error { return s.transition(c, registry.Resume) }
+
+// undeleteMachine returns the data to "stopped, data retained", as in MARS.
+func (s *server) undeleteMachine(c echo.Context) error { return s.transition(c, registry.Undelete) }
+
+// transition changes a machine's protection state by the registry's rule
+// for t: its role, its PIN, its from-states. The registry checks the state
+// again on the record it writes, so a racing request cannot slip between.
+func (s *server) transition(c echo.Context, t registry.Transition) error {
+	rule, err := registry.RuleFor(t)
+	if err != nil {
+		return err
+	}
+	if err := need(c, rule.Role, string(t)); err != nil {
 		return err
 	}
 	v, m, err := s.vaultMachine(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	if m.State == wire.MachineDeleted {
-		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is already deleted; undelete it first if you meant to keep it", m.Name)
+	// Checked on this copy first so a request that cannot succeed does not
+	// use up the admin's PIN.
+	if err := rule.Allows(m.Machine); err != nil {
+		return err
 	}
-	if sp.DeleteData {
-		if err := s.usePIN(c, v, "delete the backup data of "+m.Name); err != nil {
+	if rule.PIN {
+		if err := s.usePIN(c, v, string(t)+" of "+m.Name); err != nil {
 			return err
 		}
 	}
-	now := s.Now().UTC()
-	updated, err := s.Registry.ModifyMachine(ctx, m.ID, func(m *registry.Machine) error {
-		if m.StoppedAt == nil {
-			m.StoppedAt = &now
-		}
-		m.State = wire.MachineStopped
-		if sp.DeleteData {
-			m.State, m.DeletedAt = wire.MachineDeleted, &now
-		}
-		return nil
-	})
+	ctx := c.Request().Context()
+	updated, changed, err := s.Registry.Transition(ctx, m.ID, t)
 	if err != nil {
 		return err
 	}
-	jobType := wire.JobDisable
-	if sp.DeleteData {
-		jobType = wire.JobDeleteData
+	if changed {
+		s.Log.Info("machine "+string(t), "vault", v.ID, "machine", m.ID, "name", m.Name, "state", updated.State, "by", principal(c).Name)
+		s.afterTransition(ctx, principal(c), v, updated, t)
+	}
+	return c.JSON(http.StatusOK, updated.Machine)
+}
+
+// afterTransition records the job MARS shows for the change and raises its
+// alert: stopping protection means no more backups, so it is a warning
+// even though no data is lost; deleting data is critical.
+func (s *server) afterTransition(ctx context.Context, by Principal, v wire.Vault, m registry.Machine, t registry.Transition) {
+	switch t {
+	case registry.Stop:
+		s.adminJob(ctx, m, wire.JobDisable)
+		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
+			Severity: wire.SeverityWarning, Kind: wire.AlertProtectionStopped,
+			Title: "Protection of " + m.Name + " stopped",
+			Detail: by.Name + " stopped protection of " + m.Name + ". Its recovery points are kept, but no backup runs and no missed backup is alerted " +
+				"until a Backup Operator resumes protection (POST " + wire.Version + "/vaults/" + v.ID + "/machines/" + m.ID + "/resume)."})
+	case registry.StopDelete:
+		s.adminJob(ctx, m, wire.JobDeleteData)
 		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,
 			Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
 			Title: "Backup data of " + m.Name + " deleted",
-			Detail: principal(c).Name + " stopped protection of " + m.Name + " and deleted its backup data with a security PIN. " +
-				"The data can be undeleted until " + updated.PurgeAfter.Format(time.RFC1123) + "; after that it is purged for good."})
+			Detail: by.Name + " stopped protection of " + m.Name + " and deleted its backup data with a security PIN. " +
+				"The data can be undeleted until " + m.PurgeAfter.Format(time.RFC1123) + "; after that it is purged for good."})
 	}
-	s.adminJob(ctx, updated, jobType)
-	return c.JSON(http.StatusOK, updated.Machine)
 }
 
 // adminJob records an operation an admin ran on a machine as a finished job.
@@ -175,58 +195,12 @@ func (s *server) adminJob(ctx context.Context, m registry.Machine, jobType strin
 	}
 }
 
-func (s *server) resumeProtection(c echo.Context) error {
-	if err := need(c, RoleOperator, "resuming protection"); err != nil {
-		return err
-	}
-	_, m, err := s.vaultMachine(c)
-	if err != nil {
-		return err
-	}
-	if m.State != wire.MachineStopped {
-		return fail(http.StatusConflict, wire.CodeConflict, "machine %s is %s; only a stopped machine with retained data can resume", m.Name, m.State)
-	}
-	updated, err := s.Registry.ModifyMachine(c.Request().Context(), m.ID, func(m *registry.Machine) error {
-		m.State, m.StoppedAt = wire.MachineProtected, nil
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, updated.Machine)
-}
-
-func (s *server) undeleteMachine(c echo.Context) error {
-	if err := need(c, RoleContributor, "undeleting backup data"); err != nil {
-		return err
-	}
-	_, m, err := s.vaultMachine(c)
-	if err != nil {
-		return err
-	}
-	if m.State != wire.MachineDeleted {
-		return fail(http.StatusConflict, wire.CodeConflict, "machine %s's data is not deleted", m.Name)
-	}
-	// As in MARS, undelete returns the item to "stopped, data retained".
-	updated, err := s.Registry.ModifyMachine(c.Request().Context(), m.ID, func(m *registry.Machine) error {
-		m.State, m.DeletedAt = wire.MachineStopped, nil
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, updated.Machine)
-}
-
 // RestoreGrantTTL is how long a machine may read another's data.
 const RestoreGrantTTL = 24 * time.Hour
 
 // grantRestore lets the path's machine restore another machine's data, as
 // MARS restores to an alternate machine of the same vault.
 func (s *server) grantRestore(c echo.Context) error {
-	if err := need(c, RoleOperator, "allowing a restore from another machine"); err != nil {
-		return err
-	}
 	var g wire.RestoreGrant
 	if err := bind(c, &g); err != nil {
 		return err

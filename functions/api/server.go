@@ -21,12 +21,9 @@ import (
 	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
-	"github.com/coffer-backup/coffer/functions/nonce"
 	"github.com/coffer-backup/coffer/functions/pin"
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
-	"github.com/coffer-backup/coffer/functions/sas"
-	"github.com/coffer-backup/coffer/shared/version"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -34,41 +31,12 @@ import (
 // report with skipped files, fits with room to spare.
 const MaxBody = 1 << 20
 
-// JobStore is what the API needs of job tracking.
-type JobStore interface {
-	Create(ctx context.Context, vaultID, machineID, machineName, jobType string) (wire.Job, error)
-	Report(ctx context.Context, vaultID, machineID, jobID string, r wire.JobReport) (wire.Job, error)
-	Get(ctx context.Context, vaultID, machineID, jobID string) (wire.Job, error)
-	List(ctx context.Context, vaultID string, f jobs.Filter) ([]wire.Job, error)
-}
-
-// AlertStore is what the API needs of alerts.
-type AlertStore interface {
-	Raise(ctx context.Context, a wire.Alert) (wire.Alert, error)
-	List(ctx context.Context, vaultID string, f alerts.Filter) ([]wire.Alert, error)
-	Acknowledge(ctx context.Context, vaultID, id, by string) (wire.Alert, error)
-}
-
-// SASIssuer grants an agent access to its container.
-type SASIssuer interface {
-	Container(ctx context.Context, container string, ttl time.Duration) (sas.Grant, error)
-	ReadOnly(ctx context.Context, container string, ttl time.Duration) (sas.Grant, error)
-}
-
-// Blobs is what the API needs of the machines' containers.
-type Blobs interface {
-	Ensure(ctx context.Context, name string) error
-	MissingPacks(ctx context.Context, name, pointID string) ([]string, error)
-	Usage(ctx context.Context, name string) (containers.Usage, error)
-	RetireKey(ctx context.Context, name, keyID string) error
-}
-
 // Deps are the API's collaborators and settings.
 type Deps struct {
-	Registry *registry.Registry
-	Points   *points.Store
-	PINs     *pin.Store
-	Nonces   *nonce.Store
+	Registry Registry
+	Points   PointStore
+	PINs     PINStore
+	Nonces   NonceStore
 	Jobs     JobStore
 	Alerts   AlertStore
 	SAS      SASIssuer
@@ -82,6 +50,11 @@ type Deps struct {
 	KeyVaultURL  string
 	BlobEndpoint string
 	TenantID     string
+
+	// SoftDelete is how long deleted data stays undeletable
+	// (COFFER_SOFT_DELETE_DAYS), for the messages that name it; 0 means
+	// registry.SoftDeleteRetention.
+	SoftDelete time.Duration
 }
 
 type server struct{ Deps }
@@ -90,6 +63,9 @@ type server struct{ Deps }
 func New(d Deps) *echo.Echo {
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if d.SoftDelete <= 0 {
+		d.SoftDelete = registry.SoftDeleteRetention
 	}
 	s := &server{d}
 	e := echo.New()
@@ -104,12 +80,7 @@ func New(d Deps) *echo.Echo {
 	}))
 	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBody)))
 
-	e.GET(wire.Version+"/health", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.String()})
-	})
-	s.adminRoutes(e.Group(wire.Version, s.admin))
-	e.POST(wire.Version+"/register", s.register)
-	s.agentRoutes(e.Group(wire.Version+"/agent", s.agent))
+	s.addRoutes(e)
 	return e
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
+	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/functions/triggers"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -148,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 
 	ensure := []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable}
 	digests := tsvc.NewClient("digests")
-	ensure = append(ensure, func(ctx context.Context) error { _, err := digests.CreateTable(ctx, nil); return ignoreExists(err) })
+	ensure = append(ensure, func(ctx context.Context) error { return tables.Ensure(ctx, digests) })
 	for _, f := range ensure {
 		if err := f(ctx); err != nil {
 			return nil, fmt.Errorf("prepare tables: %w", err)
@@ -156,7 +157,8 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	}
 
 	mcfg := mailer.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Security: cfg.SMTP.Security,
-		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From}
+		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From,
+		SoftDeleteDays: int(cfg.SoftDelete / (24 * time.Hour))}
 	if cfg.SMTP.Host != "" {
 		if a.Mailer, err = mailer.New(mcfg, a.Registry, digests, now); err != nil {
 			return nil, fmt.Errorf("email: %w", err)
@@ -176,7 +178,8 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	}
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
-		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID})
+		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
+		SoftDelete: cfg.SoftDelete})
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{
 		triggers.FuncPurgeSoftDeleted: func(ctx context.Context, _ *invocation.Timer) error {
@@ -203,14 +206,6 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 		a.devClockRoutes()
 	}
 	return a, nil
-}
-
-func ignoreExists(err error) error {
-	var re *azcore.ResponseError
-	if err == nil || errors.As(err, &re) && re.StatusCode == http.StatusConflict {
-		return nil
-	}
-	return err
 }
 
 // Handler serves the API and the Functions host's invocations.
@@ -263,7 +258,7 @@ func (a *App) Close(ctx context.Context) error {
 }
 
 // devClockRoutes let local tests and the demo move the control plane's
-// clock forward (to show a purge after 14 days). Config refuses the setting
+// clock forward (to show a purge after the soft-delete period). Config refuses the setting
 // outside the local token mode.
 func (a *App) devClockRoutes() {
 	a.Log.Warn("COFFER_DEV_CLOCK is on: a Backup Contributor can move this control plane's clock; never use it in production")

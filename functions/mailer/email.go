@@ -24,7 +24,7 @@ func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
 		fmt.Fprintf(&b, "What happened\n-------------\n%s\n\n", strings.TrimRight(a.Detail, "\n"))
 	}
 	facts(&b, a, "")
-	fmt.Fprintf(&b, "\nWhat to do\n----------\n%s\n", advice(a.Kind))
+	fmt.Fprintf(&b, "\nWhat to do\n----------\n%s\n", m.advice(a.Kind))
 	b.WriteString("Once it is dealt with, acknowledge the alert in Coffer so it no longer shows as open.\n")
 	footer(&b, a)
 	return m.compose(to, subject, "<alert."+a.ID+"@"+m.domain+">", map[string]string{
@@ -70,7 +70,7 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 	}
 	b.WriteString("\nWhat to do\n----------\n")
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "%s: %s\n\n", kindName(k), advice(k))
+		fmt.Fprintf(&b, "%s: %s\n\n", kindName(k), m.advice(k))
 	}
 	b.WriteString("Once they are dealt with, acknowledge the alerts in Coffer so they no longer show as open.\n")
 	footer(&b, first)
@@ -114,18 +114,22 @@ func kindName(kind string) string {
 		return "Critical operation"
 	case wire.AlertMissedBackup:
 		return "Missed backup"
+	case wire.AlertProtectionStopped:
+		return "Protection stopped"
 	}
 	return kind
 }
 
-func advice(kind string) string {
+func (m *Mailer) advice(kind string) string {
 	switch kind {
 	case wire.AlertJobFailed:
 		return "Open the job in Coffer to see its errors, fix the cause on the machine, then run the backup again or let the next scheduled one run. Until a backup succeeds, recent changes on this machine are not protected."
 	case wire.AlertJobWarnings:
 		return "The backup finished but skipped some items. Review the job's list of skipped files; if they matter, fix access to them and run the backup again."
 	case wire.AlertCriticalOperation:
-		return "A security-sensitive operation was performed on the vault. If nobody on your team expected it, review who has access to the vault, change the security PIN, and check recovery points and soft-deleted items (kept for 14 days)."
+		return "A security-sensitive operation was performed on the vault. If nobody on your team expected it, review who has access to the vault, change the security PIN, and check recovery points and soft-deleted items (kept for " + fmt.Sprint(m.softDeleteDays()) + " days)."
+	case wire.AlertProtectionStopped:
+		return "No backup runs on a machine whose protection is stopped, and none is alerted as missed. If that was not intended, resume protection in Coffer; if the machine is retired, a Backup Contributor can delete its data with a security PIN."
 	case wire.AlertMissedBackup:
 		return "No backup ran when it was scheduled. Check that the machine is on and online, that the Coffer agent service is running, and that it can reach Azure."
 	}

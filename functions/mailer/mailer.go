@@ -47,6 +47,16 @@ type Config struct {
 	// TLSConfig is used for STARTTLS and implicit TLS; nil trusts the system
 	// roots. ServerName defaults to Host.
 	TLSConfig *tls.Config
+	// SoftDeleteDays is how long deleted data stays undeletable
+	// (COFFER_SOFT_DELETE_DAYS), as the advice tells it; 0 means 14.
+	SoftDeleteDays int
+}
+
+func (m *Mailer) softDeleteDays() int {
+	if m.cfg.SoftDeleteDays > 0 {
+		return m.cfg.SoftDeleteDays
+	}
+	return 14
 }
 
 // Recipients says where a vault's alerts go; the vault registry implements it.

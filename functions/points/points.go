@@ -80,6 +80,22 @@ func CheckID(id string) error {
 	return nil
 }
 
+// AcceptsNew says whether a machine in state may add points: only a
+// protected one. A stopped machine keeps its points but adds none until an
+// admin resumes protection, so what it holds is what the admin stopped; a
+// deleted machine's points are on their way to the purge.
+func AcceptsNew(machineName, state string) error {
+	switch state {
+	case wire.MachineProtected:
+		return nil
+	case wire.MachineStopped:
+		return fmt.Errorf("%w: protection of %s is stopped, so no new point can be added; an admin must resume protection first", ErrState, machineName)
+	case wire.MachineDeleted:
+		return fmt.Errorf("%w: machine %s's data is deleted, so no new point can be added", ErrState, machineName)
+	}
+	return fmt.Errorf("%w: machine %s is %q, so no new point can be added", ErrState, machineName, state)
+}
+
 // Add records a point at the server's time. Adding the same point again
 // (an agent retrying after a lost answer) returns the first record.
 func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID string, retainUntil *time.Time) (wire.Point, error) {

@@ -14,6 +14,7 @@ const (
 	AlertJobWarnings       = "job_completed_with_warnings" // warning
 	AlertCriticalOperation = "critical_operation"          // critical: PIN use, delete data, passphrase change, security features off
 	AlertMissedBackup      = "missed_backup"               // warning
+	AlertProtectionStopped = "protection_stopped"          // warning: protection stopped, data kept; no backups run
 )
 
 // Alert is stored in Table storage and published on the alerts queue, in
