@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -91,12 +92,37 @@ func purgeDate(m wire.Machine) string {
 	return m.PurgeAfter.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// Apply checks m's state against the rule and changes it, stamping the
+// times with now. changed is false when m was already in the target state
+// (stopping a stopped machine).
+func (r Rule) Apply(m *Machine, now time.Time) (changed bool, err error) {
+	if err := r.Allows(m.Machine); err != nil {
+		return false, err
+	}
+	changed = m.State != r.To
+	switch r.To {
+	case wire.MachineProtected:
+		m.StoppedAt, m.DeletedAt = nil, nil
+	case wire.MachineStopped:
+		if m.StoppedAt == nil {
+			m.StoppedAt = &now
+		}
+		m.DeletedAt = nil
+	case wire.MachineDeleted:
+		if m.StoppedAt == nil {
+			m.StoppedAt = &now
+		}
+		m.DeletedAt = &now
+	}
+	m.State = r.To
+	return changed, nil
+}
+
 // Transition applies t to a machine. The state is checked on the record
 // being written, inside ModifyMachine's retry-on-conflict loop, so a
 // request racing another (a stop racing a delete) either wins on the
 // current state or is refused with ErrConflict; it never writes its state
-// over a change it did not see. changed is false when the machine was
-// already in t's target state (stopping a stopped machine).
+// over a change it did not see.
 func (r *Registry) Transition(ctx context.Context, id string, t Transition) (m Machine, changed bool, err error) {
 	rule, err := RuleFor(t)
 	if err != nil {
@@ -104,26 +130,9 @@ func (r *Registry) Transition(ctx context.Context, id string, t Transition) (m M
 	}
 	now := r.now().UTC()
 	m, err = r.ModifyMachine(ctx, id, func(m *Machine) error {
-		if err := rule.Allows(m.Machine); err != nil {
-			return err
-		}
-		changed = m.State != rule.To
-		switch rule.To {
-		case wire.MachineProtected:
-			m.StoppedAt, m.DeletedAt = nil, nil
-		case wire.MachineStopped:
-			if m.StoppedAt == nil {
-				m.StoppedAt = &now
-			}
-			m.DeletedAt = nil
-		case wire.MachineDeleted:
-			if m.StoppedAt == nil {
-				m.StoppedAt = &now
-			}
-			m.DeletedAt = &now
-		}
-		m.State = rule.To
-		return nil
+		var err error
+		changed, err = rule.Apply(m, now)
+		return err
 	})
 	return m, changed, err
 }
