@@ -250,7 +250,21 @@ func WriteSecurityDescriptor(path string, sd []byte) error {
 	if info == 0 {
 		return nil
 	}
-	fullErr := windows.SetNamedSecurityInfo(path, windows.SE_FILE_OBJECT, info, owner, group, dacl, nil)
+	// On a handle to the entry itself: SetNamedSecurityInfo would follow a
+	// symlink and set the ACL on its target.
+	set := func(info windows.SECURITY_INFORMATION, owner, group *windows.SID) error {
+		access := uint32(windows.WRITE_DAC)
+		if info&(windows.OWNER_SECURITY_INFORMATION|windows.GROUP_SECURITY_INFORMATION) != 0 {
+			access |= windows.WRITE_OWNER
+		}
+		h, err := openNoFollow(path, access)
+		if err != nil {
+			return err
+		}
+		defer windows.CloseHandle(h)
+		return windows.SetSecurityInfo(h, windows.SE_FILE_OBJECT, info, owner, group, dacl, nil)
+	}
+	fullErr := set(info, owner, group)
 	if fullErr == nil {
 		return nil
 	}
@@ -258,7 +272,7 @@ func WriteSecurityDescriptor(path string, sd []byte) error {
 	if daclOnly == info || daclOnly&windows.DACL_SECURITY_INFORMATION == 0 {
 		return fmt.Errorf("fsmeta: set security info %s: %w", path, fullErr)
 	}
-	if err := windows.SetNamedSecurityInfo(path, windows.SE_FILE_OBJECT, daclOnly, nil, nil, dacl, nil); err != nil {
+	if err := set(daclOnly, nil, nil); err != nil {
 		return fmt.Errorf("fsmeta: set DACL %s: %w", path, err)
 	}
 	return fmt.Errorf("fsmeta: owner and group of %s not restored: %w", path, fullErr)

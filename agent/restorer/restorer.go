@@ -90,7 +90,15 @@ type Result struct {
 	Skipped            int64    // existing paths left alone (--conflict skip)
 	Copies             []string // restored beside an existing path under a new name
 	Failed             []Failure
-	Warnings           []Failure // restored, but some metadata could not be set
+	Warnings           []Failure // restored, but some metadata could not be set, or under another name
+	Renamed            []Rename  // entries whose name this system cannot hold, restored under a safe one
+}
+
+// Rename is an entry restored under another name than the point's (see
+// LocalName); it is also listed as a warning.
+type Rename struct {
+	Path string `json:"path"` // as the point names it
+	As   string `json:"as"`   // where it was restored
 }
 
 type fileState struct {
@@ -195,6 +203,14 @@ func (r *restorer) fail(path string, err error) {
 	r.mu.Unlock()
 }
 
+func (r *restorer) rename(rel, path, name string) {
+	r.mu.Lock()
+	r.res.Renamed = append(r.res.Renamed, Rename{Path: rel, As: path})
+	r.res.Warnings = append(r.res.Warnings, Failure{Path: path,
+		Err: fmt.Sprintf("restored under this name: %s cannot hold the name %q", localOS, name)})
+	r.mu.Unlock()
+}
+
 func (r *restorer) warn(path string, err error) {
 	r.mu.Lock()
 	r.res.Warnings = append(r.res.Warnings, Failure{Path: path, Err: err.Error()})
@@ -235,11 +251,21 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 		if !take && !(descend && n.Type == tree.Dir) {
 			continue
 		}
-		if err := checkLocalName(name); err != nil {
-			r.fail(filepath.Join(dir, name), err)
+		// The restorer's own check, whatever loaded the tree: nothing is
+		// ever created outside dir.
+		local, renamed, err := LocalName(name, localOS)
+		if err != nil {
+			r.fail(dir+string(filepath.Separator)+name, fmt.Errorf("not restored: %v", err))
 			continue
 		}
-		path := filepath.Join(dir, name)
+		path := filepath.Join(dir, local)
+		if filepath.Dir(path) != dir {
+			r.fail(dir+string(filepath.Separator)+name, fmt.Errorf("not restored: %w: %q does not stay in its folder", ErrUnsafeName, name))
+			continue
+		}
+		if renamed {
+			r.rename(childRel, path, name)
+		}
 		switch n.Type {
 		case tree.Dir:
 			if err := r.makeDir(path); err != nil {
@@ -572,7 +598,30 @@ func (r *restorer) finishLinks() {
 	}
 }
 
+// localOS is the system whose naming rules apply; tests set "windows" to
+// see the mapping on any system.
+var localOS = runtime.GOOS
+
+// writeSD applies a Windows security descriptor; tests replace it to see
+// where one would be applied.
+var writeSD = fsmeta.WriteSecurityDescriptor
+
+// applyMeta sets an entry's metadata on the entry itself. No ACL and no
+// attribute is ever applied through a link: a symlink gets only what is
+// set on the link itself (times, and on Linux its own xattrs), and an entry
+// that is a link on disk when the point says it is not (planted during the
+// restore) gets nothing.
 func (r *restorer) applyMeta(path string, n *tree.Node) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		r.warn(path, fmt.Errorf("metadata not restored: %v", err))
+		return
+	}
+	onDiskLink := fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) != 0
+	if onDiskLink && n.Type != tree.Symlink {
+		r.warn(path, fmt.Errorf("metadata not restored: a %s is now in its place", describe(fi)))
+		return
+	}
 	m := fsmeta.Meta{Mode: n.Mode, UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
 		ModTime: time.Unix(0, n.ModTime), WinAttrs: n.WinAttrs}
 	switch n.Type {
@@ -592,8 +641,8 @@ func (r *restorer) applyMeta(path string, n *tree.Node) {
 			r.warn(path, err)
 		}
 	}
-	if len(n.WinSD) > 0 {
-		if err := fsmeta.WriteSecurityDescriptor(path, n.WinSD); err != nil {
+	if len(n.WinSD) > 0 && !onDiskLink {
+		if err := writeSD(path, n.WinSD); err != nil {
 			r.warn(path, err)
 		}
 	}

@@ -1,0 +1,121 @@
+package restorer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrUnsafeName marks an entry whose name would leave its folder: it is
+// never created, on any system.
+var ErrUnsafeName = errors.New("unsafe name")
+
+// LocalName returns the name under which an entry of a point is created on
+// the system goos (runtime.GOOS), whether it differs from the name in the
+// point, or ErrUnsafeName.
+//
+// The restorer checks every name itself, whatever loaded the tree: a tree
+// that never went through tree.Decode still cannot make it write outside
+// the target. On every system a name that is empty, "." or "..", holds a
+// "/" or a NUL, is refused, and so is every absolute name, since it starts
+// with a separator. On Windows "\" is a separator too, so a name holding
+// one is refused as well. A name Windows cannot hold or would read as
+// something else (a device such as CON or nul.txt, a trailing dot or space
+// that Win32 strips, so that ".. " would be "..", a ":" that names a drive
+// or an alternate data stream, the characters < > " | ? * and control
+// characters) is mapped to a look-alike that Windows keeps as written, and
+// the caller reports the new name.
+//
+// The mapping is a pure function of its input, so it is tested on every
+// system, and it is stable: a mapped name maps to itself.
+func LocalName(name, goos string) (local string, renamed bool, err error) {
+	switch {
+	case name == "":
+		return "", false, fmt.Errorf("%w: an entry has an empty name", ErrUnsafeName)
+	case name == "." || name == "..":
+		return "", false, fmt.Errorf("%w: an entry is named %q", ErrUnsafeName, name)
+	case strings.ContainsRune(name, '/'):
+		return "", false, fmt.Errorf("%w: %q holds a path separator", ErrUnsafeName, name)
+	case strings.IndexByte(name, 0) >= 0:
+		return "", false, fmt.Errorf("%w: %q holds a NUL", ErrUnsafeName, name)
+	}
+	if goos != "windows" {
+		return name, false, nil
+	}
+	if strings.ContainsRune(name, '\\') {
+		return "", false, fmt.Errorf("%w: %q holds a path separator on Windows", ErrUnsafeName, name)
+	}
+	local = windowsName(name)
+	return local, local != name, nil
+}
+
+// windowsLookAlikes replace the characters Windows refuses in a name with
+// their full-width forms, as other tools that store names from Unix on
+// Windows do.
+var windowsLookAlikes = map[rune]rune{
+	'<': '＜', '>': '＞', ':': '：', '"': '＂', '|': '｜', '?': '？', '*': '＊',
+}
+
+const (
+	fullWidthDot = '．' // for a trailing '.'
+	spaceSymbol  = '␠' // for a trailing ' '
+)
+
+// windowsName maps a name that holds no separator, NUL or drive to one that
+// Windows creates exactly as written.
+func windowsName(name string) string {
+	var b strings.Builder
+	b.Grow(len(name) + 8)
+	// The trailing run of dots and spaces: Win32 strips it, so ".. " would
+	// become "..", and "x." would be "x".
+	end := len(strings.TrimRight(name, ". "))
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		switch {
+		case i >= end && r == '.':
+			b.WriteRune(fullWidthDot)
+		case i >= end && r == ' ':
+			b.WriteRune(spaceSymbol)
+		case r < 0x20 && size == 1:
+			b.WriteRune(0x2400 + r) // the control picture: ␁ for 0x01
+		case windowsLookAlikes[r] != 0:
+			b.WriteRune(windowsLookAlikes[r])
+		default:
+			b.WriteString(name[i : i+size])
+		}
+		i += size
+	}
+	out := b.String()
+	if isWindowsDevice(out) {
+		// "nul.txt" becomes "nul_.txt": the device name is no longer the
+		// part before the first dot.
+		stem := strings.IndexByte(out, '.')
+		if stem < 0 {
+			stem = len(out)
+		}
+		out = out[:stem] + "_" + out[stem:]
+	}
+	return out
+}
+
+// windowsDevices are the names Windows reads as devices, whatever follows
+// the first dot and whatever case they are in.
+var windowsDevices = map[string]bool{
+	"CON": true, "PRN": true, "AUX": true, "NUL": true, "CONIN$": true, "CONOUT$": true,
+	"COM¹": true, "COM²": true, "COM³": true, "LPT¹": true, "LPT²": true, "LPT³": true,
+}
+
+func init() {
+	for _, d := range "0123456789" {
+		windowsDevices["COM"+string(d)] = true
+		windowsDevices["LPT"+string(d)] = true
+	}
+}
+
+// isWindowsDevice reports whether Windows reads name as a device: the part
+// before the first dot, without trailing spaces, is a device name.
+func isWindowsDevice(name string) bool {
+	stem, _, _ := strings.Cut(name, ".")
+	return windowsDevices[strings.ToUpper(strings.TrimRight(stem, " "))]
+}
