@@ -313,7 +313,7 @@ func TestWindowsRestoreRenamesAndReportsNamesItCannotHold(t *testing.T) {
 		renamed = append(renamed, rn.Path+" -> "+filepath.Base(rn.As))
 	}
 	slices.Sort(renamed)
-	if want := []string{".. -> ．．␠", "CON -> CON_", "nul.txt -> nul_.txt", "x. -> x．"}; !slices.Equal(renamed, want) {
+	if want := []string{"..  -> ．．␠", "CON -> CON_", "nul.txt -> nul_.txt", "x. -> x．"}; !slices.Equal(renamed, want) {
 		t.Errorf("renamed %q, want %q", renamed, want)
 	}
 	if len(res.Warnings) != 4 || len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Err, "separator") {
