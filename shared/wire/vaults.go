@@ -171,9 +171,12 @@ type PolicyDoc struct {
 }
 
 // RetireKey names the key file a passphrase change replaced, for the
-// control plane to retire so the old passphrase stops working.
+// control plane to retire so the old passphrase stops working, and the key
+// file the new passphrase opens: the control plane soft-deletes Key only
+// after it has checked that Replacement exists and is a key file.
 type RetireKey struct {
-	Key string `json:"key"`
+	Key         string `json:"key"`
+	Replacement string `json:"replacement"`
 }
 
 // RestoreGrant lets one machine restore another's data, for a day. An
