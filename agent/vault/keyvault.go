@@ -2,9 +2,15 @@ package vault
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -13,15 +19,41 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
 
-// EnvKeyVaultEmulator set to 1 talks to the local Key Vault emulator:
-// any bearer token, a loopback address (trusted via SSL_CERT_FILE).
-const EnvKeyVaultEmulator = "COFFER_KEYVAULT_EMULATOR"
+const (
+	// EnvKeyVaultEmulator set to 1 talks to the local Key Vault emulator:
+	// a static bearer token instead of Entra ID, and a loopback address
+	// (trusted via SSL_CERT_FILE).
+	EnvKeyVaultEmulator = "COFFER_KEYVAULT_EMULATOR"
+	// EnvKeyVaultToken is, with the emulator only, the bearer token to
+	// present: the emulator maps each token to a principal, so two machines
+	// with two tokens are two identities, as two managed identities are in
+	// Azure. Empty means the emulator's shared static token.
+	EnvKeyVaultToken = "COFFER_KEYVAULT_TOKEN"
+	// EnvGrantWait bounds how long registration waits for the machine's
+	// role on its new secret (a Go duration, default 15m): the grant is made
+	// when the control plane registers the machine, and Azure can take
+	// minutes to apply a new role assignment.
+	EnvGrantWait = "COFFER_KEYVAULT_GRANT_WAIT"
+
+	// MachineRoleName is the custom role each machine holds on its own
+	// passphrase secret (infra/core/security/keyvault.bicep).
+	MachineRoleName = "Coffer Machine Passphrase"
+
+	emulatorStaticToken = "coffer-local-emulator"
+	keyVaultScope       = "https://vault.azure.net/.default"
+	defaultGrantWait    = 15 * time.Minute
+)
 
 // Escrow keeps the machine's passphrase in Key Vault: one secret per
-// machine, a new version on each change. The control plane never sees it.
+// machine, a new version on each change. The control plane never sees it,
+// and in the deployed design each machine's identity holds a role on its
+// own secret only (docs/security.md, "Key Vault roles").
 type Escrow struct {
-	c    *azsecrets.Client
-	name string
+	c     *azsecrets.Client
+	cred  azcore.TokenCredential
+	vault string // the vault URL, for messages
+	name  string
+	log   *slog.Logger
 }
 
 // NewEscrow opens the machine's secret with azidentity's credential chain
@@ -35,7 +67,11 @@ func NewEscrow(vaultURL, secretName, tenantID string) (*Escrow, error) {
 		err  error
 	)
 	if os.Getenv(EnvKeyVaultEmulator) == "1" {
-		cred = emulatorCredential{}
+		tok := os.Getenv(EnvKeyVaultToken)
+		if tok == "" {
+			tok = emulatorStaticToken
+		}
+		cred = emulatorCredential{token: tok}
 		opts.DisableChallengeResourceVerification = true
 	} else {
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: tenantID})
@@ -47,32 +83,75 @@ func NewEscrow(vaultURL, secretName, tenantID string) (*Escrow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Key Vault %s: %w", vaultURL, err)
 	}
-	return &Escrow{c: c, name: secretName}, nil
+	return &Escrow{c: c, cred: cred, vault: vaultURL, name: secretName, log: slog.Default()}, nil
 }
 
 // Store saves the passphrase as a new version of the machine's secret.
 func (e *Escrow) Store(ctx context.Context, passphrase []byte) (version string, err error) {
+	version, err = e.set(ctx, passphrase)
+	if err != nil {
+		return "", e.explain(ctx, "escrow the passphrase in Key Vault as", err)
+	}
+	return version, nil
+}
+
+func (e *Escrow) set(ctx context.Context, passphrase []byte) (string, error) {
 	v := string(passphrase)
 	ct := "text/plain; coffer passphrase"
 	resp, err := e.c.SetSecret(ctx, e.name, azsecrets.SetSecretParameters{Value: &v, ContentType: &ct}, nil)
-	if err != nil {
-		return "", fmt.Errorf("escrow the passphrase in Key Vault as %s (the machine's identity needs the Key Vault Secrets Officer role): %w", e.name, err)
+	if err != nil || resp.ID == nil {
+		return "", err
 	}
-	if resp.ID != nil {
-		version = resp.ID.Version()
+	return resp.ID.Version(), nil
+}
+
+// StoreWhenGranted is Store for a machine that has just registered: its
+// role on the new secret may not be in force yet, so a refusal (403) is
+// retried, with backoff, for up to COFFER_KEYVAULT_GRANT_WAIT. The first
+// refusal logs what an admin can do if no delegate makes the grant.
+func (e *Escrow) StoreWhenGranted(ctx context.Context, passphrase []byte) (string, error) {
+	wait := defaultGrantWait
+	if s := os.Getenv(EnvGrantWait); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return "", fmt.Errorf("%s=%q is not a duration such as 15m", EnvGrantWait, s)
+		}
+		wait = d
 	}
-	return version, nil
+	deadline := time.Now().Add(wait)
+	backoff := 500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		version, err := e.set(ctx, passphrase)
+		if err == nil {
+			return version, nil
+		}
+		if !isForbidden(err) || !time.Now().Add(backoff).Before(deadline) {
+			return "", e.explain(ctx, "escrow the passphrase in Key Vault as", err)
+		}
+		if attempt == 0 {
+			oid := e.principal(ctx)
+			e.log.Warn("Key Vault does not yet let this machine write its passphrase secret; waiting for the role assignment made at registration",
+				"secret", e.name, "machineObjectId", oid, "waitUpTo", wait.String(),
+				"adminCanGrant", grantCommand(e.vault, e.name, oid))
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("escrow the passphrase as %s: %w", e.name, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
 }
 
 // Fetch returns the current passphrase, or a given version.
 func (e *Escrow) Fetch(ctx context.Context, version string) ([]byte, error) {
 	resp, err := e.c.GetSecret(ctx, e.name, version, nil)
 	var re *azcore.ResponseError
-	if errors.As(err, &re) && re.StatusCode == 404 {
+	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 		return nil, fmt.Errorf("Key Vault has no passphrase %s for this machine; register again or restore the secret", e.name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch the passphrase %s from Key Vault: %w", e.name, err)
+		return nil, e.explain(ctx, "fetch from Key Vault the passphrase", err)
 	}
 	if resp.Value == nil {
 		return nil, fmt.Errorf("Key Vault secret %s is empty", e.name)
@@ -80,8 +159,90 @@ func (e *Escrow) Fetch(ctx context.Context, version string) ([]byte, error) {
 	return []byte(*resp.Value), nil
 }
 
-type emulatorCredential struct{}
+// explain turns a Key Vault refusal into what to do about it: a machine
+// holds the "Coffer Machine Passphrase" role on its own secret only.
+func (e *Escrow) explain(ctx context.Context, doing string, err error) error {
+	if !isForbidden(err) {
+		return fmt.Errorf("%s %s: %w", doing, e.name, err)
+	}
+	oid := e.principal(ctx)
+	return fmt.Errorf("%s %s: Key Vault refused this machine's identity (object ID %s): each machine holds the %q role on its own secret only, "+
+		"granted when it registers; if this is the machine's own secret, an admin can grant it with `%s`; another machine's passphrase "+
+		"is never readable here (for a restore from another machine, give --source-passphrase-file): %w",
+		doing, e.name, oid, MachineRoleName, grantCommand(e.vault, e.name, oid), err)
+}
 
-func (emulatorCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "coffer-local-emulator", ExpiresOn: time.Now().Add(time.Hour)}, nil
+func isForbidden(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// principal is the object ID of the identity the credential signs in as,
+// read from the oid claim of its Key Vault token; "unknown" when the token
+// is not a JWT (it is only for messages, never for a decision).
+func (e *Escrow) principal(ctx context.Context) string {
+	tok, err := e.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{keyVaultScope}})
+	if err != nil {
+		return "unknown"
+	}
+	if oid := TokenObjectID(tok.Token); oid != "" {
+		return oid
+	}
+	return "unknown"
+}
+
+// TokenObjectID returns the oid claim of a JWT access token without
+// verifying it (the caller got the token for itself), or "" if there is
+// none.
+func TokenObjectID(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		OID string `json:"oid"`
+	}
+	if json.Unmarshal(b, &c) != nil || !isGUID(c.OID) {
+		return ""
+	}
+	return c.OID
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'f', r >= 'A' && r <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// grantCommand is the Azure CLI command that gives a machine's identity its
+// role on its own secret, for an admin to run when no delegate does it.
+func grantCommand(vaultURL, secret, oid string) string {
+	name := "<vault>"
+	if u, err := url.Parse(vaultURL); err == nil && u.Hostname() != "" {
+		name, _, _ = strings.Cut(u.Hostname(), ".")
+	}
+	return fmt.Sprintf(`az role assignment create --role %q --assignee-object-id %s --assignee-principal-type ServicePrincipal --scope "$(az keyvault show --name %s --query id -o tsv)/secrets/%s"`,
+		MachineRoleName, oid, name, secret)
+}
+
+type emulatorCredential struct{ token string }
+
+func (c emulatorCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: c.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }

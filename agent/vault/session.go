@@ -222,7 +222,9 @@ func (s *Session) ChangePassphrase(ctx context.Context, pin string, newPass []by
 	if err != nil {
 		return fmt.Errorf("%w; both passphrases open the repository until this succeeds, so run the change again", err)
 	}
-	if err := s.Client.RetireKey(ctx, old); err != nil {
+	// The control plane retires the old file only after checking that the
+	// one named as its replacement exists and is a key file.
+	if err := s.Client.RetireKey(ctx, old, r.KeyID()); err != nil {
 		return fmt.Errorf("the new passphrase is in use and escrowed, but the old key file keys/%s was not retired, so the old passphrase still works: %w", old, err)
 	}
 	return nil
