@@ -279,6 +279,10 @@ func (r *Repository) Config() Config { return r.cfg }
 // Key is the master key.
 func (r *Repository) Key() *crypto.Key { return r.key }
 
+// KeyID is the key file that opened the repository, or the one AddKey
+// wrote: the replacement a passphrase change names to the control plane.
+func (r *Repository) KeyID() string { return r.keyID }
+
 // Backend is where the repository lives.
 func (r *Repository) Backend() storage.Backend { return r.be }
 

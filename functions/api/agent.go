@@ -215,7 +215,9 @@ func (s *server) agentAddPoint(c echo.Context) error {
 	if err := points.CheckID(np.ID); err != nil {
 		return err
 	}
-	missing, err := s.Blobs.MissingPacks(ctx, m.Container, np.ID)
+	// Streams the point's pack list against the listing of data/, at most
+	// one at a time per machine and a few in all (containers.CheckPoint).
+	missing, err := s.Blobs.CheckPoint(ctx, m.Container, np.ID)
 	if err != nil {
 		if cerr := classify(err); cerr != nil {
 			return cerr
@@ -225,9 +227,9 @@ func (s *server) agentAddPoint(c echo.Context) error {
 		}
 		return fail(http.StatusConflict, wire.CodePointIncomplete, "the point's pack list could not be read: %v; upload refs/%s before registering the point", err, np.ID)
 	}
-	if len(missing) > 0 {
+	if missing.Count > 0 {
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodePointIncomplete,
-			Message: fmt.Sprintf("the point names %d pack(s) that are not in storage (first: %s); run the backup again", len(missing), missing[0])}}
+			Message: fmt.Sprintf("the point names %d pack(s) that are not in storage (first: %s); run the backup again", missing.Count, missing.First[0])}}
 	}
 	p, err := s.Points.Add(ctx, m.VaultID, m.ID, np.ID, np.JobID, np.RetainUntil)
 	if err != nil {
@@ -300,16 +302,15 @@ func (s *server) agentRestoreAccess(c echo.Context) error {
 // agent may have its old key file retired.
 const KeyChangeTTL = 15 * time.Minute
 
-// RetireKey names the key file a passphrase change replaced.
-type RetireKey struct {
-	Key string `json:"key"`
-}
-
-// agentRetireKey deletes the old key file after a passphrase change the
-// PIN allowed, so the old passphrase stops working. The agent cannot
-// delete anything itself.
+// agentRetireKey soft-deletes the old key file after a passphrase change
+// the PIN allowed, so the old passphrase stops working. The agent names the
+// key file it wrote for the new passphrase; the control plane checks that
+// it exists and is a key file before it retires the old one, records it as
+// the replacement, and keeps the old file undeletable for the soft-delete
+// period. The agent cannot delete anything itself, and nothing it asks for
+// is deleted for good.
 func (s *server) agentRetireKey(c echo.Context) error {
-	var rk RetireKey
+	var rk wire.RetireKey
 	if err := agentBind(c, &rk); err != nil {
 		return err
 	}
@@ -317,8 +318,12 @@ func (s *server) agentRetireKey(c echo.Context) error {
 	if !s.Now().Before(m.KeyChangeUntil) {
 		return fail(http.StatusForbidden, wire.CodePINRequired, "retiring a key file needs a passphrase change approved with a security PIN in the last %s", KeyChangeTTL)
 	}
+	if rk.Replacement == "" {
+		return fail(http.StatusBadRequest, wire.CodeValidation, "name the key file the new passphrase opens in \"replacement\"; the old one is retired only once it is checked")
+	}
 	ctx := c.Request().Context()
-	if err := s.Blobs.RetireKey(ctx, m.Container, rk.Key); err != nil {
+	dk, err := s.Blobs.RetireKey(ctx, m.Container, rk.Key, rk.Replacement)
+	if err != nil {
 		return err
 	}
 	if _, err := s.Registry.ModifyMachine(ctx, m.ID, func(mm *registry.Machine) error {
@@ -327,5 +332,6 @@ func (s *server) agentRetireKey(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "retired", "key": rk.Key})
+	return c.JSON(http.StatusOK, map[string]string{"status": "retired", "key": rk.Key, "replacement": rk.Replacement,
+		"purgeAfter": dk.PurgeAfter.Format(time.RFC3339)})
 }

@@ -72,6 +72,8 @@ var routes = []route{
 	{http.MethodGet, "/vaults/:vault/machines/:machine/points", reader, "listing recovery points", (*server).listPoints},
 	{http.MethodDelete, "/vaults/:vault/machines/:machine/points/:point", contributor, "deleting a recovery point", (*server).deletePoint},
 	{http.MethodPost, "/vaults/:vault/machines/:machine/points/:point/undelete", contributor, "undeleting a recovery point", (*server).undeletePoint},
+	{http.MethodGet, "/vaults/:vault/machines/:machine/deleted-keys", reader, "listing soft-deleted key files", (*server).listDeletedKeys},
+	{http.MethodPost, "/vaults/:vault/machines/:machine/deleted-keys/:key/undelete", contributor, "undeleting a key file", (*server).undeleteKey},
 	{http.MethodGet, "/vaults/:vault/jobs", reader, "listing jobs", (*server).listJobs},
 	{http.MethodGet, "/vaults/:vault/machines/:machine/jobs/:job", reader, "reading a job", (*server).getJob},
 	{http.MethodGet, "/vaults/:vault/alerts", reader, "listing alerts", (*server).listAlerts},

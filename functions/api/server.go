@@ -115,8 +115,12 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
 		return &httpError{http.StatusForbidden, wire.Error{Code: wire.CodePINInvalid, Message: msg}}
-	case errors.Is(err, containers.ErrNoSuchKey), errors.Is(err, containers.ErrLastKey):
+	case errors.Is(err, containers.ErrNoSuchKey), errors.Is(err, containers.ErrLastKey), errors.Is(err, containers.ErrBadReplacement):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
+	case errors.Is(err, containers.ErrNotDeleted):
+		return &httpError{http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: msg}}
+	case errors.Is(err, containers.ErrBusy):
+		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: msg}}
 	case errors.Is(err, jobs.ErrBusy):
 		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -98,7 +98,9 @@ type SASIssuer interface {
 // Blobs is what the API needs of the machines' containers.
 type Blobs interface {
 	Ensure(ctx context.Context, name string) error
-	MissingPacks(ctx context.Context, name, pointID string) ([]string, error)
+	CheckPoint(ctx context.Context, name, pointID string) (containers.Missing, error)
 	Usage(ctx context.Context, name string) (containers.Usage, error)
-	RetireKey(ctx context.Context, name, keyID string) error
+	RetireKey(ctx context.Context, name, keyID, replacement string) (containers.DeletedKey, error)
+	DeletedKeys(ctx context.Context, name string) ([]containers.DeletedKey, error)
+	UndeleteKey(ctx context.Context, name, keyID string) (containers.DeletedKey, error)
 }

@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	a.Alerts = alerts.New(tsvc.NewClient("alerts"), a.sender, now)
 	blobs := containers.New(bsvc, now)
 	blobs.SetLogger(log)
+	blobs.SoftDeleteFor = cfg.SoftDelete
 	a.Jobs.SetLogger(log)
 	a.Alerts.SetLogger(log)
 

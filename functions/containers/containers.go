@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -39,6 +39,12 @@ type Containers struct {
 	now func() time.Time
 	log *slog.Logger
 
+	// SoftDeleteFor is how long what is removed on an agent's request (a
+	// retired key file) stays undeletable (COFFER_SOFT_DELETE_DAYS).
+	SoftDeleteFor time.Duration
+
+	checks *limiter
+
 	// beforeRecheck, if set, runs between GC's decision and its second look
 	// at refs/: tests use it to finish a backup in the middle of a GC.
 	beforeRecheck func()
@@ -51,7 +57,7 @@ func New(svc *service.Client, now func() time.Time) *Containers {
 	if now == nil {
 		now = time.Now
 	}
-	return &Containers{svc: svc, now: now, log: slog.Default()}
+	return &Containers{svc: svc, now: now, log: slog.Default(), SoftDeleteFor: DefaultSoftDelete, checks: newLimiter()}
 }
 
 // SetLogger sends the package's logs to l.
@@ -117,46 +123,6 @@ func (c *Containers) DeletePoint(ctx context.Context, name, pointID string) erro
 	return nil
 }
 
-// MissingPacks returns, sorted, the packs refs/<pointID> names that are not
-// stored under data/. The agent uploads refs/<pointID> before it registers
-// the point, so its absence is an error.
-func (c *Containers) MissingPacks(ctx context.Context, name, pointID string) ([]string, error) {
-	if err := sas.CheckContainerName(name); err != nil {
-		return nil, err
-	}
-	if !layout.ValidID(pointID) {
-		return nil, fmt.Errorf("point ID %q is not 64 lower-case hex digits", pointID)
-	}
-	cc := c.svc.NewContainerClient(name)
-	refs, _, err := readRefs(ctx, cc, layout.Refs(pointID))
-	if bloberror.HasCode(err, bloberror.BlobNotFound) {
-		return nil, fmt.Errorf("container %s has no %s: the agent must upload the point's pack list before registering the point: %w",
-			name, layout.Refs(pointID), err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", name, err)
-	}
-	// One listing of data/ costs a request per 5,000 packs; a point usually
-	// names most of the repository's packs, so this beats a request per pack.
-	stored := map[string]bool{}
-	err = list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
-		if id, ok := layout.ParsePack(*it.Name); ok {
-			stored[id] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list packs in container %s: %w", name, err)
-	}
-	var missing []string
-	for _, p := range refs.Packs {
-		if !stored[p] {
-			missing = append(missing, p)
-		}
-	}
-	return missing, nil
-}
-
 // GCResult describes one garbage collection.
 type GCResult struct {
 	Referenced   int      // distinct packs named by the container's refs/ objects
@@ -164,54 +130,87 @@ type GCResult struct {
 	KeptYoung    int      // unreferenced packs kept because they are newer than the grace period
 	BytesFreed   int64    // size of the deleted packs
 	DeletedPacks []string // IDs of the deleted packs, sorted
+	// Quarantined are the refs/ objects this collection set aside: not
+	// valid pack lists, or lists naming another point than their own name,
+	// of points the control plane never registered. Later collections
+	// leave them out without reporting them again.
+	Quarantined []Quarantined
 }
 
-// CollectGarbage deletes the packs under data/ that no refs/ object names
-// and that were last modified more than grace ago (by the injected clock).
+// GCOptions tune a collection.
+type GCOptions struct {
+	// Grace: packs modified more recently are kept (by the injected clock).
+	Grace time.Duration
+	// Registered reports whether a point is recorded by the control plane
+	// (in any state). Such a point's list was checked when it was
+	// registered and cannot have been replaced since (agents only create),
+	// so if it no longer decodes, something is deeply wrong: the collection
+	// stops without deleting anything instead of quarantining it. nil
+	// means no point is registered.
+	Registered func(pointID string) bool
+}
+
+// CollectGarbage is Collect with only a grace period.
+func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time.Duration) (GCResult, error) {
+	return c.Collect(ctx, name, GCOptions{Grace: grace})
+}
+
+// Collect deletes the packs under data/ that no refs/ object names and
+// that were last modified more than opts.Grace ago (by the injected clock).
 // The grace period protects packs a running backup has uploaded but not yet
 // referenced.
 //
-// It never deletes on doubt: if any refs/ object cannot be read or decoded,
-// or names another point than its own name, it deletes nothing and returns
-// an error. Before deleting it lists refs/ again and adds the packs of any
-// list that appeared or changed meanwhile, which narrows, but cannot close,
-// the race with a backup that finishes during the collection; the purge
-// timer should therefore avoid machines with a backup in progress.
+// A refs/ object that is not a valid pack list, that names another point
+// than its own name, or whose name is not refs/<point ID> cannot have been
+// accepted at registration (the control plane checks every list before it
+// records a point, and agents cannot overwrite), so it is an agent's junk:
+// it is quarantined (marked with metadata, left in place for inspection,
+// and reported in the result so an alert can be raised) and the collection
+// goes on without it. Only a registered point's list that no longer decodes,
+// or a failure to read, stops the collection before it deletes anything.
+//
+// Before deleting it lists refs/ again and adds the packs of any list that
+// appeared or changed meanwhile, which narrows, but cannot close, the race
+// with a backup that finishes during the collection; registration then
+// refuses a point whose packs are gone (point_incomplete), so the worst a
+// lost race costs is a backup run again.
 //
 // Packs are deleted eight at a time. If a deletion fails, it stops and
 // returns what it has deleted so far with the error; running it again is
 // safe.
-func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time.Duration) (GCResult, error) {
+func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (GCResult, error) {
 	var res GCResult
 	if err := sas.CheckContainerName(name); err != nil {
 		return res, err
 	}
+	grace := opts.Grace
 	if grace < 0 {
 		return res, fmt.Errorf("GC grace period %v is negative; use at least the longest a backup runs", grace)
 	}
 	cc := c.svc.NewContainerClient(name)
 	cutoff := c.now().Add(-grace)
 
-	keep := newKeepSet()
+	keep := newKeepSet(c, opts.Registered)
 	nRefs, err := keep.addRefs(ctx, cc)
 	if err != nil {
 		return res, fmt.Errorf("garbage collection of container %s deleted nothing: %w", name, err)
 	}
 
 	type pack struct {
-		id   string
+		id   packrefs.ID
 		size int64
 		etag azcore.ETag
 	}
 	var candidates []pack
 	var stored, unrecognised int
 	err = list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
-		id, ok := layout.ParsePack(*it.Name)
+		sid, ok := layout.ParsePack(*it.Name)
 		if !ok {
 			// Not a pack name we wrote: never delete what we do not understand.
 			unrecognised++
 			return nil
 		}
+		id, _ := packrefs.ParseID(sid)
 		if keep.has(id) {
 			stored++
 			return nil
@@ -256,13 +255,17 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 		}
 	}
 	res.Referenced = keep.len()
+	res.Quarantined = keep.quarantined
+	for _, q := range res.Quarantined {
+		c.log.WarnContext(ctx, "pack list quarantined: garbage collection leaves it out", "container", name, "object", q.Object, "reason", q.Reason)
+	}
 
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
 	for _, p := range candidates {
 		g.Go(func() error {
-			obj := layout.Pack(p.id)
+			obj := layout.Pack(p.id.String())
 			opts := &blob.DeleteOptions{DeleteSnapshots: new(blob.DeleteSnapshotsOptionTypeInclude)}
 			if p.etag != "" {
 				// Delete exactly the object judged unreferenced, nothing written since.
@@ -274,13 +277,13 @@ func (c *Containers) CollectGarbage(ctx context.Context, name string, grace time
 				mu.Lock()
 				res.Deleted++
 				res.BytesFreed += p.size
-				res.DeletedPacks = append(res.DeletedPacks, p.id)
+				res.DeletedPacks = append(res.DeletedPacks, p.id.String())
 				mu.Unlock()
 				return nil
 			case bloberror.HasCode(err, bloberror.BlobNotFound):
 				return nil // someone else got there first
 			case bloberror.HasCode(err, bloberror.ConditionNotMet):
-				c.log.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", p.id)
+				c.log.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", p.id.String())
 				return nil
 			default:
 				return fmt.Errorf("delete %s: %w", obj, err)
@@ -330,16 +333,22 @@ func (c *Containers) Usage(ctx context.Context, name string) (Usage, error) {
 // keepSet is the packs that some refs/ object names, and which version of
 // each refs/ object has been read.
 type keepSet struct {
-	mu    sync.Mutex
-	packs map[string]struct{}
-	read  map[string]azcore.ETag // refs object name → ETag read
+	c           *Containers
+	registered  func(string) bool
+	mu          sync.Mutex
+	packs       map[packrefs.ID]struct{}
+	read        map[string]azcore.ETag // refs object name → ETag read
+	quarantined []Quarantined
 }
 
-func newKeepSet() *keepSet {
-	return &keepSet{packs: map[string]struct{}{}, read: map[string]azcore.ETag{}}
+func newKeepSet(c *Containers, registered func(string) bool) *keepSet {
+	if registered == nil {
+		registered = func(string) bool { return false }
+	}
+	return &keepSet{c: c, registered: registered, packs: map[packrefs.ID]struct{}{}, read: map[string]azcore.ETag{}}
 }
 
-func (k *keepSet) has(id string) bool {
+func (k *keepSet) has(id packrefs.ID) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	_, ok := k.packs[id]
@@ -353,76 +362,135 @@ func (k *keepSet) len() int {
 }
 
 // addRefs lists refs/ and reads every object not yet read in its current
-// version, adding its packs. It returns how many it read. A refs object
-// deleted between the listing and the read belongs to a deleted point and
-// is skipped; any other failure is an error.
+// version, adding its packs, and quarantines the objects that are junk. It
+// returns how many it read. A refs object deleted between the listing and
+// the read belongs to a deleted point and is skipped; any other failure is
+// an error.
 func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error) {
-	var todo []string
-	err := list(ctx, cc, layout.RefsPrefix, func(it *container.BlobItem) error {
-		k.mu.Lock()
-		etag, seen := k.read[*it.Name]
-		k.mu.Unlock()
-		if !seen || it.Properties == nil || it.Properties.ETag == nil || !sameETag(etag, *it.Properties.ETag) {
-			todo = append(todo, *it.Name)
+	type todo struct {
+		obj   string
+		point string // "" if the name is not refs/<point ID>
+		etag  azcore.ETag
+	}
+	var todos []todo
+	opts := &container.ListBlobsFlatOptions{Prefix: to.Ptr(layout.RefsPrefix), Include: container.ListBlobsInclude{Metadata: true}}
+	pager := cc.NewListBlobsFlatPager(opts)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("list refs/: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list refs/: %w", err)
+		if page.Segment == nil {
+			continue
+		}
+		for _, it := range page.Segment.BlobItems {
+			if it.Name == nil {
+				continue
+			}
+			var etag azcore.ETag
+			if it.Properties != nil && it.Properties.ETag != nil {
+				etag = *it.Properties.ETag
+			}
+			k.mu.Lock()
+			prev, seen := k.read[*it.Name]
+			k.mu.Unlock()
+			if seen && etag != "" && sameETag(prev, etag) {
+				continue
+			}
+			point, _ := layout.ParseRefs(*it.Name)
+			if quarantined(it.Metadata) && !(point != "" && k.registered(point)) {
+				continue // set aside by an earlier collection
+			}
+			todos = append(todos, todo{*it.Name, point, etag})
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
-	for _, obj := range todo {
+	for _, t := range todos {
 		g.Go(func() error {
-			refs, etag, err := readRefs(gctx, cc, obj)
+			if t.point == "" {
+				return k.setAside(gctx, cc, t.obj, t.etag, "the name is not refs/<point ID>")
+			}
+			etag, err := k.readRefs(gctx, cc, t.obj, t.point)
 			if bloberror.HasCode(err, bloberror.BlobNotFound) {
 				return nil
+			}
+			if errors.Is(err, packrefs.ErrInvalid) {
+				if k.registered(t.point) {
+					return fmt.Errorf("%w; point %s is registered, so its list was valid once: inspect the object, nothing was deleted", err, t.point)
+				}
+				return k.setAside(gctx, cc, t.obj, t.etag, err.Error())
 			}
 			if err != nil {
 				return err
 			}
 			k.mu.Lock()
-			defer k.mu.Unlock()
-			for _, p := range refs.Packs {
-				k.packs[p] = struct{}{}
-			}
-			k.read[obj] = etag
+			k.read[t.obj] = etag
+			k.mu.Unlock()
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return len(todo), nil
+	return len(todos), nil
 }
 
-// readRefs downloads and decodes one refs/ object, checking that it names
-// the point its object name says.
-func readRefs(ctx context.Context, cc *container.Client, obj string) (*packrefs.Refs, azcore.ETag, error) {
+// setAside quarantines obj and notes it; an object changed since it was
+// listed is looked at again by the next collection.
+func (k *keepSet) setAside(ctx context.Context, cc *container.Client, obj string, etag azcore.ETag, reason string) error {
+	err := k.c.quarantine(ctx, cc, obj, etag, reason)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ConditionNotMet) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.quarantined = append(k.quarantined, Quarantined{Object: obj, Reason: reason})
+	k.read[obj] = "" // never counted as read
+	k.mu.Unlock()
+	return nil
+}
+
+func quarantined(md map[string]*string) bool {
+	for key := range md {
+		if strings.EqualFold(key, metaQuarantined) {
+			return true
+		}
+	}
+	return false
+}
+
+// readRefs streams one refs/ object into the set, checking that it names
+// the point its object name says. Packs of a list that turns out invalid
+// half-way stay in the set: that only keeps more.
+func (k *keepSet) readRefs(ctx context.Context, cc *container.Client, obj, point string) (azcore.ETag, error) {
 	resp, err := cc.NewBlobClient(obj).DownloadStream(ctx, nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", obj, err)
+		return "", fmt.Errorf("read %s: %w", obj, err)
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength != nil && *resp.ContentLength > packrefs.MaxSize {
-		return nil, "", fmt.Errorf("%s is %d bytes, more than a pack list may be (%d)", obj, *resp.ContentLength, packrefs.MaxSize)
+		return "", fmt.Errorf("%s: %w: %d bytes, more than a pack list may be (%d)", obj, packrefs.ErrInvalid, *resp.ContentLength, packrefs.MaxSize)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, packrefs.MaxSize+1))
+	h, err := packrefs.DecodeStream(resp.Body, func(id packrefs.ID) error {
+		k.mu.Lock()
+		k.packs[id] = struct{}{}
+		k.mu.Unlock()
+		return nil
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", obj, err)
+		return "", fmt.Errorf("%s: %w", obj, err)
 	}
-	refs, err := packrefs.Decode(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w; inspect or remove it by hand", obj, err)
-	}
-	if layout.Refs(refs.Point) != obj {
-		return nil, "", fmt.Errorf("%s names point %s, not its own; inspect or remove it by hand", obj, refs.Point)
+	if h.Point != point {
+		return "", fmt.Errorf("%s: %w: it names point %s, not its own", obj, packrefs.ErrInvalid, h.Point)
 	}
 	var etag azcore.ETag
 	if resp.ETag != nil {
 		etag = *resp.ETag
 	}
-	return refs, etag, nil
+	return etag, nil
 }
 
 // list calls fn for every blob whose name starts with prefix.
@@ -460,44 +528,3 @@ func list(ctx context.Context, cc *container.Client, prefix string, fn func(*con
 func sameETag(a, b azcore.ETag) bool {
 	return strings.Trim(string(a), `"`) == strings.Trim(string(b), `"`)
 }
-
-// RetireKey deletes keys/<keyID> after a passphrase change, but only while
-// another key file remains: the repository must always stay openable.
-func (c *Containers) RetireKey(ctx context.Context, name, keyID string) error {
-	if err := sas.CheckContainerName(name); err != nil {
-		return err
-	}
-	if !layout.ValidID(keyID) {
-		return fmt.Errorf("key ID %q is not 64 lower-case hex digits", keyID)
-	}
-	cc := c.svc.NewContainerClient(name)
-	found, others := false, 0
-	err := list(ctx, cc, layout.KeysPrefix, func(b *container.BlobItem) error {
-		if b.Name != nil && *b.Name == layout.Key(keyID) {
-			found = true
-		} else {
-			others++
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list key files of %s: %w", name, err)
-	}
-	if !found {
-		return fmt.Errorf("%w: key file keys/%s is not in %s", ErrNoSuchKey, keyID, name)
-	}
-	if others == 0 {
-		return fmt.Errorf("%w: keys/%s is the only key file of %s; write the new one first", ErrLastKey, keyID, name)
-	}
-	if _, err := cc.NewBlobClient(layout.Key(keyID)).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
-		return fmt.Errorf("delete keys/%s in %s: %w", keyID, name, err)
-	}
-	c.log.InfoContext(ctx, "old key file retired", "container", name, "key", keyID)
-	return nil
-}
-
-// Errors RetireKey reports for a request that cannot be done.
-var (
-	ErrNoSuchKey = errors.New("no such key file")
-	ErrLastKey   = errors.New("last key file")
-)

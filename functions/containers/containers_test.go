@@ -239,8 +239,10 @@ func TestGCKeepsYoungUnreferencedPacks(t *testing.T) {
 	}
 }
 
-// Never delete on doubt: one unreadable pack list stops the whole GC.
-func TestGCWithACorruptPackListDeletesNothing(t *testing.T) {
+// A pack list no registered point owns that is junk (not a valid list,
+// naming another point, or oddly named) is quarantined, reported once, and
+// GC goes on without it; an agent cannot stop GC for good.
+func TestGCQuarantinesJunkPackListsAndGoesOn(t *testing.T) {
 	good, other := newID(), newID()
 	for _, tc := range []struct {
 		name string
@@ -257,19 +259,49 @@ func TestGCWithACorruptPackListDeletesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, later)
-			orphans := newIDs(2)
-			slices.Sort(orphans)
-			f.packs(orphans...)
-			f.point(newID()) // a healthy point beside it
+			pk := newIDs(3)
+			slices.Sort(pk)
+			f.packs(pk...)
+			healthy := newID()
+			f.point(healthy, pk[0]) // a healthy point beside it
 			f.put("refs/"+tc.obj, []byte(tc.body))
-			res, err := f.c.CollectGarbage(t.Context(), f.name, grace)
-			if err == nil || !strings.Contains(err.Error(), "deleted nothing") {
-				t.Fatalf("GC with a corrupt refs/%s: err = %v, want an error saying nothing was deleted", tc.obj, err)
+			res, err := f.c.Collect(t.Context(), f.name, GCOptions{Grace: grace, Registered: func(p string) bool { return p == healthy }})
+			if err != nil {
+				t.Fatalf("GC with a junk refs/%s: %v", tc.obj, err)
 			}
-			if res.Deleted != 0 || !slices.Equal(f.storedPacks(), orphans) {
-				t.Fatalf("GC deleted %d packs; %v left, want %v", res.Deleted, f.storedPacks(), orphans)
+			if len(res.Quarantined) != 1 || res.Quarantined[0].Object != "refs/"+tc.obj || res.Quarantined[0].Reason == "" {
+				t.Fatalf("quarantined %+v, want refs/%s with a reason", res.Quarantined, tc.obj)
+			}
+			if res.Deleted != 2 || !slices.Equal(f.storedPacks(), pk[:1]) {
+				t.Fatalf("GC deleted %d packs; %v left, want %v", res.Deleted, f.storedPacks(), pk[:1])
+			}
+			// Left in place for inspection, and not reported again.
+			if !slices.Contains(f.names("refs/"), "refs/"+tc.obj) {
+				t.Fatal("the quarantined object was removed")
+			}
+			res, err = f.c.Collect(t.Context(), f.name, GCOptions{Grace: grace})
+			if err != nil || len(res.Quarantined) != 0 || res.Referenced != 1 {
+				t.Fatalf("second GC = %+v, %v", res, err)
 			}
 		})
+	}
+}
+
+// A registered point's list was valid when it was registered; if it no
+// longer decodes, GC stops before deleting anything.
+func TestGCStopsOnARegisteredPointsBrokenList(t *testing.T) {
+	f := newFixture(t, later)
+	orphans := newIDs(2)
+	slices.Sort(orphans)
+	f.packs(orphans...)
+	p := newID()
+	f.put("refs/"+p, []byte(`{"version":1,"point":`))
+	res, err := f.c.Collect(t.Context(), f.name, GCOptions{Grace: grace, Registered: func(id string) bool { return id == p }})
+	if err == nil || !strings.Contains(err.Error(), "deleted nothing") {
+		t.Fatalf("err = %v, want an error saying nothing was deleted", err)
+	}
+	if res.Deleted != 0 || len(res.Quarantined) != 0 || !slices.Equal(f.storedPacks(), orphans) {
+		t.Fatalf("GC = %+v; %v left, want %v", res, f.storedPacks(), orphans)
 	}
 }
 

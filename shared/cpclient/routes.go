@@ -149,9 +149,10 @@ func (c *Client) ApprovePassphraseChange(ctx context.Context, pin string) error 
 }
 
 // RetireKey has the control plane retire the key file a passphrase change
-// replaced, so the old passphrase stops working.
-func (c *Client) RetireKey(ctx context.Context, key string) error {
-	_, err := c.send(ctx, http.MethodPost, path(nil, "agent", "retire-key"), wire.RetireKey{Key: key}, nil)
+// replaced (key), so the old passphrase stops working; replacement is the
+// key file the new passphrase opens, which the control plane checks first.
+func (c *Client) RetireKey(ctx context.Context, key, replacement string) error {
+	_, err := c.send(ctx, http.MethodPost, path(nil, "agent", "retire-key"), wire.RetireKey{Key: key, Replacement: replacement}, nil)
 	return err
 }
 

@@ -68,8 +68,8 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "POST", path: "/api/v1/agent/points", body: `{"id":"p","jobId":"j"}`}},
 		{"approve passphrase change", func() error { return c.ApprovePassphraseChange(ctx, "1234") },
 			sent{method: "POST", path: "/api/v1/agent/passphrase-change", pin: "1234"}},
-		{"retire key", func() error { return c.RetireKey(ctx, "k1") },
-			sent{method: "POST", path: "/api/v1/agent/retire-key", body: `{"key":"k1"}`}},
+		{"retire key", func() error { return c.RetireKey(ctx, "k1", "k2") },
+			sent{method: "POST", path: "/api/v1/agent/retire-key", body: `{"key":"k1","replacement":"k2"}`}},
 		{"restore access", func() error { _, err := c.RestoreAccess(ctx, "m2"); return err },
 			sent{method: "POST", path: "/api/v1/agent/restore-access", body: `{"source":"m2"}`}},
 
