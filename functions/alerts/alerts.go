@@ -361,6 +361,7 @@ func encode(a wire.Alert) ([]byte, error) {
 func tidy(a wire.Alert) wire.Alert {
 	a.Title = truncate(oneLine(a.Title), MaxTitleLen, "…")
 	a.Detail = truncate(text(a.Detail), MaxDetailLen, "\n… (truncated)")
+	a.Reported = truncate(text(a.Reported), MaxReportedLen, "\n… (truncated; the job has the full text)")
 	a.VaultName = truncate(oneLine(a.VaultName), MaxNameLen, "…")
 	a.MachineName = truncate(oneLine(a.MachineName), MaxNameLen, "…")
 	a.JobID = oneLine(a.JobID) // an ID: too long is refused, not cut
@@ -406,6 +407,7 @@ type row struct {
 	Kind           string
 	Title          string
 	Detail         string
+	Reported       string
 	RaisedAt       time.Time
 	Acknowledged   bool
 	AcknowledgedAt *time.Time
@@ -423,6 +425,7 @@ func toEntity(a wire.Alert, published bool) aztables.EDMEntity {
 		"Kind":         a.Kind,
 		"Title":        a.Title,
 		"Detail":       a.Detail,
+		"Reported":     a.Reported,
 		"RaisedAt":     aztables.EDMDateTime(a.RaisedAt),
 		"Acknowledged": a.Acknowledged,
 		"Published":    published,
@@ -438,7 +441,7 @@ func fromEntity(raw []byte) (wire.Alert, bool, error) {
 	a := wire.Alert{
 		ID: r.RowKey, VaultID: r.PartitionKey, VaultName: r.VaultName,
 		MachineID: r.MachineID, MachineName: r.MachineName, JobID: r.JobID,
-		Severity: r.Severity, Kind: r.Kind, Title: r.Title, Detail: r.Detail,
+		Severity: r.Severity, Kind: r.Kind, Title: r.Title, Detail: r.Detail, Reported: r.Reported,
 		RaisedAt:     r.RaisedAt.UTC(),
 		Acknowledged: r.Acknowledged, AcknowledgedBy: r.AcknowledgedBy,
 	}

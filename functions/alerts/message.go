@@ -22,6 +22,7 @@ const (
 	MaxNameLen      = 256      // vault and machine display names, acknowledged-by
 	MaxTitleLen     = 512      // one line, for an email subject
 	MaxDetailLen    = 8 << 10  // what happened and what to do
+	MaxReportedLen  = 4 << 10  // text the machine reported
 )
 
 // ErrInvalid marks an alert, filter or ID that breaks the rules above. IDs
@@ -112,6 +113,12 @@ func validate(a wire.Alert) error {
 	}
 	if !plainText(a.Detail) {
 		return fmt.Errorf("%w: detail may hold line feeds and tabs but no other control characters", ErrInvalid)
+	}
+	if len(a.Reported) > MaxReportedLen {
+		return fmt.Errorf("%w: reported is %d bytes, more than the %d allowed", ErrInvalid, len(a.Reported), MaxReportedLen)
+	}
+	if !plainText(a.Reported) {
+		return fmt.Errorf("%w: reported may hold line feeds and tabs but no other control characters", ErrInvalid)
 	}
 	if err := checkTime("raisedAt", a.RaisedAt); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -92,5 +93,38 @@ func TestIDsSortNewestFirst(t *testing.T) {
 	}
 	if bound, _ := sinceBound(t0.Add(time.Nanosecond)); older < bound {
 		t.Fatalf("since bound %s must exclude %s", bound, older)
+	}
+}
+
+// Text a machine reported is kept apart from Coffer's own detail, bounded
+// and free of control characters, like the detail.
+func TestReportedTextRules(t *testing.T) {
+	base := wire.Alert{ID: "1-a", VaultID: "v1", Severity: wire.SeverityCritical, Kind: wire.AlertJobFailed,
+		Title: "Backup failed", RaisedAt: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
+	for _, tc := range []struct {
+		name     string
+		reported string
+		ok       bool
+	}{
+		{"none", "", true},
+		{"lines and tabs", "error code: disk\n\tread error", true},
+		{"escape sequence", "\x1b[31mred", false},
+		{"too long", strings.Repeat("x", MaxReportedLen+1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := base
+			a.Reported = tc.reported
+			b, _ := json.Marshal(a)
+			got, err := DecodeMessage(b)
+			if (err == nil) != tc.ok {
+				t.Fatalf("DecodeMessage: %v, want ok=%v", err, tc.ok)
+			}
+			if err == nil && got.Reported != tc.reported {
+				t.Fatalf("reported %q, want %q", got.Reported, tc.reported)
+			}
+			if tidied := tidy(a); validate(tidied) != nil {
+				t.Fatalf("tidy does not make it valid: %v", validate(tidied))
+			}
+		})
 	}
 }

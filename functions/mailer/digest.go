@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
@@ -53,7 +54,7 @@ type pending struct {
 // stop the others; the errors are joined. It returns how many emails went.
 func (m *Mailer) SendDigests(ctx context.Context) (sent int, err error) {
 	byVault := map[string][]pending{}
-	pager := m.digests.NewListEntitiesPager(nil)
+	pager := m.digests.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: to.Ptr(digestRange)})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -98,6 +99,9 @@ func (m *Mailer) SendDigests(ctx context.Context) (sent int, err error) {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if err := m.sweepRates(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return sent, errors.Join(errs...)
 }

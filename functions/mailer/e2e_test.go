@@ -49,7 +49,7 @@ func TestServiceBusToEmailRetriesAndDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := &vaults{to: map[string][]string{"contoso-robo": {"ops@contoso.example"}}}
-	m, err := New(cfg, reg, offlineTable(t), clk.Now)
+	m, err := New(cfg, reg, readyTable(t), clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

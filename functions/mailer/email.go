@@ -23,6 +23,7 @@ func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
 	if a.Detail != "" {
 		fmt.Fprintf(&b, "What happened\n-------------\n%s\n\n", strings.TrimRight(a.Detail, "\n"))
 	}
+	reported(&b, a, "")
 	facts(&b, a, "")
 	fmt.Fprintf(&b, "\nWhat to do\n----------\n%s\n", m.advice(a.Kind))
 	b.WriteString("Once it is dealt with, acknowledge the alert in Coffer so it no longer shows as open.\n")
@@ -57,16 +58,31 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 		fmt.Fprintf(&b, "%d more will follow in the next digest.\n", more)
 	}
 	kinds := []string{}
+	perMachine := map[string]int{}
+	n := 0
 	for i, a := range as {
-		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", i+1, strings.ToUpper(a.Severity), a.Title)
+		if !slices.Contains(kinds, a.Kind) {
+			kinds = append(kinds, a.Kind)
+		}
+		// A burst from one machine is summarised, not listed: its first
+		// alerts in full, then one line for the rest.
+		if limited(a) {
+			perMachine[a.MachineID]++
+			if k := perMachine[a.MachineID]; k > DigestPerMachine {
+				if k == DigestPerMachine+1 {
+					burstSummary(&b, a, as[i:])
+				}
+				continue
+			}
+		}
+		n++
+		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", n, strings.ToUpper(a.Severity), a.Title)
 		if a.Detail != "" {
 			b.WriteString(indent(strings.TrimRight(a.Detail, "\n"), "   "))
 			b.WriteString("\n\n")
 		}
+		reported(&b, a, "   ")
 		facts(&b, a, "   ")
-		if !slices.Contains(kinds, a.Kind) {
-			kinds = append(kinds, a.Kind)
-		}
 	}
 	b.WriteString("\nWhat to do\n----------\n")
 	for _, k := range kinds {
@@ -79,6 +95,41 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 	}, b.String())
 }
 
+// DigestPerMachine is how many alerts of one machine a digest shows in
+// full; the rest of that machine's alerts are summarised in one line.
+const DigestPerMachine = 3
+
+// burstSummary writes the line that stands for first and the later alerts
+// of its machine in rest.
+func burstSummary(b *strings.Builder, first wire.Alert, rest []wire.Alert) {
+	count := 0
+	kinds := map[string]int{}
+	var order []string
+	last := first.RaisedAt
+	for _, a := range rest {
+		if a.MachineID != first.MachineID || !limited(a) {
+			continue
+		}
+		count++
+		if kinds[a.Kind] == 0 {
+			order = append(order, a.Kind)
+		}
+		kinds[a.Kind]++
+		last = a.RaisedAt
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%d %s", kinds[k], kindName(k))
+	}
+	name := first.MachineID
+	if first.MachineName != "" {
+		name = defang(first.MachineName) + " (" + first.MachineID + ")"
+	}
+	fmt.Fprintf(b, "\n+  %d more alerts from machine %s, %s to %s: %s.\n", count, name,
+		first.RaisedAt.UTC().Format("2 Jan 15:04"), last.UTC().Format("2 Jan 15:04 UTC"), strings.Join(parts, ", "))
+	fmt.Fprintf(b, "   A burst from one machine is summarised here, without its reported text;\n   list them with coffer admin alerts %s, or GET %s/vaults/%s/alerts?machine=%s\n", first.VaultID, wire.Version, first.VaultID, first.MachineID)
+}
+
 func facts(b *strings.Builder, a wire.Alert, pad string) {
 	row := func(k, v string) { fmt.Fprintf(b, "%s%-9s %s\n", pad, k+":", v) }
 	t := a.RaisedAt.UTC()
@@ -88,9 +139,9 @@ func facts(b *strings.Builder, a wire.Alert, pad string) {
 		case a.MachineName == "":
 			row("Machine", a.MachineID)
 		case a.MachineID == "":
-			row("Machine", a.MachineName)
+			row("Machine", defang(a.MachineName))
 		default:
-			row("Machine", a.MachineName+" ("+a.MachineID+")")
+			row("Machine", defang(a.MachineName)+" ("+a.MachineID+")")
 		}
 	}
 	if a.JobID != "" {

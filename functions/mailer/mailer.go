@@ -1,6 +1,9 @@
 // Package mailer is the logic of the SendAlertEmail function: it turns alert
 // messages from the alerts queue into email to the vault's recipients, one
-// email per alert or an hourly digest, over an SMTP relay.
+// email per alert or an hourly digest, over an SMTP relay. A machine's
+// alerts beyond BurstLimit an hour go to the digest too, so a burst becomes
+// one email (burst.go), and text a machine reported is shown as quoted,
+// defanged data (untrusted.go).
 //
 // Errors decide what happens to the Service Bus message: ErrPoison means the
 // body can never be handled (dead-letter it now); any other error is
@@ -175,6 +178,19 @@ func (m *Mailer) HandleAlert(ctx context.Context, body []byte) error {
 			return fmt.Errorf("keep alert %s for vault %s's digest (the message will be retried): %w", a.ID, a.VaultID, err)
 		}
 		log.Info("alert kept for the hourly digest")
+		return nil
+	}
+	now, err := m.takeEmail(ctx, a)
+	if err != nil {
+		// The limit guards against floods; an alert must not wait on it.
+		log.Error("alert email count unavailable; sending the email anyway", "machine", a.MachineID, "err", err)
+		now = true
+	}
+	if !now {
+		if err := m.queueDigest(ctx, a); err != nil {
+			return fmt.Errorf("keep alert %s for vault %s's digest (the message will be retried): %w", a.ID, a.VaultID, err)
+		}
+		log.Info("machine is over its alert email limit; alert kept for the hourly digest", "machine", a.MachineID, "limit", BurstLimit, "window", BurstWindow)
 		return nil
 	}
 	msg := m.alertEmail(a, to)

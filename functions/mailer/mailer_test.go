@@ -91,7 +91,7 @@ func TestAlertEmailOverStartTLSWithAuth(t *testing.T) {
 	sink, cfg := tlsSink(t, smtpsink.Options{})
 	clk := newClock()
 	reg := &vaults{to: map[string][]string{"contoso-robo": {"Ops Team <ops@contoso.example>", "it@contoso.example", "OPS@contoso.example"}}}
-	m, err := New(cfg, reg, offlineTable(t), clk.Now)
+	m, err := New(cfg, reg, readyTable(t), clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestAlertEmailOverStartTLSWithAuth(t *testing.T) {
 func TestAlertEmailInUTF8(t *testing.T) {
 	sink, cfg := tlsSink(t, smtpsink.Options{})
 	reg := &vaults{to: map[string][]string{"v1": {"ops@contoso.example"}}}
-	m, err := New(cfg, reg, offlineTable(t), newClock().Now)
+	m, err := New(cfg, reg, readyTable(t), newClock().Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestAlertEmailInUTF8(t *testing.T) {
 func TestImplicitTLS(t *testing.T) {
 	sink, cfg := tlsSink(t, smtpsink.Options{ImplicitTLS: true})
 	reg := &vaults{to: map[string][]string{"v1": {"ops@contoso.example"}}}
-	m, err := New(cfg, reg, offlineTable(t), newClock().Now)
+	m, err := New(cfg, reg, readyTable(t), newClock().Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSecurityIsNeverDowngraded(t *testing.T) {
 		{"relay needs a login", func() Config { c := good; c.Username, c.Password = "", ""; return c }(), "MAIL FROM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(tc.cfg, reg, offlineTable(t), nil)
+			m, err := New(tc.cfg, reg, readyTable(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +217,7 @@ func TestSecurityIsNeverDowngraded(t *testing.T) {
 	}
 
 	// Clear text with a login is allowed to a relay on loopback only.
-	m, err := New(Config{Host: plain.Host(), Port: port(t, plain), Security: SecurityNone, Username: "mailer", Password: "s3cret", From: "a@contoso.example"}, reg, offlineTable(t), nil)
+	m, err := New(Config{Host: plain.Host(), Port: port(t, plain), Security: SecurityNone, Username: "mailer", Password: "s3cret", From: "a@contoso.example"}, reg, readyTable(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestHandleAlertOutcomes(t *testing.T) {
 		{"registry down", &vaults{err: errors.New("table storage unavailable")}, valid, false, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(cfg, tc.reg, offlineTable(t), nil)
+			m, err := New(cfg, tc.reg, readyTable(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +269,7 @@ func TestHandleAlertOutcomes(t *testing.T) {
 func TestSendErrorsAreReturnedForRetry(t *testing.T) {
 	sink, cfg := tlsSink(t, smtpsink.Options{RejectFirst: 1})
 	reg := &vaults{to: map[string][]string{"v1": {"ops@contoso.example"}}}
-	m, err := New(cfg, reg, offlineTable(t), nil)
+	m, err := New(cfg, reg, readyTable(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

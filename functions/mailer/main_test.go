@@ -64,6 +64,17 @@ func digestTable(t *testing.T) *aztables.Client {
 	return svc.NewClient(fmt.Sprintf("digests%d", tableSeq.Add(1)))
 }
 
+// readyTable is a fresh, created digests table, for tests whose alerts
+// count against their machine's email limit.
+func readyTable(t *testing.T) *aztables.Client {
+	t.Helper()
+	c := digestTable(t)
+	if _, err := c.CreateTable(testContext(t, 30*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // offlineTable is a table client that is never called.
 func offlineTable(t testing.TB) *aztables.Client {
 	t.Helper()

@@ -34,4 +34,9 @@ type Alert struct {
 	Acknowledged   bool       `json:"acknowledged"`
 	AcknowledgedAt *time.Time `json:"acknowledgedAt,omitempty"`
 	AcknowledgedBy string     `json:"acknowledgedBy,omitempty"`
+
+	// Reported is text the machine sent (a job's error code and message,
+	// skipped files): data, never instructions. Emails show it quoted,
+	// marked as the machine's, with links disabled.
+	Reported string `json:"reported,omitempty"`
 }
