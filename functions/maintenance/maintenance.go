@@ -1,5 +1,6 @@
 // Package maintenance is the work of the control plane's timers: purging
-// soft-deleted data after 14 days, enforcing each policy's retention, and
+// soft-deleted data after the soft-delete period (14 days unless
+// COFFER_SOFT_DELETE_DAYS says otherwise), enforcing each policy's retention, and
 // watching for silent jobs and missed backups. It decides from the server's
 // clock and records only, never from anything an agent claims.
 package maintenance
@@ -9,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/nonce"
@@ -34,6 +39,10 @@ const (
 	// DefaultGCGrace protects packs a running backup has uploaded but not
 	// yet named in a point's reference list.
 	DefaultGCGrace = 24 * time.Hour
+	// StoppedReminder is how often a vault is reminded of its machines
+	// whose protection is stopped: they run no backups and raise no
+	// missed-backup alerts, so without it they would be forgotten.
+	StoppedReminder = 24 * time.Hour
 )
 
 // JobStore is what the timers need of job tracking.
@@ -47,6 +56,7 @@ type JobStore interface {
 type AlertStore interface {
 	Raise(ctx context.Context, a wire.Alert) (wire.Alert, error)
 	Republish(ctx context.Context) (int, error)
+	List(ctx context.Context, vaultID string, f alerts.Filter) ([]wire.Alert, error)
 }
 
 // Blobs is what the timers need of the machines' containers.
@@ -246,10 +256,13 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 // MonitorReport says what the monitor found.
 type MonitorReport struct {
 	FailedJobs, MissedBackups, Republished int
+	// StoppedDigests is how many vaults were reminded of stopped machines.
+	StoppedDigests int
 }
 
 // MonitorBackups fails jobs whose agents went silent, raises an alert for
-// each scheduled backup that did not start, republishes alerts Service Bus
+// each scheduled backup that did not start, reminds each vault daily of its
+// machines whose protection is stopped, republishes alerts Service Bus
 // did not take, and sweeps expired PINs and nonces.
 func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	var rep MonitorReport
@@ -272,13 +285,26 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 			Title:  fmt.Sprintf("%s job on %s failed: the agent stopped reporting", j.Type, j.MachineName),
 			Detail: j.Message})
 	}
+	stopped := map[string][]registry.Machine{} // by vault
 	errs = append(errs, t.eachMachine(ctx, func(m registry.Machine) error {
+		if m.State == wire.MachineStopped {
+			stopped[m.VaultID] = append(stopped[m.VaultID], m)
+		}
 		missed, err := t.checkMissed(ctx, m, now)
 		if missed {
 			rep.MissedBackups++
 		}
 		return err
 	})...)
+	for _, vaultID := range slices.Sorted(maps.Keys(stopped)) {
+		sent, err := t.stoppedDigest(ctx, vaultID, stopped[vaultID], now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vault %s: remind of stopped machines: %w", vaultID, err))
+		}
+		if sent {
+			rep.StoppedDigests++
+		}
+	}
 	if n, err := t.Alerts.Republish(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("republish alerts: %w", err))
 	} else {
@@ -290,8 +316,38 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	if _, err := t.Nonces.Sweep(ctx, now.Add(-2*reqsign.Window)); err != nil {
 		errs = append(errs, err)
 	}
-	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "republished", rep.Republished, "errors", len(errs))
+	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "stoppedDigests", rep.StoppedDigests, "republished", rep.Republished, "errors", len(errs))
 	return rep, errors.Join(errs...)
+}
+
+// stoppedDigest raises one warning listing a vault's machines whose
+// protection is stopped, unless the vault had a protection_stopped alert
+// (a stop, or this digest) within StoppedReminder. The missed-backup check
+// skips stopped machines, so this is what keeps them from being forgotten.
+func (t *Timers) stoppedDigest(ctx context.Context, vaultID string, ms []registry.Machine, now time.Time) (bool, error) {
+	recent, err := t.Alerts.List(ctx, vaultID, alerts.Filter{Kind: wire.AlertProtectionStopped, Since: now.Add(-StoppedReminder), Limit: 1})
+	if err != nil || len(recent) > 0 {
+		return false, err
+	}
+	v, _ := t.Registry.Vault(ctx, vaultID)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Protection is stopped on %d machine(s) of vault %s. Their recovery points are kept, but no backup runs and no missed backup is alerted:", len(ms), v.Name)
+	for _, m := range ms {
+		since := "an unknown time"
+		if m.StoppedAt != nil {
+			since = m.StoppedAt.UTC().Format("2 Jan 2006 15:04 UTC")
+			since += fmt.Sprintf(" (%d days)", int(now.Sub(*m.StoppedAt)/(24*time.Hour)))
+		}
+		fmt.Fprintf(&b, "\n%s (%s): stopped since %s", m.Name, m.ID, since)
+	}
+	b.WriteString("\nResume protection of the machines that should be backed up; a Backup Contributor can delete the data of retired ones with a security PIN. This reminder repeats daily while any machine stays stopped.")
+	title := fmt.Sprintf("Protection stopped on %d machine(s)", len(ms))
+	if len(ms) == 1 {
+		title = "Protection of " + ms[0].Name + " is still stopped"
+	}
+	t.raise(ctx, wire.Alert{VaultID: vaultID, VaultName: v.Name, Severity: wire.SeverityWarning,
+		Kind: wire.AlertProtectionStopped, Title: title, Detail: b.String()})
+	return true, nil
 }
 
 // checkMissed raises one alert per scheduled run that started no backup
