@@ -2,7 +2,9 @@
 // with. A grant covers one container and allows create, read and list only
 // (sp=rcl): an agent can add objects to its own repository but can never
 // overwrite or delete one, nor reach another machine's container, even if
-// its machine is compromised.
+// its machine is compromised. A machine whose protection is stopped gets
+// ReadOnly grants only (read and list): its retained points stay
+// restorable, but nothing new is written until an admin resumes protection.
 //
 // In Azure the control plane runs with a managed identity and signs with a
 // user delegation key (NewUserDelegation), so no account key exists to
