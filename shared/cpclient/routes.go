@@ -3,6 +3,7 @@ package cpclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -74,7 +75,7 @@ func (c *Client) AgentPolicy(ctx context.Context, etag string) (doc wire.PolicyD
 	a, err := c.send(ctx, http.MethodGet, path(nil, "agent", "policy"), nil, &doc, extra...)
 	switch {
 	case Code(err) == wire.CodeNotFound:
-		return doc, false, errors.Join(ErrNoPolicy, err)
+		return doc, false, fmt.Errorf("%w: %w", ErrNoPolicy, err)
 	case err != nil:
 		return doc, false, err
 	case a.status == http.StatusNotModified:

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -10,37 +10,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/repository"
+	"github.com/coffer-backup/coffer/agent/vault"
 )
-
-func newInit() *cobra.Command {
-	var f repoFlags
-	c := &cobra.Command{
-		Use:   "init --repo REPO",
-		Short: "Create a repository in a folder or an Azure Blob container",
-		Args:  noArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			pass, err := passphrase(f.passphraseFile, "COFFER_PASSPHRASE")
-			if err != nil {
-				return err
-			}
-			be, err := f.backend(c.Context())
-			if err != nil {
-				return err
-			}
-			r, err := repository.Init(c.Context(), be, pass, repository.Options{})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "Created repository %s at %s.\nKeep the passphrase safe: without it the backups cannot be read.\n", r.Config().ID[:12], be.Location())
-			return nil
-		},
-	}
-	f.add(c)
-	return c
-}
 
 // backupSummary is `coffer backup --json`.
 type backupSummary struct {
@@ -56,6 +32,52 @@ type backupSummary struct {
 	Duration    float64            `json:"durationSeconds"`
 	Status      string             `json:"status"`
 	Warnings    []archiver.Warning `json:"warnings"`
+	// On a registered machine: the vault's job and whether its report
+	// waits for the control plane.
+	JobID  string `json:"jobId,omitempty"`
+	Queued *bool  `json:"reportQueued,omitempty"`
+}
+
+// printBackup prints a finished backup, standalone or as a vault's job:
+// the warnings and a summary on standard error and the point's ID alone on
+// standard output, or everything as JSON. It returns cli.ErrWarnings when
+// the backup completed with warnings, for exit code 3.
+func printBackup(c *cobra.Command, res *archiver.Result, asJSON bool, job *vault.BackupResult) error {
+	p, s := res.Point, res.Point.Summary
+	status := "completed"
+	if len(res.Warnings) > 0 {
+		status = "completed with warnings"
+	}
+	if asJSON {
+		sum := backupSummary{ID: p.ID, Parent: p.Parent, Time: p.Time, Files: s.Files, Dirs: s.Dirs, Bytes: s.Bytes,
+			BytesRead: s.BytesRead, BytesNew: s.BytesNew, BytesStored: s.BytesStored, Duration: s.Duration.Seconds(),
+			Status: status, Warnings: append([]archiver.Warning{}, res.Warnings...)}
+		if job != nil {
+			sum.JobID, sum.Queued = job.JobID, &job.Queued
+		}
+		if err := writeJSON(c.OutOrStdout(), sum); err != nil {
+			return err
+		}
+	} else {
+		errw := c.ErrOrStderr()
+		for _, w := range res.Warnings {
+			fmt.Fprintf(errw, "warning: %s: %s\n", w.Path, w.Err)
+		}
+		fmt.Fprintf(errw, "Backup %s: %d files, %d folders, %s in all; read %s, new %s, stored %s, in %s.\n",
+			status, s.Files, s.Dirs, cli.HumanBytes(s.Bytes), cli.HumanBytes(s.BytesRead), cli.HumanBytes(s.BytesNew),
+			cli.HumanBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
+		if job != nil {
+			fmt.Fprintf(errw, "Reported to the vault as job %s.\n", job.JobID)
+			if job.Queued {
+				fmt.Fprintln(errw, "The control plane could not be reached; the point and outcome will be reported when it answers.")
+			}
+		}
+		fmt.Fprintln(c.OutOrStdout(), p.ID)
+	}
+	if len(res.Warnings) > 0 {
+		return cli.ErrWarnings
+	}
+	return nil
 }
 
 func newBackup() *cobra.Command {
@@ -85,7 +107,7 @@ and the point is registered with the control plane.`,
 				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil)
 			}
 			if len(paths) == 0 {
-				return usagef("name at least one file or folder to back up")
+				return cli.Usagef("name at least one file or folder to back up")
 			}
 			r, err := f.openIndexed(ctx)
 			if err != nil {
@@ -106,35 +128,7 @@ and the point is registered with the control plane.`,
 				return err
 			}
 			_ = tc.Trim()
-			p := res.Point
-			out := c.OutOrStdout()
-			status := "completed"
-			if len(res.Warnings) > 0 {
-				status = "completed with warnings"
-			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				s := p.Summary
-				if err := enc.Encode(backupSummary{ID: p.ID, Parent: p.Parent, Time: p.Time, Files: s.Files, Dirs: s.Dirs, Bytes: s.Bytes,
-					BytesRead: s.BytesRead, BytesNew: s.BytesNew, BytesStored: s.BytesStored, Duration: s.Duration.Seconds(),
-					Status: status, Warnings: append([]archiver.Warning{}, res.Warnings...)}); err != nil {
-					return err
-				}
-			} else {
-				errw := c.ErrOrStderr()
-				for _, w := range res.Warnings {
-					fmt.Fprintf(errw, "warning: %s: %s\n", w.Path, w.Err)
-				}
-				s := p.Summary
-				fmt.Fprintf(errw, "Backup %s: %d files, %d folders, %s in all; read %s, new %s, stored %s, in %s.\n",
-					status, s.Files, s.Dirs, humanBytes(s.Bytes), humanBytes(s.BytesRead), humanBytes(s.BytesNew), humanBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
-				fmt.Fprintln(out, p.ID)
-			}
-			if len(res.Warnings) > 0 {
-				return errWarnings
-			}
-			return nil
+			return printBackup(c, res, asJSON, nil)
 		},
 	}
 	f.add(c)
@@ -173,4 +167,58 @@ func uploadsFor(repo string) int {
 		return 4
 	}
 	return 1
+}
+
+// vaultBackup is `coffer backup` on a registered machine.
+func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string) error {
+	ctx := c.Context()
+	var until *time.Time
+	if retainUntil != "" {
+		t, err := time.ParseInLocation("2006-01-02", retainUntil, time.Local)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, retainUntil); err != nil {
+				return cli.Usagef("--retain-until %q is not a date like 2027-12-31 or an RFC 3339 time", retainUntil)
+			}
+		}
+		if !t.After(time.Now()) {
+			return cli.Usagef("--retain-until %s is not in the future", retainUntil)
+		}
+		until = &t
+	}
+	pol, err := s.Policy(ctx, "")
+	switch {
+	case errors.Is(err, vault.ErrNoPolicy) && len(paths) == 0:
+		return cli.Usagef("this machine has no policy yet: name the paths to back up, or ask an admin to assign one (coffer admin policy assign)")
+	case errors.Is(err, vault.ErrNoPolicy):
+		pol = nil // back up the paths given, with no policy's exclusions or throttle
+	case err != nil:
+		return err
+	}
+	if len(paths) == 0 {
+		paths = pol.Include
+	}
+	if pol != nil {
+		// An on-demand backup keeps to the policy's bandwidth too.
+		loc, _ := time.LoadLocation(pol.Schedule.TimeZone)
+		if bps, limited := pol.Throttle.RateAt(time.Now(), loc); limited {
+			s.Upload = rate.NewLimiter(rate.Limit(bps), int(max(bps/4, 64<<10)))
+		}
+	}
+	var exclude []string
+	if pol != nil {
+		exclude = pol.Exclude
+	}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
+	if !force {
+		o.Parent = func(r *repository.Repository) *repository.Point {
+			return findParent(ctx, r, paths, s.Config.MachineName)
+		}
+	}
+	stop := startProgress(c.ErrOrStderr(), backupProgress(o.Archiver.Progress))
+	res, err := s.Backup(ctx, o)
+	stop()
+	if err != nil {
+		return err
+	}
+	return printBackup(c, res.Result, asJSON, res)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/checker"
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 )
 
 func newCheck() *cobra.Command {
@@ -16,7 +17,7 @@ func newCheck() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check --repo REPO [--read-data]",
 		Short: "Verify the repository's structure, and with --read-data every stored byte",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			r, err := f.open(c.Context())
 			if err != nil {
@@ -36,7 +37,7 @@ func newCheck() *cobra.Command {
 			} else {
 				what := "structure"
 				if readData {
-					what = fmt.Sprintf("structure and every byte (%s read)", humanBytes(rep.BytesRead))
+					what = fmt.Sprintf("structure and every byte (%s read)", cli.HumanBytes(rep.BytesRead))
 				}
 				fmt.Fprintf(out, "Checked the %s of %d points, %d packs, %d blobs.\n", what, rep.Points, rep.Packs, rep.Blobs)
 				for _, p := range rep.Problems {

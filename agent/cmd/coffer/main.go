@@ -17,39 +17,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/admincmd"
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/shared/version"
 )
-
-// Exit codes, documented in the README and `coffer --help`.
-const (
-	exitOK       = 0
-	exitFailed   = 1
-	exitUsage    = 2
-	exitWarnings = 3
-)
-
-// usageError is a mistake in how coffer was called.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// errWarnings ends a command that completed with warnings it already printed.
-var errWarnings = errors.New("completed with warnings")
-
-func exitCode(err error) int {
-	var ue usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, errWarnings):
-		return exitWarnings
-	case errors.As(err, &ue):
-		return exitUsage
-	}
-	return exitFailed
-}
 
 func main() {
 	// Backups churn through large buffers that die young; collecting more
@@ -61,10 +32,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
-	if err != nil && !errors.Is(err, errWarnings) {
+	if err != nil && !errors.Is(err, cli.ErrWarnings) {
 		fmt.Fprintln(os.Stderr, "coffer:", err)
 	}
-	os.Exit(exitCode(err))
+	os.Exit(cli.ExitCode(err))
 }
 
 func newRoot() *cobra.Command {
@@ -89,37 +60,18 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error.`,
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log details to standard error")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print Coffer's version",
-			Args:  noArgs,
+			Args:  cli.NoArgs,
 			Run: func(c *cobra.Command, _ []string) {
 				fmt.Fprintln(c.OutOrStdout(), "coffer", version.String())
 			},
 		},
 		newInit(), newBackup(), newPoints(), newLs(), newRestore(), newCheck(), newPassphrase(),
-		newRegister(), newJobs(), newStatus(), newRun(), newService(), newAdmin(),
+		newRegister(), newJobs(), newStatus(), newRun(), newService(), admincmd.New(),
 	)
 	return root
-}
-
-// noArgs and friends turn cobra's argument errors into usage errors.
-func noArgs(c *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usagef("%s takes no arguments, got %q (see `%s --help`)", c.Name(), args, c.CommandPath())
-	}
-	return nil
-}
-
-func rangeArgs(lo, hi int) cobra.PositionalArgs {
-	return func(c *cobra.Command, args []string) error {
-		if len(args) < lo || len(args) > hi {
-			return usagef("wrong number of arguments for %s: %s", c.Name(), c.Use)
-		}
-		return nil
-	}
 }

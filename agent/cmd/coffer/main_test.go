@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 )
 
 func execute(args ...string) (string, error) {
@@ -25,7 +27,7 @@ func TestVersionPrintsAVersion(t *testing.T) {
 
 func TestBadFlagIsAUsageError(t *testing.T) {
 	_, err := execute("version", "--no-such-flag")
-	if err == nil || exitCode(err) != exitUsage {
-		t.Fatalf("bad flag: err=%v exit=%d, want exit %d", err, exitCode(err), exitUsage)
+	if err == nil || cli.ExitCode(err) != cli.ExitUsage {
+		t.Fatalf("bad flag: err=%v exit=%d, want exit %d", err, cli.ExitCode(err), cli.ExitUsage)
 	}
 }

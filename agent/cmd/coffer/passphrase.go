@@ -6,8 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
+	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 func newPassphrase() *cobra.Command {
@@ -20,7 +23,7 @@ func newPassphrase() *cobra.Command {
 		Long: `Change the passphrase. The master key is wrapped again with the new
 passphrase (from COFFER_NEW_PASSPHRASE or --new-passphrase-file) and the old
 key file is deleted; no data is re-encrypted.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if vm, err := f.vaultMode(); err != nil {
 				return err
@@ -53,7 +56,7 @@ key file is deleted; no data is re-encrypted.`,
 // one is escrowed in Key Vault, and generated if none is given.
 func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile string) error {
 	if pin == "" {
-		return usagef("changing the passphrase of a registered machine needs --pin (an admin runs `coffer admin pin VAULT`)")
+		return cli.Usagef("changing the passphrase of a registered machine needs --pin (an admin runs `coffer admin pin VAULT`)")
 	}
 	var newPass []byte
 	generated := false
@@ -67,6 +70,10 @@ func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile stri
 		newPass, generated = vault.NewPassphrase(), true
 	}
 	if err := s.ChangePassphrase(c.Context(), pin, newPass); err != nil {
+		switch cpclient.Code(err) {
+		case wire.CodePINRequired, wire.CodePINInvalid:
+			return fmt.Errorf("%w; a PIN works once, for 5 minutes: ask an admin for a new one (`coffer admin pin VAULT`) and pass it with --pin", err)
+		}
 		return err
 	}
 	fmt.Fprintf(c.OutOrStdout(), "Passphrase changed and escrowed in Key Vault as a new version of %s. The old passphrase no longer opens the repository.\n", s.Config.SecretName)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/restorer"
 )
 
@@ -60,7 +61,7 @@ func rateAndETA(done, total int64, elapsed time.Duration, totalKnown bool) strin
 		return ""
 	}
 	rate := float64(done) / secs
-	s := fmt.Sprintf(", %s/s", humanBytes(int64(rate)))
+	s := fmt.Sprintf(", %s/s", cli.HumanBytes(int64(rate)))
 	if totalKnown && total > done {
 		eta := time.Duration(float64(total-done) / rate * float64(time.Second))
 		s += ", about " + eta.Round(time.Second).String() + " left"
@@ -87,7 +88,7 @@ func backupProgress(p *archiver.Progress) progressLine {
 			of = ""
 		}
 		return fmt.Sprintf("%s%d/%d%s files, %s/%s%s%s, %d warnings", bar(bytes, btotal), files, total, of,
-			humanBytes(bytes), humanBytes(btotal), of, rateAndETA(bytes, btotal, el, walked), p.Warnings.Load())
+			cli.HumanBytes(bytes), cli.HumanBytes(btotal), of, rateAndETA(bytes, btotal, el, walked), p.Warnings.Load())
 	}
 }
 
@@ -95,6 +96,6 @@ func restoreProgress(p *restorer.Progress) progressLine {
 	return func(el time.Duration) string {
 		bytes, total := p.BytesDone.Load(), p.BytesTotal.Load()
 		return fmt.Sprintf("%s%d/%d files, %s/%s%s", bar(bytes, total), p.FilesDone.Load(), p.FilesTotal.Load(),
-			humanBytes(bytes), humanBytes(total), rateAndETA(bytes, total, el, p.PlanDone.Load()))
+			cli.HumanBytes(bytes), cli.HumanBytes(total), rateAndETA(bytes, total, el, p.PlanDone.Load()))
 	}
 }

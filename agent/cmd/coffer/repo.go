@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/cache"
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/shared/storage"
@@ -78,14 +79,14 @@ func passphrase(file, env string) ([]byte, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, usagef("read passphrase file: %v", err)
+			return nil, cli.Usagef("read passphrase file: %v", err)
 		}
 		return []byte(strings.TrimRight(string(b), "\r\n")), nil
 	}
 	if p, ok := os.LookupEnv(env); ok {
 		return []byte(p), nil
 	}
-	return nil, usagef("no passphrase: set %s or give --passphrase-file", env)
+	return nil, cli.Usagef("no passphrase: set %s or give --passphrase-file", env)
 }
 
 func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
@@ -95,7 +96,7 @@ func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
 		return f.session.Backend(), nil
 	}
 	if f.repo == "" {
-		return nil, usagef("no repository: give --repo (a folder, or an Azure Blob container URL with a SAS), or register this machine with `coffer register`")
+		return nil, cli.Usagef("no repository: give --repo (a folder, or an Azure Blob container URL with a SAS), or register this machine with `coffer register`")
 	}
 	be, err := location.Open(ctx, f.repo)
 	if err != nil {
@@ -116,9 +117,12 @@ func (f *repoFlags) open(ctx context.Context) (*repository.Repository, error) {
 			}
 		}
 		r, _, err := f.session.SourceRepository(ctx, f.fromMachine, pass)
+		if errors.Is(err, vault.ErrSourcePassphrase) {
+			return nil, fmt.Errorf("%w; or give the source machine's passphrase with --source-passphrase-file", err)
+		}
 		return r, err
 	} else if f.fromMachine != "" {
-		return nil, usagef("--from-machine works on a machine registered with a vault, without --repo")
+		return nil, cli.Usagef("--from-machine works on a machine registered with a vault, without --repo")
 	} else if vm && f.passphraseFile == "" && os.Getenv("COFFER_PASSPHRASE") == "" {
 		// The escrowed passphrase, fetched from Key Vault.
 		return f.session.Repository(ctx)
@@ -174,7 +178,7 @@ func findPoint(ctx context.Context, r *repository.Repository, ref string) (*repo
 	points, _ := r.Points(ctx)
 	p, err := repository.FindPoint(points, ref)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, cli.UsageError{Err: err}
 	}
 	return p, nil
 }

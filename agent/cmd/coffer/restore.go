@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/fsmeta"
 	"github.com/coffer-backup/coffer/agent/restorer"
 )
@@ -25,14 +26,14 @@ func newRestore() *cobra.Command {
 A path that already exists is kept and the restored one is written beside it
 as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 (--conflict overwrite) or left alone (--conflict skip).`,
-		Args: rangeArgs(1, 1),
+		Args: cli.RangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cf, err := restorer.ParseConflict(conflict)
 			if err != nil {
-				return usageError{err}
+				return cli.UsageError{Err: err}
 			}
 			if target == "" {
-				return usagef("give the folder to restore into with --target")
+				return cli.Usagef("give the folder to restore into with --target")
 			}
 			ctx := c.Context()
 			r, err := f.openIndexed(ctx)
@@ -77,7 +78,7 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 				return fmt.Errorf("%d paths could not be restored (listed above)", len(res.Failed))
 			}
 			if len(res.Warnings) > 0 {
-				return errWarnings
+				return cli.ErrWarnings
 			}
 			return nil
 		},

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,15 +15,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/logging"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/scheduler"
 	"github.com/coffer-backup/coffer/agent/service"
 	"github.com/coffer-backup/coffer/agent/throttle"
 	"github.com/coffer-backup/coffer/agent/vault"
-	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/policy"
-	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // Defaults of `coffer run`.
@@ -45,7 +43,7 @@ jobs at once, paces uploads by the policy's work and non-work bandwidth, and
 reports every job. Reports that cannot reach the control plane are kept and
 sent when it answers again. Install it as a service with
 ` + "`coffer service install`" + `.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if dir == "" {
 				dir = os.Getenv(service.EnvConfigDir)
@@ -171,27 +169,22 @@ func (a *agentRun) syncPolicy(ctx context.Context) {
 	a.mu.Lock()
 	etag := a.etag
 	a.mu.Unlock()
-	var doc wire.PolicyDoc
-	h := http.Header{}
-	if etag != "" {
-		h.Set("If-None-Match", etag)
-	}
-	_, err := a.s.Client.Do(ctx, "GET", wire.Version+"/agent/policy", nil, &doc, h)
+	pol, err := a.s.Policy(ctx, etag)
 	switch {
-	case cpclient.Code(err) == wire.CodeNotFound:
+	case errors.Is(err, vault.ErrNoPolicy):
 		a.log.Warn("no policy assigned yet; nothing is scheduled", "err", err)
+		return
+	case pol != nil && err != nil:
+		a.log.Error("the vault's policy is not usable here", "policy", pol.Doc.Name, "err", err)
 		return
 	case err != nil:
 		a.log.Warn("policy not refreshed; keeping the last one", "err", err)
 		return
-	case doc.Name == "":
-		return // 304: unchanged
+	case pol == nil:
+		return // unchanged since etag
 	}
-	p, err := policy.Decode(doc.Policy)
-	if err == nil {
-		err = a.sched.SetSchedule(p.Schedule)
-	}
-	if err != nil {
+	p, doc := pol.Policy, pol.Doc
+	if err := a.sched.SetSchedule(p.Schedule); err != nil {
 		a.log.Error("the vault's policy is not usable here", "policy", doc.Name, "err", err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/logging"
 	"github.com/coffer-backup/coffer/agent/service"
 	"github.com/coffer-backup/coffer/agent/vault"
@@ -25,7 +26,7 @@ service on Windows, a launchd daemon on macOS. Needs root or Administrator.`,
 	install := &cobra.Command{
 		Use:   "install",
 		Short: "Install and start the agent as a service",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			exe, err := os.Executable()
 			if err != nil {
@@ -58,7 +59,7 @@ service on Windows, a launchd daemon on macOS. Needs root or Administrator.`,
 	uninstall := &cobra.Command{
 		Use:   "uninstall",
 		Short: "Stop and remove the service (the registration is kept)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := service.New().Uninstall(c.Context(), name); err != nil {
 				return err
@@ -70,7 +71,7 @@ service on Windows, a launchd daemon on macOS. Needs root or Administrator.`,
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Say whether the service is installed and running",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			st, err := service.New().Status(c.Context(), name)
 			if err != nil {
