@@ -32,6 +32,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/coffer-backup/coffer/agent/vault"
+	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
 	"github.com/coffer-backup/coffer/functions/api"
 	"github.com/coffer-backup/coffer/functions/invocation"
 	"github.com/coffer-backup/coffer/functions/triggers"
@@ -52,22 +54,27 @@ var documentedRoles = map[string]string{
 	"4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 	"b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
 	"3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+	// Not in the design notes' table; Azure's built-in role ID, the same in
+	// every tenant (az role definition list --name "Role Based Access
+	// Control Administrator").
+	"f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
 }
 
 // requiredRoles must each be assigned somewhere, for the reason given.
 var requiredRoles = map[string]string{
-	"Storage Blob Data Contributor":  "the app creates and deletes containers and blobs and gets user delegation keys; the host keeps its blobs",
-	"Storage Table Data Contributor": "the control plane's tables",
-	"Service Bus Data Sender":        "the app publishes alerts",
-	"Service Bus Data Receiver":      "SendAlertEmail receives them",
-	"Monitoring Metrics Publisher":   "telemetry with Application Insights' local auth disabled",
-	"Key Vault Secrets Officer":      "agents escrow and read their passphrases",
+	"Storage Blob Data Contributor":           "the app creates and deletes containers and blobs and gets user delegation keys; the host keeps its blobs",
+	"Storage Table Data Contributor":          "the control plane's tables",
+	"Service Bus Data Sender":                 "the app publishes alerts",
+	"Service Bus Data Receiver":               "SendAlertEmail receives them",
+	"Monitoring Metrics Publisher":            "telemetry with Application Insights' local auth disabled",
+	"Role Based Access Control Administrator": "the registration delegate assigns each machine its role on its own passphrase secret",
 }
 
 // excessiveRoles are documented but more than Coffer needs.
 var excessiveRoles = map[string]string{
-	"Storage Blob Data Owner": "Storage Blob Data Contributor covers containers, blobs and user delegation keys",
-	"Service Bus Data Owner":  "Data Sender and Data Receiver cover publishing and the trigger",
+	"Storage Blob Data Owner":   "Storage Blob Data Contributor covers containers, blobs and user delegation keys",
+	"Service Bus Data Owner":    "Data Sender and Data Receiver cover publishing and the trigger",
+	"Key Vault Secrets Officer": "it reads, versions, deletes and purges every secret; a machine gets the Coffer Machine Passphrase role on its own secret only",
 }
 
 // notInAzure are settings functions/config reads that the Bicep must not
@@ -139,6 +146,7 @@ func check(in inputs) []string {
 	settings := checkAppSettings(&ps, proj, in)
 	checkTablesAndQueues(&ps, proj, in, settings)
 	checkRoles(&ps, proj)
+	checkKeyVaultRoles(&ps, proj)
 	checkFunctions(&ps, proj, in)
 	checkAuthExclusions(&ps, proj, in)
 	checkAzureYAML(&ps, proj, in)
@@ -397,6 +405,114 @@ func checkRoles(ps *problems, proj *project) {
 			ps.add("no role assignment in infra/ grants %s (%s)", role, why)
 		}
 	}
+}
+
+// 3b. Key Vault least privilege (docs/security.md, "Key Vault roles"): the
+// machine passphrase role has exactly the data actions the emulator
+// enforces, the passphrase vault has RBAC and purge protection, and the
+// only one who may assign roles there is a delegate held by an ABAC
+// condition to that one role, to service principals other than itself.
+func checkKeyVaultRoles(ps *problems, proj *project) {
+	defs := proj.resources("Microsoft.Authorization/roleDefinitions@")
+	if len(defs) != 1 {
+		ps.add("infra/ declares %d custom role definitions, want exactly one: the machine passphrase role (%s)", len(defs), vault.MachineRoleName)
+		return
+	}
+	role := defs[0]
+	where := role.file.path + ": role definition " + role.symbol
+	props, _ := role.field("properties")
+	if name, ok := proj.lookup(role.file, props, "roleName"); !ok || !strings.HasPrefix(strings.Trim(name.clean, "'"), vault.MachineRoleName) {
+		ps.add("%s: roleName must start with %q, the name the agent tells admins to assign (agent/vault.MachineRoleName)", where, vault.MachineRoleName)
+	}
+	perms, _ := proj.lookup(role.file, props, "permissions")
+	permList, ok := inner(perms, '[')
+	if its := items(permList); !ok || len(its) != 1 {
+		ps.add("%s: permissions must be one literal block", where)
+	} else {
+		block := its[0]
+		got := proj.values(role.file, mustLookup(proj, role.file, block, "dataActions"), 0)
+		want := keyvault.MachinePassphraseDataActions
+		if !sameSet(got, want) {
+			ps.add("%s: dataActions are %v, but a machine needs exactly %v (keyvault.MachinePassphraseDataActions, which the emulator enforces): no delete, purge, backup, restore or wildcard", where, got, want)
+		}
+		for _, k := range []string{"actions", "notDataActions"} {
+			if v, ok := proj.lookup(role.file, block, k); ok && strings.TrimSpace(v.masked) != "[]" {
+				ps.add("%s: %s must be [] (a machine needs no control-plane action, and the data actions are listed exactly)", where, k)
+			}
+		}
+	}
+	// The vault in the same file is the passphrase vault.
+	var passVault *decl
+	for _, d := range proj.resources("Microsoft.KeyVault/vaults@") {
+		if d.file == role.file {
+			passVault = &d
+		}
+	}
+	if passVault == nil {
+		ps.add("%s: no Microsoft.KeyVault/vaults resource beside the machine passphrase role (the passphrase vault)", role.file.path)
+		return
+	}
+	vprops, _ := passVault.field("properties")
+	for _, k := range []string{"enableRbacAuthorization", "enablePurgeProtection"} {
+		if v, ok := proj.lookup(passVault.file, vprops, k); !ok || v.clean != "true" {
+			ps.add("%s: the passphrase vault %s must set %s: true (per-secret roles need RBAC; purge protection keeps deleted passphrases recoverable)", passVault.file.path, passVault.symbol, k)
+		}
+	}
+
+	delegates := 0
+	for _, d := range proj.resources("Microsoft.Authorization/roleAssignments@") {
+		props, _ := d.field("properties")
+		expr, ok := proj.lookup(d.file, props, "roleDefinitionId")
+		if !ok || !slices.ContainsFunc(roleIDs(proj, d.file, expr), func(id string) bool {
+			return documentedRoles[strings.ToLower(id)] == "Role Based Access Control Administrator"
+		}) {
+			continue
+		}
+		delegates++
+		where := d.file.path + ": role assignment " + d.symbol
+		if scope, ok := d.field("scope"); !ok || scope.masked != passVault.symbol || d.file != passVault.file {
+			ps.add("%s grants Role Based Access Control Administrator, which must be scoped to the passphrase vault (scope: %s), not wider", where, passVault.symbol)
+		}
+		if v, ok := proj.lookup(d.file, props, "conditionVersion"); !ok || strings.Trim(v.clean, "'") != "2.0" {
+			ps.add("%s: conditionVersion must be '2.0'", where)
+		}
+		cond, ok := proj.lookup(d.file, props, "condition")
+		if ok && identRE.MatchString(cond.masked) {
+			if kind, e, has := d.file.declaration(cond.masked); kind == "var" && has {
+				cond = e
+			}
+		}
+		text := strings.ReplaceAll(cond.clean, `\'`, "'")
+		principal, _ := proj.lookup(d.file, props, "principalId")
+		roleRef := "${" + role.symbol + ".name}"
+		for _, need := range []struct{ frag, why string }{
+			{"ActionMatches{'Microsoft.Authorization/roleAssignments/write'}", "constrain the assignments it writes"},
+			{"@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {" + roleRef + "}", "write only the machine passphrase role"},
+			{"@Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'}", "assign only to service principals (machines' identities)"},
+			{"@Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${" + strings.TrimSpace(principal.clean) + "}}", "never assign to itself, so the control plane cannot read a passphrase"},
+			{"ActionMatches{'Microsoft.Authorization/roleAssignments/delete'}", "constrain the assignments it deletes"},
+			{"@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {" + roleRef + "}", "delete only assignments of the machine passphrase role"},
+		} {
+			if !ok || !strings.Contains(text, need.frag) {
+				ps.add("%s: its ABAC condition must contain %s, to %s", where, need.frag, need.why)
+			}
+		}
+	}
+	if delegates == 0 {
+		ps.add("no role assignment in infra/ grants Role Based Access Control Administrator on the passphrase vault: nobody can give a machine its role on its secret")
+	}
+}
+
+func mustLookup(proj *project, f *bicepFile, obj segment, key string) segment {
+	v, _ := proj.lookup(f, obj, key)
+	return v
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y)) && len(a) == len(b)
 }
 
 // roleIDs returns the GUIDs in a roleDefinitionId expression, directly or
@@ -1116,8 +1232,35 @@ func TestCheckerCatchesRemovals(t *testing.T) {
 			"uses role definition ID 4f6d3b9b-027b-4f4c-9142-0e5a2a2247e1, which is not one of the documented IDs"},
 		{"owner instead of contributor", bicep(storage, replace("ba92f5b4-2d11-453d-a403-e96b0029c9fe", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b")),
 			"grants Storage Blob Data Owner, more than needed"},
-		{"agents' Key Vault role removed", bicep(kv, dropDecl("agentsSecretsOfficer")),
-			"no role assignment in infra/ grants Key Vault Secrets Officer"},
+		{"registration delegate removed", bicep(kv, dropDecl("controlPlaneRegistrationDelegate")),
+			"no role assignment in infra/ grants Role Based Access Control Administrator"},
+		{"Secrets Officer on the passphrase vault", bicep(kv, replace("var roleBasedAccessControlAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'",
+			"var roleBasedAccessControlAdministrator = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'")),
+			"grants Key Vault Secrets Officer, more than needed"},
+		{"machine role may delete", bicep(kv, replace("  'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\n",
+			"  'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\n  'Microsoft.KeyVault/vaults/secrets/delete'\n")),
+			"role definition machinePassphraseRole: dataActions are"},
+		{"machine role by wildcard", bicep(kv, replace("'Microsoft.KeyVault/vaults/secrets/getSecret/action'", "'Microsoft.KeyVault/vaults/secrets/*'")),
+			"role definition machinePassphraseRole: dataActions are"},
+		{"machine role gets a control-plane action", bicep(kv, replace("        actions: []", "        actions: ['Microsoft.KeyVault/vaults/read']")),
+			"actions must be []"},
+		{"purge protection off", bicep(kv, replace("enablePurgeProtection: true", "enablePurgeProtection: false")),
+			"must set enablePurgeProtection: true"},
+		{"delegate unconditioned", bicep(kv, dropLine("condition: delegateCondition")),
+			"its ABAC condition must contain"},
+		{"delegate may assign any role", bicep(kv, replace("GuidEquals {${machinePassphraseRole.name}} AND @Request", "GuidNotEquals {${machinePassphraseRole.name}} AND @Request")),
+			"to write only the machine passphrase role"},
+		{"delegate may assign to itself", bicep(kv, replace(" AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${controlPlanePrincipalId}}", "")),
+			"never assign to itself"},
+		{"delegate may assign to users", bicep(kv, replace("StringEqualsIgnoreCase {\\'ServicePrincipal\\'}", "StringEqualsIgnoreCase {\\'ServicePrincipal\\', \\'User\\'}")),
+			"assign only to service principals"},
+		{"delegate may delete any assignment", bicep(kv, replace("(@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${machinePassphraseRole.name}})", "true")),
+			"delete only assignments of the machine passphrase role"},
+		{"delegate on the resource group", bicep(kv, replace("  scope: vault\n  properties: {\n    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleBasedAccessControlAdministrator)",
+			"  properties: {\n    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleBasedAccessControlAdministrator)")),
+			"must be scoped to the passphrase vault"},
+		{"role renamed away from the agent's name", bicep(kv, replace("roleName: 'Coffer Machine Passphrase (", "roleName: 'Passphrase (")),
+			"roleName must start with"},
 		{"Secrets User on the vault", bicep(secrets, replace("scope: secret\n", "scope: vault\n")),
 			"must be scoped to the one secret"},
 		{"role without a reason", bicep(storage, dropCommentAbove("resource appTableDataContributor")),

@@ -28,9 +28,6 @@ param principalId string = ''
 @description('Application (client) ID of the Entra ID app registration for the admin API, with the app roles in app-roles.json. Bicep cannot create app registrations without the Microsoft Graph extension; see README.md.')
 param entraClientId string
 
-@description('Object ID of an Entra ID security group holding the agents\' identities (Arc-enabled servers, Azure VMs\' managed identities, service principals). Its members get Key Vault Secrets Officer on the passphrase vault. Empty: no assignment; grant access by hand.')
-param agentsGroupObjectId string = ''
-
 @allowed(['LRS', 'ZRS', 'GRS', 'GZRS'])
 @description('Redundancy of the storage account that holds every backup. GRS, as a Recovery Services vault defaults to.')
 param storageRedundancy string = 'GRS'
@@ -146,13 +143,14 @@ module keyVault 'core/security/keyvault.bicep' = {
     name: '${abbrs.keyVaultVaults}${resourceToken}'
     location: location
     tags: tags
-    agentsGroupObjectId: agentsGroupObjectId
+    controlPlanePrincipalId: identity.outputs.principalId
   }
 }
 
 // The control plane's own secret (the SMTP password) lives in a second vault:
-// agents hold Key Vault Secrets Officer on the whole passphrase vault, so a
-// secret kept there would be readable by every machine.
+// in the passphrase vault the control plane is the delegate that grants
+// machines their role on a secret, so a secret kept there would be one grant
+// away from a machine.
 var smtpSecretName = 'coffer-smtp-password'
 var appSecretsVaultName = '${abbrs.keyVaultVaults}app-${resourceToken}'
 
@@ -214,6 +212,8 @@ output AZURE_FUNCTION_APP_NAME string = controlPlane.outputs.name
 output CONTROL_PLANE_URL string = controlPlane.outputs.url
 output KEYVAULT_URL string = keyVault.outputs.uri
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output KEYVAULT_MACHINE_ROLE_ID string = keyVault.outputs.machineRoleId
+output KEYVAULT_MACHINE_ROLE_NAME string = keyVault.outputs.machineRoleName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output AZURE_SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace

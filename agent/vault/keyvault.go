@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,7 +37,9 @@ const (
 	EnvGrantWait = "COFFER_KEYVAULT_GRANT_WAIT"
 
 	// MachineRoleName is the custom role each machine holds on its own
-	// passphrase secret (infra/core/security/keyvault.bicep).
+	// passphrase secret (infra/core/security/keyvault.bicep); a deployment
+	// names it "Coffer Machine Passphrase (<vault name>)", as custom role
+	// names are unique per tenant.
 	MachineRoleName = "Coffer Machine Passphrase"
 
 	emulatorStaticToken = "coffer-local-emulator"
@@ -234,11 +237,11 @@ func isGUID(s string) bool {
 // role on its own secret, for an admin to run when no delegate does it.
 func grantCommand(vaultURL, secret, oid string) string {
 	name := "<vault>"
-	if u, err := url.Parse(vaultURL); err == nil && u.Hostname() != "" {
+	if u, err := url.Parse(vaultURL); err == nil && u.Hostname() != "" && net.ParseIP(u.Hostname()) == nil {
 		name, _, _ = strings.Cut(u.Hostname(), ".")
 	}
-	return fmt.Sprintf(`az role assignment create --role %q --assignee-object-id %s --assignee-principal-type ServicePrincipal --scope "$(az keyvault show --name %s --query id -o tsv)/secrets/%s"`,
-		MachineRoleName, oid, name, secret)
+	return fmt.Sprintf(`az role assignment create --role "%s (%s)" --assignee-object-id %s --assignee-principal-type ServicePrincipal --scope "$(az keyvault show --name %s --query id -o tsv)/secrets/%s"`,
+		MachineRoleName, name, oid, name, secret)
 }
 
 type emulatorCredential struct{ token string }

@@ -35,7 +35,7 @@ func TestTokenObjectID(t *testing.T) {
 // secret, with the vault taken from the URL's host.
 func TestGrantCommand(t *testing.T) {
 	got := grantCommand("https://kv-abc123.vault.azure.net/", "coffer-passphrase-m1", "aaaaaaaa-0000-4000-8000-00000000000a")
-	for _, want := range []string{`--role "Coffer Machine Passphrase"`, "--assignee-object-id aaaaaaaa-0000-4000-8000-00000000000a",
+	for _, want := range []string{`--role "Coffer Machine Passphrase (kv-abc123)"`, "--assignee-object-id aaaaaaaa-0000-4000-8000-00000000000a",
 		"--assignee-principal-type ServicePrincipal", "az keyvault show --name kv-abc123 ", "/secrets/coffer-passphrase-m1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s\ndoes not contain %s", got, want)

@@ -1,7 +1,7 @@
 // The control plane's own secrets vault, holding the SMTP password and
-// nothing else. It is separate from the passphrase vault because agents hold
-// Key Vault Secrets Officer on that whole vault. Deployed only when an SMTP
-// password is given.
+// nothing else. It is separate from the passphrase vault because there the
+// control plane is the delegate that grants machines a role on a secret.
+// Deployed only when an SMTP password is given.
 param name string
 param location string
 param tags object
