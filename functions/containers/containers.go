@@ -474,7 +474,7 @@ func (k *keepSet) readRefs(ctx context.Context, cc *container.Client, obj, point
 	if resp.ContentLength != nil && *resp.ContentLength > packrefs.MaxSize {
 		return "", fmt.Errorf("%s: %w: %d bytes, more than a pack list may be (%d)", obj, packrefs.ErrInvalid, *resp.ContentLength, packrefs.MaxSize)
 	}
-	h, err := packrefs.DecodeStream(resp.Body, func(id packrefs.ID) error {
+	h, err := packrefs.DecodeStream(resp.Body, point, func(id packrefs.ID) error {
 		k.mu.Lock()
 		k.packs[id] = struct{}{}
 		k.mu.Unlock()

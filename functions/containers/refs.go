@@ -135,7 +135,7 @@ func (c *Containers) CheckPoint(ctx context.Context, name, pointID string) (Miss
 	}
 	stored := &packCursor{ctx: ctx, pager: cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
 		Prefix: to.Ptr(layout.DataPrefix), MaxResults: to.Ptr(int32(listPage))})}
-	h, err := packrefs.DecodeStream(resp.Body, func(want packrefs.ID) error {
+	h, err := packrefs.DecodeStream(resp.Body, pointID, func(want packrefs.ID) error {
 		for {
 			have, ok, err := stored.peek()
 			if err != nil {

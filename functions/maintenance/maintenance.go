@@ -63,7 +63,8 @@ type AlertStore interface {
 type Blobs interface {
 	Delete(ctx context.Context, name string) error
 	DeletePoint(ctx context.Context, name, pointID string) error
-	CollectGarbage(ctx context.Context, name string, grace time.Duration) (containers.GCResult, error)
+	Collect(ctx context.Context, name string, opts containers.GCOptions) (containers.GCResult, error)
+	PurgeDeletedKeys(ctx context.Context) (int, error)
 }
 
 // Timers holds the collaborators and bounds.
@@ -118,6 +119,7 @@ type PurgeReport struct {
 	Machines, Points, Packs int
 	BytesFreed              int64
 	Skipped                 []string // machines left for the next run, and why
+	Keys                    int      // soft-deleted key files purged
 }
 
 // PurgeSoftDeleted removes for good what was soft-deleted more than 14
@@ -127,6 +129,11 @@ func (t *Timers) PurgeSoftDeleted(ctx context.Context) (PurgeReport, error) {
 	var rep PurgeReport
 	now := t.Now()
 	errs := t.eachMachine(ctx, func(m registry.Machine) error { return t.purgeMachine(ctx, m, now, &rep) })
+	n, err := t.Blobs.PurgeDeletedKeys(ctx)
+	rep.Keys += n
+	if err != nil {
+		errs = append(errs, fmt.Errorf("purge soft-deleted key files: %w", err))
+	}
 	t.log().Info("purge finished", "machines", rep.Machines, "points", rep.Points, "packs", rep.Packs, "bytesFreed", rep.BytesFreed, "skipped", len(rep.Skipped), "errors", len(errs))
 	return rep, errors.Join(errs...)
 }
@@ -158,24 +165,29 @@ func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.
 		return err
 	}
 	var due []wire.Point
+	first := now
 	for _, p := range ps {
 		if p.State == wire.PointDeleted && p.PurgeAfter != nil && !now.Before(*p.PurgeAfter) {
 			due = append(due, p)
+			if p.PurgeAfter.Before(first) {
+				first = *p.PurgeAfter
+			}
 		}
 	}
 	if len(due) == 0 {
 		return nil
 	}
-	return t.removePoints(ctx, m, due, "purge", &rep.Points, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
+	return t.removePoints(ctx, m, due, first, "purge", &rep.Points, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
 }
 
 // removePoints deletes points' objects and records, then the packs that no
-// remaining point names. A busy machine is left for the next run.
-func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []wire.Point, why string, nPoints, nPacks *int, freed *int64, skipped *[]string) error {
-	if busy, err := t.busy(ctx, m); err != nil {
+// remaining point names. A machine with a running job is left for the next
+// run, but for at most the stale-job bound after the points became due.
+func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []wire.Point, due time.Time, why string, nPoints, nPacks *int, freed *int64, skipped *[]string) error {
+	if wait, err := t.deferred(ctx, m, due, t.Now()); err != nil {
 		return err
-	} else if busy {
-		*skipped = append(*skipped, fmt.Sprintf("%s: a job is running; %s waits for the next run", m.Name, why))
+	} else if wait {
+		*skipped = append(*skipped, fmt.Sprintf("%s: a job is running; %s waits for the next run (until %s at the latest)", m.Name, why, due.Add(t.staleAfter()).UTC().Format(time.RFC3339)))
 		return nil
 	}
 	for _, p := range ps {
@@ -189,7 +201,7 @@ func (t *Timers) removePoints(ctx context.Context, m registry.Machine, ps []wire
 		}
 		*nPoints++
 	}
-	gc, err := t.Blobs.CollectGarbage(ctx, m.Container, t.GCGrace)
+	gc, err := t.collect(ctx, m)
 	if err != nil {
 		return fmt.Errorf("collect unreferenced packs: %w", err)
 	}
@@ -250,7 +262,8 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 	if len(expired) == 0 {
 		return nil
 	}
-	return t.removePoints(ctx, m, expired, "retention", &rep.Expired, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
+	due := t.retentionDue(ps, expired, pol.Policy.Retention, loc, now)
+	return t.removePoints(ctx, m, expired, due, "retention", &rep.Expired, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
 }
 
 // MonitorReport says what the monitor found.

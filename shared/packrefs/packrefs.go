@@ -54,7 +54,7 @@ func Decode(b []byte) (*Refs, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrInvalid, len(b), MaxSize)
 	}
 	var packs []string
-	h, err := DecodeStream(bytes.NewReader(b), func(id ID) error {
+	h, err := DecodeStream(bytes.NewReader(b), "", func(id ID) error {
 		packs = append(packs, id.String())
 		return nil
 	})

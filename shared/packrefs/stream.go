@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ID is a pack or point ID in binary: half the memory of its hex form and
@@ -42,15 +43,17 @@ var ErrInvalid = errors.New("invalid pack reference list")
 // list's (sorted, unique) order, without holding the list: memory stays a
 // few KiB whatever its length, so many lists of the largest size can be
 // read at once. It accepts exactly the JSON Encode writes: one object with
-// the keys "version", "point" and "packs" in any order, each once, IDs as
-// plain 64-digit strings, nothing after the object but white space, at most
-// MaxSize bytes in all. fn may stop the decoding by returning an error,
+// the keys "version", "point" and (optionally) "packs" in that order, IDs
+// as plain 64-digit strings, nothing after the object but white space, at
+// most MaxSize bytes in all. If want is not empty, a list naming another
+// point is refused before fn sees any of its packs, so a reader never acts
+// on a list that is not the one it asked for. fn may stop the decoding by returning an error,
 // which DecodeStream returns as it is; a list that breaks a rule gives an
 // error wrapping ErrInvalid, and a failing reader an error wrapping the
 // reader's. Packs passed to fn before a later error were valid as far as
 // they went; callers that must act on whole lists only wait for the result.
-func DecodeStream(r io.Reader, fn func(ID) error) (Header, error) {
-	d := &streamDecoder{r: bufio.NewReaderSize(&countingReader{r: r, max: MaxSize}, 32<<10), fn: fn}
+func DecodeStream(r io.Reader, want string, fn func(ID) error) (Header, error) {
+	d := &streamDecoder{r: bufio.NewReaderSize(&countingReader{r: r, max: MaxSize}, 32<<10), fn: fn, want: want}
 	h, err := d.decode()
 	if err != nil {
 		var ie invalidError
@@ -97,8 +100,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 type streamDecoder struct {
-	r   *bufio.Reader
-	fn  func(ID) error
+	r    *bufio.Reader
+	fn   func(ID) error
+	want string
 	off int64
 	buf [64]byte
 }
@@ -203,7 +207,7 @@ func (d *streamDecoder) decode() (Header, error) {
 	if err := d.expect('{'); err != nil {
 		return h, err
 	}
-	seen := map[string]bool{}
+	order := []string{"version", "point", "packs"}
 	for first := true; ; first = false {
 		c, err := d.next()
 		if err != nil {
@@ -230,10 +234,10 @@ func (d *streamDecoder) decode() (Header, error) {
 		if err != nil {
 			return h, err
 		}
-		if seen[k] {
-			return h, invalid("key %q appears twice", k)
+		if len(order) == 0 || order[0] != k {
+			return h, invalid("key %q where %s belongs; keys are version, point and packs, in that order", k, strings.Join(order, " or "))
 		}
-		seen[k] = true
+		order = order[1:]
 		if err := d.expect(':'); err != nil {
 			return h, err
 		}
@@ -260,6 +264,9 @@ func (d *streamDecoder) decode() (Header, error) {
 				return h, invalid("the point ID is not 64 lower-case hex digits")
 			}
 			h.Point = id.String()
+			if d.want != "" && h.Point != d.want {
+				return h, invalid("the list names point %s, not %s", h.Point, d.want)
+			}
 		case "packs":
 			if err := d.packs(&h); err != nil {
 				return h, err

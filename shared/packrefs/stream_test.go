@@ -19,7 +19,7 @@ func TestDecodeStreamAcceptsWhatEncodeWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		h, err := DecodeStream(bytes.NewReader(enc), func(id ID) error {
+		h, err := DecodeStream(bytes.NewReader(enc), "", func(id ID) error {
 			got = append(got, id.String())
 			return nil
 		})
@@ -38,7 +38,8 @@ func TestDecodeStreamRules(t *testing.T) {
 		name, in string
 		ok       bool
 	}{
-		{"key order and white space", " {\n\"packs\" : [ \"" + a + "\" ,\"" + b + "\" ] , \"point\":\"" + p + "\",\"version\":1}\n", true},
+		{"white space", " {\n\"version\" : 1 , \"point\":\"" + p + "\",\"packs\" : [ \"" + a + "\" ,\"" + b + "\" ] }\n", true},
+		{"other key order", `{"packs":[],"version":1,"point":"` + p + `"}`, false},
 		{"empty packs", `{"version":1,"point":"` + p + `","packs":[]}`, true},
 		{"no packs key", `{"version":1,"point":"` + p + `"}`, true},
 		{"null packs", `{"version":1,"point":"` + p + `","packs":null}`, true},
@@ -63,7 +64,7 @@ func TestDecodeStreamRules(t *testing.T) {
 		{"truncated", `{"version":1,"point":"` + p + `","packs":["` + a, false},
 		{"pack not a string", `{"version":1,"point":"` + p + `","packs":[1]}`, false},
 	} {
-		_, err := DecodeStream(strings.NewReader(tc.in), func(ID) error { return nil })
+		_, err := DecodeStream(strings.NewReader(tc.in), "", func(ID) error { return nil })
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err = %v, want ok = %v", tc.name, err, tc.ok)
 		}
@@ -73,14 +74,28 @@ func TestDecodeStreamRules(t *testing.T) {
 	}
 }
 
+// A list naming another point than the one asked for is refused before any
+// of its packs is handed on.
+func TestDecodeStreamRefusesAnotherPointBeforeItsPacks(t *testing.T) {
+	enc, _ := New(p, []string{a, b}).Encode()
+	n := 0
+	_, err := DecodeStream(bytes.NewReader(enc), a, func(ID) error { n++; return nil })
+	if !errors.Is(err, ErrInvalid) || n != 0 {
+		t.Fatalf("err %v after %d packs", err, n)
+	}
+	if _, err := DecodeStream(bytes.NewReader(enc), p, func(ID) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A reader's failure and fn's refusal are theirs, not the list's.
 func TestDecodeStreamPassesOnOtherErrors(t *testing.T) {
 	enc, _ := New(p, []string{a, b}).Encode()
 	boom := errors.New("boom")
-	if _, err := DecodeStream(io.MultiReader(bytes.NewReader(enc[:20]), iotest{boom}), func(ID) error { return nil }); !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
+	if _, err := DecodeStream(io.MultiReader(bytes.NewReader(enc[:20]), iotest{boom}), "", func(ID) error { return nil }); !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
 		t.Fatalf("reader failure: %v", err)
 	}
-	if _, err := DecodeStream(bytes.NewReader(enc), func(ID) error { return boom }); !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
+	if _, err := DecodeStream(bytes.NewReader(enc), "", func(ID) error { return boom }); !errors.Is(err, boom) || errors.Is(err, ErrInvalid) {
 		t.Fatalf("fn's error: %v", err)
 	}
 }
@@ -93,7 +108,7 @@ func (r iotest) Read([]byte) (int, error) { return 0, r.err }
 // reading further than that.
 func TestDecodeStreamRefusesOversizedLists(t *testing.T) {
 	r := &genList{n: MaxSize/67 + 10}
-	_, err := DecodeStream(r, func(ID) error { return nil })
+	_, err := DecodeStream(r, "", func(ID) error { return nil })
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("oversized list: %v", err)
 	}
@@ -156,7 +171,7 @@ func BenchmarkDecodeStreamMaxSize(b *testing.B) {
 	for b.Loop() {
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
-		h, err := DecodeStream(&genList{n: n}, func(ID) error { return nil })
+		h, err := DecodeStream(&genList{n: n}, "", func(ID) error { return nil })
 		runtime.ReadMemStats(&ms1)
 		if err != nil || h.Packs != n {
 			b.Fatalf("%+v %v", h, err)
@@ -173,12 +188,12 @@ func FuzzDecodeStream(f *testing.F) {
 	enc, _ := New(p, []string{a, b}).Encode()
 	f.Add(enc)
 	f.Add([]byte(`{"version":1,"point":"` + p + `","packs":null}`))
-	f.Add([]byte(` {"packs":[],"version":1,"point":"` + p + `"} `))
+	f.Add([]byte(` {"version":1, "point":"` + p + `" ,"packs":[]} `))
 	f.Add([]byte(`{"version":1,"point":"` + p + `","packs":["` + b + `","` + a + `"]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var got []string
-		h, err := DecodeStream(bytes.NewReader(in), func(id ID) error {
+		h, err := DecodeStream(bytes.NewReader(in), "", func(id ID) error {
 			got = append(got, id.String())
 			return nil
 		})
