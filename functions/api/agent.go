@@ -173,6 +173,7 @@ func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j wire.
 		a.Severity, a.Kind = wire.SeverityCritical, wire.AlertJobFailed
 		a.Title = fmt.Sprintf("%s failed on %s", jobTitle(j.Type), m.Name)
 		a.Detail = fmt.Sprintf("Job %s failed with %s: %s", j.ID, j.ErrorCode, j.Message)
+		a.Reported = fmt.Sprintf("error code: %s\nmessage: %s", j.ErrorCode, j.Message)
 	case wire.StatusCompletedWithWarnings:
 		a.Severity, a.Kind = wire.SeverityWarning, wire.AlertJobWarnings
 		a.Title = fmt.Sprintf("%s on %s completed with warnings", jobTitle(j.Type), m.Name)
@@ -186,6 +187,8 @@ func (s *server) alertOnOutcome(ctx context.Context, m registry.Machine, j wire.
 			fmt.Fprintf(&b, "\n%s: %s", sk.Path, sk.Reason)
 		}
 		a.Detail = b.String()
+		// Paths and reasons come from the machine: emails quote them.
+		a.Reported = b.String()
 	default:
 		return
 	}

@@ -96,7 +96,12 @@ func (s *server) assignPolicy(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := s.Registry.Policy(ctx, v.ID, ap.Policy); err != nil {
+	next, err := s.Registry.Policy(ctx, v.ID, ap.Policy)
+	if err != nil {
+		return err
+	}
+	done, err := s.guardAssign(c, v, m, next)
+	if err != nil {
 		return err
 	}
 	updated, err := s.Registry.ModifyMachine(ctx, m.ID, func(m *registry.Machine) error {
@@ -106,6 +111,7 @@ func (s *server) assignPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	done()
 	return c.JSON(http.StatusOK, updated.Machine)
 }
 

@@ -58,21 +58,23 @@ func (s *server) putPolicy(c echo.Context) error {
 		}
 		return fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
 	}
+	done := func() {}
 	old, err := s.Registry.Policy(ctx, v.ID, name)
 	switch {
 	case err == nil:
 		if match := c.Request().Header.Get("If-Match"); match != "" && match != old.Doc.ETag {
 			return fail(http.StatusPreconditionFailed, wire.CodeConflict, "the policy changed since you read it (ETag %s); read it again and reapply your change", old.Doc.ETag)
 		}
-		if policy.ReducesRetention(old.Policy.Retention, p.Retention) {
-			if err := s.usePIN(c, v, "reduce retention of policy "+name); err != nil {
-				return err
-			}
-			s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
-				Title:  "Retention reduced in policy " + name,
-				Detail: principal(c).Name + " reduced the retention of policy " + name + " with a security PIN. Older recovery points will expire sooner."})
+		changes, err := s.policyChanges(ctx, v, name, old.Policy, *p)
+		if err != nil {
+			return err
+		}
+		if done, err = s.guardRetention(c, v, "change policy "+name, changes); err != nil {
+			return err
 		}
 	case errors.Is(err, registry.ErrNotFound):
+		// A new policy applies to no machine until it is assigned, and
+		// assigning it is guarded.
 	default:
 		return err
 	}
@@ -80,6 +82,7 @@ func (s *server) putPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	done()
 	c.Response().Header().Set("ETag", saved.Doc.ETag)
 	return c.JSON(http.StatusOK, saved.Doc)
 }

@@ -115,6 +115,8 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
 		return &httpError{http.StatusForbidden, wire.Error{Code: wire.CodePINInvalid, Message: msg}}
+	case errors.Is(err, pin.ErrLocked):
+		return &httpError{http.StatusTooManyRequests, wire.Error{Code: wire.CodePINLocked, Message: msg}}
 	case errors.Is(err, containers.ErrNoSuchKey), errors.Is(err, containers.ErrLastKey), errors.Is(err, containers.ErrBadReplacement):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
 	case errors.Is(err, containers.ErrNotDeleted):

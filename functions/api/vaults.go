@@ -47,9 +47,13 @@ func (s *server) updateVault(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	turningOff := u.SecurityFeatures != nil && !*u.SecurityFeatures && old.SecurityFeatures
-	if turningOff {
-		if err := s.usePIN(c, old, "turn security features off"); err != nil {
+	done := func() {}
+	if u.SecurityFeatures != nil && !*u.SecurityFeatures && old.SecurityFeatures {
+		changes, err := s.securityChanges(ctx, old)
+		if err != nil {
+			return err
+		}
+		if done, err = s.guardRetention(c, old, "turn security features off", changes); err != nil {
 			return err
 		}
 	}
@@ -57,11 +61,7 @@ func (s *server) updateVault(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if turningOff {
-		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
-			Title:  "Security features turned off for vault " + v.Name,
-			Detail: principal(c).Name + " turned security features off. Minimum retention no longer applies. If this was not intended, turn them on again at once."})
-	}
+	done()
 	return c.JSON(http.StatusOK, v)
 }
 

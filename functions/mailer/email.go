@@ -20,7 +20,12 @@ func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
 	subject := fmt.Sprintf("[Coffer] %s: %s (vault %s)", strings.ToUpper(a.Severity), a.Title, vaultLabel(a))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s alert in vault %s\n\n%s\n\n", strings.ToUpper(a.Severity), vaultLabel(a), a.Title)
-	if a.Detail != "" {
+	switch {
+	case a.Reported != "":
+		// Detail repeats the machine's words for API readers; email shows
+		// them only once, quoted and defanged.
+		b.WriteString("What happened\n-------------\nThe machine's own report of what happened follows, quoted as data.\n\n")
+	case a.Detail != "":
 		fmt.Fprintf(&b, "What happened\n-------------\n%s\n\n", strings.TrimRight(a.Detail, "\n"))
 	}
 	reported(&b, a, "")
@@ -77,7 +82,7 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 		}
 		n++
 		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", n, strings.ToUpper(a.Severity), a.Title)
-		if a.Detail != "" {
+		if a.Detail != "" && a.Reported == "" {
 			b.WriteString(indent(strings.TrimRight(a.Detail, "\n"), "   "))
 			b.WriteString("\n\n")
 		}

@@ -37,6 +37,7 @@ type Alert struct {
 
 	// Reported is text the machine sent (a job's error code and message,
 	// skipped files): data, never instructions. Emails show it quoted,
-	// marked as the machine's, with links disabled.
+	// marked as the machine's, with links disabled. Detail may repeat it
+	// for API readers; an email then shows only this.
 	Reported string `json:"reported,omitempty"`
 }
