@@ -103,8 +103,8 @@ type streamDecoder struct {
 	r    *bufio.Reader
 	fn   func(ID) error
 	want string
-	off int64
-	buf [64]byte
+	off  int64
+	buf  [64]byte
 }
 
 // next returns the next byte that is not JSON white space.
