@@ -267,6 +267,18 @@ func (c *Client) UndeletePoint(ctx context.Context, vault, machine, point string
 	return call[wire.Point](ctx, c, http.MethodPost, path(nil, "vaults", vault, "machines", machine, "points", point, "undelete"), nil)
 }
 
+// DeletedKeys lists a machine's key files retired by passphrase changes,
+// kept in soft delete until their purge date.
+func (c *Client) DeletedKeys(ctx context.Context, vault, machine string) ([]wire.DeletedKey, error) {
+	return call[[]wire.DeletedKey](ctx, c, http.MethodGet, path(nil, "vaults", vault, "machines", machine, "deleted-keys"), nil)
+}
+
+// UndeleteKey puts a retired key file back (Contributor), so the
+// passphrase it was written for opens the repository again.
+func (c *Client) UndeleteKey(ctx context.Context, vault, machine, key string) (wire.DeletedKey, error) {
+	return call[wire.DeletedKey](ctx, c, http.MethodPost, path(nil, "vaults", vault, "machines", machine, "deleted-keys", key, "undelete"), nil)
+}
+
 // Jobs lists a vault's jobs, newest first.
 func (c *Client) Jobs(ctx context.Context, vault string, f JobFilter) ([]wire.Job, error) {
 	return call[[]wire.Job](ctx, c, http.MethodGet, path(f.query(), "vaults", vault, "jobs"), nil)

@@ -111,6 +111,10 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "DELETE", path: "/api/v1/vaults/v1/machines/m1/points/p1", pin: "5"}},
 		{"undelete point", func() error { _, err := c.UndeletePoint(ctx, "v1", "m1", "p1"); return err },
 			sent{method: "POST", path: "/api/v1/vaults/v1/machines/m1/points/p1/undelete"}},
+		{"deleted keys", func() error { _, err := c.DeletedKeys(ctx, "v1", "m1"); return err },
+			sent{method: "GET", path: "/api/v1/vaults/v1/machines/m1/deleted-keys"}},
+		{"undelete key", func() error { _, err := c.UndeleteKey(ctx, "v1", "m1", "k1"); return err },
+			sent{method: "POST", path: "/api/v1/vaults/v1/machines/m1/deleted-keys/k1/undelete"}},
 		{"jobs", func() error {
 			_, err := c.Jobs(ctx, "v1", JobFilter{Machine: "m1", Status: wire.StatusFailed, Since: since.In(time.FixedZone("x", 3600)), Limit: 5})
 			return err

@@ -68,6 +68,13 @@ POINT is a recovery point's ID or a unique prefix of it.
 
 ` + pinRules + `
 
+Soft delete: deleted data, recovery points and the key files a passphrase
+change retires are kept for the vault's soft-delete period (14 days unless
+the control plane's COFFER_SOFT_DELETE_DAYS says more) before they are purged;
+` + "`coffer admin undelete`, `coffer admin point undelete`" + ` and
+` + "`coffer admin key undelete`" + ` bring them back, and ` + "`coffer admin keys`" + ` lists the
+retired key files.
+
 --json prints the control plane's JSON instead of a table.`
 	c.PersistentFlags().StringVar(&f.url, "url", "", "control plane URL (default $"+envURL+")")
 	c.PersistentFlags().StringVar(&f.token, "token", "", "bearer token: a local role token or an Entra ID access token (default $"+envToken+")")
@@ -77,6 +84,7 @@ POINT is a recovery point's ID or a unique prefix of it.
 		newPolicy(f),
 		newMachines(f), newMachine(f), newStop(f), newResume(f), newUndelete(f),
 		newPoints(f), newPoint(f),
+		newKeys(f), newKey(f),
 		newJobs(f),
 		newAlerts(f), newAlert(f),
 	)

@@ -31,6 +31,8 @@ const (
 	admDBID   = "bbbbbbbbbbbbbbbbbbbb"
 	admPointA = "c0ffee00000000000000000000000000000000000000000000000000000000aa"
 	admPointB = "c0ffee11000000000000000000000000000000000000000000000000000000bb"
+	admKeyA   = "ab12000000000000000000000000000000000000000000000000000000000001"
+	admKeyB   = "ab34000000000000000000000000000000000000000000000000000000000002"
 )
 
 var (
@@ -148,6 +150,20 @@ func newFakeCP(t *testing.T) *fakeCP {
 		if f.pinOK(w, r) {
 			f.json(w, http.StatusOK, points[1])
 		}
+	})
+	keys := []wire.DeletedKey{
+		{KeyID: admKeyA, ReplacedBy: admKeyB, Reason: "passphrase change", DeletedAt: admT0, PurgeAfter: admPurgeAt, Size: 412},
+		{KeyID: admKeyB, Reason: "passphrase change", DeletedAt: admT1, PurgeAfter: admPurgeAt, Size: 412},
+	}
+	mux.HandleFunc("GET "+v+"/"+admProdID+"/machines/"+admWebID+"/deleted-keys", f.answer(keys))
+	mux.HandleFunc("POST "+v+"/"+admProdID+"/machines/"+admWebID+"/deleted-keys/{k}/undelete", func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range keys {
+			if k.KeyID == r.PathValue("k") {
+				f.json(w, http.StatusOK, k)
+				return
+			}
+		}
+		f.json(w, http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: "no retired key file " + r.PathValue("k")})
 	})
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/jobs", f.answer([]wire.Job{{ID: "job1", VaultID: admProdID, MachineID: admWebID, MachineName: "web-01",
 		Type: wire.JobBackup, Status: wire.StatusFailed, StartedAt: admT0, UpdatedAt: admT1, EndedAt: &admT1, ErrorCode: "disk_full",
@@ -274,6 +290,7 @@ func TestAdminTables(t *testing.T) {
 		{[]string{"policy", "list", "prod"}, []string{"NAME", "SCHEDULE", "daily", "daily 21:00 UTC", "30d 12w 12m", "1", admLocal(admT0)}},
 		{[]string{"policy", "show", "prod", "daily"}, []string{"Name:", "daily", "Retention:", "every point 30 days\n"}},
 		{[]string{"machine", "prod", "DB-01"}, []string{"Name:", "DB-01", "State:", "stopped (data retained"}},
+		{[]string{"keys", "prod", "web-01"}, []string{"RETIRED", "KEY", admLocal(admT0), admKeyA[:12], admKeyB[:12], admLocal(admPurgeAt), "passphrase change"}},
 		{[]string{"pin", "prod"}, []string{"PIN:", admPIN, "Valid until:", admT0.Add(5 * time.Minute).Local().Format(detailTime)}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -413,6 +430,8 @@ func TestAdminRequests(t *testing.T) {
 			sentReq{method: "POST", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/stop", pin: admPIN, body: `{"deleteData":true}`}},
 		{[]string{"point", "delete", "prod", "web-01", "c0ffee11", "--pin", admPIN},
 			sentReq{method: "DELETE", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/points/" + admPointB, pin: admPIN}},
+		{[]string{"key", "undelete", "prod", "web-01", "ab34"},
+			sentReq{method: "POST", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/deleted-keys/" + admKeyB + "/undelete"}},
 		{[]string{"alerts", "prod", "--open"},
 			sentReq{method: "GET", path: "/api/v1/vaults/" + admProdID + "/alerts", query: "acknowledged=false"}},
 		{[]string{"jobs", "prod", "--machine", "DB-01", "--type", "backup", "--status", "failed", "--limit", "5", "--since", "2026-01-02T15:04:05+01:00"},
@@ -475,6 +494,8 @@ func TestAdminErrors(t *testing.T) {
 		{[]string{"point", "delete", "prod", "web-01", "c0ffee", "--pin", admPIN}, cli.ExitUsage, []string{"2 recovery points start with c0ffee"}, false},
 		{[]string{"stop", "prod", "web-01", "--delete-data"}, cli.ExitUsage, []string{"--delete-data needs a security PIN"}, true},
 		{[]string{"stop", "prod", "web-01", "--pin", admPIN}, cli.ExitUsage, []string{"--pin is only for --delete-data"}, true},
+		{[]string{"key", "undelete", "prod", "web-01", "ab"}, cli.ExitUsage, []string{"2 retired key files start with ab"}, false},
+		{[]string{"key", "undelete", "prod", "web-01", "ffff"}, cli.ExitUsage, []string{"no retired key file ffff", "`coffer admin keys prod web-01`"}, false},
 		{[]string{"vault", "set", "prod"}, cli.ExitUsage, []string{"nothing to change"}, true},
 		{[]string{"jobs", "prod", "--type", "bakup"}, cli.ExitUsage, []string{`--type "bakup" is not a job type`}, true},
 		{[]string{"jobs", "prod", "--since", "yesterday"}, cli.ExitUsage, []string{`--since "yesterday"`}, true},
@@ -575,7 +596,8 @@ func TestAdminParseSince(t *testing.T) {
 // The help of every command that takes a PIN says when one is needed and
 // what wrong ones cost.
 func TestAdminHelpStatesThePINRules(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"policy", "assign", "--help"}, {"policy", "set", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"pin", "--help"}, {"stop", "--help"}, {"point", "delete", "--help"},
+		{"policy", "assign", "--help"}, {"policy", "set", "--help"}} {
 		out, err := runAdmin(args...)
 		if err != nil {
 			t.Fatal(err)

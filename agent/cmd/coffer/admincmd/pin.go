@@ -12,9 +12,9 @@ func newPIN(f *flags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "pin VAULT",
 		Short: "Generate a security PIN for a destructive operation (Contributor)",
-		Long: `Generate a security PIN. It is valid 5 minutes and works once; pass it with
---pin to an operation that needs it: deleting data or a recovery point,
-reducing a policy's retention, turning security features off.`,
+		Long: `Generate a security PIN and pass it with --pin to an operation that needs it.
+
+` + pinRules,
 		Args: cli.RangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			s, id, err := f.openVault(c, args[0])

@@ -20,7 +20,10 @@ func newPoint(f *flags) *cobra.Command {
 		Use:   "delete VAULT MACHINE POINT --pin PIN",
 		Short: "Soft-delete a recovery point (Contributor and a PIN)",
 		Long: `Soft-delete a recovery point. ` + "`coffer admin point undelete`" + ` brings it back
-for 14 days; after that it is purged. Needs a PIN from ` + "`coffer admin pin VAULT`" + `.`,
+for the vault's soft-delete period (14 days by default); after that it is
+purged. Needs a PIN (--pin).
+
+` + pinRules,
 		Args: cli.RangeArgs(3, 3),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := needPIN(pin, args[0], "deleting a recovery point"); err != nil {

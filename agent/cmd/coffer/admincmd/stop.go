@@ -22,8 +22,10 @@ func newStop(f *flags) *cobra.Command {
 retention no longer expires them; ` + "`coffer admin resume`" + ` starts backups again.
 
 With --delete-data (Contributor and a PIN from ` + "`coffer admin pin VAULT`" + `) the data
-is soft-deleted: ` + "`coffer admin undelete`" + ` brings it back for 14 days, after which
-it is purged for good.`,
+is soft-deleted: ` + "`coffer admin undelete`" + ` brings it back for the vault's soft-delete
+period (14 days by default), after which it is purged for good.
+
+` + pinRules,
 		Args: cli.RangeArgs(2, 2),
 		RunE: func(c *cobra.Command, args []string) error {
 			var extra []http.Header
