@@ -244,6 +244,13 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 	if err != nil {
 		return fmt.Errorf("policy %s: time zone: %w", pol.Name, err)
 	}
+	v, err := t.Registry.Vault(ctx, m.VaultID)
+	if err != nil {
+		return err
+	}
+	// A policy stored while security features were off is raised to their
+	// minimum once they are on: the API's retention guard compares the same.
+	keep := retention.ForPolicy(&pol.Policy, v.SecurityFeatures).Effective()
 	ps, err := t.Points.List(ctx, m.ID, false)
 	if err != nil {
 		return err
@@ -253,7 +260,7 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 		in[i] = retention.Point{ID: p.ID, Time: p.Time}
 	}
 	var expired []wire.Point
-	for i, d := range retention.Apply(in, pol.Policy.Retention, loc, now) {
+	for i, d := range retention.Apply(in, keep, loc, now) {
 		if !d.Keep && (ps[i].RetainUntil == nil || !ps[i].RetainUntil.After(now)) {
 			expired = append(expired, ps[i])
 		}
@@ -262,7 +269,7 @@ func (t *Timers) retainMachine(ctx context.Context, m registry.Machine, now time
 	if len(expired) == 0 {
 		return nil
 	}
-	due := t.retentionDue(ps, expired, pol.Policy.Retention, loc, now)
+	due := t.retentionDue(ps, expired, keep, loc, now)
 	return t.removePoints(ctx, m, expired, due, "retention", &rep.Expired, &rep.Packs, &rep.BytesFreed, &rep.Skipped)
 }
 
