@@ -30,6 +30,7 @@ var cheapKDF = &crypto.KDFParams{Algorithm: crypto.AlgorithmArgon2id, Time: 1, M
 // would leave it. Each time the repository checks clean with --read-data,
 // lists no point without its pack list, and takes the next backup.
 func TestBackupStoppedAfterEachWriteLeavesASoundRepository(t *testing.T) {
+	t.Parallel()
 	rng := rng(t)
 	src := filepath.Join(t.TempDir(), "office")
 	mutate(t, rng, src, 3<<20)

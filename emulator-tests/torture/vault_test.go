@@ -85,6 +85,7 @@ func TestManagedAgentKilledDuringScheduledBackupsLeavesASoundVault(t *testing.T)
 		v.registeredPointsAreWhole(fmt.Sprintf("kill %d at %v", i+1, at))
 	}
 	t.Logf("%d of %d kills found `coffer run` still running", hit, vaultKills)
+	v.registeredPointsAreListed()
 }
 
 // vault is a control plane in this process on the emulators, one vault and
@@ -227,38 +228,52 @@ func (v *vault) startRun(day time.Time) *agentRun {
 	return a
 }
 
-// registeredPointsAreWhole fails the test unless every point the vault has
-// registered for the machine has both its point and its pack list in the
-// container, and the agent lists each of them.
-func (v *vault) registeredPointsAreWhole(when string) {
+// points is what the vault has registered for the machine.
+func (v *vault) points() []wire.Point {
 	v.t.Helper()
-	ctx := v.t.Context()
 	var ps []wire.Point
-	if _, err := v.admin.Do(ctx, "GET", "/api/v1/vaults/"+v.vault.ID+"/machines/"+v.machine.ID+"/points", nil, &ps); err != nil {
+	if _, err := v.admin.Do(v.t.Context(), "GET", "/api/v1/vaults/"+v.vault.ID+"/machines/"+v.machine.ID+"/points", nil, &ps); err != nil {
 		v.t.Fatal(err)
 	}
+	return ps
+}
+
+// registeredPointsAreWhole fails the test unless every point the vault has
+// registered for the machine has both its point and its pack list in the
+// container.
+func (v *vault) registeredPointsAreWhole(when string) {
+	v.t.Helper()
+	ps := v.points()
 	if len(ps) == 0 {
 		v.t.Fatalf("%s: the vault has registered no point", when)
 	}
-	r := v.coffer("points", "--json")
-	var listed []struct{ ID string }
-	if r.err != nil || json.Unmarshal([]byte(r.stdout), &listed) != nil {
-		v.t.Fatalf("%s: coffer points: %s", when, r)
-	}
-	onMachine := map[string]bool{}
-	for _, p := range listed {
-		onMachine[p.ID] = true
-	}
 	for _, p := range ps {
 		for _, name := range []string{layout.Point(p.ID), layout.Refs(p.ID)} {
-			if _, err := v.blobs.NewBlobClient(name).GetProperties(ctx, nil); bloberror.HasCode(err, bloberror.BlobNotFound) {
+			if _, err := v.blobs.NewBlobClient(name).GetProperties(v.t.Context(), nil); bloberror.HasCode(err, bloberror.BlobNotFound) {
 				v.t.Errorf("%s: registered point %s has no %s in its container", when, p.ID, name)
 			} else if err != nil {
 				v.t.Fatal(err)
 			}
 		}
+	}
+}
+
+// registeredPointsAreListed fails the test unless the agent lists every
+// point the vault has registered.
+func (v *vault) registeredPointsAreListed() {
+	v.t.Helper()
+	r := v.coffer("points", "--json")
+	var listed []struct{ ID string }
+	if r.err != nil || json.Unmarshal([]byte(r.stdout), &listed) != nil {
+		v.t.Fatalf("coffer points: %s", r)
+	}
+	onMachine := map[string]bool{}
+	for _, p := range listed {
+		onMachine[p.ID] = true
+	}
+	for _, p := range v.points() {
 		if !onMachine[p.ID] {
-			v.t.Errorf("%s: registered point %s is not listed by `coffer points`", when, p.ID)
+			v.t.Errorf("registered point %s is not listed by `coffer points`", p.ID)
 		}
 	}
 }
