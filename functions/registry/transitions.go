@@ -99,6 +99,12 @@ func (r Rule) Apply(m *Machine, now time.Time) (changed bool, err error) {
 	if err := r.Allows(m.Machine); err != nil {
 		return false, err
 	}
+	// Past its purge date the data may be going at this moment: an
+	// undelete that answered yes while the purge timer deleted the
+	// container would be a promise broken.
+	if r.Transition == Undelete && m.PurgeAfter != nil && !now.Before(*m.PurgeAfter) {
+		return false, fmt.Errorf("%w: machine %s's backup data passed its purge date (%s) and is being purged; it can no longer be undeleted", ErrConflict, m.Name, purgeDate(m.Machine))
+	}
 	changed = m.State != r.To
 	switch r.To {
 	case wire.MachineProtected:

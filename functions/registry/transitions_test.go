@@ -119,6 +119,12 @@ func TestTransitionsStampTimesAndRefuseWrongStates(t *testing.T) {
 			t.Fatalf("step %d: deletedAt %v, want now %v", i, got.DeletedAt, c.Now())
 		}
 	}
+	// Once the purge date has passed, the purge may be deleting the data:
+	// undelete is refused rather than promising what is going.
+	c.Advance(r.SoftDelete)
+	if _, _, err := r.Transition(ctx, m.ID, Undelete); !errors.Is(err, ErrConflict) {
+		t.Fatalf("undelete past the purge date: %v", err)
+	}
 }
 
 // Stop, resume and undelete racing a delete on one machine, concurrently and
