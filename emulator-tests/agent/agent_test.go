@@ -123,11 +123,15 @@ type world struct {
 	env   []string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, edits ...func(env map[string]string)) *world {
 	t.Helper()
 	env := st.Env()
 	env[config.TokenContributor] = contributorToken
 	env[config.AlertsQueue] = "queue.1"
+	// A story may change the control plane's settings, e.g. its Key Vault.
+	for _, edit := range edits {
+		edit(env)
+	}
 	var srv *httptest.Server
 	rec := &recorder{}
 	var handler http.Handler

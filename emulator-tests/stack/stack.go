@@ -58,6 +58,10 @@ type Options struct {
 	Now func() time.Time
 	// MailPage serves the captured mail over HTTP on a free port.
 	MailPage bool
+	// KeyVaultAccess turns on the Key Vault emulator's Azure RBAC (tokens
+	// mapped to principals, role assignments enforced); nil accepts any
+	// token for anything.
+	KeyVaultAccess *keyvault.Access
 }
 
 // Stack is a running local Azure stack.
@@ -119,7 +123,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 
 	// The Go emulators start in this process while Node boots.
-	kv, kvErr := keyvault.Start(keyvault.Options{Now: o.Now})
+	// Purge protection is on, as in the deployed vault; RBAC only when asked.
+	kv, kvErr := keyvault.Start(keyvault.Options{Now: o.Now, PurgeProtection: true, Access: o.KeyVaultAccess})
 	if kvErr == nil {
 		s.KeyVault = kv
 		s.CACertPath = filepath.Join(s.StateDir, "keyvault-ca.pem")
