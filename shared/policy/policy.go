@@ -180,8 +180,9 @@ func (r Retention) EffectiveYearlyMonth() time.Month {
 // ReducesRetention reports whether next keeps any category of points for
 // less than old does. A category turned off counts, and so does moving the
 // day of an active long-term category: the points already chosen on the old
-// day would stop being long-term points and expire. The control plane asks
-// for a security PIN before accepting such a change.
+// day would stop being long-term points and expire. The control plane's
+// PIN guard uses retention.Shorter, which also weighs the schedule's zone,
+// the vault's security minimum and machines without a policy.
 func ReducesRetention(old, next Retention) bool {
 	switch {
 	case next.DailyDays < old.DailyDays,
