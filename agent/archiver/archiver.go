@@ -4,14 +4,14 @@
 //
 //	walker (one goroutine: lists directories in order, spots hard links)
 //	  → file workers (read, chunk, hash; unchanged files reuse the parent point's chunks)
-//	  → seal workers (compress, encrypt new blobs)
-//	  → packers (one for data, one for trees) → uploaders (bounded)
+//	  → seal workers (hand new blobs to the repository, which compresses,
+//	    encrypts, packs and uploads them)
 //
 // A directory's tree blob is written when its last child is done, so trees
-// are finished bottom-up without a goroutine per directory. Every pack is
-// whole when it is stored and the index is saved every few packs, so a
-// backup killed at any moment leaves a valid repository whose uploads the
-// next backup reuses.
+// are finished bottom-up without a goroutine per directory. The repository
+// owns packing: it stores every pack whole and saves the index every few
+// packs, so a backup killed at any moment leaves a valid repository whose
+// uploads the next backup reuses.
 package archiver
 
 import (
@@ -29,9 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/coffer-backup/coffer/agent/compress"
+	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/tree"
@@ -41,6 +39,27 @@ import (
 // repository here.
 type TreeLoader interface {
 	LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error)
+}
+
+// Repo is what a backup needs of a repository; *repository.Repository is
+// one. The repository owns packing, sealing and the index: the archiver
+// decides which blobs are new and hands them over.
+type Repo interface {
+	TreeLoader
+	Config() repository.Config
+	// NewChunker cuts files where every backup to the repository does.
+	NewChunker() *chunker.Chunker
+	// BlobID names a blob of plaintext.
+	BlobID(plain []byte) crypto.ID
+	// HasBlob reports whether a blob is stored.
+	HasBlob(id crypto.ID) bool
+	// BlobPack is the pack that holds a stored blob.
+	BlobPack(id crypto.ID) (crypto.ID, bool)
+	// NewBlobWriter packs and uploads the backup's new blobs.
+	NewBlobWriter(ctx context.Context, o repository.BlobWriterOptions) *repository.BlobWriter
+	// Now is the repository's clock, for the point's time.
+	Now() time.Time
+	SavePoint(ctx context.Context, p *repository.Point, packs []crypto.ID) error
 }
 
 // TreeSaver is told of every tree blob written, so a cache can keep it.
@@ -92,15 +111,14 @@ type Result struct {
 }
 
 type archiver struct {
-	repo  *repository.Repository
+	repo  Repo
 	opts  Options
 	trees TreeLoader
 	prog  *Progress
 	start time.Time
+	blobs *repository.BlobWriter
 
 	sealCh chan sealJob
-	dataCh chan sealed
-	treeCh chan sealed
 	fileCh chan *fileJob
 
 	inflight sync.Map // blob IDs sent for sealing this run
@@ -115,7 +133,6 @@ type archiver struct {
 
 	bufs    sync.Pool // chunk plaintext
 	bufSize int
-	sealds  sync.Pool // sealed blobs on their way into a pack
 
 	root chan crypto.ID
 	// ctx ends the backup; its cause is the one error the backup returns.
@@ -130,16 +147,8 @@ type sealJob struct {
 	pool  bool // plain came from the buffer pool
 }
 
-type sealed struct {
-	t      repository.BlobType
-	id     crypto.ID
-	data   []byte
-	rawLen int
-	method compress.Method
-}
-
 // Backup stores paths as a new recovery point.
-func Backup(ctx context.Context, repo *repository.Repository, paths []string, opts Options) (*Result, error) {
+func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Result, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("nothing to back up: name at least one file or folder")
 	}
@@ -173,8 +182,6 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	a := &archiver{
 		repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress, start: time.Now(),
 		sealCh: make(chan sealJob, opts.Workers*2),
-		dataCh: make(chan sealed, opts.Workers*2),
-		treeCh: make(chan sealed, opts.Workers),
 		fileCh: make(chan *fileJob, opts.Readers*4),
 		refs:   map[crypto.ID]struct{}{},
 		root:   make(chan crypto.ID, 1),
@@ -185,7 +192,6 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	// Most chunks are near the average; the rare large one grows its buffer.
 	a.bufSize = 2 * repo.Config().Chunker.Avg
 	a.bufs.New = func() any { b := make([]byte, 0, a.bufSize); return &b }
-	a.sealds.New = func() any { b := make([]byte, 0, a.bufSize+64<<10); return &b }
 
 	// One error path: the first failure, in whichever stage, cancels the
 	// backup with itself as the cause, and the backup returns that cause
@@ -196,19 +202,11 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	defer cancel(nil)
 	a.ctx, a.cancel = ctx, cancel
 
-	// Stage goroutines: uploads and packers end when their inputs close.
-	var packers errgroup.Group
-	uploads, uctx := errgroup.WithContext(ctx)
-	uploads.SetLimit(opts.Uploads)
-	var packCount atomic.Int64
-	packSize := repo.Config().PackSize
-	// A fixed set of pack buffers, one filling and one per upload, reused
-	// for the whole backup: allocating a pack per pack churns the heap.
-	// Tree packs are small and grow as needed.
-	dataPacks := newPackPool(opts.Uploads+1, packSize+packSlack)
-	treePacks := newPackPool(2, 1<<20)
-	packers.Go(func() error { return a.runPacker(uctx, a.dataCh, dataPacks, uploads, &packCount) })
-	packers.Go(func() error { return a.runPacker(uctx, a.treeCh, treePacks, uploads, &packCount) })
+	a.blobs = repo.NewBlobWriter(ctx, repository.BlobWriterOptions{
+		Savers: opts.Workers, Uploads: opts.Uploads, IndexEvery: opts.IndexEvery,
+		Stored: func(n int64) { a.prog.BytesStored.Add(n) },
+		Failed: a.fail,
+	})
 
 	var sealers sync.WaitGroup
 	for range opts.Workers {
@@ -235,16 +233,10 @@ func Backup(ctx context.Context, repo *repository.Repository, paths []string, op
 	}
 	close(a.sealCh)
 	sealers.Wait()
-	close(a.dataCh)
-	close(a.treeCh)
-	a.fail(packers.Wait())
-	a.fail(uploads.Wait())
+	// Whatever was uploaded stays indexed, for the next backup to reuse,
+	// even if this one failed.
+	a.fail(a.blobs.Finish(ctx))
 	if err := a.fatal(); err != nil {
-		// Whatever was uploaded stays usable by the next backup.
-		_ = repo.SaveIndex(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if err := repo.SaveIndex(ctx); err != nil {
 		return nil, err
 	}
 
@@ -307,14 +299,13 @@ func (a *archiver) reference(ids ...crypto.ID) {
 
 // referencedPacks maps every referenced blob to its pack.
 func (a *archiver) referencedPacks() ([]crypto.ID, error) {
-	idx := a.repo.Index()
 	set := map[crypto.ID]struct{}{}
 	for id := range a.refs {
-		loc, ok := idx.Lookup(id)
+		pack, ok := a.repo.BlobPack(id)
 		if !ok {
 			return nil, fmt.Errorf("internal error: blob %s was referenced but never stored", id)
 		}
-		set[loc.Pack] = struct{}{}
+		set[pack] = struct{}{}
 	}
 	out := make([]crypto.ID, 0, len(set))
 	for id := range set {
@@ -327,7 +318,7 @@ func (a *archiver) referencedPacks() ([]crypto.ID, error) {
 // plain is owned by the callee from here on.
 func (a *archiver) saveBlob(ctx context.Context, t repository.BlobType, id crypto.ID, plain []byte, pooled bool) bool {
 	a.reference(id)
-	if a.repo.Index().Has(id) {
+	if a.repo.HasBlob(id) {
 		a.release(plain, pooled)
 		return false
 	}
@@ -350,102 +341,15 @@ func (a *archiver) release(b []byte, pooled bool) {
 	}
 }
 
-// releaseSealed returns a sealed blob's buffer once the packer copied it;
-// small ones were allocated to size and are left to the collector.
-func (a *archiver) releaseSealed(b []byte) {
-	if cap(b) >= a.bufSize {
-		b = b[:0]
-		a.sealds.Put(&b)
-	}
-}
-
+// runSealer hands blobs to the repository, which compresses and encrypts
+// them on this goroutine: the sealers are the CPU-bound stage.
 func (a *archiver) runSealer(ctx context.Context) {
-	var scratch []byte
 	for j := range a.sealCh {
-		if ctx.Err() != nil {
-			a.release(j.plain, j.pool)
-			continue
+		if ctx.Err() == nil {
+			a.fail(a.blobs.SaveBlob(ctx, j.t, j.id, j.plain))
 		}
-		var dst []byte
-		if len(j.plain) > a.bufSize/4 {
-			dst = (*a.sealds.Get().(*[]byte))[:0]
-		}
-		data, m, s := a.repo.SealBlob(dst, j.t, j.id, j.plain, scratch)
-		scratch = s
-		out := sealed{t: j.t, id: j.id, data: data, rawLen: len(j.plain), method: m}
 		a.release(j.plain, j.pool)
-		ch := a.dataCh
-		if j.t == repository.TreeBlob {
-			ch = a.treeCh
-		}
-		select {
-		case ch <- out:
-		case <-ctx.Done():
-		}
 	}
-}
-
-// packPool holds the packs not in use.
-type packPool chan *repository.Packer
-
-func newPackPool(n, size int) packPool {
-	p := make(packPool, n)
-	for range n {
-		p <- repository.NewPacker(size)
-	}
-	return p
-}
-
-// packSlack is room past the pack size for the header, so a full pack's
-// buffer never grows.
-const packSlack = 256 << 10
-
-// runPacker fills packs and hands each full one to an upload. A pack is
-// closed before a blob would take it past the pack size.
-func (a *archiver) runPacker(ctx context.Context, in chan sealed, pool packPool, uploads *errgroup.Group, count *atomic.Int64) error {
-	size := a.repo.Config().PackSize
-	p := <-pool
-	flush := func() {
-		if p.Count() == 0 {
-			return
-		}
-		full := p
-		p = <-pool // waits while every buffer is uploading: back-pressure
-		uploads.Go(func() error {
-			defer func() { full.Reset(); pool <- full }()
-			data, id, entries, err := full.Finish(a.repo.Key())
-			if err != nil {
-				a.fail(err)
-				return err
-			}
-			if err := a.repo.SavePack(ctx, data, id, entries); err != nil {
-				a.fail(err)
-				return err
-			}
-			a.prog.BytesStored.Add(int64(len(data)))
-			if count.Add(1)%int64(a.opts.IndexEvery) == 0 {
-				if err := a.repo.SaveIndex(ctx); err != nil {
-					a.fail(err)
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	for s := range in {
-		if p.Count() > 0 && p.Size()+len(s.data) > size {
-			flush()
-		}
-		p.Add(s.t, s.id, s.data, s.rawLen, s.method)
-		a.releaseSealed(s.data)
-		if p.Size() >= size {
-			flush()
-		}
-	}
-	if a.fatal() == nil {
-		flush()
-	}
-	return nil
 }
 
 // CleanPaths makes the paths absolute and clean, drops duplicates and

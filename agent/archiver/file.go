@@ -23,8 +23,7 @@ type fileJob struct {
 }
 
 func (a *archiver) runFileWorker(ctx context.Context) {
-	cfg := a.repo.Config()
-	ch := chunker.New(a.repo.Key().Chunker, cfg.Chunker)
+	ch := a.repo.NewChunker()
 	for j := range a.fileCh {
 		if ctx.Err() == nil {
 			a.processFile(ctx, ch, j)
@@ -42,9 +41,8 @@ func (a *archiver) unchanged(old, n *tree.Node) bool {
 		old.ChangeTime != n.ChangeTime || old.Inode != n.Inode || old.Dev != n.Dev {
 		return false
 	}
-	idx := a.repo.Index()
 	for _, r := range old.Content {
-		if !r.Hole && !idx.Has(r.ID) {
+		if !r.Hole && !a.repo.HasBlob(r.ID) {
 			return false
 		}
 	}
@@ -121,7 +119,6 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	}
 	var refs []tree.Ref
 	var pos int64
-	key := a.repo.Key()
 	for _, ex := range extents {
 		if ex.Offset > pos {
 			refs = append(refs, tree.Ref{Hole: true, Size: ex.Offset - pos})
@@ -150,7 +147,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 				a.skip(n, listed)
 				return
 			}
-			id := key.ChunkID(data)
+			id := a.repo.BlobID(data)
 			refs = append(refs, tree.Ref{ID: id, Size: int64(len(data))})
 			got += int64(len(data))
 			a.prog.BytesRead.Add(int64(len(data)))

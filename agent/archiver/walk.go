@@ -217,7 +217,7 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 			a.fail(fmt.Errorf("encode the listing of %s: %w", d.path, err))
 			return
 		}
-		id := a.repo.Key().ChunkID(enc)
+		id := a.repo.BlobID(enc)
 		if a.opts.Saved != nil {
 			a.opts.Saved.SaveTree(id, enc)
 		}
