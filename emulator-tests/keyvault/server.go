@@ -1,7 +1,10 @@
 // Package keyvault is an in-process emulator of the Azure Key Vault secrets
 // data plane. It is faithful enough that the real azsecrets client works
 // against it unmodified: HTTPS with a generated CA, the bearer challenge flow,
-// secret versions, paging, soft delete, recover, purge, backup and restore.
+// secret versions, paging, soft delete, recover, purge, backup and restore;
+// and, when asked, purge protection and Azure RBAC (tokens mapped to
+// principals, role assignments at the vault or one secret), so tests can
+// prove what one machine's identity cannot do to another's secret.
 package keyvault
 
 import (
