@@ -361,6 +361,26 @@ func (m *machine) blobs(t *testing.T, prefix string) map[string][]byte {
 	return out
 }
 
+// quarantined reports whether the control plane marked an object as set
+// aside (metadata on the blob; it is left in place for inspection).
+func (m *machine) quarantined(t *testing.T, name string) bool {
+	t.Helper()
+	c, err := azblob.NewClientFromConnectionString(fx.st.Azurite.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := c.ServiceClient().NewContainerClient(m.container).NewBlobClient(name).GetProperties(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("properties of %s: %v", name, err)
+	}
+	for k := range props.Metadata {
+		if strings.Contains(strings.ToLower(k), "quarantin") {
+			return true
+		}
+	}
+	return false
+}
+
 // assignLongPolicy gives the machine a 180-day daily policy that backs up
 // its source folder.
 func (f *fixture) assignLongPolicy(ctx context.Context, m *machine) error {
