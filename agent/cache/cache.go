@@ -40,7 +40,7 @@ type Cache struct {
 func DefaultDir(repoID string) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("find the user cache folder (set --cache-dir): %w", err)
+		return "", fmt.Errorf("find the user cache folder: %w", err)
 	}
 	return filepath.Join(base, "coffer", repoID), nil
 }

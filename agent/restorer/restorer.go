@@ -51,7 +51,7 @@ func ParseConflict(s string) (Conflict, error) {
 	case "skip":
 		return Skip, nil
 	}
-	return 0, fmt.Errorf("--conflict must be copy, overwrite or skip, not %q", s)
+	return 0, fmt.Errorf("the conflict mode must be copy, overwrite or skip, not %q", s)
 }
 
 // TreeLoader loads tree blobs.
@@ -147,7 +147,7 @@ type pendingLink struct {
 // Restore writes point (or the included parts of it) below opts.Target.
 func Restore(ctx context.Context, repo *repository.Repository, point *repository.Point, opts Options) (*Result, error) {
 	if opts.Target == "" {
-		return nil, errors.New("no target folder: give one with --target")
+		return nil, errors.New("no target folder given")
 	}
 	abs, err := filepath.Abs(opts.Target)
 	if err != nil {
@@ -355,7 +355,7 @@ func (r *restorer) makeDir(path string) error {
 		}
 		return os.Mkdir(path, 0o700)
 	}
-	return fmt.Errorf("a %s is in the way of a folder; move it or restore with --conflict overwrite", describe(fi))
+	return fmt.Errorf("a %s is in the way of a folder; move it, or restore again overwriting what is in the way", describe(fi))
 }
 
 // claim decides where a non-folder entry goes given what exists there.

@@ -163,7 +163,7 @@ func (f *repoFlags) cache(r *repository.Repository) (*cache.Cache, error) {
 	if dir == "" {
 		d, err := cache.DefaultDir(r.Config().ID)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w; give a cache folder with --cache-dir", err)
 		}
 		dir = d
 	} else {

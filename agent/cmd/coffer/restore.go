@@ -30,7 +30,7 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 		RunE: func(c *cobra.Command, args []string) error {
 			cf, err := restorer.ParseConflict(conflict)
 			if err != nil {
-				return cli.UsageError{Err: err}
+				return cli.Usagef("--conflict: %v", err)
 			}
 			if target == "" {
 				return cli.Usagef("give the folder to restore into with --target")
