@@ -78,7 +78,7 @@ var ErrNotRegistered = errors.New("this machine is not registered with a vault")
 func Load(dir string) (*Config, ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(filepath.Join(dir, configFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%w (no %s in %s); run `coffer register --credentials FILE`", ErrNotRegistered, configFile, dir)
+		return nil, nil, fmt.Errorf("%w (no %s in %s); register this machine with `coffer register`", ErrNotRegistered, configFile, dir)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the registration: %w", err)

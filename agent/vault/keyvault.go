@@ -171,7 +171,7 @@ func (e *Escrow) explain(ctx context.Context, doing string, err error) error {
 	oid := e.principal(ctx)
 	return fmt.Errorf("%s %s: Key Vault refused this machine's identity (object ID %s): each machine holds the %q role on its own secret only, "+
 		"granted when it registers; if this is the machine's own secret, an admin can grant it with `%s`; another machine's passphrase "+
-		"is never readable here (for a restore from another machine, give --source-passphrase-file): %w",
+		"is never readable here (for a restore from another machine, give that machine's passphrase instead): %w",
 		doing, e.name, oid, MachineRoleName, grantCommand(e.vault, e.name, oid), err)
 }
 
