@@ -17,16 +17,23 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/coffer-backup/coffer/emulator-tests/azurite"
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
 	"github.com/coffer-backup/coffer/shared/storage"
 	"github.com/coffer-backup/coffer/shared/storage/azureblob"
 	"github.com/coffer-backup/coffer/shared/storage/storagetest"
 )
 
-var emu *azurite.Azurite
+var emus ondemand.Emulators
 
-// TestMain runs every test of the package against one Azurite, started
-// here and stopped when they are done.
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m, &emu)) }
+// TestMain stops the Azurite the tests started, if any; the URL tests need
+// none, and under -short (make unit) the tests that do are skipped.
+func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
+
+// emulator is the package's Azurite, started by the first test that asks.
+func emulator(t *testing.T) *azurite.Azurite {
+	t.Helper()
+	return emus.StartAzurite(t)
+}
 
 var (
 	crl  = sas.ContainerPermissions{Create: true, Read: true, List: true}
@@ -35,7 +42,7 @@ var (
 
 func sharedKeyClient(t *testing.T) *azblob.Client {
 	t.Helper()
-	c, err := azblob.NewClientFromConnectionString(emu.ConnectionString(), nil)
+	c, err := azblob.NewClientFromConnectionString(emulator(t).ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +56,7 @@ var seq atomic.Int64
 func newContainer(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("c%d-%d", time.Now().UnixNano(), seq.Add(1))
-	if err := emu.NewContainer(t.Context(), name); err != nil {
+	if err := emulator(t).NewContainer(t.Context(), name); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -58,7 +65,7 @@ func newContainer(t *testing.T) string {
 // sasURL is the container's URL with a SAS granting perms.
 func sasURL(t *testing.T, cont string, perms sas.ContainerPermissions) string {
 	t.Helper()
-	u, err := emu.ContainerSAS(cont, perms, time.Now().Add(time.Hour))
+	u, err := emulator(t).ContainerSAS(cont, perms, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +195,7 @@ func TestBadSignatureIsErrPermission(t *testing.T) {
 	cont := newContainer(t)
 	q := mustQuery(t, sasURL(t, cont, crl))
 	q.Set("sig", "AAAA"+q.Get("sig")[4:])
-	b, err := azureblob.New(emu.BlobURL()+"/"+cont+"?"+q.Encode(), azureblob.Options{})
+	b, err := azureblob.New(emulator(t).BlobURL()+"/"+cont+"?"+q.Encode(), azureblob.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +233,7 @@ func TestLocationHasNoSAS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := emu.BlobURL() + "/" + cont; b.Location() != want {
+	if want := emulator(t).BlobURL() + "/" + cont; b.Location() != want {
 		t.Fatalf("Location() = %q, want %q", b.Location(), want)
 	}
 }
