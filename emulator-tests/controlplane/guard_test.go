@@ -177,11 +177,17 @@ func TestAFloodOfPhishingJobReportsIsOneDigestWithoutLinks(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // waiting for Service Bus delivery, not for time to pass
 	}
-	sent, err := c.App.Mailer.SendDigests(ctx)
+	_, err = c.App.Mailer.SendDigests(ctx)
 	must(t, err)
-	msgs := sink.Messages()
-	if sent != 1 || len(msgs) != mailer.BurstLimit+1 {
-		t.Fatalf("%d digests and %d emails in all, want 1 digest and %d emails", sent, len(msgs), mailer.BurstLimit+1)
+	// Other tests' vaults may have digests pending in the shared table too.
+	var msgs []smtpsink.Message
+	for _, m := range sink.Messages() {
+		if m.Header.Get("X-Coffer-Vault") == v.ID {
+			msgs = append(msgs, m)
+		}
+	}
+	if len(msgs) != mailer.BurstLimit+1 || !strings.Contains(msgs[len(msgs)-1].Subject, "Digest") {
+		t.Fatalf("%d emails for the vault, want %d alerts and then one digest", len(msgs), mailer.BurstLimit+1)
 	}
 	var body string
 	for i, m := range msgs {
