@@ -239,3 +239,83 @@ func TestDeletedMachineIsPurgedWhateverItsJobsSay(t *testing.T) {
 		t.Fatalf("purge %+v; the machine's container should be gone", rep)
 	}
 }
+
+// Row 7: a machine stops at its point limit with a clear error (9,999 in
+// production; lowered here), and listings are paged with a continuation
+// token while the default answer stays the whole array.
+func TestPointLimitAndPagedListings(t *testing.T) {
+	c := newCP(t, cpOptions{})
+	v := c.vault("paging")
+	cr := c.credentials(v)
+	a := c.mustRegister(cr, "branch-p1")
+	c.mustRegister(cr, "branch-p2")
+	c.mustRegister(cr, "branch-p3")
+	cc := a.sas(t)
+	ctx := ctxT(t)
+	c.App.Points.MaxPoints = 3
+	var ps []wire.Point
+	for range 3 {
+		ps = append(ps, a.backup(t, cc, randomID()))
+		c.Clock.Advance(time.Minute)
+	}
+	point := randomID()
+	upload(t, cc, point, randomID())
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: point}, nil)
+	wantCode(t, err, http.StatusConflict, wire.CodeConflict)
+	if !strings.Contains(err.Error(), "the most a machine may have") {
+		t.Fatalf("limit error does not say why: %v", err)
+	}
+
+	// Machines: the default is every machine, with its item.
+	var ms []wire.Machine
+	h, err := c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines", nil, &ms)
+	must(t, err)
+	if len(ms) != 3 || h.Get("X-Coffer-Continuation") != "" {
+		t.Fatalf("default listing: %d machines, continuation %q", len(ms), h.Get("X-Coffer-Continuation"))
+	}
+	for _, m := range ms {
+		if m.ID == a.MachineID && (m.Item == nil || m.Item.Points != 3 || m.Item.OldestPoint == nil || !m.Item.OldestPoint.Equal(ps[0].Time) || !m.Item.LatestPoint.Equal(ps[2].Time)) {
+			t.Fatalf("item of %s: %+v", m.Name, m.Item)
+		}
+	}
+	var seen []string
+	next := ""
+	for range 3 {
+		var page []wire.Machine
+		q := "?limit=2"
+		if next != "" {
+			q += "&continuation=" + next
+		}
+		h, err := c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines"+q, nil, &page)
+		must(t, err)
+		for _, m := range page {
+			seen = append(seen, m.ID)
+		}
+		if next = h.Get("X-Coffer-Continuation"); next == "" {
+			break
+		}
+	}
+	if len(seen) != 3 || !slices.IsSorted(seen) {
+		t.Fatalf("paged machines: %v", seen)
+	}
+
+	// Points, oldest first, two at a time.
+	base := "/api/v1/vaults/" + v.ID + "/machines/" + a.MachineID + "/points"
+	var page []wire.Point
+	h, err = c.Reader.Do(ctx, "GET", base+"?limit=2", nil, &page)
+	must(t, err)
+	if len(page) != 2 || page[0].ID != ps[0].ID || h.Get("X-Coffer-Continuation") == "" {
+		t.Fatalf("first page of points: %+v, %q", page, h.Get("X-Coffer-Continuation"))
+	}
+	h, err = c.Reader.Do(ctx, "GET", base+"?limit=2&continuation="+h.Get("X-Coffer-Continuation"), nil, &page)
+	must(t, err)
+	if len(page) != 1 || page[0].ID != ps[2].ID || h.Get("X-Coffer-Continuation") != "" {
+		t.Fatalf("second page of points: %+v", page)
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?continuation=../x"} {
+		_, err = c.Reader.Do(ctx, "GET", base+q, nil, nil)
+		wantCode(t, err, http.StatusBadRequest, wire.CodeBadRequest)
+	}
+	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/machines?continuation=Bad!", nil, nil)
+	wantCode(t, err, http.StatusBadRequest, wire.CodeBadRequest)
+}

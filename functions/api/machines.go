@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -29,9 +32,23 @@ func (s *server) listMachines(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	limit, after, err := page(c, maxPage, maxPage)
+	if err != nil {
+		return err
+	}
+	if after != "" && tables.CheckID("machine", after) != nil {
+		return badContinuation()
+	}
 	ms, err := s.Registry.Machines(ctx, v.ID)
 	if err != nil {
 		return err
+	}
+	// Paged by machine ID; only a page's machines get their (costlier)
+	// backup item summary.
+	slices.SortFunc(ms, func(a, b registry.Machine) int { return strings.Compare(a.ID, b.ID) })
+	ms, next := cut(ms, func(m registry.Machine) string { return m.ID }, after, limit)
+	if next != "" {
+		c.Response().Header().Set(ContinuationHeader, next)
 	}
 	out := make([]wire.Machine, len(ms))
 	for i, m := range ms {
@@ -60,15 +77,12 @@ func (s *server) getMachine(c echo.Context) error {
 // item is the backup item summary, as the portal shows it for MARS.
 func (s *server) item(ctx context.Context, m registry.Machine) (*wire.Item, error) {
 	it := &wire.Item{}
-	ps, err := s.Points.List(ctx, m.ID, false)
+	// One summary row per machine, however many points it has.
+	sum, err := s.Points.Summary(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
-	it.Points = len(ps)
-	if len(ps) > 0 {
-		oldest, latest := ps[0].Time, ps[len(ps)-1].Time
-		it.OldestPoint, it.LatestPoint = &oldest, &latest
-	}
+	it.Points, it.OldestPoint, it.LatestPoint = sum.Active, sum.Oldest, sum.Latest
 	js, err := s.Jobs.List(ctx, m.VaultID, jobs.Filter{MachineID: m.ID, Type: wire.JobBackup, Limit: 1})
 	if err != nil {
 		return nil, err

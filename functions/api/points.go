@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,9 +20,22 @@ func (s *server) listPoints(c echo.Context) error {
 		return err
 	}
 	withDeleted := c.QueryParam("deleted") == "include"
+	// A machine has at most points.MaxPoints, so the default page is all.
+	limit, after, err := page(c, points.MaxPoints, points.MaxPoints)
+	if err != nil {
+		return err
+	}
+	if after != "" && !validPointKey(after) {
+		return badContinuation()
+	}
 	ps, err := s.Points.List(c.Request().Context(), m.ID, withDeleted)
 	if err != nil {
 		return err
+	}
+	slices.SortFunc(ps, func(a, b wire.Point) int { return strings.Compare(pointKey(a), pointKey(b)) })
+	ps, next := cut(ps, pointKey, after, limit)
+	if next != "" {
+		c.Response().Header().Set(ContinuationHeader, next)
 	}
 	if ps == nil {
 		ps = []wire.Point{}
@@ -73,4 +88,21 @@ func days(d time.Duration) string {
 		return "1 day"
 	}
 	return fmt.Sprintf("%d days", n)
+}
+
+// pointKey orders points as List does, by server time, then ID: the time
+// in a fixed-width form (so text order is time order) and the ID.
+func pointKey(p wire.Point) string {
+	return p.Time.UTC().Format(pointKeyTime) + "_" + p.ID
+}
+
+const pointKeyTime = "20060102T150405.000000000Z"
+
+func validPointKey(k string) bool {
+	t, id, ok := strings.Cut(k, "_")
+	if !ok || points.CheckID(id) != nil {
+		return false
+	}
+	_, err := time.Parse(pointKeyTime, t)
+	return err == nil
 }

@@ -109,7 +109,7 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: msg}}
 	case errors.Is(err, registry.ErrInvalid), errors.Is(err, points.ErrInvalid), errors.Is(err, jobs.ErrInvalid), errors.Is(err, alerts.ErrInvalid):
 		return &httpError{http.StatusBadRequest, wire.Error{Code: wire.CodeValidation, Message: msg}}
-	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState):
+	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState), errors.Is(err, points.ErrLimit):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
 	case errors.Is(err, jobs.ErrFinished):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeJobFinished, Message: msg}}

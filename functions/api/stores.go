@@ -7,6 +7,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
+	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/functions/sas"
 	"github.com/coffer-backup/coffer/shared/policy"
@@ -61,6 +62,7 @@ type PointStore interface {
 	List(ctx context.Context, machineID string, withDeleted bool) ([]wire.Point, error)
 	SoftDelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
 	Undelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
+	Summary(ctx context.Context, machineID string) (points.Summary, error)
 }
 
 // PINStore issues and redeems security PINs.

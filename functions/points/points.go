@@ -33,6 +33,9 @@ type Store struct {
 	now func() time.Time
 	// SoftDeleteFor is how long a deleted point stays undeletable.
 	SoftDeleteFor time.Duration
+	// MaxPoints overrides the limit of points per machine (tests); 0 is
+	// MaxPoints.
+	MaxPoints int
 }
 
 // New uses the "points" table of svc.
@@ -109,14 +112,34 @@ func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID stri
 		}
 		e.RetainUntil = tables.Time(*retainUntil)
 	}
-	err := tables.Add(ctx, s.c, &e)
-	if tables.Exists(err) {
-		return s.Get(ctx, machineID, pointID)
+	max := s.MaxPoints
+	if max <= 0 {
+		max = MaxPoints
 	}
-	if err != nil {
-		return wire.Point{}, fmt.Errorf("record point: %w", err)
+	var last error
+	for range attempts {
+		if p, err := s.Get(ctx, machineID, pointID); err == nil {
+			return p, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return wire.Point{}, err
+		}
+		sum, etag, err := s.summary(ctx, machineID)
+		if err != nil {
+			return wire.Point{}, err
+		}
+		if sum.Count >= max {
+			return wire.Point{}, limitError(machineID, max)
+		}
+		sum.count(&e, +1)
+		a, err := action(aztables.TransactionTypeAdd, &e, "")
+		if err != nil {
+			return wire.Point{}, err
+		}
+		if last = s.commit(ctx, a, sum, etag); last == nil {
+			return e.api(), nil
+		}
 	}
-	return e.api(), nil
+	return wire.Point{}, fmt.Errorf("record point: %w", last)
 }
 
 // Get returns one point of a machine.
@@ -149,7 +172,7 @@ func (s *Store) List(ctx context.Context, machineID string, withDeleted bool) ([
 	if err := tables.CheckID("machine", machineID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
-	es, err := tables.Query[entity](ctx, s.c, "PartitionKey eq '"+machineID+"'", 0)
+	es, err := tables.Query[entity](ctx, s.c, "PartitionKey eq '"+machineID+"' and RowKey lt '~'", 0)
 	if err != nil {
 		return nil, fmt.Errorf("list points: %w", err)
 	}
@@ -186,30 +209,62 @@ func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (wire.P
 	})
 }
 
+// modify changes a point and its machine's summary together.
 func (s *Store) modify(ctx context.Context, machineID, pointID string, change func(*entity) error) (wire.Point, error) {
-	for attempt := 0; ; attempt++ {
+	var last error
+	for range attempts {
 		e, etag, err := s.get(ctx, machineID, pointID)
 		if err != nil {
 			return wire.Point{}, err
 		}
+		before := *e
 		if err := change(e); err != nil {
 			return wire.Point{}, err
 		}
-		err = tables.Replace(ctx, s.c, e, azETag(etag))
-		if tables.Changed(err) && attempt < 10 {
-			continue
+		if e.State == before.State {
+			return e.api(), nil // nothing the summary counts changed, nor anything else
 		}
+		sum, setag, err := s.summary(ctx, machineID)
 		if err != nil {
-			return wire.Point{}, fmt.Errorf("update point: %w", err)
+			return wire.Point{}, err
 		}
-		return e.api(), nil
+		sum.count(&before, -1)
+		sum.count(e, +1)
+		a, err := action(aztables.TransactionTypeUpdateReplace, e, azETag(etag))
+		if err != nil {
+			return wire.Point{}, err
+		}
+		if last = s.commit(ctx, a, sum, setag); last == nil {
+			return e.api(), nil
+		}
 	}
+	return wire.Point{}, fmt.Errorf("update point: %w", last)
 }
 
-// Remove forgets a point whose objects are gone from storage.
+// Remove forgets a point whose objects are gone from storage. A point that
+// is already gone is fine.
 func (s *Store) Remove(ctx context.Context, machineID, pointID string) error {
-	if err := tables.Delete(ctx, s.c, machineID, pointID); err != nil {
-		return fmt.Errorf("delete point record: %w", err)
+	var last error
+	for range attempts {
+		e, etag, err := s.get(ctx, machineID, pointID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sum, setag, err := s.summary(ctx, machineID)
+		if err != nil {
+			return err
+		}
+		sum.count(e, -1)
+		a, err := action(aztables.TransactionTypeDelete, e, azETag(etag))
+		if err != nil {
+			return err
+		}
+		if last = s.commit(ctx, a, sum, setag); last == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("delete point record: %w", last)
 }
