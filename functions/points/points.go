@@ -36,6 +36,8 @@ type Store struct {
 	// MaxPoints overrides the limit of points per machine (tests); 0 is
 	// MaxPoints.
 	MaxPoints int
+
+	locks machineLocks
 }
 
 // New uses the "points" table of svc.
@@ -116,6 +118,7 @@ func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID stri
 	if max <= 0 {
 		max = MaxPoints
 	}
+	defer s.locks.lock(machineID)()
 	var last error
 	for range attempts {
 		if p, err := s.Get(ctx, machineID, pointID); err == nil {
@@ -211,6 +214,7 @@ func (s *Store) Undelete(ctx context.Context, machineID, pointID string) (wire.P
 
 // modify changes a point and its machine's summary together.
 func (s *Store) modify(ctx context.Context, machineID, pointID string, change func(*entity) error) (wire.Point, error) {
+	defer s.locks.lock(machineID)()
 	var last error
 	for range attempts {
 		e, etag, err := s.get(ctx, machineID, pointID)
@@ -244,6 +248,7 @@ func (s *Store) modify(ctx context.Context, machineID, pointID string, change fu
 // Remove forgets a point whose objects are gone from storage. A point that
 // is already gone is fine.
 func (s *Store) Remove(ctx context.Context, machineID, pointID string) error {
+	defer s.locks.lock(machineID)()
 	var last error
 	for range attempts {
 		e, etag, err := s.get(ctx, machineID, pointID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -171,4 +172,41 @@ const attempts = 10
 func limitError(machineID string, max int) error {
 	return fmt.Errorf("%w: machine %s has %d recovery points, the most a machine may have (soft-deleted points count until they are purged); "+
 		"shorten the policy's retention or delete points", ErrLimit, machineID, max)
+}
+
+// machineLocks serializes one instance's writes to a machine's points, so
+// its own writers never race on the summary row's ETag (an agent sending
+// registrations in parallel would otherwise make most of them retry); the
+// ETag still guards against other instances.
+type machineLocks struct {
+	mu    sync.Mutex
+	locks map[string]*machineLock
+}
+
+type machineLock struct {
+	sync.Mutex
+	users int
+}
+
+func (l *machineLocks) lock(machineID string) (unlock func()) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*machineLock{}
+	}
+	ml := l.locks[machineID]
+	if ml == nil {
+		ml = &machineLock{}
+		l.locks[machineID] = ml
+	}
+	ml.users++
+	l.mu.Unlock()
+	ml.Lock()
+	return func() {
+		ml.Unlock()
+		l.mu.Lock()
+		if ml.users--; ml.users == 0 {
+			delete(l.locks, machineID)
+		}
+		l.mu.Unlock()
+	}
 }

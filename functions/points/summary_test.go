@@ -98,20 +98,23 @@ func TestSummaryFollowsEveryWrite(t *testing.T) {
 }
 
 // A machine has at most MaxPoints points, counting soft-deleted ones, with
-// an error that says what to do; concurrent adds cannot pass the limit.
+// an error that says what to do; concurrent adds, through two instances of
+// the control plane, cannot pass the limit.
 func TestAddStopsAtTheLimitEvenUnderConcurrency(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	s, m := newStore(t, &now)
-	s.MaxPoints = 5
+	other := New(emu.Tables(t), func() time.Time { return now })
+	s.MaxPoints, other.MaxPoints = 5, 5
 	ctx := t.Context()
+	instances := []*Store{s, other}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	added, limited := 0, 0
-	for range 12 {
+	for i := range 12 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Add(ctx, "v", m, id(), "", nil)
+			_, err := instances[i%2].Add(ctx, "v", m, id(), "", nil)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
