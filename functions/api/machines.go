@@ -105,6 +105,7 @@ func (s *server) assignPolicy(c echo.Context) error {
 	if err := bind(c, &ap); err != nil {
 		return err
 	}
+	c.Set(bodyPIN, ap.PIN)
 	v, m, err := s.vaultMachine(c)
 	if err != nil {
 		return err

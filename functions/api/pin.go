@@ -32,7 +32,7 @@ func (s *server) newPIN(c echo.Context) error {
 // usePIN redeems the request's PIN and raises the critical-operation alert
 // every PIN use gets.
 func (s *server) usePIN(c echo.Context, v wire.Vault, operation string) error {
-	p := c.Request().Header.Get(wire.PINHeader)
+	p := requestPIN(c)
 	if p == "" {
 		return fail(http.StatusForbidden, wire.CodePINRequired, "to %s, generate a security PIN (POST %s/vaults/%s/pin, valid 5 minutes) and send it in the %s header", operation, wire.Version, v.ID, wire.PINHeader)
 	}
@@ -68,6 +68,19 @@ func (s *server) pinRefused(c echo.Context, v wire.Vault, operation string, err 
 		s.Log.Warn("security PIN not accepted", "vault", v.ID, "source", source(c), "operation", operation, "err", err)
 	}
 	return err
+}
+
+// bodyPIN is where a handler puts a PIN its request carried in the body
+// (wire.AssignPolicy.PIN) instead of the header.
+const bodyPIN = "coffer.body-pin"
+
+// requestPIN is the request's PIN: the header's, or else the body's.
+func requestPIN(c echo.Context) string {
+	if p := c.Request().Header.Get(wire.PINHeader); p != "" {
+		return p
+	}
+	p, _ := c.Get(bodyPIN).(string)
+	return p
 }
 
 // source names who sent a request, for the PIN store's record of wrong PINs.
