@@ -2,8 +2,8 @@
 // machine's Ed25519 key, and verifies them. The control plane keeps only the
 // public key, so a leaked table cannot be used to act as a machine.
 //
-// The signature covers the method, the path and query, a timestamp, a random
-// nonce and the SHA-256 of the body. The server refuses timestamps outside a
+// The signature covers the method, the canonical path and query (see
+// Canonical), a timestamp, a random nonce and the SHA-256 of the body. The server refuses timestamps outside a
 // window and nonces it has seen inside that window, so a captured request
 // can be neither replayed nor kept for later.
 package reqsign
@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -68,7 +70,11 @@ func Sign(req *http.Request, body []byte, machineID string, key ed25519.PrivateK
 	}
 	nonce := hex.EncodeToString(n[:])
 	ts := strconv.FormatInt(now.Unix(), 10)
-	sig := ed25519.Sign(key, message(req.Method, target(req), machineID, ts, nonce, body))
+	target, err := Canonical(req.URL)
+	if err != nil {
+		return fmt.Errorf("sign %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	sig := ed25519.Sign(key, message(req.Method, target, machineID, ts, nonce, body))
 	req.Header.Set(HeaderMachine, machineID)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderNonce, nonce)
@@ -112,7 +118,11 @@ func Parse(req *http.Request) (Signed, error) {
 // Verify checks the signature with the machine's public key and the
 // timestamp against now. The caller checks the nonce for replay.
 func (s Signed) Verify(req *http.Request, body []byte, pub ed25519.PublicKey, now time.Time) error {
-	if !ed25519.Verify(pub, message(req.Method, target(req), s.Machine, s.ts, s.Nonce, body), s.sig) {
+	target, err := Canonical(req.URL)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !ed25519.Verify(pub, message(req.Method, target, s.Machine, s.ts, s.Nonce, body), s.sig) {
 		return ErrBadSig
 	}
 	if d := now.Sub(s.Time); d > Window || d < -Window {
@@ -122,9 +132,52 @@ func (s Signed) Verify(req *http.Request, body []byte, pub ed25519.PublicKey, no
 	return nil
 }
 
-// target is the signed part of the URL: the path and query, which the
-// Functions host forwards unchanged.
-func target(req *http.Request) string { return req.URL.RequestURI() }
+// Canonical is the signed form of a request's URL: the decoded path, then
+// "?" and the query decoded and encoded again with its keys sorted (no "?"
+// when there is no query). Both sides sign this form rather than the bytes
+// on the wire because the Functions host does not forward the URL as it
+// came: it rebuilds the query from ASP.NET's parsed collection
+// (HttpRequestExtensions.ToHttpRequestMessage, QueryHelpers.AddQueryString),
+// so values are re-encoded (a space sent as "+" arrives as "%20"), keys may
+// change order, and a key given twice arrives once with its values joined
+// by a comma. The path is taken from Uri.AbsolutePath, so it is signed
+// decoded too.
+//
+// A key given twice, or twice in different case (ASP.NET's query keys are
+// case-insensitive), is refused on both sides rather than merged: the host
+// would merge it, but without the host (locally) the server would read the
+// first value, and an argument must not mean one thing when signed and
+// another when acted on.
+func Canonical(u *url.URL) (string, error) {
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	if u.RawQuery == "" {
+		return path, nil
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", fmt.Errorf("query %q cannot be parsed: %w", u.RawQuery, err)
+	}
+	seen := make(map[string]string, len(q))
+	for k, vs := range q {
+		if k == "" {
+			return "", fmt.Errorf("query %q has a value without a name", u.RawQuery)
+		}
+		if len(vs) > 1 {
+			return "", fmt.Errorf("query key %q is given %d times; the Functions host would merge the values, so send it once", k, len(vs))
+		}
+		lk := strings.ToLower(k)
+		if other, dup := seen[lk]; dup {
+			return "", fmt.Errorf("query keys %q and %q differ only in case; the Functions host treats them as one, so send one", other, k)
+		}
+		seen[lk] = k
+	}
+	// url.Values.Encode sorts by key and escapes with QueryEscape: one
+	// spelling for every encoding of the same query.
+	return path + "?" + q.Encode(), nil
+}
 
 func message(method, target, machine, ts, nonce string, body []byte) []byte {
 	sum := sha256.Sum256(body)
