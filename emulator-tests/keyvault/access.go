@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -87,6 +88,9 @@ type Access struct {
 	Roles []RoleDefinition `json:"roles,omitempty"`
 	// Assignments are the role assignments in force at start.
 	Assignments []RoleAssignment `json:"assignments"`
+	// Delegates may create and delete role assignments under the vault
+	// through the Azure Resource Manager API, within their conditions.
+	Delegates []Delegate `json:"delegates,omitempty"`
 }
 
 // ParseAccess reads an Access from JSON, refusing unknown fields so a typo
@@ -108,12 +112,20 @@ type authz struct {
 	principals  map[string]string
 	roles       map[string]RoleDefinition // by lower-cased ID
 	assignments []RoleAssignment
+	named       map[string]RoleAssignment // made through ARM, by lower-cased assignment GUID
+	delegates   []Delegate
 }
 
 var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func newAuthz(a *Access) (*authz, error) {
-	z := &authz{principals: map[string]string{}, roles: map[string]RoleDefinition{}}
+	z := &authz{principals: map[string]string{}, roles: map[string]RoleDefinition{}, named: map[string]RoleAssignment{}}
+	for _, d := range a.Delegates {
+		if err := checkDelegate(d); err != nil {
+			return nil, err
+		}
+		z.delegates = append(z.delegates, d)
+	}
 	for _, r := range append(BuiltInRoles(), a.Roles...) {
 		if !guidPattern.MatchString(r.ID) {
 			return nil, fmt.Errorf("keyvault emulator: role %q: id %q is not a GUID", r.Name, r.ID)
@@ -188,6 +200,7 @@ func (z *authz) unassign(ra RoleAssignment) bool {
 	defer z.mu.Unlock()
 	n := len(z.assignments)
 	z.assignments = slices.DeleteFunc(z.assignments, func(x RoleAssignment) bool { return x == ra })
+	maps.DeleteFunc(z.named, func(_ string, x RoleAssignment) bool { return x == ra })
 	return len(z.assignments) != n
 }
 

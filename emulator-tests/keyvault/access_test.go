@@ -294,6 +294,8 @@ func TestAccessConfigurationIsChecked(t *testing.T) {
 		{"scope outside secrets", keyvault.Access{Assignments: []keyvault.RoleAssignment{{PrincipalID: machineA, RoleID: keyvault.RoleSecretsUser, Scope: "/keys/k"}}}, "scope"},
 		{"scope with a bad name", keyvault.Access{Assignments: []keyvault.RoleAssignment{{PrincipalID: machineA, RoleID: keyvault.RoleSecretsUser, Scope: "/secrets/a_b"}}}, "scope"},
 		{"role ID not a GUID", keyvault.Access{Roles: []keyvault.RoleDefinition{{ID: "mine", Name: "x"}}}, "not a GUID"},
+		{"delegate not a GUID", keyvault.Access{Delegates: []keyvault.Delegate{{PrincipalID: "cp", Roles: []string{keyvault.RoleSecretsUser}, PrincipalTypes: []string{"User"}}}}, "not a GUID"},
+		{"delegate without a condition", keyvault.Access{Delegates: []keyvault.Delegate{{PrincipalID: controlPlane}}}, "roles and principal types"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := keyvault.Start(keyvault.Options{Access: &tc.access})
@@ -305,6 +307,10 @@ func TestAccessConfigurationIsChecked(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+	if s, err := keyvault.Start(keyvault.Options{ResourceID: "/vaults/x"}); err == nil {
+		s.Close()
+		t.Fatal("started with a resource ID that is not a vault's")
 	}
 	if _, err := keyvault.ParseAccess([]byte(`{"principal": {}}`)); err == nil {
 		t.Fatal("ParseAccess accepted an unknown field")

@@ -65,3 +65,48 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoleAssignment feeds arbitrary ARM paths and bodies from the
+// delegate: never a 5xx or a panic, and whatever it managed to create is
+// within its condition (the machine role, never to itself).
+func FuzzRoleAssignment(f *testing.F) {
+	const (
+		cpToken = "token-of-the-control-plane"
+		cp      = "cccccccc-0000-4000-8000-00000000000c"
+	)
+	base := DefaultResourceID + "/secrets/coffer-passphrase-a/providers/Microsoft.Authorization/roleAssignments/11111111-0000-4000-8000-00000000000a?api-version=2022-04-01"
+	for _, seed := range []struct{ method, target, body string }{
+		{"PUT", base, `{"properties":{"roleDefinitionId":"/providers/Microsoft.Authorization/roleDefinitions/` + RoleMachinePassphrase + `","principalId":"aaaaaaaa-0000-4000-8000-00000000000a","principalType":"ServicePrincipal"}}`},
+		{"PUT", base, `{"properties":{"roleDefinitionId":"/providers/Microsoft.Authorization/roleDefinitions/` + RoleSecretsOfficer + `","principalId":"` + cp + `","principalType":"ServicePrincipal"}}`},
+		{"PUT", strings.ToUpper(base), `{"properties":{"roleDefinitionId":"/providers/Microsoft.Authorization/roleDefinitions/` + RoleMachinePassphrase + `","principalId":"` + cp + `","principalType":"servicePRINCIPAL"}}`},
+		{"DELETE", base, ``},
+		{"PUT", base, `{"properties":{"condition":"true"}}`},
+		{"PUT", DefaultResourceID + "/providers/Microsoft.Authorization/roleAssignments/x", `{}`},
+	} {
+		f.Add(seed.method, seed.target, seed.body)
+	}
+	f.Fuzz(func(t *testing.T, method, target, body string) {
+		v, err := newVault(Options{Access: &Access{
+			Principals: map[string]string{cpToken: cp},
+			Delegates:  []Delegate{{PrincipalID: cp, Roles: []string{RoleMachinePassphrase}, PrincipalTypes: []string{"ServicePrincipal"}, NotPrincipals: []string{cp}}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(method, "https://127.0.0.1:8443/"+strings.TrimPrefix(target, "/"), strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+cpToken)
+		rec := httptest.NewRecorder()
+		v.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s answered %d: %s", method, target, rec.Code, rec.Body)
+		}
+		for _, ra := range v.authz.assignments {
+			if ra.RoleID != RoleMachinePassphrase || strings.EqualFold(ra.PrincipalID, cp) {
+				t.Fatalf("the delegate made %+v", ra)
+			}
+		}
+	})
+}

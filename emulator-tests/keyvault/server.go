@@ -55,6 +55,9 @@ type Options struct {
 	// its data action at the vault or at the secret. Nil accepts any token
 	// for anything.
 	Access *Access
+	// ResourceID is the vault's Azure Resource Manager ID, under which
+	// Access.Delegates make role assignments; empty means DefaultResourceID.
+	ResourceID string
 	// PurgeProtection refuses every purge, as a vault deployed with
 	// enablePurgeProtection does: a deleted secret stays recoverable until
 	// its scheduled purge date, and the recovery level says so.

@@ -43,6 +43,7 @@ type vault struct {
 	// authz is nil when RBAC is off (Options.Access nil).
 	authz           *authz
 	purgeProtection bool
+	resourceID      string
 
 	mu  sync.Mutex
 	seq uint64
@@ -104,6 +105,13 @@ func newVault(opts Options) (*vault, error) {
 	if !opts.PurgeProtection {
 		level += "+Purgeable"
 	}
+	resourceID := strings.TrimSuffix(opts.ResourceID, "/")
+	if resourceID == "" {
+		resourceID = DefaultResourceID
+	}
+	if !strings.HasPrefix(strings.ToLower(resourceID), "/subscriptions/") || !strings.Contains(strings.ToLower(resourceID), "/providers/microsoft.keyvault/vaults/") {
+		return nil, fmt.Errorf("keyvault emulator: ResourceID %q is not a vault's resource ID (/subscriptions/.../providers/Microsoft.KeyVault/vaults/NAME)", opts.ResourceID)
+	}
 	var z *authz
 	if opts.Access != nil {
 		var err error
@@ -118,6 +126,7 @@ func newVault(opts Options) (*vault, error) {
 		tenant:          tenant,
 		authz:           z,
 		purgeProtection: opts.PurgeProtection,
+		resourceID:      resourceID,
 		// The azsecrets challenge policy splits this on spaces and '=', so the
 		// format must stay exactly Key Vault's.
 		challenge: fmt.Sprintf(`Bearer authorization="https://login.microsoftonline.com/%s", resource="%s"`, tenant, keyVaultResource),
@@ -169,6 +178,21 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"AKV10032: Invalid issuer. The bearer token is not one this emulator issued or was configured with (Options.Access.Principals).")
 			return
 		}
+	}
+	if isARM(r.URL.EscapedPath()) {
+		// Role assignments, as Azure Resource Manager serves them for the
+		// vault's scope, for the delegate that grants machines their role.
+		if v.authz == nil {
+			writeError(w, http.StatusNotFound, "NotFound", "Role assignments exist only with RBAC on (Options.Access).")
+			return
+		}
+		body, err := readBody(w, r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "InvalidRequestContent", "The request body could not be read (at most "+strconv.Itoa(maxBodyBytes)+" bytes).")
+			return
+		}
+		writeResponse(w, v.serveARM(caller, r, body))
+		return
 	}
 	apiVersion := r.URL.Query().Get("api-version")
 	if apiVersion == "" {
