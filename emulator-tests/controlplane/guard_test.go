@@ -81,6 +81,14 @@ func TestCuttingRetentionByAssigningAnotherPolicyNeedsAPIN(t *testing.T) {
 	if n := points(); n != 6 {
 		t.Fatalf("%d points left after the approved move, want the last week's 6", n)
 	}
+
+	// A policy the machine follows cannot be deleted; the one it left can.
+	_, err = c.Contributor.Do(ctx, "DELETE", "/api/v1/vaults/"+v.ID+"/policies/short", nil, nil)
+	wantCode(t, err, http.StatusConflict, wire.CodeConflict)
+	_, err = c.Contributor.Do(ctx, "DELETE", "/api/v1/vaults/"+v.ID+"/policies/long", nil, nil)
+	must(t, err)
+	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/policies/long", nil, nil)
+	wantCode(t, err, http.StatusNotFound, wire.CodeNotFound)
 }
 
 // Row 5: a machine guesses PINs for its vault. After five wrong ones the

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -85,4 +86,36 @@ func (s *server) putPolicy(c echo.Context) error {
 	done()
 	c.Response().Header().Set("ETag", saved.Doc.ETag)
 	return c.JSON(http.StatusOK, saved.Doc)
+}
+
+// deletePolicy removes a policy no machine follows. One that machines
+// follow is refused: deleting it would leave them without retention rules
+// (every point kept, no schedule), and assigning them another policy is
+// the change the retention guard checks.
+func (s *server) deletePolicy(c echo.Context) error {
+	ctx := c.Request().Context()
+	v, err := s.Registry.Vault(ctx, c.Param("vault"))
+	if err != nil {
+		return err
+	}
+	name := c.Param("policy")
+	if _, err := s.Registry.Policy(ctx, v.ID, name); err != nil {
+		return err
+	}
+	ms, err := s.machinesOn(ctx, v.ID, name)
+	if err != nil {
+		return err
+	}
+	if len(ms) > 0 {
+		names := make([]string, 0, min(len(ms), 10))
+		for _, m := range ms[:min(len(ms), 10)] {
+			names = append(names, m.Name)
+		}
+		return fail(http.StatusConflict, wire.CodeConflict, "%d machine(s) follow policy %s (%s); assign them another policy first", len(ms), name, strings.Join(names, ", "))
+	}
+	if err := s.Registry.DeletePolicy(ctx, v.ID, name); err != nil {
+		return err
+	}
+	s.Log.Info("policy deleted", "vault", v.ID, "policy", name, "by", principal(c).Name)
+	return c.NoContent(http.StatusNoContent)
 }

@@ -31,6 +31,44 @@ func (f vaultUpdates) UpdateVault(_ context.Context, id string, u wire.VaultUpda
 	return v, nil
 }
 
+func (f vaultUpdates) DeletePolicy(_ context.Context, vaultID, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.policies[vaultID+"/"+name]; !ok {
+		return notFound("no policy %s", name)
+	}
+	delete(f.policies, vaultID+"/"+name)
+	return nil
+}
+
+// A policy machines follow cannot be deleted, so deleting one never
+// shortens any machine's retention; an unused one goes without a PIN.
+func TestDeletingAPolicy(t *testing.T) {
+	h := newHarness(t)
+	admins := h.serve(vaultUpdates{h.reg}, h.pins)
+	v, m, _ := h.vault(wire.MachineProtected)
+	ctx := h.ctx()
+	for _, name := range []string{"used", "unused"} {
+		h.reg.PutPolicy(ctx, v.ID, name, retentionPolicy(policy.Retention{DailyDays: 30}, "UTC"))
+	}
+	h.reg.ModifyMachine(ctx, m.ID, func(mm *registry.Machine) error { mm.Policy = "used"; return nil })
+	del := func(name string) string {
+		_, err := admins[RoleContributor].Do(ctx, "DELETE", wire.Version+"/vaults/"+v.ID+"/policies/"+name, nil, nil)
+		return status(err)
+	}
+	for _, tc := range []struct{ name, want string }{{"used", "409 conflict"}, {"unused", "ok"}, {"unused", "404 not_found"}, {"Bad!", "404 not_found"}} {
+		if got := del(tc.name); got != tc.want {
+			t.Fatalf("delete %s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if _, err := admins[RoleOperator].Do(ctx, "DELETE", wire.Version+"/vaults/"+v.ID+"/policies/used", nil, nil); status(err) != "403 forbidden" {
+		t.Fatalf("an Operator deleting a policy: %v", err)
+	}
+	if _, err := h.reg.Policy(ctx, v.ID, "used"); err != nil {
+		t.Fatalf("the used policy is gone: %v", err)
+	}
+}
+
 // lockingPINs answers every use as a locked vault would.
 type lockingPINs struct {
 	PINStore

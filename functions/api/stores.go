@@ -32,6 +32,7 @@ type PolicyStore interface {
 	Policies(ctx context.Context, vaultID string) ([]registry.Policy, error)
 	Policy(ctx context.Context, vaultID, name string) (registry.Policy, error)
 	PutPolicy(ctx context.Context, vaultID, name string, p policy.Policy) (registry.Policy, error)
+	DeletePolicy(ctx context.Context, vaultID, name string) error
 }
 
 // MachineStore is what the API needs of machines. Protection state changes

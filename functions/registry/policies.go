@@ -105,3 +105,22 @@ func (r *Registry) PutPolicy(ctx context.Context, vaultID, name string, p policy
 	}
 	return e.decode()
 }
+
+// DeletePolicy removes a policy. The API refuses it while machines follow
+// the policy; one assigned meanwhile keeps every point (the retention
+// timer skips a machine whose policy is gone) until it gets another.
+func (r *Registry) DeletePolicy(ctx context.Context, vaultID, name string) error {
+	if err := tables.CheckID("vault", vaultID); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	if err := CheckPolicyName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	if _, err := r.policies.DeleteEntity(ctx, vaultID, name, nil); err != nil {
+		if tables.NotFound(err) {
+			return fmt.Errorf("%w: vault %s has no policy %q", ErrNotFound, vaultID, name)
+		}
+		return fmt.Errorf("delete policy %s: %w", name, err)
+	}
+	return nil
+}
