@@ -493,6 +493,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// serverErrors returns the first n errors the standalone control plane
+// logged, for a failure message.
+func serverErrors(n int) string {
+	b, _ := os.ReadFile(filepath.Join(fx.dir, fx.cp.name+".log"))
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // sasPermissions is the sp= of a SAS query.
 func sasPermissions(t *testing.T, sas string) string {
 	t.Helper()

@@ -89,7 +89,8 @@ func TestPointFloodStopsAtTheLimit(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d points offered in %s: %d accepted, %d refused", total, time.Since(start).Round(time.Second), accepted.Load(), refused.Load())
 	if len(unexpected) > 0 {
-		t.Errorf("%d requests failed otherwise than by a refusal; first: %s", len(unexpected), unexpected[0])
+		t.Errorf("%d requests failed otherwise than by a refusal; first: %s\nthe control plane logged:\n%s",
+			len(unexpected), unexpected[0], serverErrors(3))
 	}
 	if accepted.Load() != MaxPoints {
 		t.Errorf("%d points accepted, want exactly %d", accepted.Load(), MaxPoints)
