@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,17 +17,39 @@ import (
 
 var bin string
 
+// runMain makes the test binary run coffer's main instead of the tests.
+const runMain = "COFFER_CLI_TEST_RUN_MAIN"
+
+// TestMain runs the tests against this test binary acting as coffer: no
+// second build, so the package's tests stay fast in make unit. The binary
+// is copied to a folder every user may read, for the runs as nobody.
 func TestMain(m *testing.M) {
+	if os.Getenv(runMain) == "1" {
+		main()
+		return
+	}
 	dir, _ := os.MkdirTemp("", "coffer-cli-")
 	os.Chmod(dir, 0o755)
 	bin = filepath.Join(dir, "coffer")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
+	if err := copyExecutable(bin); err != nil {
+		fmt.Fprintln(os.Stderr, "copy the test binary to act as coffer:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+func copyExecutable(to string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }
 
 const pass = "a passphrase of sixteen+ characters"
@@ -44,7 +67,7 @@ func coffer(t *testing.T, env []string, args ...string) run {
 func cofferAs(t *testing.T, cred *syscall.Credential, env []string, args ...string) run {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(append(os.Environ(), "COFFER_PASSPHRASE="+pass), env...)
+	cmd.Env = append(append(os.Environ(), runMain+"=1", "COFFER_PASSPHRASE="+pass), env...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
