@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -157,7 +158,13 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 	// The machine's role on its new secret is granted at registration and
 	// may take a while to apply, so this waits for it.
 	if _, err := e.StoreWhenGranted(ctx, pass); err != nil {
-		return nil, nil, err
+		// Without escrow there must be no repository and no registration
+		// left here, or `coffer register` could not be run again.
+		if rerr := errors.Join(os.Remove(filepath.Join(o.Dir, configFile)), os.Remove(filepath.Join(o.Dir, keyFile))); rerr != nil {
+			return nil, nil, fmt.Errorf("%w; also, the half-done registration in %s could not be removed (remove that folder before registering again): %v", err, o.Dir, rerr)
+		}
+		return nil, nil, fmt.Errorf("%w; nothing was kept on this machine, so run `coffer register` again once the role can be assigned (machine %s stays listed in vault %s until an admin removes it)",
+			err, c.MachineName, c.VaultName)
 	}
 	if _, err := repository.Init(ctx, s.Backend(), pass, repository.Options{Hostname: name}); err != nil {
 		return nil, nil, fmt.Errorf("create the repository in the machine's container: %w", err)

@@ -246,9 +246,15 @@ func TestRegistrationWithoutAGrantSaysWhatToDo(t *testing.T) {
 	if err == nil {
 		t.Fatalf("register without a role succeeded:\n%s%s", out, errOut)
 	}
-	for _, want := range []string{"Key Vault refused", id.ObjectID, `--role "Coffer Machine Passphrase (`, "az role assignment create"} {
+	for _, want := range []string{"Key Vault refused", id.ObjectID, `--role "Coffer Machine Passphrase (`, "az role assignment create", "run `coffer register` again"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("register's error does not mention %s:\n%s", want, errOut)
+		}
+	}
+	// Nothing is left that would stop the next attempt.
+	for _, f := range []string{"agent.json", "machine.key"} {
+		if _, err := os.Stat(filepath.Join(m.Dir, f)); !os.IsNotExist(err) {
+			t.Errorf("%s is left after the failed registration: %v", f, err)
 		}
 	}
 }
