@@ -19,7 +19,7 @@ import (
 
 // localKills is how many backups of a local repository a run kills: with
 // a new seed each run, the suite's life adds up to thousands of moments.
-const localKills = 14
+const localKills = 12
 
 // Real `coffer backup` processes on a local repository, killed with SIGKILL
 // at random moments from start to finish (the bug of issue 17 was seen
