@@ -46,8 +46,11 @@ func New(t testing.TB, env map[string]string, now func() time.Time, log *slog.Lo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, err := app.New(ctx, cfg, app.NewClock(now), log, false)
+	a, err := app.New(cfg, app.NewClock(now), log, false)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnsureTables(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close(context.Background()) })

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -72,6 +73,7 @@ var routes = []route{
 	{http.MethodPost, "/vaults/:vault/machines/:machine/restore-grant", operator, "allowing a restore from another machine", (*server).grantRestore},
 	{http.MethodGet, "/vaults/:vault/machines/:machine/points", reader, "listing recovery points", (*server).listPoints},
 	{http.MethodDelete, "/vaults/:vault/machines/:machine/points/:point", contributor, "deleting a recovery point", (*server).deletePoint},
+	{http.MethodPatch, "/vaults/:vault/machines/:machine/points/:point", contributor, "changing how long a recovery point is kept", (*server).updatePoint},
 	{http.MethodPost, "/vaults/:vault/machines/:machine/points/:point/undelete", contributor, "undeleting a recovery point", (*server).undeletePoint},
 	{http.MethodGet, "/vaults/:vault/machines/:machine/deleted-keys", reader, "listing soft-deleted key files", (*server).listDeletedKeys},
 	{http.MethodPost, "/vaults/:vault/machines/:machine/deleted-keys/:key/undelete", contributor, "undeleting a key file", (*server).undeleteKey},
@@ -108,6 +110,28 @@ func (s *server) addRoutes(e *echo.Echo) {
 	}
 }
 
+// Dependency is the last check of something the control plane needs, as
+// /health shows it.
+type Dependency struct {
+	OK      bool       `json:"ok"`
+	Error   string     `json:"error,omitempty"`
+	Checked *time.Time `json:"checked,omitempty"` // last check
+	Since   *time.Time `json:"since,omitempty"`   // in this state since
+}
+
+// health answers from the last checks, never waiting on a dependency, so
+// it answers at once even while storage is unreachable: 200 when every
+// dependency answered, 503 (status "degraded") otherwise.
 func (s *server) health(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.String()})
+	body := map[string]any{"status": "ok", "version": version.String()}
+	status := http.StatusOK
+	if s.Health != nil {
+		for name, d := range s.Health() {
+			body[name] = d
+			if !d.OK {
+				body["status"], status = "degraded", http.StatusServiceUnavailable
+			}
+		}
+	}
+	return c.JSON(status, body)
 }

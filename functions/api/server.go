@@ -55,6 +55,10 @@ type Deps struct {
 	// (COFFER_SOFT_DELETE_DAYS), for the messages that name it; 0 means
 	// registry.SoftDeleteRetention.
 	SoftDelete time.Duration
+
+	// Health returns the last check of each dependency for /health; nil
+	// reports none.
+	Health func() map[string]Dependency
 }
 
 type server struct{ Deps }

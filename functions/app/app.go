@@ -71,13 +71,20 @@ type App struct {
 	sender  *azservicebus.Sender
 	handler *echo.Echo
 	timers  []triggers.Timer
+
+	ensure  []func(context.Context) error // create the tables (standalone only)
+	tables  *aztables.ServiceClient
+	storage *storageState
 }
 
-// New builds every client and store and makes sure the tables exist.
+// New builds every client and store without reaching any of them: the
+// Functions host gives a custom handler 30 s to listen, and storage may be
+// slow or refusing while role assignments propagate. EnsureTables
+// (standalone) and WatchStorage follow once the handler listens.
 // underHost adds the routes the Functions host posts invocations to; they
 // are left out standalone, where nothing should be able to start a purge
 // with an HTTP request.
-func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*App, error) {
+func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -148,14 +155,14 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	a.Jobs.SetLogger(log)
 	a.Alerts.SetLogger(log)
 
-	ensure := []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable}
+	// Tables are created by EnsureTables (standalone) or by the Bicep (under
+	// the Functions host); New itself makes no network call, so the handler
+	// can listen at once (see storage.go).
 	digests := tsvc.NewClient("digests")
-	ensure = append(ensure, func(ctx context.Context) error { return tables.Ensure(ctx, digests) })
-	for _, f := range ensure {
-		if err := f(ctx); err != nil {
-			return nil, fmt.Errorf("prepare tables: %w", err)
-		}
-	}
+	a.ensure = []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable,
+		func(ctx context.Context) error { return tables.Ensure(ctx, digests) }}
+	a.tables = tsvc
+	a.storage = newStorageState()
 
 	mcfg := mailer.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Security: cfg.SMTP.Security,
 		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From,
@@ -180,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, clock *Clock, log *slog.Logger,
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
-		SoftDelete: cfg.SoftDelete})
+		SoftDelete: cfg.SoftDelete, Health: a.health})
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{
 		triggers.FuncPurgeSoftDeleted: func(ctx context.Context, _ *invocation.Timer) error {
