@@ -210,3 +210,43 @@ func TestAFloodOfPhishingJobReportsIsOneDigestWithoutLinks(t *testing.T) {
 		t.Fatalf("the digest does not summarise the burst:\n%s", body)
 	}
 }
+
+// Clearing a point's retainUntil would let retention take it, so it needs
+// a PIN; extending it does not. A change made meanwhile is not overwritten.
+func TestClearingRetainUntilNeedsAPIN(t *testing.T) {
+	c := newCP(t, cpOptions{})
+	v := c.vault("retain-guard")
+	a := c.mustRegister(c.credentials(v), "branch-14")
+	ctx := ctxT(t)
+	cc := a.sas(t)
+	id := randomID()
+	upload(t, cc, id, randomID())
+	until := c.Clock.Now().Add(30 * 24 * time.Hour)
+	_, err := a.Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: id, RetainUntil: &until}, nil)
+	must(t, err)
+	path := "/api/v1/vaults/" + v.ID + "/machines/" + a.MachineID + "/points/" + id
+	later := until.Add(24 * time.Hour)
+	var p wire.Point
+	_, err = c.Contributor.Do(ctx, "PATCH", path, wire.PointUpdate{RetainUntil: &later}, &p)
+	must(t, err)
+	if p.RetainUntil == nil || !p.RetainUntil.Equal(later) {
+		t.Fatalf("extended point: %+v", p)
+	}
+	_, err = c.Contributor.Do(ctx, "PATCH", path, wire.PointUpdate{}, nil)
+	wantCode(t, err, http.StatusForbidden, wire.CodePINRequired)
+	var pn wire.PIN
+	_, err = c.Contributor.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/pin", nil, &pn)
+	must(t, err)
+	var cleared wire.Point
+	_, err = c.Contributor.Do(ctx, "PATCH", path, wire.PointUpdate{}, &cleared, cpclient.PIN(pn.PIN))
+	must(t, err)
+	if cleared.ID != id || cleared.RetainUntil != nil {
+		t.Fatalf("cleared point: %+v", cleared)
+	}
+	var as []wire.Alert
+	_, err = c.Reader.Do(ctx, "GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertCriticalOperation, nil, &as)
+	must(t, err)
+	if len(as) != 1 || !strings.Contains(as[0].Detail, "retain until") {
+		t.Fatalf("alerts: %+v", as)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,15 +30,37 @@ const maxListedChanges = 20
 // shorten retention. Every route that changes what retention a machine
 // gets (editing a policy, assigning another one, turning security
 // features off) describes its changes as rules before and after, and
-// guardRetention compares them with retention.Shorter. If anything gets
+// guardRetention compares them with retention.Shorter; a point's
+// retainUntil goes through guardHold and retention.ShorterHold. If anything gets
 // shorter the request needs a PIN, and done, called once the change is
 // stored, raises the critical alert naming every reduction. Otherwise it
 // does nothing and done is a no-op.
 func (s *server) guardRetention(c echo.Context, v wire.Vault, operation string, changes []retentionChange) (done func(), err error) {
+	found := make([]reductions, 0, len(changes))
+	for _, ch := range changes {
+		found = append(found, reductions{ch.subject, retention.Shorter(ch.before, ch.after)})
+	}
+	return s.guard(c, v, operation, found)
+}
+
+// guardHold is guardRetention for one point's retainUntil.
+func (s *server) guardHold(c echo.Context, v wire.Vault, operation, subject string, r retention.Reduction) (func(), error) {
+	return s.guard(c, v, operation, []reductions{{subject, []retention.Reduction{r}}})
+}
+
+// reductions are what one subject loses.
+type reductions struct {
+	subject string
+	rs      []retention.Reduction
+}
+
+// guard needs a PIN when any subject loses anything, and returns the
+// function that raises the critical alert once the change is stored.
+func (s *server) guard(c echo.Context, v wire.Vault, operation string, found []reductions) (done func(), err error) {
 	var lines []string
 	n := 0
-	for _, ch := range changes {
-		rs := retention.Shorter(ch.before, ch.after)
+	for _, ch := range found {
+		rs := ch.rs
 		if len(rs) == 0 {
 			continue
 		}
@@ -178,4 +202,36 @@ func (s *server) guardAssign(c echo.Context, v wire.Vault, m registry.Machine, n
 	}
 	return s.guardRetention(c, v, "move "+m.Name+" from "+from+" to policy "+next.Name,
 		[]retentionChange{{machineLabel(m), before, after}})
+}
+
+// updatePoint changes how long a point is kept past its policy. Clearing
+// or bringing forward a retainUntil that still protects the point
+// shortens its retention, so it goes through the same guard.
+func (s *server) updatePoint(c echo.Context) error {
+	var u wire.PointUpdate
+	if err := bind(c, &u); err != nil {
+		return err
+	}
+	v, m, err := s.vaultMachine(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	p, err := s.Points.Get(ctx, m.ID, c.Param("point"))
+	if err != nil {
+		return err
+	}
+	done := func() {}
+	if r, shorter := retention.ShorterHold(p.RetainUntil, u.RetainUntil, s.Now()); shorter {
+		what := "point " + p.ID + " of " + m.Name + " (" + p.Time.UTC().Format(time.RFC3339) + ")"
+		if done, err = s.guardHold(c, v, "change how long "+what+" is kept", what, r); err != nil {
+			return err
+		}
+	}
+	updated, err := s.Points.SetRetainUntil(ctx, m.ID, p.ID, p.RetainUntil, u.RetainUntil)
+	if err != nil {
+		return err
+	}
+	done()
+	return c.JSON(http.StatusOK, updated)
 }

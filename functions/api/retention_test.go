@@ -69,6 +69,65 @@ func TestDeletingAPolicy(t *testing.T) {
 	}
 }
 
+// holdPoints adds SetRetainUntil to the fake points.
+type holdPoints struct{ *fakePoints }
+
+func (f holdPoints) SetRetainUntil(_ context.Context, machineID, pointID string, was, until *time.Time) (wire.Point, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.points[machineID] {
+		if p.ID == pointID {
+			f.points[machineID][i].RetainUntil = until
+			return f.points[machineID][i], nil
+		}
+	}
+	return wire.Point{}, notFound("no point %s", pointID)
+}
+
+// Clearing or bringing forward a point's retainUntil while it still
+// protects the point needs a PIN; setting or extending it does not.
+func TestShorteningARetainUntilNeedsAPIN(t *testing.T) {
+	at := func(d time.Duration) *time.Time { t := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC).Add(d); return &t }
+	for _, tc := range []struct {
+		name          string
+		before, after *time.Time
+		want          string
+	}{
+		{"set", nil, at(48 * time.Hour), "ok"},
+		{"extend", at(24 * time.Hour), at(48 * time.Hour), "ok"},
+		{"clear", at(24 * time.Hour), nil, "403 pin_required"},
+		{"bring forward", at(48 * time.Hour), at(24 * time.Hour), "403 pin_required"},
+		{"clear one that passed", at(-time.Hour), nil, "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			admins := h.serve(vaultUpdates{h.reg}, h.pins)
+			v, m, _ := h.vault(wire.MachineProtected)
+			ctx := h.ctx()
+			h.points.Add(ctx, v.ID, m.ID, "p1", "", nil)
+			h.points.points[m.ID][0].RetainUntil = tc.before
+			path := wire.Version + "/vaults/" + v.ID + "/machines/" + m.ID + "/points/p1"
+			_, err := admins[RoleContributor].Do(ctx, "PATCH", path, wire.PointUpdate{RetainUntil: tc.after}, nil)
+			if got := status(err); got != tc.want {
+				t.Fatalf("without a PIN: %s, want %s (%v)", got, tc.want, err)
+			}
+			if tc.want == "ok" {
+				if len(h.alerts.raised) != 0 {
+					t.Fatalf("alerts %v for a change that shortens nothing", h.alerts.kinds())
+				}
+				return
+			}
+			_, err = admins[RoleContributor].Do(ctx, "PATCH", path, wire.PointUpdate{RetainUntil: tc.after}, nil, http.Header{wire.PINHeader: {h.pin(v)}})
+			if err != nil {
+				t.Fatalf("with a PIN: %v", err)
+			}
+			if len(h.alerts.raised) != 1 || !strings.Contains(h.alerts.raised[0].Detail, "retain until") {
+				t.Fatalf("alerts %+v, want one naming the retainUntil", h.alerts.raised)
+			}
+		})
+	}
+}
+
 // lockingPINs answers every use as a locked vault would.
 type lockingPINs struct {
 	PINStore
@@ -86,7 +145,7 @@ func (l *lockingPINs) Use(_ context.Context, vaultID, _, _, source string) error
 // serve is the API over the harness's fakes with the given registry and
 // PIN store in their place.
 func (h *harness) serve(reg Registry, pins PINStore) map[Role]*cpclient.Client {
-	e := New(Deps{Registry: reg, Points: h.points, PINs: pins, Nonces: &fakeNonces{seen: map[string]bool{}},
+	e := New(Deps{Registry: reg, Points: holdPoints{h.points}, PINs: pins, Nonces: &fakeNonces{seen: map[string]bool{}},
 		Jobs: h.jobs, Alerts: h.alerts, SAS: fakeSAS{h.clock.Now}, Blobs: fakeBlobs{}, Auth: testTokens, Now: h.clock.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SoftDelete: 30 * 24 * time.Hour})
 	srv := httptest.NewServer(e)

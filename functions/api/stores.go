@@ -63,6 +63,7 @@ type PointStore interface {
 	List(ctx context.Context, machineID string, withDeleted bool) ([]wire.Point, error)
 	SoftDelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
 	Undelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
+	SetRetainUntil(ctx context.Context, machineID, pointID string, was, until *time.Time) (wire.Point, error)
 	Summary(ctx context.Context, machineID string) (points.Summary, error)
 }
 

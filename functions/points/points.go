@@ -273,3 +273,48 @@ func (s *Store) Remove(ctx context.Context, machineID, pointID string) error {
 	}
 	return fmt.Errorf("delete point record: %w", last)
 }
+
+// SetRetainUntil changes how long a point is kept past its policy's
+// retention: until, or nil for no longer than the policy keeps it. It
+// applies only if the point still holds was, the value the caller checked
+// (the API asks for a PIN when the change shortens it), so a change made
+// meanwhile is never overwritten unchecked: ErrState then.
+func (s *Store) SetRetainUntil(ctx context.Context, machineID, pointID string, was, until *time.Time) (wire.Point, error) {
+	if until != nil && (!until.After(s.now()) || until.After(s.now().AddDate(99, 0, 0))) {
+		return wire.Point{}, fmt.Errorf("%w: retainUntil must be in the future and within 99 years", ErrInvalid)
+	}
+	defer s.locks.lock(machineID)()
+	for range attempts {
+		e, etag, err := s.get(ctx, machineID, pointID)
+		if err != nil {
+			return wire.Point{}, err
+		}
+		if e.State != wire.PointActive {
+			return wire.Point{}, fmt.Errorf("%w: point %s is deleted; undelete it first", ErrState, pointID)
+		}
+		if cur := e.api().RetainUntil; !sameTime(cur, was) {
+			return wire.Point{}, fmt.Errorf("%w: point %s's retainUntil changed meanwhile; read it again", ErrState, pointID)
+		}
+		e.RetainUntil = ""
+		if until != nil {
+			e.RetainUntil = tables.Time(*until)
+		}
+		err = tables.Replace(ctx, s.c, e, azETag(etag))
+		switch {
+		case err == nil:
+			return e.api(), nil
+		case tables.Changed(err):
+			continue // the point changed: check it again
+		default:
+			return wire.Point{}, fmt.Errorf("update point %s: %w", pointID, err)
+		}
+	}
+	return wire.Point{}, fmt.Errorf("%w: point %s keeps changing; retry", ErrState, pointID)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}

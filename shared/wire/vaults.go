@@ -137,6 +137,12 @@ type Point struct {
 	RetainUntil *time.Time `json:"retainUntil,omitempty"`
 }
 
+// PointUpdate changes a point's RetainUntil: a time, or null for none (the
+// policy alone decides). Shortening it needs a PIN.
+type PointUpdate struct {
+	RetainUntil *time.Time `json:"retainUntil"`
+}
+
 // NewPoint registers a completed point; its refs/<id> must be in storage.
 type NewPoint struct {
 	ID          string     `json:"id"`
