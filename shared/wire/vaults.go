@@ -57,6 +57,10 @@ type Register struct {
 	PublicKey    string `json:"publicKey"` // base64 Ed25519
 	OS           string `json:"os,omitempty"`
 	AgentVersion string `json:"agentVersion,omitempty"`
+	// KeyVaultPrincipalID is the object ID of the identity the machine
+	// signs in to Key Vault as; the control plane assigns it the machine
+	// passphrase role on this machine's secret. Empty: an admin does.
+	KeyVaultPrincipalID string `json:"keyVaultPrincipalId,omitempty"`
 }
 
 // Registration is the control plane's answer to Register.
