@@ -64,29 +64,49 @@ type Escrow struct {
 // AZURE_CLIENT_ID/SECRET/TENANT_ID, or a signed-in developer), or the
 // emulator's when COFFER_KEYVAULT_EMULATOR=1.
 func NewEscrow(vaultURL, secretName, tenantID string) (*Escrow, error) {
-	var (
-		cred azcore.TokenCredential
-		opts = &azsecrets.ClientOptions{}
-		err  error
-	)
-	if os.Getenv(EnvKeyVaultEmulator) == "1" {
-		tok := os.Getenv(EnvKeyVaultToken)
-		if tok == "" {
-			tok = emulatorStaticToken
-		}
-		cred = emulatorCredential{token: tok}
-		opts.DisableChallengeResourceVerification = true
-	} else {
-		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: tenantID})
-		if err != nil {
-			return nil, fmt.Errorf("no Azure identity to reach Key Vault (use a managed identity, or set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID): %w", err)
-		}
+	cred, err := keyVaultCredential(tenantID)
+	if err != nil {
+		return nil, err
 	}
+	opts := &azsecrets.ClientOptions{DisableChallengeResourceVerification: os.Getenv(EnvKeyVaultEmulator) == "1"}
 	c, err := azsecrets.NewClient(vaultURL, cred, opts)
 	if err != nil {
 		return nil, fmt.Errorf("Key Vault %s: %w", vaultURL, err)
 	}
 	return &Escrow{c: c, cred: cred, vault: vaultURL, name: secretName, log: slog.Default()}, nil
+}
+
+// keyVaultCredential is the machine's identity for Key Vault.
+func keyVaultCredential(tenantID string) (azcore.TokenCredential, error) {
+	if os.Getenv(EnvKeyVaultEmulator) == "1" {
+		tok := os.Getenv(EnvKeyVaultToken)
+		if tok == "" {
+			tok = emulatorStaticToken
+		}
+		return emulatorCredential{token: tok}, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: tenantID})
+	if err != nil {
+		return nil, fmt.Errorf("no Azure identity to reach Key Vault (use a managed identity, or set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID): %w", err)
+	}
+	return cred, nil
+}
+
+// KeyVaultPrincipal is the object ID of the identity this machine signs in
+// to Key Vault as, for the control plane to assign it its role on the
+// machine's secret at registration; "" when it cannot be told (then an
+// admin assigns the role, with the command registration logs).
+func KeyVaultPrincipal(ctx context.Context, tenantID string) string {
+	cred, err := keyVaultCredential(tenantID)
+	if err != nil {
+		return ""
+	}
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{keyVaultScope}, TenantID: tenantID})
+	if err != nil {
+		slog.Warn("could not get a Key Vault token to learn this machine's object ID; an admin will have to assign its Key Vault role", "err", err)
+		return ""
+	}
+	return TokenObjectID(tok.Token)
 }
 
 // Store saves the passphrase as a new version of the machine's secret.

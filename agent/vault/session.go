@@ -140,7 +140,8 @@ func Register(ctx context.Context, o RegisterOptions) (*Session, []byte, error) 
 	}
 	anon := &cpclient.Client{BaseURL: cr.ControlPlaneURL, HTTP: &http.Client{Timeout: time.Minute}}
 	reg, err := anon.Register(ctx, wire.Register{VaultID: cr.VaultID, CredentialID: cr.CredentialID,
-		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version})
+		Secret: cr.Secret, MachineName: name, PublicKey: reqsign.EncodePublicKey(pub), OS: o.OS, AgentVersion: o.Version,
+		KeyVaultPrincipalID: KeyVaultPrincipal(ctx, cr.TenantID)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("register with the vault: %w", err)
 	}
