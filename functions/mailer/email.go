@@ -17,9 +17,9 @@ import (
 
 // alertEmail is the email for one alert.
 func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
-	subject := fmt.Sprintf("[Coffer] %s: %s (vault %s)", strings.ToUpper(a.Severity), a.Title, vaultLabel(a))
+	subject := fmt.Sprintf("[Coffer] %s: %s (vault %s)", strings.ToUpper(a.Severity), title(a), vaultLabel(a))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s alert in vault %s\n\n%s\n\n", strings.ToUpper(a.Severity), vaultLabel(a), a.Title)
+	fmt.Fprintf(&b, "%s alert in vault %s\n\n%s\n\n", strings.ToUpper(a.Severity), vaultLabel(a), title(a))
 	switch {
 	case a.Reported != "":
 		// Detail repeats the machine's words for API readers; email shows
@@ -81,7 +81,7 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 			}
 		}
 		n++
-		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", n, strings.ToUpper(a.Severity), a.Title)
+		fmt.Fprintf(&b, "\n%d. %s: %s\n\n", n, strings.ToUpper(a.Severity), title(a))
 		if a.Detail != "" && a.Reported == "" {
 			b.WriteString(indent(strings.TrimRight(a.Detail, "\n"), "   "))
 			b.WriteString("\n\n")

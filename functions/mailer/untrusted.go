@@ -129,3 +129,16 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// title is the alert's title with the machine's name defanged: the agent
+// chose that name when it registered ("login.contoso-billing.example" is a
+// valid one), so it must not become a link either.
+func title(a wire.Alert) string {
+	if a.MachineName == "" {
+		return a.Title
+	}
+	if d := defang(a.MachineName); d != a.MachineName {
+		return strings.ReplaceAll(a.Title, a.MachineName, d)
+	}
+	return a.Title
+}

@@ -3,6 +3,7 @@ package mailer
 import (
 	"bytes"
 	"fmt"
+	"mime"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -38,6 +39,28 @@ func TestDefangBreaksLinks(t *testing.T) {
 		if got := defang(tc.in); got != tc.want {
 			t.Errorf("defang(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A machine registered under a host-like name does not become a link in
+// the subject, the title or the facts.
+func TestMachineNamesAreDefanged(t *testing.T) {
+	m, err := New(Config{Host: "127.0.0.1", Security: SecurityNone, From: "Coffer <alerts@contoso.example>"}, &vaults{}, offlineTable(t), newClock().Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := alert("1-a", "v1", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), wire.SeverityCritical, wire.AlertJobFailed, "Backup failed on login.billing.example")
+	a.MachineName = "login.billing.example"
+	raw := m.alertEmail(a, []string{"ops@contoso.example"})
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := decodeBody(t, smtpsink.Message{Header: msg.Header, Body: readAll(t, msg)})
+	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if strings.Contains(body, "login.billing.example") || strings.Contains(subject, "login.billing.example") ||
+		!strings.Contains(subject, "login[.]billing[.]example") {
+		t.Fatalf("the machine's name is linkable:\n%s\n%s", subject, body)
 	}
 }
 
