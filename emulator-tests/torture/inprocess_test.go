@@ -44,7 +44,7 @@ func TestBackupStoppedAfterEachWriteLeavesASoundRepository(t *testing.T) {
 		PackSize: 1 << 20, Chunker: &params, Hostname: "torture"}); err != nil {
 		t.Fatal(err)
 	}
-	generations := 4
+	generations := 3
 	if testing.Short() {
 		generations = 1
 	}

@@ -36,7 +36,7 @@ func TestBackupsKilledAtRandomMomentsLeaveASoundRepository(t *testing.T) {
 		"XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}
 	backup := []string{"backup", "--repo", repo, "--cache-dir", cache, src}
 	initCheap(t, repo)
-	mutate(t, rng, src, 12<<20)
+	mutate(t, rng, src, 8<<20)
 
 	// How long a backup takes here and now sets the range of kill moments.
 	start := time.Now()
@@ -45,7 +45,7 @@ func TestBackupsKilledAtRandomMomentsLeaveASoundRepository(t *testing.T) {
 	made := 1 // points certainly stored
 	hit := 0  // kills that found the backup running
 	for i := range localKills {
-		mutate(t, rng, src, 12<<20)
+		mutate(t, rng, src, 8<<20)
 		at := time.Duration(rng.Int64N(int64(took) + 1))
 		if killAt(t, env, at, backup...) {
 			hit++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -20,10 +21,37 @@ import (
 // SecretName is the Key Vault secret that escrows a machine's passphrase.
 func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
 
+// KeyVaultGranter assigns a machine's Key Vault identity the machine
+// passphrase role on one secret (kvgrant.Granter).
+type KeyVaultGranter interface {
+	Grant(ctx context.Context, secret, principalID string) error
+}
+
+var objectIDRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// grantKeyVault gives the new machine's Key Vault identity its role on the
+// machine's secret, before the agent tries to escrow there. A failure does
+// not fail the registration: the agent waits for the role and logs the
+// command an admin can run instead.
+func (s *server) grantKeyVault(ctx context.Context, machineID, principalID string) {
+	if s.KeyVaultGrants == nil || principalID == "" {
+		return
+	}
+	if err := s.KeyVaultGrants.Grant(ctx, SecretName(machineID), principalID); err != nil {
+		s.Log.Error("could not assign the machine its Key Vault role; an admin must (the agent logs the command)",
+			"machine", machineID, "principal", principalID, "err", err)
+		return
+	}
+	s.Log.Info("machine's Key Vault identity may now escrow in its secret", "machine", machineID, "principal", principalID, "secret", SecretName(machineID))
+}
+
 func (s *server) register(c echo.Context) error {
 	var reg wire.Register
 	if err := bind(c, &reg); err != nil {
 		return err
+	}
+	if reg.KeyVaultPrincipalID != "" && !objectIDRE.MatchString(reg.KeyVaultPrincipalID) {
+		return fail(http.StatusBadRequest, wire.CodeValidation, "keyVaultPrincipalId %q is not an object ID (a GUID)", reg.KeyVaultPrincipalID)
 	}
 	ctx := c.Request().Context()
 	if err := s.Registry.CheckCredentials(ctx, reg.VaultID, reg.CredentialID, reg.Secret); err != nil {
@@ -57,6 +85,7 @@ func (s *server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.grantKeyVault(ctx, m.ID, reg.KeyVaultPrincipalID)
 	s.adminJob(ctx, full, wire.JobRegister)
 	s.Log.Info("machine registered", "vault", v.ID, "machine", m.ID, "name", m.Name)
 	return c.JSON(http.StatusCreated, wire.Registration{MachineID: m.ID, MachineName: m.Name, VaultID: v.ID,

@@ -59,6 +59,10 @@ type Deps struct {
 	// Health returns the last check of each dependency for /health; nil
 	// reports none.
 	Health func() map[string]Dependency
+
+	// KeyVaultGrants assigns a registering machine's Key Vault identity its
+	// role on its own passphrase secret; nil leaves that to an admin.
+	KeyVaultGrants KeyVaultGranter
 }
 
 type server struct{ Deps }

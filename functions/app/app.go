@@ -184,10 +184,18 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	if cfg.AuthMode == "tokens" {
 		auth = api.Tokens{api.RoleContributor: cfg.Tokens.Contributor, api.RoleOperator: cfg.Tokens.Operator, api.RoleReader: cfg.Tokens.Reader}
 	}
+	grants, err := keyVaultGranter(cfg, cred)
+	if err != nil {
+		return nil, fmt.Errorf("Key Vault role assignments: %w", err)
+	}
+	var kvGrants api.KeyVaultGranter
+	if grants != nil {
+		kvGrants = grants
+	}
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
-		SoftDelete: cfg.SoftDelete, Health: a.health})
+		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants})
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{
 		triggers.FuncPurgeSoftDeleted: func(ctx context.Context, _ *invocation.Timer) error {
