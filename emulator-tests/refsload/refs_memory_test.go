@@ -74,7 +74,7 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 	env = append(env, config.AuthMode+"=tokens", config.Port+"=", config.WebsiteAuthEnabled+"=")
 	var url string
 	log := filepath.Join(t.TempDir(), "coffer-functions.log")
-	p, err := proc.Start(ctx, proc.Spec{Name: "coffer-functions", Path: bin, Args: []string{"--standalone=false", "--addr", "127.0.0.1:0"},
+	p, err := proc.Start(ctx, proc.Spec{Name: "coffer-functions", Path: bin, Args: []string{"--standalone=true", "--addr", "127.0.0.1:0"},
 		Env: env, LogPath: log, Ready: func(line string) bool {
 			if m := listening.FindStringSubmatch(line); m != nil {
 				url = m[1]
@@ -86,6 +86,15 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 		t.Fatalf("start coffer-functions (log %s): %v", log, err)
 	}
 	defer p.Stop(10 * time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("end of the control plane's log:\n%s", b)
+		}
+	})
 
 	admin := &cpclient.Client{BaseURL: url, Token: inproc.ContributorToken}
 	var v wire.Vault
