@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // Service Bus emulator for Coffer's emulator tests, built on rhea (AMQP 1.0, server mode).
 //
-// Usage: node server.js [--config PATH] [--host 127.0.0.1] [--port 0]
+// Usage: node server.js [--config PATH] [--host 127.0.0.1] [--port 0] [--tier Basic|Standard|Premium]
 // Prints exactly one line "Service Bus emulator listening at amqp://HOST:PORT" once it listens,
 // and exits promptly on SIGTERM/SIGINT. Set SB_EMULATOR_DEBUG=1 for a log line per operation.
 //
-// Supported (what the azservicebus Go client uses with UseDevelopmentEmulator=true):
+// Supported (what the azservicebus Go client and @azure/service-bus use with UseDevelopmentEmulator=true):
 //   - plain AMQP with SASL ANONYMOUS (PLAIN is also accepted with any credentials);
-//   - $cbs put-token: any token is accepted (status-code 202);
+//   - $cbs put-token: any token is accepted (status-code 202); replies go to the link whose target
+//     address or, failing that, whose name equals the request's reply-to (Go names it by address,
+//     the JavaScript and .NET SDKs by name);
+//   - the tier's message size limit (Basic and Standard 256 KB, Premium 1 MB or the entity's
+//     MaxMessageSizeInKilobytes), advertised as max-message-size on every link and enforced on every
+//     transfer: a larger one is rejected and its link detached with amqp:link:message-size-exceeded;
 //   - queues, topics and subscriptions from an official-emulator style Config.json
 //     (subscription Rules are not evaluated: every subscription gets a copy of every message);
 //   - send, batch send (message-format 0x80013700), scheduled enqueue time (annotation and
@@ -18,14 +23,19 @@
 //   - settlement on the link: accepted=Complete, modified=Abandon, modified+undeliverable-here=Defer,
 //     rejected com.microsoft:dead-letter=DeadLetter, released=put back without counting a delivery;
 //     a settlement after the lock was lost is rejected with com.microsoft:message-lock-lost;
-//   - <entity>/$DeadLetterQueue (TTL expiry dead-letters when DeadLetteringOnMessageExpiration);
+//   - properties-to-modify on Abandon, Defer and DeadLetter (modified message-annotations, rejected
+//     error info, update-disposition properties-to-modify) become application properties, types kept;
+//   - <entity>/$DeadLetterQueue (TTL expiry dead-letters when DeadLetteringOnMessageExpiration) and
+//     <entity>/$Transfer/$DeadLetterQueue, a queue of its own (always empty: nothing is forwarded);
 //   - $management: renew-lock, peek-message, receive-by-sequence-number, update-disposition,
-//     schedule-message, cancel-scheduled-message.
+//     schedule-message, cancel-scheduled-message, replying with statusCode/statusDescription
+//     (and errorCondition) as the service does; $cbs replies use status-code/status-description.
 //   - link credit is honoured: a message is transferred only while the receiver has credit.
 // Locks held by a receiver that detaches stay until they expire (as on Azure), so they can still be
 // settled through $management; after expiry the message is redelivered with DeliveryCount+1.
-// Not supported: sessions (RequiresSession), duplicate detection, ForwardTo, rule filters,
-// properties-to-modify on settlement, transactions. Everything is in memory.
+// Not supported: sessions (an entity with RequiresSession loads, but every link to it, and every
+// session receiver, is refused with amqp:not-implemented naming the entity), duplicate detection,
+// ForwardTo, rule filters, transactions. Everything is in memory.
 'use strict';
 
 const fs = require('fs');
@@ -46,7 +56,15 @@ amqpMessage.decode = function (buffer) {
 };
 
 const BATCH_FORMAT = 0x80013700;
-const MAX_MESSAGE_SIZE = 1024 * 1024;
+// Message size limits of the tiers (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas):
+// 256 KB on Basic and Standard; 1 MB by default on Premium, up to 100 MB per entity.
+const TIERS = {
+    basic: { name: 'Basic', maxMessageSize: 256 * 1024 },
+    standard: { name: 'Standard', maxMessageSize: 256 * 1024 },
+    premium: { name: 'Premium', maxMessageSize: 1024 * 1024 },
+};
+const PREMIUM_MAX_KB = 102400;
+let tier = TIERS.standard;
 const UINT32_MAX = 4294967295;
 const DEBUG = !!process.env.SB_EMULATOR_DEBUG;
 
@@ -57,7 +75,7 @@ function debug(...args) {
 // ---------- arguments and configuration ----------
 
 function parseArgs(argv) {
-    const args = { config: path.join(__dirname, 'config.json'), host: '127.0.0.1', port: 0 };
+    const args = { config: path.join(__dirname, 'config.json'), host: '127.0.0.1', port: 0, tier: 'Standard' };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const next = () => {
@@ -67,8 +85,10 @@ function parseArgs(argv) {
         if (a === '--config') args.config = next();
         else if (a === '--host') args.host = next();
         else if (a === '--port') args.port = Number(next());
+        else if (a === '--tier') args.tier = next();
         else throw new Error('unknown argument ' + a);
     }
+    if (!TIERS[String(args.tier).toLowerCase()]) throw new Error(`--tier ${args.tier}: want Basic, Standard or Premium`);
     return args;
 }
 
@@ -99,6 +119,7 @@ function entityProps(p) {
         maxDeliveryCount: p.MaxDeliveryCount === undefined ? 10 : Number(p.MaxDeliveryCount),
         deadLetterOnExpiration: !!p.DeadLetteringOnMessageExpiration,
         requiresSession: !!p.RequiresSession,
+        maxMessageSizeKb: p.MaxMessageSizeInKilobytes === undefined ? undefined : Number(p.MaxMessageSizeInKilobytes),
     };
 }
 
@@ -115,15 +136,32 @@ class Entity {
         this.consumers = [];
         this.rr = 0;
         this.dlq = kind === 'dlq' ? null : new Entity(name + '/$DeadLetterQueue', 'dlq', props, this);
+        // The transfer dead-letter queue holds messages that could not be forwarded (ForwardTo,
+        // transactions); it is its own queue, never the dead-letter queue.
+        this.transferDlq = kind === 'dlq' ? null : new Entity(name + '/$Transfer/$DeadLetterQueue', 'dlq', props, this);
+    }
+
+    get maxMessageSize() {
+        return maxMessageSizeOf(this.parent || this);
     }
 }
 
 class Topic {
-    constructor(name) {
+    constructor(name, props) {
         this.name = name;
         this.kind = 'topic';
+        this.props = props || {};
         this.subscriptions = [];
     }
+
+    get maxMessageSize() {
+        return maxMessageSizeOf(this);
+    }
+}
+
+function maxMessageSizeOf(e) {
+    const kb = e.props && e.props.maxMessageSizeKb;
+    return kb === undefined ? tier.maxMessageSize : kb * 1024;
 }
 
 const entities = new Map(); // lower-cased path -> Entity | Topic
@@ -163,7 +201,15 @@ function loadConfig(file) {
         }
         if (!Number.isInteger(out.maxDeliveryCount) || out.maxDeliveryCount < 1) fail(where + '.MaxDeliveryCount', 'must be a whole number of at least 1');
         if (!(out.lockDurationMs > 0)) fail(where + '.LockDuration', 'must be a positive duration such as PT1M');
+        checkMaxSize(out, where);
         return out;
+    };
+    const checkMaxSize = (out, where) => {
+        if (out.maxMessageSizeKb === undefined) return;
+        if (tier !== TIERS.premium) fail(where + '.MaxMessageSizeInKilobytes', `is a Premium setting; the tier is ${tier.name} (--tier), whose limit is ${tier.maxMessageSize / 1024} KB`);
+        if (!Number.isInteger(out.maxMessageSizeKb) || out.maxMessageSizeKb < 1024 || out.maxMessageSizeKb > PREMIUM_MAX_KB) {
+            fail(where + '.MaxMessageSizeInKilobytes', `must be a whole number from 1024 to ${PREMIUM_MAX_KB}`);
+        }
     };
     const uc = cfg && cfg.UserConfig;
     if (!uc || typeof uc !== 'object' || Array.isArray(uc)) fail('UserConfig', 'must be an object');
@@ -175,6 +221,10 @@ function loadConfig(file) {
         if (entities.has(key)) throw new Error(`config ${file}: entity ${e.name} is declared twice`);
         entities.set(key, e);
         if (e.dlq) entities.set(e.dlq.name.toLowerCase(), e.dlq);
+        if (e.transferDlq) entities.set(e.transferDlq.name.toLowerCase(), e.transferDlq);
+        if (e.props && e.props.requiresSession) {
+            console.error(`servicebus emulator: ${e.name} requires sessions, which this emulator does not support; links to it will be refused`);
+        }
     };
     namespaces.forEach((ns, i) => {
         const nw = `UserConfig.Namespaces[${i}]`;
@@ -185,7 +235,13 @@ function loadConfig(file) {
         });
         list(ns.Topics, nw + '.Topics').forEach((t, j) => {
             const w = `${nw}.Topics[${j}]`;
-            const topic = new Topic(named(t, w).Name);
+            named(t, w);
+            if (tier === TIERS.basic) fail(w, 'is a topic, which the Basic tier does not have (--tier)');
+            const tp = t.Properties;
+            if (tp !== undefined && (tp === null || typeof tp !== 'object' || Array.isArray(tp))) fail(w + '.Properties', 'must be an object');
+            const topicProps = { maxMessageSizeKb: tp && tp.MaxMessageSizeInKilobytes !== undefined ? Number(tp.MaxMessageSizeInKilobytes) : undefined };
+            checkMaxSize(topicProps, w + '.Properties');
+            const topic = new Topic(t.Name, topicProps);
             add(topic);
             list(t.Subscriptions, w + '.Subscriptions').forEach((sb, k) => {
                 const sw = `${w}.Subscriptions[${k}]`;
@@ -204,7 +260,6 @@ function normalizeAddress(address) {
     if (!address) return '';
     let a = String(address).replace(/^(amqps?|sb):\/\/[^/]*\//i, '');
     a = a.replace(/^\/+/, '');
-    a = a.replace(/\/\$Transfer\/\$DeadLetterQueue$/i, '/$DeadLetterQueue');
     return a;
 }
 
@@ -270,7 +325,7 @@ function newRecord(entity, parsed, seq, now) {
         state: 'active', // active | deferred | scheduled
         lock: null,
         scheduledTime: null,
-        extraAppProps: null,
+        extraAppProps: null, // application property name -> rhea typed value, over the client's
     };
     if (scheduled instanceof Date && scheduled.getTime() > now.getTime()) {
         rec.state = 'scheduled';
@@ -322,7 +377,7 @@ function encodeRecord(rec, opts) {
         for (let i = 0; i + 1 < old.length; i += 2) {
             if (extra[String(old[i].value)] === undefined) appItems.push(old[i], old[i + 1]);
         }
-        for (const key of Object.keys(extra)) appItems.push(types.wrap_string(key), types.wrap(extra[key]));
+        for (const key of Object.keys(extra)) appItems.push(types.wrap_string(key), extra[key]);
         const aw = new types.Writer();
         aw.write(types.described_nc(types.wrap_ulong(0x74), types.Map32(appItems)));
         chunks.push(aw.toBuffer());
@@ -331,6 +386,36 @@ function encodeRecord(rec, opts) {
     }
     for (const b of parsed.body) chunks.push(b);
     return Buffer.concat(chunks);
+}
+
+// typedPairs lists an AMQP map as it came off the wire: [key, rhea typed value] pairs, so a value
+// goes back out with the type the client gave it (an int64 stays a long, a uuid a uuid).
+function typedPairs(m) {
+    const out = [];
+    if (!m || !Array.isArray(m.value)) return out;
+    for (let i = 0; i + 1 < m.value.length; i += 2) out.push([String(m.value[i].value), m.value[i + 1]]);
+    return out;
+}
+
+// typedBodyEntry finds key in the amqp-value map body of a received message, typed.
+function typedBodyEntry(message, key) {
+    const raw = message && message.__raw;
+    if (!raw) return undefined;
+    const reader = new types.Reader(raw);
+    while (reader.remaining()) {
+        const s = reader.read();
+        if (sectionCode(s) !== 0x77) continue;
+        for (const [k, v] of typedPairs(s.value)) if (k === key) return v;
+    }
+    return undefined;
+}
+
+// modifyProperties applies a settlement's properties-to-modify to the message's application
+// properties, as Service Bus does for Abandon, Defer and DeadLetter.
+function modifyProperties(rec, pairs) {
+    if (!pairs || pairs.length === 0) return;
+    rec.extraAppProps = Object.assign({}, rec.extraAppProps || {});
+    for (const [k, v] of pairs) rec.extraAppProps[k] = v;
 }
 
 function newLockToken() {
@@ -417,8 +502,9 @@ function complete(rec) {
 
 // abandon ends a delivery attempt that counts (Abandon, lock expiry): the delivery count rises and,
 // at MaxDeliveryCount, the message is dead-lettered.
-function abandon(rec) {
+function abandon(rec, properties) {
     unlock(rec);
+    modifyProperties(rec, properties);
     rec.deliveryCount++;
     const e = rec.entity;
     if (e.kind !== 'dlq' && rec.deliveryCount >= e.props.maxDeliveryCount) {
@@ -434,12 +520,13 @@ function release(rec) {
     pump(rec.entity);
 }
 
-function defer(rec) {
+function defer(rec, properties) {
     unlock(rec);
+    modifyProperties(rec, properties);
     rec.state = 'deferred';
 }
 
-function deadLetter(rec, reason, description) {
+function deadLetter(rec, reason, description, properties) {
     const e = rec.entity;
     if (e.kind === 'dlq') {
         // A dead-lettered message cannot be dead-lettered again; it is put back.
@@ -451,10 +538,11 @@ function deadLetter(rec, reason, description) {
     rec.entity = e.dlq;
     rec.state = 'active';
     rec.expiresAt = Infinity;
-    rec.extraAppProps = Object.assign({}, rec.extraAppProps || {}, {
-        DeadLetterReason: reason === undefined || reason === null ? '' : String(reason),
-        DeadLetterErrorDescription: description === undefined || description === null ? '' : String(description),
-    });
+    modifyProperties(rec, properties);
+    modifyProperties(rec, [
+        ['DeadLetterReason', types.wrap_string(reason === undefined || reason === null ? '' : String(reason))],
+        ['DeadLetterErrorDescription', types.wrap_string(description === undefined || description === null ? '' : String(description))],
+    ]);
     e.dlq.messages.set(rec.seq, rec);
     debug('dead-lettered', rec.seq, 'from', e.name, reason);
     pump(e.dlq);
@@ -567,17 +655,23 @@ function onOutcome(kind, context) {
             release(rec);
             settleDelivery(d, amqpMessage.released().described());
             break;
-        case 'modified':
-            if (state && state.undeliverable_here) defer(rec);
-            else abandon(rec);
+        case 'modified': {
+            const props = typedPairs(state && state.value ? state.value[2] : undefined);
+            if (state && state.undeliverable_here) defer(rec, props);
+            else abandon(rec, props);
             settleDelivery(d, amqpMessage.modified({ delivery_failed: !!(state && state.delivery_failed), undeliverable_here: !!(state && state.undeliverable_here) }).described());
             break;
+        }
         case 'rejected': {
             const err = (state && state.error) || {};
             const condition = err.condition ? String(err.condition) : '';
             const infoMap = err.info || {};
             if (condition === 'com.microsoft:dead-letter' || condition === '') {
-                deadLetter(rec, infoMap.DeadLetterReason, infoMap.DeadLetterErrorDescription);
+                // The error's info carries the reason, the description and any properties to modify.
+                const typedErr = state && state.value ? state.value[0] : undefined;
+                const fields = typedErr && Array.isArray(typedErr.value) ? typedErr.value : [];
+                const props = typedPairs(fields[2]).filter(([k]) => k !== 'DeadLetterReason' && k !== 'DeadLetterErrorDescription');
+                deadLetter(rec, infoMap.DeadLetterReason, infoMap.DeadLetterErrorDescription, props);
             } else {
                 abandon(rec);
             }
@@ -592,29 +686,50 @@ function onOutcome(kind, context) {
 
 // ---------- $cbs and $management ----------
 
-function reply(context, request, statusCode, description, body) {
-    const replyTo = request.reply_to;
-    const links = context.connection.__replyLinks || new Map();
-    const sender = links.get(replyTo);
-    if (!sender || !sender.is_open()) {
-        debug('no reply link for', replyTo);
-        return;
-    }
-    const msg = {
-        correlation_id: request.message_id,
-        application_properties: {
-            'status-code': types.wrap_int(statusCode),
-            'status-description': description,
-        },
+// replyLink finds the link a reply goes to: the one whose target address is the request's reply-to
+// (the Go SDK's way), else the one named so (the JavaScript and .NET SDKs attach their reply link with
+// name = reply-to and no target address).
+function replyLink(context, replyTo) {
+    const conn = context.connection;
+    const key = String(replyTo || '');
+    const byAddress = conn.__replyLinks && conn.__replyLinks.get(key);
+    if (byAddress && byAddress.is_open()) return byAddress;
+    const byName = conn.__replyLinksByName && conn.__replyLinksByName.get(key);
+    if (byName && byName.is_open()) return byName;
+    debug('no reply link for', replyTo);
+    return null;
+}
+
+// reply answers a $management request as the service does: statusCode and statusDescription
+// (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-amqp-request-response),
+// int32 and string. errorCondition names the AMQP condition of a failure.
+function reply(context, request, statusCode, description, body, condition) {
+    const sender = replyLink(context, request.reply_to);
+    if (!sender) return;
+    const props = {
+        statusCode: types.wrap_int(statusCode),
+        statusDescription: description,
     };
+    if (condition) props.errorCondition = types.wrap_symbol(condition);
+    const msg = { correlation_id: request.message_id, application_properties: props };
     if (body !== undefined) msg.body = body;
     sender.send(msg);
 }
 
+// handleCbs answers a put-token. CBS replies keep the AMQP CBS draft's status-code and
+// status-description, which is what the service sends on $cbs and what every SDK reads there.
 function handleCbs(context) {
     const req = context.message;
     debug('cbs put-token for', req.application_properties && req.application_properties.name);
-    reply(context, req, 202, 'Accepted');
+    const sender = replyLink(context, req.reply_to);
+    if (!sender) return;
+    sender.send({
+        correlation_id: req.message_id,
+        application_properties: {
+            'status-code': types.wrap_int(202),
+            'status-description': 'Accepted',
+        },
+    });
 }
 
 function uuidKey(v) {
@@ -690,19 +805,22 @@ function handleManagement(context, entity) {
             }
             case 'com.microsoft:update-disposition': {
                 const status = String(body['disposition-status'] || '');
+                if (!['completed', 'abandoned', 'defered', 'deferred', 'suspended'].includes(status)) {
+                    return replyError(context, req, 400, 'amqp:invalid-field', 'unknown disposition-status ' + status);
+                }
                 const recs = [];
                 for (const t of asArray(body['lock-tokens'])) {
                     const rec = entity.byToken.get(uuidKey(t));
                     if (!rec) return replyError(context, req, 410, 'com.microsoft:message-lock-lost', lockLostError.description);
                     recs.push(rec);
                 }
+                const props = typedPairs(typedBodyEntry(req, 'properties-to-modify'));
                 for (const rec of recs) {
                     switch (status) {
                         case 'completed': complete(rec); break;
-                        case 'abandoned': abandon(rec); break;
-                        case 'defered': case 'deferred': defer(rec); break;
-                        case 'suspended': deadLetter(rec, body['deadletter-reason'], body['deadletter-description']); break;
-                        default: return replyError(context, req, 400, 'amqp:invalid-field', 'unknown disposition-status ' + status);
+                        case 'abandoned': abandon(rec, props); break;
+                        case 'defered': case 'deferred': defer(rec, props); break;
+                        default: deadLetter(rec, body['deadletter-reason'], body['deadletter-description'], props); break;
                     }
                 }
                 return reply(context, req, 200, 'OK');
@@ -736,17 +854,7 @@ function handleManagement(context, entity) {
 }
 
 function replyError(context, req, code, condition, description) {
-    const replyTo = req.reply_to;
-    const sender = (context.connection.__replyLinks || new Map()).get(replyTo);
-    if (!sender || !sender.is_open()) return;
-    sender.send({
-        correlation_id: req.message_id,
-        application_properties: {
-            'status-code': types.wrap_int(code),
-            'status-description': description,
-            'error-condition': condition,
-        },
-    });
+    reply(context, req, code, description, undefined, condition);
 }
 
 // ---------- links ----------
@@ -757,6 +865,30 @@ function remoteAddress(terminus) {
 
 function notFound(link, address) {
     link.close({ condition: 'amqp:not-found', description: `The messaging entity '${address}' could not be found.` });
+}
+
+// Sessions are not emulated. Rather than deliver a session entity's messages to a receiver that
+// holds no session lock, every link to such an entity is refused, naming it.
+function refuseSessions(link, entity) {
+    const owner = entity.kind === 'dlq' ? entity.parent : entity;
+    link.close({
+        condition: 'amqp:not-implemented',
+        description: `The Coffer Service Bus emulator does not support sessions: '${owner.name}' requires sessions (RequiresSession). ` +
+            'Use the official Service Bus emulator or a namespace in Azure for session entities.',
+    });
+}
+
+function requiresSession(entity) {
+    const owner = entity && entity.kind === 'dlq' ? entity.parent : entity;
+    if (!owner) return false;
+    if (owner.kind === 'topic') return owner.subscriptions.some((s) => s.props.requiresSession);
+    return !!(owner.props && owner.props.requiresSession);
+}
+
+// sessionFilter tells whether a receiver asks for a session (com.microsoft:session-filter).
+function sessionFilter(source) {
+    const f = source && source.filter;
+    return !!f && Object.prototype.hasOwnProperty.call(f, 'com.microsoft:session-filter');
 }
 
 const container = rhea.create_container({
@@ -784,7 +916,9 @@ container.on('sender_open', (context) => {
         const target = remoteAddress(link.remote.attach.target);
         const conn = context.connection;
         conn.__replyLinks = conn.__replyLinks || new Map();
-        conn.__replyLinks.set(target, link);
+        conn.__replyLinksByName = conn.__replyLinksByName || new Map();
+        if (target) conn.__replyLinks.set(target, link);
+        conn.__replyLinksByName.set(String(link.name), link);
         link.__kind = 'reply';
         return;
     }
@@ -792,6 +926,14 @@ container.on('sender_open', (context) => {
     if (!entity || entity.kind === 'topic') {
         if (entity) link.close({ condition: 'amqp:not-allowed', description: `Cannot receive from topic '${address}'.` });
         else notFound(link, address);
+        return;
+    }
+    if (requiresSession(entity)) return refuseSessions(link, entity);
+    if (sessionFilter(link.remote.attach.source)) {
+        link.close({
+            condition: 'amqp:not-allowed',
+            description: `It is not possible for an entity that does not require sessions to create a session-ful receiver: '${entity.name}' does not require sessions.`,
+        });
         return;
     }
     link.__entity = entity;
@@ -805,7 +947,8 @@ container.on('sender_open', (context) => {
 container.on('receiver_open', (context) => {
     const link = context.receiver;
     mirrorTermini(link);
-    link.local.attach.max_message_size = MAX_MESSAGE_SIZE;
+    link.local.attach.max_message_size = tier.maxMessageSize;
+    link.__maxMessageSize = tier.maxMessageSize;
     const address = normalizeAddress(remoteAddress(link.remote.attach.target));
     if (address === '$cbs') {
         link.__kind = 'cbs';
@@ -815,8 +958,11 @@ container.on('receiver_open', (context) => {
     if (mgmt) {
         const entity = lookup(mgmt[1]);
         if (!entity) return notFound(link, address);
+        if (requiresSession(entity)) return refuseSessions(link, entity);
         link.__kind = 'management';
         link.__entity = entity;
+        // A scheduled message travels inside a management request, so the entity's limit holds here too.
+        link.local.attach.max_message_size = link.__maxMessageSize = entity.maxMessageSize;
         return;
     }
     const entity = lookup(address);
@@ -825,14 +971,34 @@ container.on('receiver_open', (context) => {
         else notFound(link, address);
         return;
     }
+    if (requiresSession(entity)) return refuseSessions(link, entity);
+    link.local.attach.max_message_size = link.__maxMessageSize = entity.maxMessageSize;
     link.__kind = 'entity';
     link.__entity = entity;
     debug('sender attached to', entity.name);
 });
 
+// tooLarge refuses a transfer over the link's max-message-size as the service does: the delivery is
+// rejected and the link detached with amqp:link:message-size-exceeded.
+function tooLarge(context) {
+    const link = context.receiver;
+    const raw = context.format === undefined ? context.message && context.message.__raw : context.message;
+    const size = Buffer.isBuffer(raw) ? raw.length : 0;
+    if (!link.__maxMessageSize || size <= link.__maxMessageSize) return false;
+    const error = {
+        condition: 'amqp:link:message-size-exceeded',
+        description: `The received message (delivery-id:${context.delivery.id}, size:${size} bytes) exceeds the limit (${link.__maxMessageSize} bytes) currently allowed on the link.`,
+    };
+    debug('refused a transfer of', size, 'bytes on', link.name);
+    context.delivery.reject(error);
+    link.close(error);
+    return true;
+}
+
 container.on('message', (context) => {
     const link = context.receiver;
     const delivery = context.delivery;
+    if (tooLarge(context)) return;
     try {
         switch (link.__kind) {
             case 'cbs':
@@ -914,6 +1080,7 @@ function main() {
     let args;
     try {
         args = parseArgs(process.argv.slice(2));
+        tier = TIERS[String(args.tier).toLowerCase()];
         loadConfig(args.config);
     } catch (err) {
         console.error('servicebus emulator:', err.message);
