@@ -375,7 +375,7 @@ func (f *fuzzWorld) request(rng *rand.Rand, r *echo.Route) (*http.Request, strin
 	if rng.IntN(3) == 0 {
 		q := url.Values{}
 		for range 1 + rng.IntN(3) {
-			q.Add(pick(rng, []string{"limit", "machine", "type", "status", "deleted", "severity", "kind", "acknowledged", "since", "x"}),
+			q.Add(pick(rng, []string{"limit", "machine", "type", "status", "deleted", "severity", "kind", "acknowledged", "since", "continuation", "x"}),
 				pick(rng, append(slices.Clone(nasty), "include", "10", "failed", "backup", "critical", "false", f.machineID)))
 		}
 		target += "?" + q.Encode()
