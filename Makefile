@@ -45,17 +45,21 @@ unit:
 	$(GO) test -short -count=1 -timeout 5m ./agent/... ./functions/... ./shared/...
 
 ## package: stage the Functions app (host.json, one folder per function, the
-## linux/amd64 binary) in dist/functions, the folder azure.yaml deploys
+## linux/amd64 binary) in dist/functions and zip it into dist/functions.zip,
+## the file azure.yaml deploys. The zip is written here, not by azd, so the
+## binary is 0755 in it even when packaged on Windows (functions/cmd/funczip);
+## the last step reads the zip back and checks every file and mode.
+PACKAGE_FILES := host.json api/function.json PurgeSoftDeleted/function.json EnforceRetention/function.json \
+	MonitorBackups/function.json SendAlertDigest/function.json SendAlertEmail/function.json
 package:
-	rm -rf dist/functions
+	rm -rf dist/functions dist/functions.zip
 	mkdir -p dist/functions
 	cp host.json dist/functions/
 	cp -R functions/host/. dist/functions/
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/functions/coffer-functions ./functions/cmd/coffer-functions
-	@for f in host.json coffer-functions api/function.json PurgeSoftDeleted/function.json EnforceRetention/function.json \
-		MonitorBackups/function.json SendAlertDigest/function.json SendAlertEmail/function.json; do \
-		test -s dist/functions/$$f || { echo "package: dist/functions/$$f is missing"; exit 1; }; done
-	@echo "package ok: dist/functions is ready for azd deploy"
+	$(GO) run ./functions/cmd/funczip -dir dist/functions -out dist/functions.zip -exec coffer-functions
+	$(GO) run ./functions/cmd/funczip -check dist/functions.zip -exec coffer-functions -require "$(strip $(PACKAGE_FILES))"
+	@echo "package ok: dist/functions.zip is ready for azd deploy"
 
 ## cross: the agent must build for every OS it supports
 cross:

@@ -644,7 +644,7 @@ func checkFunctions(ps *problems, proj *project, in inputs) {
 	}
 
 	if exe := host.CustomHandler.Description.DefaultExecutablePath; exe != "" {
-		if dir, bin := makePackage(in.Makefile); bin != "" && bin != path.Join(dir, exe) {
+		if dir, bin, _, _ := makePackage(in.Makefile); bin != "" && bin != path.Join(dir, exe) {
 			ps.add("Makefile's package target builds %s, but host.json starts %s", bin, exe)
 		}
 	}
@@ -776,7 +776,10 @@ func checkAuthExclusions(ps *problems, proj *project, in inputs) {
 	}
 }
 
-// 5b. azure.yaml deploys the folder `make package` stages, after running it.
+// 5b. azure.yaml deploys the zip `make package` writes of the folder it
+// stages, after running it. azd deploys a .zip dist as it is; a folder it
+// would zip itself, with modes from the file system, which leaves the binary
+// without its executable bit when packaged on Windows.
 func checkAzureYAML(ps *problems, proj *project, in inputs) {
 	y, err := parseYAML(in.AzureYAML)
 	if err != nil {
@@ -811,11 +814,17 @@ func checkAzureYAML(ps *problems, proj *project, in inputs) {
 			ps.add("azure.yaml: services.%s.%s is %q, want %q", svc, key, got, want)
 		}
 	}
-	dir, bin := makePackage(in.Makefile)
-	if dir == "" {
+	dir, bin, zipDir, zip := makePackage(in.Makefile)
+	switch {
+	case dir == "":
 		ps.add("Makefile: the package target has no `mkdir -p <folder>`, so the staged folder is unknown")
-	} else if dist := path.Clean(path.Join(str(s, "project"), str(s, "dist"))); dist != dir {
-		ps.add("azure.yaml: services.%s.dist is %q, but `make package` stages %q", svc, str(s, "dist"), dir)
+	case zip == "":
+		ps.add("Makefile: the package target does not zip %s with functions/cmd/funczip (-dir ... -out ...), so azd would zip it and lose the binary's executable bit on Windows", dir)
+	case zipDir != dir:
+		ps.add("Makefile: the package target zips %s but stages %s", zipDir, dir)
+	}
+	if dist := path.Clean(path.Join(str(s, "project"), str(s, "dist"))); zip != "" && dist != zip {
+		ps.add("azure.yaml: services.%s.dist is %q, but `make package` writes %q", svc, str(s, "dist"), zip)
 	}
 	if bin != "" && dir != "" && path.Dir(bin) != dir {
 		ps.add("Makefile: the package target builds %s outside the folder it stages, %s", bin, dir)
@@ -828,8 +837,9 @@ func checkAzureYAML(ps *problems, proj *project, in inputs) {
 }
 
 // makePackage reads the Makefile's package target: the folder it stages
-// (mkdir -p) and the binary it builds (go build -o).
-func makePackage(makefile string) (dir, bin string) {
+// (mkdir -p), the binary it builds (go build -o), and the folder and zip
+// funczip is given (-dir, -out).
+func makePackage(makefile string) (dir, bin, zipDir, zip string) {
 	lines := strings.Split(makefile, "\n")
 	for i, l := range lines {
 		if !regexp.MustCompile(`^package\s*:`).MatchString(l) {
@@ -845,9 +855,12 @@ func makePackage(makefile string) (dir, bin string) {
 			if m := regexp.MustCompile(`\sbuild\s.*-o\s+(\S+)`).FindStringSubmatch(r); m != nil {
 				bin = path.Clean(m[1])
 			}
+			if m := regexp.MustCompile(`funczip\s.*-dir\s+(\S+)\s.*-out\s+(\S+)`).FindStringSubmatch(r); m != nil {
+				zipDir, zip = path.Clean(m[1]), path.Clean(m[2])
+			}
 		}
 	}
-	return dir, bin
+	return dir, bin, zipDir, zip
 }
 
 // 6. main.parameters.json passes every main.bicep parameter and nothing else,
@@ -1284,12 +1297,15 @@ func TestCheckerCatchesRemovals(t *testing.T) {
 			"lets unauthenticated requests reach admin route /api/v1/vaults"},
 		{"login page instead of 401", bicep(app, replace("'Return401'", "'RedirectToLoginPage'")),
 			"unauthenticatedClientAction must be 'Return401'"},
-		{"azure.yaml dist changed", func(in *inputs) string {
-			return text(&in.AzureYAML, replace("dist: dist/functions", "dist: dist"))
-		}, `services.controlplane.dist is "dist", but ` + "`make package` stages \"dist/functions\""},
-		{"Makefile stages elsewhere", func(in *inputs) string {
+		{"azure.yaml deploys the folder, not the zip", func(in *inputs) string {
+			return text(&in.AzureYAML, replace("dist: dist/functions.zip", "dist: dist/functions"))
+		}, `services.controlplane.dist is "dist/functions", but ` + "`make package` writes \"dist/functions.zip\""},
+		{"Makefile packages elsewhere", func(in *inputs) string {
 			return text(&in.Makefile, func(s string) string { return strings.ReplaceAll(s, "dist/functions", "out/fn") })
-		}, `but ` + "`make package` stages \"out/fn\""},
+		}, `but ` + "`make package` writes \"out/fn.zip\""},
+		{"Makefile leaves the zip to azd", func(in *inputs) string {
+			return text(&in.Makefile, dropLine("funczip -dir"))
+		}, "does not zip dist/functions with functions/cmd/funczip"},
 		{"prepackage hook no longer packages", func(in *inputs) string {
 			return text(&in.AzureYAML, replaceNth("run: make package", "run: make build", 1))
 		}, "hooks.prepackage.posix.run is \"make build\""},
