@@ -7,6 +7,7 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -125,7 +127,7 @@ func (c *Containers) DeletePoint(ctx context.Context, name, pointID string) erro
 
 // GCResult describes one garbage collection.
 type GCResult struct {
-	Referenced   int      // distinct packs named by the container's refs/ objects
+	Referenced   int      // stored packs past the grace period kept because a refs/ object names them
 	Deleted      int      // packs deleted
 	KeptYoung    int      // unreferenced packs kept because they are newer than the grace period
 	BytesFreed   int64    // size of the deleted packs
@@ -190,29 +192,18 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 	cc := c.svc.NewContainerClient(name)
 	cutoff := c.now().Add(-grace)
 
-	keep := newKeepSet(c, opts.Registered)
-	nRefs, err := keep.addRefs(ctx, cc)
-	if err != nil {
-		return res, fmt.Errorf("garbage collection of container %s deleted nothing: %w", name, err)
-	}
-
-	type pack struct {
-		id   packrefs.ID
-		size int64
-		etag azcore.ETag
-	}
-	var candidates []pack
-	var stored, unrecognised int
-	err = list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
+	// The candidates are the stored packs older than the grace period, in
+	// pack order, and the lists only strike them off. Memory is therefore
+	// 40 bytes a stored pack (what the machine really uploaded), whatever
+	// the lists name: an agent cannot grow it by writing lists of packs
+	// that do not exist.
+	var cands candidates
+	var unrecognised int
+	err := list(ctx, cc, layout.DataPrefix, func(it *container.BlobItem) error {
 		sid, ok := layout.ParsePack(*it.Name)
 		if !ok {
 			// Not a pack name we wrote: never delete what we do not understand.
 			unrecognised++
-			return nil
-		}
-		id, _ := packrefs.ParseID(sid)
-		if keep.has(id) {
-			stored++
 			return nil
 		}
 		p := it.Properties
@@ -220,28 +211,28 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 			res.KeptYoung++
 			return nil
 		}
-		pk := pack{id: id}
+		id, _ := packrefs.ParseID(sid)
+		var size int64
 		if p.ContentLength != nil {
-			pk.size = *p.ContentLength
+			size = *p.ContentLength
 		}
-		if p.ETag != nil {
-			pk.etag = *p.ETag
-		}
-		candidates = append(candidates, pk)
+		cands.add(id, size)
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("garbage collection of container %s deleted nothing: list packs: %w", name, err)
 	}
-	if missing := keep.len() - stored; missing > 0 {
-		c.log.WarnContext(ctx, "points name packs that are not stored; run coffer check on the machine",
-			"container", name, "missingPacks", missing)
-	}
 	if unrecognised > 0 {
 		c.log.WarnContext(ctx, "objects under data/ are not named like packs; left alone", "container", name, "objects", unrecognised)
 	}
+	cands.seal()
 
-	if len(candidates) > 0 {
+	keep := newKeepSet(c, opts.Registered, cands.mark)
+	nRefs, err := keep.addRefs(ctx, cc)
+	if err != nil {
+		return res, fmt.Errorf("garbage collection of container %s deleted nothing: %w", name, err)
+	}
+	if cands.unmarked() > 0 {
 		if c.beforeRecheck != nil {
 			c.beforeRecheck()
 		}
@@ -251,10 +242,9 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 		}
 		if reread > 0 {
 			c.log.InfoContext(ctx, "pack lists appeared during garbage collection", "container", name, "lists", reread)
-			candidates = slices.DeleteFunc(candidates, func(p pack) bool { return keep.has(p.id) })
 		}
 	}
-	res.Referenced = keep.len()
+	res.Referenced = len(cands.ids) - cands.unmarked()
 	res.Quarantined = keep.quarantined
 	for _, q := range res.Quarantined {
 		c.log.WarnContext(ctx, "pack list quarantined: garbage collection leaves it out", "container", name, "object", q.Object, "reason", q.Reason)
@@ -263,27 +253,30 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
-	for _, p := range candidates {
+	for i, id := range cands.ids {
+		if cands.marked(i) {
+			continue
+		}
+		size := cands.sizes[i]
 		g.Go(func() error {
-			obj := layout.Pack(p.id.String())
-			opts := &blob.DeleteOptions{DeleteSnapshots: new(blob.DeleteSnapshotsOptionTypeInclude)}
-			if p.etag != "" {
-				// Delete exactly the object judged unreferenced, nothing written since.
-				opts.AccessConditions = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: &p.etag}}
-			}
+			obj := layout.Pack(id.String())
+			// Delete exactly the object judged unreferenced: nothing written
+			// since the cutoff (packs are never rewritten, but be sure).
+			opts := &blob.DeleteOptions{DeleteSnapshots: new(blob.DeleteSnapshotsOptionTypeInclude),
+				AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfUnmodifiedSince: &cutoff}}}
 			_, err := cc.NewBlobClient(obj).Delete(gctx, opts)
 			switch {
 			case err == nil:
 				mu.Lock()
 				res.Deleted++
-				res.BytesFreed += p.size
-				res.DeletedPacks = append(res.DeletedPacks, p.id.String())
+				res.BytesFreed += size
+				res.DeletedPacks = append(res.DeletedPacks, id.String())
 				mu.Unlock()
 				return nil
 			case bloberror.HasCode(err, bloberror.BlobNotFound):
 				return nil // someone else got there first
 			case bloberror.HasCode(err, bloberror.ConditionNotMet):
-				c.log.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", p.id.String())
+				c.log.WarnContext(gctx, "pack changed during garbage collection; kept", "container", name, "pack", id.String())
 				return nil
 			default:
 				return fmt.Errorf("delete %s: %w", obj, err)
@@ -299,6 +292,58 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 		return res, fmt.Errorf("garbage collection of container %s stopped after deleting %d packs; run it again: %w", name, res.Deleted, err)
 	}
 	return res, nil
+}
+
+// candidates are packs GC may delete, sorted by ID, with a bit each for
+// "some list names it", set concurrently by the list readers.
+type candidates struct {
+	ids    []packrefs.ID
+	sizes  []int64
+	named  []atomic.Uint64
+	sorted bool
+}
+
+func (c *candidates) add(id packrefs.ID, size int64) {
+	c.ids = append(c.ids, id)
+	c.sizes = append(c.sizes, size)
+}
+
+// seal sorts (the listing is sorted already; this only makes sure) and
+// makes the bits.
+func (c *candidates) seal() {
+	if !slices.IsSortedFunc(c.ids, func(a, b packrefs.ID) int { return bytes.Compare(a[:], b[:]) }) {
+		idx := make([]int, len(c.ids))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(c.ids[a][:], c.ids[b][:]) })
+		ids, sizes := make([]packrefs.ID, len(idx)), make([]int64, len(idx))
+		for i, j := range idx {
+			ids[i], sizes[i] = c.ids[j], c.sizes[j]
+		}
+		c.ids, c.sizes = ids, sizes
+	}
+	c.named = make([]atomic.Uint64, (len(c.ids)+63)/64)
+}
+
+// mark notes that a list names id; ids that are not candidates are ignored.
+func (c *candidates) mark(id packrefs.ID) {
+	i, ok := slices.BinarySearchFunc(c.ids, id, func(a, b packrefs.ID) int { return bytes.Compare(a[:], b[:]) })
+	if ok {
+		c.named[i/64].Or(1 << (i % 64))
+	}
+}
+
+func (c *candidates) marked(i int) bool { return c.named[i/64].Load()&(1<<(i%64)) != 0 }
+
+func (c *candidates) unmarked() int {
+	n := 0
+	for i := range c.ids {
+		if !c.marked(i) {
+			n++
+		}
+	}
+	return n
 }
 
 // Usage is what a container holds.
@@ -330,35 +375,22 @@ func (c *Containers) Usage(ctx context.Context, name string) (Usage, error) {
 	return u, nil
 }
 
-// keepSet is the packs that some refs/ object names, and which version of
-// each refs/ object has been read.
+// keepSet reads the refs/ objects, passing every pack they name to mark,
+// and remembers which version of each object it has read.
 type keepSet struct {
 	c           *Containers
 	registered  func(string) bool
+	mark        func(packrefs.ID)
 	mu          sync.Mutex
-	packs       map[packrefs.ID]struct{}
 	read        map[string]azcore.ETag // refs object name → ETag read
 	quarantined []Quarantined
 }
 
-func newKeepSet(c *Containers, registered func(string) bool) *keepSet {
+func newKeepSet(c *Containers, registered func(string) bool, mark func(packrefs.ID)) *keepSet {
 	if registered == nil {
 		registered = func(string) bool { return false }
 	}
-	return &keepSet{c: c, registered: registered, packs: map[packrefs.ID]struct{}{}, read: map[string]azcore.ETag{}}
-}
-
-func (k *keepSet) has(id packrefs.ID) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.packs[id]
-	return ok
-}
-
-func (k *keepSet) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.packs)
+	return &keepSet{c: c, registered: registered, mark: mark, read: map[string]azcore.ETag{}}
 }
 
 // addRefs lists refs/ and reads every object not yet read in its current
@@ -462,9 +494,10 @@ func quarantined(md map[string]*string) bool {
 	return false
 }
 
-// readRefs streams one refs/ object into the set, checking that it names
-// the point its object name says. Packs of a list that turns out invalid
-// half-way stay in the set: that only keeps more.
+// readRefs streams one refs/ object, marking its packs, checking that it
+// names the point its object name says (before any pack). Packs of a list
+// that turns out invalid half-way stay marked for this run: that only keeps
+// more, once.
 func (k *keepSet) readRefs(ctx context.Context, cc *container.Client, obj, point string) (azcore.ETag, error) {
 	resp, err := cc.NewBlobClient(obj).DownloadStream(ctx, nil)
 	if err != nil {
@@ -475,9 +508,7 @@ func (k *keepSet) readRefs(ctx context.Context, cc *container.Client, obj, point
 		return "", fmt.Errorf("%s: %w: %d bytes, more than a pack list may be (%d)", obj, packrefs.ErrInvalid, *resp.ContentLength, packrefs.MaxSize)
 	}
 	h, err := packrefs.DecodeStream(resp.Body, point, func(id packrefs.ID) error {
-		k.mu.Lock()
-		k.packs[id] = struct{}{}
-		k.mu.Unlock()
+		k.mark(id)
 		return nil
 	})
 	if err != nil {

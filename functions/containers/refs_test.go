@@ -3,6 +3,9 @@ package containers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -115,4 +118,63 @@ func TestLimiterBoundsChecks(t *testing.T) {
 	if len(l.per) != 0 || len(l.ref) != 0 || len(l.all) != 0 {
 		t.Fatalf("limiter holds state after every check ended: %v %v %d", l.per, l.ref, len(l.all))
 	}
+}
+
+// GC's memory follows the packs stored, not what the lists name: a list of
+// 400,000 packs that do not exist (27 MB) costs next to nothing, so an
+// agent cannot exhaust the timer's memory with lists.
+func TestGCMemoryDoesNotFollowTheLists(t *testing.T) {
+	f := newFixture(t, later)
+	ctx := t.Context()
+	f.packs(newIDs(3)...)
+	p := newID()
+	gen := &gcMemList{point: p, n: 400_000}
+	if _, err := f.cc.NewBlockBlobClient(packrefs.Name(p)).UploadStream(ctx, gen, nil); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := f.c.Collect(ctx, f.name, GCOptions{Grace: grace, Registered: func(id string) bool { return id == p }})
+	runtime.ReadMemStats(&after)
+	if err != nil || res.Deleted != 3 {
+		t.Fatalf("GC = %+v, %v", res, err)
+	}
+	got := after.TotalAlloc - before.TotalAlloc
+	t.Logf("GC over a list of %d packs (%d bytes) allocated %d bytes", gen.n, 67*gen.n, got)
+	if got > 4<<20 {
+		t.Fatal("over 4 MiB: memory follows the lists")
+	}
+}
+
+// gcMemList writes a valid list of n sorted packs on the fly.
+type gcMemList struct {
+	point string
+	n, i  int
+	buf   []byte
+	done  bool
+}
+
+func (g *gcMemList) Read(b []byte) (int, error) {
+	if g.buf == nil {
+		g.buf = append(make([]byte, 0, 64<<10), `{"version":1,"point":"`+g.point+`","packs":[`...)
+	}
+	for len(g.buf) < cap(g.buf)-80 && !g.done {
+		if g.i < g.n {
+			if g.i > 0 {
+				g.buf = append(g.buf, ',')
+			}
+			g.buf = fmt.Appendf(g.buf, `"%064x"`, g.i+1)
+			g.i++
+			continue
+		}
+		g.buf = append(g.buf, "]}"...)
+		g.done = true
+	}
+	if len(g.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, g.buf)
+	g.buf = g.buf[:copy(g.buf, g.buf[n:])]
+	return n, nil
 }
