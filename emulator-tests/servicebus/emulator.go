@@ -6,7 +6,7 @@
 //
 //	node server.js --config PATH --host 127.0.0.1 --port 0
 //
-// and is ready once it prints "Service Bus emulator listening at amqp://HOST:PORT". It binds port 0,
+// (with --tier when Options.Tier is set) and is ready once it prints "Service Bus emulator listening at amqp://HOST:PORT". It binds port 0,
 // so the OS picks a free port, and it exits on SIGTERM or SIGINT.
 package servicebus
 
@@ -48,6 +48,10 @@ type Options struct {
 	LogPath string
 	// Env is extra environment for the server, e.g. "SB_EMULATOR_DEBUG=1".
 	Env []string
+	// Tier is the namespace's tier, which sets the message size limit: "Basic" or "Standard"
+	// (256 KB), or "Premium" (1 MB, or an entity's MaxMessageSizeInKilobytes). Empty means Standard,
+	// what Coffer deploys.
+	Tier string
 }
 
 // Emulator is a running Service Bus emulator.
@@ -85,6 +89,10 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		return nil, err
 	}
 
+	args := []string{script, "--config", config, "--host", "127.0.0.1", "--port", "0"}
+	if opts.Tier != "" {
+		args = append(args, "--tier", opts.Tier)
+	}
 	var (
 		mu   sync.Mutex
 		host string
@@ -93,7 +101,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	p, err := proc.Start(ctx, proc.Spec{
 		Name:    "servicebus",
 		Path:    node,
-		Args:    []string{script, "--config", config, "--host", "127.0.0.1", "--port", "0"},
+		Args:    args,
 		Dir:     dir,
 		Env:     opts.Env,
 		LogPath: opts.LogPath,

@@ -405,7 +405,7 @@ function typedBodyEntry(message, key) {
     while (reader.remaining()) {
         const s = reader.read();
         if (sectionCode(s) !== 0x77) continue;
-        for (const [k, v] of typedPairs(s.value)) if (k === key) return v;
+        for (const [k, v] of typedPairs(s)) if (k === key) return v; // a described map reads as the map
     }
     return undefined;
 }
@@ -871,11 +871,19 @@ function notFound(link, address) {
 // holds no session lock, every link to such an entity is refused, naming it.
 function refuseSessions(link, entity) {
     const owner = entity.kind === 'dlq' ? entity.parent : entity;
-    link.close({
+    refuse(link, {
         condition: 'amqp:not-implemented',
         description: `The Coffer Service Bus emulator does not support sessions: '${owner.name}' requires sessions (RequiresSession). ` +
             'Use the official Service Bus emulator or a namespace in Azure for session entities.',
     });
+}
+
+// refuse answers an attach with a null terminus, then detaches with the error: the way to refuse a
+// link (AMQP 1.0, 2.6.3), which clients report as the error instead of reading the attach first.
+function refuse(link, error) {
+    if (link.is_sender()) link.local.attach.source = null;
+    else link.local.attach.target = null;
+    link.close(error);
 }
 
 function requiresSession(entity) {
@@ -930,7 +938,7 @@ container.on('sender_open', (context) => {
     }
     if (requiresSession(entity)) return refuseSessions(link, entity);
     if (sessionFilter(link.remote.attach.source)) {
-        link.close({
+        refuse(link, {
             condition: 'amqp:not-allowed',
             description: `It is not possible for an entity that does not require sessions to create a session-ful receiver: '${entity.name}' does not require sessions.`,
         });
