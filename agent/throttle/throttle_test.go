@@ -332,9 +332,11 @@ func TestMeasuredRate(t *testing.T) {
 				t.Fatal(err)
 			}
 			took := time.Since(began)
-			if took < want*9/10 || took > want*11/10 {
-				t.Errorf("%d bytes took %v, want %v ± 10%% (%.0f bytes/s, want 256000)",
-					size, took, want, float64(size)/took.Seconds())
+			// Only the floor is a property of the limiter: a busy machine
+			// can make the transfer slower, never faster than the limit.
+			if took < want*9/10 {
+				t.Errorf("%d bytes took %v, want at least %v (%.0f bytes/s, limit 256000)",
+					size, took, want*9/10, float64(size)/took.Seconds())
 			}
 		})
 	}
