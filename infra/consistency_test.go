@@ -87,6 +87,8 @@ var notInAzure = map[string]string{
 	"COFFER_TOKEN_OPERATOR":               "local bearer tokens; Azure uses App Service Authentication",
 	"COFFER_TOKEN_READER":                 "local bearer tokens; Azure uses App Service Authentication",
 	"COFFER_DEV_CLOCK":                    "local demos only; config refuses it with App Service Authentication",
+	"COFFER_ARM_ENDPOINT":                 "the local Key Vault emulator's Resource Manager; in Azure the default, management.azure.com",
+	"COFFER_ARM_TOKEN":                    "a static token for the Key Vault emulator; in Azure the managed identity",
 	"WEBSITE_HOSTNAME":                    "App Service sets it (COFFER_PUBLIC_URL is set explicitly)",
 	"WEBSITE_AUTH_ENABLED":                "App Service sets it when authentication is on (COFFER_AUTH_MODE is set explicitly)",
 }
@@ -1245,6 +1247,8 @@ func TestCheckerCatchesRemovals(t *testing.T) {
 			"uses role definition ID 4f6d3b9b-027b-4f4c-9142-0e5a2a2247e1, which is not one of the documented IDs"},
 		{"owner instead of contributor", bicep(storage, replace("ba92f5b4-2d11-453d-a403-e96b0029c9fe", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b")),
 			"grants Storage Blob Data Owner, more than needed"},
+		{"delegate's role setting removed", bicep(app, dropLine("COFFER_KEYVAULT_MACHINE_ROLE_ID:")),
+			"app setting COFFER_KEYVAULT_MACHINE_ROLE_ID, read by functions/config, is not set"},
 		{"registration delegate removed", bicep(kv, dropDecl("controlPlaneRegistrationDelegate")),
 			"no role assignment in infra/ grants Role Based Access Control Administrator"},
 		{"Secrets Officer on the passphrase vault", bicep(kv, replace("var roleBasedAccessControlAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'",

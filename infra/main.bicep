@@ -184,6 +184,8 @@ module controlPlane 'app/controlplane.bicep' = {
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     alertsQueueName: alertsQueueName
     keyVaultUrl: keyVault.outputs.uri
+    keyVaultResourceId: keyVault.outputs.id
+    keyVaultMachineRoleId: keyVault.outputs.machineRoleId
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     entraClientId: entraClientId
     smtpHost: smtpHost

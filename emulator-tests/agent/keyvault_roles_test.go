@@ -19,17 +19,24 @@ import (
 )
 
 // rbacVault is a Key Vault emulator enforcing the deployed design: Azure
-// RBAC with a principal per bearer token, purge protection, and an admin
+// RBAC with a principal per bearer token, purge protection, the control
+// plane as the registration delegate under its condition, and an admin
 // (Secrets Officer on the vault) to look at what the machines did.
 type rbacVault struct {
 	*keyvault.Server
 	caBundle string // SSL_CERT_FILE trusting the stack's and this vault's CAs
 	admin    *azsecrets.Client
+	cpToken  string // the control plane's token, for the delegate's calls
 }
+
+const controlPlaneOID = "cccccccc-0000-4000-8000-00000000000c"
 
 func newRBACVault(t *testing.T) *rbacVault {
 	t.Helper()
-	kv, err := keyvault.Start(keyvault.Options{Access: &keyvault.Access{}, PurgeProtection: true})
+	kv, err := keyvault.Start(keyvault.Options{PurgeProtection: true, Access: &keyvault.Access{Delegates: []keyvault.Delegate{{
+		PrincipalID: controlPlaneOID, Roles: []string{keyvault.RoleMachinePassphrase},
+		PrincipalTypes: []string{"ServicePrincipal"}, NotPrincipals: []string{controlPlaneOID},
+	}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +61,26 @@ func newRBACVault(t *testing.T) *rbacVault {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rbacVault{Server: kv, caBundle: bundle, admin: admin}
+	cpToken, err := kv.NewToken(controlPlaneOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rbacVault{Server: kv, caBundle: bundle, admin: admin, cpToken: cpToken}
+}
+
+// world is a control plane using this vault. With delegate, it assigns
+// each registering machine its role, as deployed; without, an admin must.
+func (kv *rbacVault) world(t *testing.T, delegate bool) *world {
+	return newWorld(t, func(env map[string]string) {
+		env[config.KeyVaultURL] = kv.URL()
+		if delegate {
+			env[config.KeyVaultResourceID] = keyvault.DefaultResourceID
+			env[config.KeyVaultMachineRole] = keyvault.RoleMachinePassphrase
+			env[config.ARMEndpoint] = kv.URL()
+			env[config.ARMToken] = kv.cpToken
+			env["SSL_CERT_FILE"] = kv.caBundle
+		}
+	})
 }
 
 // identity is a machine's Entra identity in the emulator: its object ID
@@ -86,12 +112,30 @@ func runCmd(cmd *exec.Cmd) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// registerAs registers a machine whose identity is id. The agent waits for
-// its role on its new secret; the test then does what Coffer's registration
-// delegate (or an admin) does: it finds the new machine and assigns the
-// Coffer Machine Passphrase role on that one secret to the machine's
-// identity.
+// registerAs registers a machine whose identity is id; the control plane
+// assigns it its role on its new secret.
 func (w *world) registerAs(kv *rbacVault, name string, id identity) (*machine, string) {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	m := &machine{w: w, Dir: filepath.Join(dir, "config")}
+	out, errOut, err := runCmd(m.cofferAs(kv, id, "register", "--credentials", w.credentials(dir), "--name", name, "--json"))
+	if err != nil {
+		w.t.Fatalf("register: %v\n%s%s", err, out, errOut)
+	}
+	var reg map[string]string
+	if err := json.Unmarshal([]byte(out), &reg); err != nil || reg["machineId"] == "" || reg["secretName"] != "coffer-passphrase-"+reg["machineId"] {
+		w.t.Fatalf("register --json: %q", out)
+	}
+	m.ID = reg["machineId"]
+	return m, reg["secretName"]
+}
+
+// registerGrantedByAdmin registers a machine whose identity is id with a
+// control plane that is no delegate. The agent waits for its role on its
+// new secret; the test does what an admin does meanwhile: it finds the new
+// machine and assigns the Coffer Machine Passphrase role on that one secret
+// to the machine's identity.
+func (w *world) registerGrantedByAdmin(kv *rbacVault, name string, id identity) (*machine, string) {
 	w.t.Helper()
 	dir := w.t.TempDir()
 	m := &machine{w: w, Dir: filepath.Join(dir, "config")}
@@ -141,14 +185,15 @@ func (w *world) registerAs(kv *rbacVault, name string, id identity) (*machine, s
 
 // Issue 10 row 10: a compromised machine must not reach another machine's
 // passphrase. Two real agents, each with its own identity, register against
-// a Key Vault enforcing the deployed roles. Machine A's credentials cannot
+// a Key Vault enforcing the deployed roles, where the control plane assigns
+// each its role on its own secret. Machine A's credentials cannot
 // read B's passphrase, neither through a restore from B nor with a
 // registration tampered to name B's secret, and B's secret keeps exactly
 // the one version B wrote. A restore of B's data onto A works only with
 // B's passphrase handed over by an admin.
 func TestMachineCannotReadAnotherMachinesPassphrase(t *testing.T) {
 	kv := newRBACVault(t)
-	w := newWorld(t, func(env map[string]string) { env[config.KeyVaultURL] = kv.URL() })
+	w := kv.world(t, true)
 	idA := kv.identity(t, "aaaaaaaa-0000-4000-8000-00000000000a")
 	idB := kv.identity(t, "bbbbbbbb-0000-4000-8000-00000000000b")
 	a, _ := w.registerAs(kv, "branch-a", idA)
@@ -231,12 +276,32 @@ func TestMachineCannotReadAnotherMachinesPassphrase(t *testing.T) {
 	}
 }
 
+// Where the control plane is no delegate, a registering machine waits for
+// an admin to assign its role, then escrows and backs up.
+func TestRegistrationWaitsForAnAdminsGrant(t *testing.T) {
+	kv := newRBACVault(t)
+	w := kv.world(t, false)
+	id := kv.identity(t, "aaaaaaaa-0000-4000-8000-0000000000a2")
+	m, secret := w.registerGrantedByAdmin(kv, "branch-by-hand", id)
+	if _, err := kv.admin.GetSecret(t.Context(), secret, "", nil); err != nil {
+		t.Fatalf("the passphrase is not in escrow: %v", err)
+	}
+	src := filepath.Join(t.TempDir(), "data")
+	if err := makeTree(t, src, 3); err != nil {
+		t.Fatal(err)
+	}
+	w.assignPolicy(m, src)
+	if out, errOut, err := runCmd(m.cofferAs(kv, id, "backup")); err != nil {
+		t.Fatalf("backup: %v\n%s%s", err, out, errOut)
+	}
+}
+
 // Without its role, a newly registered machine waits, then fails with the
 // command an admin can run, instead of creating a repository whose
 // passphrase nobody holds in escrow.
 func TestRegistrationWithoutAGrantSaysWhatToDo(t *testing.T) {
 	kv := newRBACVault(t)
-	w := newWorld(t, func(env map[string]string) { env[config.KeyVaultURL] = kv.URL() })
+	w := kv.world(t, false)
 	id := kv.identity(t, "eeeeeeee-0000-4000-8000-00000000000e")
 	dir := t.TempDir()
 	m := &machine{w: w, Dir: filepath.Join(dir, "config")}

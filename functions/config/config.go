@@ -23,6 +23,10 @@ const (
 	ServiceBusNamespace  = "COFFER_SERVICEBUS__fullyQualifiedNamespace"
 	AlertsQueue          = "COFFER_ALERTS_QUEUE"
 	KeyVaultURL          = "COFFER_KEYVAULT_URL"
+	KeyVaultResourceID   = "COFFER_KEYVAULT_RESOURCE_ID"
+	KeyVaultMachineRole  = "COFFER_KEYVAULT_MACHINE_ROLE_ID"
+	ARMEndpoint          = "COFFER_ARM_ENDPOINT"
+	ARMToken             = "COFFER_ARM_TOKEN"
 	PublicURL            = "COFFER_PUBLIC_URL"
 	WebsiteHostname      = "WEBSITE_HOSTNAME"
 	TenantID             = "AZURE_TENANT_ID"
@@ -60,9 +64,18 @@ type Config struct {
 	AlertsQueue          string
 
 	KeyVaultURL string
-	PublicURL   string
-	TenantID    string
-	ClientID    string
+	// KeyVaultResourceID and KeyVaultMachineRoleID, both set, make the
+	// control plane assign each registering machine's Key Vault identity
+	// the machine passphrase role on that machine's secret.
+	KeyVaultResourceID    string
+	KeyVaultMachineRoleID string
+	// ARM is where those assignments go: Azure Resource Manager with the
+	// managed identity, or locally the Key Vault emulator, with a static
+	// token and the CA in SSL_CERT_FILE.
+	ARM       struct{ Endpoint, Token, CAFile string }
+	PublicURL string
+	TenantID  string
+	ClientID  string
 
 	AuthMode string // "tokens" or "appservice"
 	Tokens   struct{ Contributor, Operator, Reader string }
@@ -119,6 +132,23 @@ func Load(getenv func(string) string) (Config, error) {
 	c.KeyVaultURL = getenv(KeyVaultURL)
 	if c.KeyVaultURL == "" {
 		bad(KeyVaultURL, "is required: agents escrow their passphrases there")
+	}
+	c.KeyVaultResourceID, c.KeyVaultMachineRoleID = getenv(KeyVaultResourceID), getenv(KeyVaultMachineRole)
+	if (c.KeyVaultResourceID == "") != (c.KeyVaultMachineRoleID == "") {
+		bad(KeyVaultResourceID, "and %s go together: both (the control plane assigns machines their Key Vault role) or neither (an admin does)", KeyVaultMachineRole)
+	}
+	if c.KeyVaultResourceID != "" && !strings.HasPrefix(strings.ToLower(c.KeyVaultResourceID), "/subscriptions/") {
+		bad(KeyVaultResourceID, "must be the vault's resource ID (/subscriptions/.../providers/Microsoft.KeyVault/vaults/NAME), got %q", c.KeyVaultResourceID)
+	}
+	c.ARM.Endpoint, c.ARM.Token = getenv(ARMEndpoint), getenv(ARMToken)
+	if c.ARM.Endpoint != "" && !strings.HasPrefix(c.ARM.Endpoint, "https://") {
+		bad(ARMEndpoint, "must be an https:// URL, got %q", c.ARM.Endpoint)
+	}
+	if c.ARM.Token != "" && c.ARM.Endpoint == "" {
+		bad(ARMToken, "is for a local Resource Manager (the Key Vault emulator) only; set %s too", ARMEndpoint)
+	}
+	if c.ARM.Endpoint != "" {
+		c.ARM.CAFile = getenv("SSL_CERT_FILE")
 	}
 	c.PublicURL = getenv(PublicURL)
 	if c.PublicURL == "" && getenv(WebsiteHostname) != "" {

@@ -24,6 +24,10 @@ param alertsQueueName string
 @description('The passphrase vault\'s URL, handed to agents.')
 param keyVaultUrl string
 
+@description('The passphrase vault\'s resource ID and the machine passphrase role\'s ID: at registration the app assigns the machine\'s Key Vault identity that role on the machine\'s secret.')
+param keyVaultResourceId string
+param keyVaultMachineRoleId string
+
 param applicationInsightsConnectionString string
 
 @description('Application (client) ID of the admin API\'s Entra ID app registration.')
@@ -132,6 +136,10 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     COFFER_ALERTS_QUEUE: alertsQueueName
 
     COFFER_KEYVAULT_URL: keyVaultUrl
+    // The registration delegate: where machines' role assignments go, and
+    // the one role it may assign (keyvault.bicep's condition enforces it).
+    COFFER_KEYVAULT_RESOURCE_ID: keyVaultResourceId
+    COFFER_KEYVAULT_MACHINE_ROLE_ID: keyVaultMachineRoleId
     COFFER_PUBLIC_URL: 'https://${site.properties.defaultHostName}'
     AZURE_TENANT_ID: tenant().tenantId
     AZURE_CLIENT_ID: identityClientId
