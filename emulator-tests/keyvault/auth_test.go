@@ -109,34 +109,6 @@ func TestClientCompletesChallengeFlowWithOneToken(t *testing.T) {
 	}
 }
 
-func TestAPIVersionIsRequiredButAnyValueIsAccepted(t *testing.T) {
-	s := startServer(t, keyvault.Options{})
-	hc := rawClient(t, s)
-	for _, tc := range []struct {
-		name  string
-		query string
-		want  int
-	}{
-		{"missing", "", http.StatusBadRequest},
-		{"empty", "?api-version=", http.StatusBadRequest},
-		{"other parameter only", "?maxresults=1", http.StatusBadRequest},
-		{"current", "?api-version=2026-04-01", http.StatusOK},
-		{"old", "?api-version=7.4", http.StatusOK},
-		{"anything", "?api-version=not-a-version", http.StatusOK},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := do(t, hc, s, http.MethodGet, "/secrets"+tc.query, "Bearer t", nil)
-			if tc.want == http.StatusBadRequest {
-				wantErrorDoc(t, r, http.StatusBadRequest, "BadParameter")
-				return
-			}
-			if r.status != tc.want {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.want, r.body)
-			}
-		})
-	}
-}
-
 // The credential for local use must satisfy the bearer policy: a token and a future expiry.
 func TestCredentialReturnsTokenValidForAnHour(t *testing.T) {
 	tok, err := keyvault.Credential().GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})

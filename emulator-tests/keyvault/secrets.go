@@ -154,7 +154,7 @@ func checkContentTypeAndTags(contentType *string, tags map[string]*string) *resp
 		r := badParameter("A secret may have at most " + strconv.Itoa(maxTags) + " tags.")
 		return &r
 	}
-	return nil
+	return checkTagLengths(tags)
 }
 
 // copyTags drops the pointer layer the client uses; a null tag value reads as "".

@@ -195,8 +195,8 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apiVersion := r.URL.Query().Get("api-version")
-	if apiVersion == "" {
-		writeError(w, http.StatusBadRequest, "BadParameter", "The 'api-version' query parameter is missing.")
+	if bad := checkAPIVersion(apiVersion); bad != nil {
+		writeResponse(w, *bad)
 		return
 	}
 	rt, ok := route(r)
