@@ -3,12 +3,10 @@ package admincmd
 import (
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
-	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -28,13 +26,11 @@ period (14 days by default), after which it is purged for good.
 ` + pinRules,
 		Args: cli.RangeArgs(2, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			var extra []http.Header
 			switch {
 			case deleteData:
 				if err := needPIN(pin, args[0], "--delete-data"); err != nil {
 					return err
 				}
-				extra = append(extra, cpclient.PIN(pin))
 			case pin != "":
 				return cli.Usagef("--pin is only for --delete-data; stopping protection and keeping the data needs none")
 			}
