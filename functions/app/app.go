@@ -153,6 +153,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	blobs.SetLogger(log)
 	blobs.SoftDeleteFor = cfg.SoftDelete
 	a.Jobs.SetLogger(log)
+	a.Jobs.OnLateOutcome = a.lateOutcome
 	a.Alerts.SetLogger(log)
 
 	// Tables are created by EnsureTables (standalone) or by the Bicep (under

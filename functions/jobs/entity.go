@@ -94,6 +94,7 @@ func serverTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecon
 const (
 	colSkipped     = "Skipped" // Skipped00, Skipped01, ...: one JSON array split
 	colSkippedMore = "SkippedMore"
+	colFailedStale = "FailedStale" // true when FailStale ended the job
 )
 
 func encode(rec *record) ([]byte, error) {
@@ -122,6 +123,9 @@ func encode(rec *record) ([]byte, error) {
 	}
 	if rec.skippedMore > 0 {
 		p[colSkippedMore] = aztables.EDMInt64(rec.skippedMore)
+	}
+	if rec.failedStale {
+		p[colFailedStale] = true
 	}
 	if len(j.Skipped) > 0 {
 		b, err := marshalJSON(j.Skipped)
@@ -169,6 +173,7 @@ func decode(b []byte) (*record, string, error) {
 		Message:   str(p, "Message"),
 		PointID:   str(p, "PointID"),
 	}, skippedMore: int64Of(p, colSkippedMore)}
+	rec.failedStale, _ = p[colFailedStale].(bool)
 	if _, ok := p["EndedAt"]; ok {
 		t := timeOf(p, "EndedAt")
 		rec.job.EndedAt = &t

@@ -77,6 +77,13 @@ type Store struct {
 
 	mu     sync.Mutex
 	queues map[string]*jobQueue // by PartitionKey/RowKey
+
+	// OnLateOutcome, if set, is called after an agent's outcome replaced a
+	// failure FailStale had recorded, with the job as FailStale left it and
+	// as it is now, so the caller can set the earlier alert right. Set it
+	// before the Store is used; it runs after the write, outside any
+	// request's context.
+	OnLateOutcome func(ctx context.Context, failed, now wire.Job)
 }
 
 // New returns a Store on client's table (TableName, say); call EnsureTable
@@ -207,6 +214,8 @@ type pendingReport struct {
 	job  wire.Job
 	err  error
 	done chan struct{}
+	// replaced is the FailStale failure this report's outcome replaced.
+	replaced *wire.Job
 }
 
 // jobQueue holds the reports on one job waiting for the next write.
@@ -247,12 +256,17 @@ func (s *Store) commit(ctx context.Context, vaultID, machineID, jobID string, ba
 		write := false
 		for _, p := range batch {
 			next := rec.clone()
+			p.replaced = nil // a retry after an ETag conflict starts over
 			if err := apply(next, p.r, now); err != nil {
 				p.job, p.err = wire.Job{}, err
 				if errors.Is(err, ErrFinished) {
 					p.job = rec.view()
 				}
 				continue
+			}
+			if rec.failedStale && !next.failedStale {
+				failed := rec.view()
+				p.replaced = &failed
 			}
 			*rec = *next
 			p.job, p.err, write = rec.view(), nil, true
@@ -264,6 +278,14 @@ func (s *Store) commit(ctx context.Context, vaultID, machineID, jobID string, ba
 			p.job, p.err = wire.Job{}, err
 		}
 		close(p.done)
+		// After the answer: the agent need not wait on alert bookkeeping.
+		if err == nil && p.err == nil && p.replaced != nil {
+			s.log.InfoContext(ctx, "a late outcome replaced the failure recorded when the agent went silent",
+				"vault", vaultID, "machine", machineID, "job", jobID, "was", p.replaced.ErrorCode, "now", p.job.Status)
+			if s.OnLateOutcome != nil {
+				s.OnLateOutcome(ctx, *p.replaced, p.job)
+			}
+		}
 	}
 }
 
@@ -423,7 +445,8 @@ func (s *Store) Running(ctx context.Context, vaultID, machineID string) ([]wire.
 // FailStale fails every job, in every vault, that is in progress and has
 // not been reported on since before cutoff, with code and message, and
 // returns those jobs so the caller can raise alerts. A report that lands
-// meanwhile wins: its job is left alone. On an error it returns the jobs
+// meanwhile wins: its job is left alone. An outcome the agent reports
+// later replaces the failure (see apply and OnLateOutcome). On an error it returns the jobs
 // failed so far with it. It scans the table (a timer job, not a request).
 func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message string) ([]wire.Job, error) {
 	if code == "" || len(code) > maxCodeLen || !printable(code) {
@@ -447,6 +470,7 @@ func (s *Store) FailStale(ctx context.Context, cutoff time.Time, code, message s
 			now := serverTime(s.now())
 			r.job.Status, r.job.ErrorCode, r.job.Message = wire.StatusFailed, code, message
 			r.job.UpdatedAt, r.job.EndedAt = now, &now
+			r.failedStale = true
 			out, changed = r.view(), true
 			return true, nil
 		})

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -421,8 +422,10 @@ func TestFailStale(t *testing.T) {
 	if err != nil || read.Status != wire.StatusFailed || read.Message == "" {
 		t.Fatalf("stored stale job = %+v, %v", read, err)
 	}
-	if _, err := s.Report(ctx, "v1", "m1", quiet.ID, wire.JobReport{Status: wire.StatusCompleted}); !errors.Is(err, ErrFinished) {
-		t.Fatalf("report after FailStale: %v, want ErrFinished", err)
+	// A late progress report does not reopen it (the outcome may still
+	// come, and replaces the failure: TestLateOutcomeReplacesStaleFailure).
+	if _, err := s.Report(ctx, "v1", "m1", quiet.ID, wire.JobReport{Status: wire.StatusInProgress}); !errors.Is(err, ErrFinished) {
+		t.Fatalf("progress after FailStale: %v, want ErrFinished", err)
 	}
 	for _, j := range []wire.Job{busy, done} {
 		read, err := s.Get(ctx, j.VaultID, j.MachineID, j.ID)
@@ -585,3 +588,66 @@ func TestMissingTableSaysWhatToDo(t *testing.T) {
 
 // newClock is the test's clock, which it moves by hand.
 func newClock() *clocktest.Fake { return clocktest.New(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)) }
+
+// TestLateOutcomeReplacesStaleFailure: an agent that was cut off reports
+// its outcome once it is back; the job then shows that outcome instead of
+// the agent_silent failure, the caller hears of it to set the alert right,
+// and the job takes nothing more after that, as any ended job.
+func TestLateOutcomeReplacesStaleFailure(t *testing.T) {
+	s, c := newStore(t)
+	ctx := t.Context()
+	type late struct{ failed, now wire.Job }
+	heard := make(chan late, 4)
+	s.OnLateOutcome = func(_ context.Context, failed, now wire.Job) { heard <- late{failed, now} }
+
+	ok := mustCreate(t, s, "v1", "m1", wire.JobBackup)
+	bad := mustCreate(t, s, "v1", "m2", wire.JobBackup)
+	byAgent := mustCreate(t, s, "v1", "m3", wire.JobBackup)
+	mustReport(t, s, byAgent, wire.JobReport{Status: wire.StatusFailed, ErrorCode: "disk_gone"})
+	mustReport(t, s, ok, wire.JobReport{Status: wire.StatusInProgress, Progress: wire.Progress{FilesDone: 3, FilesTotal: 10}})
+	c.Advance(7 * time.Hour)
+	failed, err := s.FailStale(ctx, c.Now().Add(-6*time.Hour), "agent_silent", "no report for 6 hours")
+	if err != nil || len(failed) != 2 {
+		t.Fatalf("FailStale = %v, %v; want the two silent jobs", ids(failed), err)
+	}
+
+	c.Advance(time.Hour)
+	got, err := s.Report(ctx, "v1", "m1", ok.ID, wire.JobReport{Status: wire.StatusCompleted, PointID: "p-1",
+		Progress: wire.Progress{FilesDone: 10, FilesTotal: 10}})
+	if err != nil {
+		t.Fatalf("late outcome: %v", err)
+	}
+	if got.Status != wire.StatusCompleted || got.ErrorCode != "" || got.Message != "" || got.PointID != "p-1" ||
+		got.Progress.FilesDone != 10 || got.EndedAt == nil || !got.EndedAt.Equal(c.Now()) {
+		t.Fatalf("job after its late outcome = %+v", got)
+	}
+	if read, err := s.Get(ctx, "v1", "m1", ok.ID); err != nil || read.Status != wire.StatusCompleted || read.ErrorCode != "" {
+		t.Fatalf("stored job = %+v, %v", read, err)
+	}
+	h := <-heard
+	if h.failed.ErrorCode != "agent_silent" || h.failed.ID != ok.ID || h.now.Status != wire.StatusCompleted {
+		t.Fatalf("OnLateOutcome got %+v", h)
+	}
+
+	// A late failure replaces it too, with the agent's own reason.
+	got, err = s.Report(ctx, "v1", "m2", bad.ID, wire.JobReport{Status: wire.StatusFailed, ErrorCode: "vss_failed", Message: "snapshot refused"})
+	if err != nil || got.Status != wire.StatusFailed || got.ErrorCode != "vss_failed" || got.Message != "snapshot refused" {
+		t.Fatalf("late failure = %+v, %v", got, err)
+	}
+	if h := <-heard; h.now.ErrorCode != "vss_failed" {
+		t.Fatalf("OnLateOutcome got %+v", h)
+	}
+
+	// Once replaced, the job is ended like any other; and a failure the
+	// agent reported itself was never the server's guess.
+	for _, j := range []wire.Job{ok, byAgent} {
+		if _, err := s.Report(ctx, j.VaultID, j.MachineID, j.ID, wire.JobReport{Status: wire.StatusCompleted}); !errors.Is(err, ErrFinished) {
+			t.Fatalf("report on ended job %s: %v, want ErrFinished", j.ID, err)
+		}
+	}
+	select {
+	case h := <-heard:
+		t.Fatalf("OnLateOutcome called again: %+v", h)
+	default:
+	}
+}

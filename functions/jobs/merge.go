@@ -61,6 +61,10 @@ func Terminal(status string) bool {
 type record struct {
 	job         wire.Job // Skipped holds only listed entries, never the summary
 	skippedMore int64
+	// failedStale: the server failed the job (FailStale) because its agent
+	// went silent, not the agent. That is a guess about an outcome the
+	// agent may still report, so a late outcome replaces it (apply).
+	failedStale bool
 }
 
 // checkReport validates a report and returns it with its free text bounded.
@@ -99,11 +103,18 @@ func checkReport(r wire.JobReport) (wire.JobReport, error) {
 
 // apply merges a checked report into a stored job at server time now.
 // Counters only grow, skipped files are added once each, and a job that has
-// ended takes no more reports (ErrFinished).
+// ended takes no more reports (ErrFinished), except one failed by the
+// server for silence: the agent's own outcome, arriving late (kept on the
+// machine through an outage, say), replaces that failure, since it says
+// what really happened. A late progress report does not reopen it.
 func apply(rec *record, r wire.JobReport, now time.Time) error {
 	j := &rec.job
 	if Terminal(j.Status) {
-		return fmt.Errorf("%w: job %s ended as %s; start a new job instead of reporting on this one", ErrFinished, j.ID, j.Status)
+		if !rec.failedStale || !Terminal(r.Status) {
+			return fmt.Errorf("%w: job %s ended as %s; start a new job instead of reporting on this one", ErrFinished, j.ID, j.Status)
+		}
+		rec.failedStale = false
+		j.Status, j.ErrorCode, j.Message, j.EndedAt = wire.StatusInProgress, "", "", nil
 	}
 	j.Progress = maxProgress(j.Progress, r.Progress)
 	if len(r.Skipped) > 0 {
