@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Client struct {
 type StatusError struct {
 	Status int
 	Body   wire.Error
+	// RetryAfter is the answer's Retry-After in seconds (429 pin_locked,
+	// 503), zero when it had none.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -123,6 +127,9 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, ext
 	}
 	if resp.StatusCode >= 400 {
 		se := &StatusError{Status: resp.StatusCode}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			se.RetryAfter = time.Duration(secs) * time.Second
+		}
 		if json.Unmarshal(b, &se.Body) != nil || se.Body.Code == "" {
 			se.Body.Code, se.Body.Message = "http_"+fmt.Sprint(resp.StatusCode), strings.TrimSpace(string(b))
 		}

@@ -187,13 +187,14 @@ func TestErrorsCarryTheirCode(t *testing.T) {
 			io.WriteString(w, "<html>a login page</html>")
 			return true
 		}
+		w.Header().Set("Retry-After", "90")
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, `{"code":"pin_required","message":"generate a PIN"}`)
 		return true
 	})
 	_, err := c.StopProtection(t.Context(), "v", "m", wire.StopProtection{DeleteData: true}, "")
 	var se *StatusError
-	if !errors.As(err, &se) || se.Status != http.StatusForbidden || Code(err) != wire.CodePINRequired {
+	if !errors.As(err, &se) || se.Status != http.StatusForbidden || Code(err) != wire.CodePINRequired || se.RetryAfter != 90*time.Second {
 		t.Fatalf("err = %v", err)
 	}
 	html = true

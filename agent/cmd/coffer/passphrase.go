@@ -71,8 +71,8 @@ func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile stri
 	}
 	if err := s.ChangePassphrase(c.Context(), pin, newPass); err != nil {
 		switch cpclient.Code(err) {
-		case wire.CodePINRequired, wire.CodePINInvalid:
-			return fmt.Errorf("%w; a PIN works once, for 5 minutes: ask an admin for a new one (`coffer admin pin VAULT`) and pass it with --pin", err)
+		case wire.CodePINRequired, wire.CodePINInvalid, wire.CodePINLocked:
+			return fmt.Errorf("%w; a PIN works once, for 5 minutes, and 5 wrong ones lock PINs for 15 minutes: ask an admin for a new one (`coffer admin pin VAULT`) and pass it with --pin", err)
 		}
 		return err
 	}

@@ -197,6 +197,12 @@ func (s *session) explain(se *cpclient.StatusError) error {
 	switch {
 	case se.Body.Code == wire.CodePINRequired:
 		fmt.Fprintf(&b, "; get a PIN with `coffer admin pin %s` and pass it with --pin", quote(vault))
+	case se.Body.Code == wire.CodePINLocked:
+		wait := "15 minutes"
+		if se.RetryAfter > 0 {
+			wait = se.RetryAfter.Round(time.Second).String()
+		}
+		fmt.Fprintf(&b, "; after 5 wrong PINs the vault's PINs are void and tries are refused: wait %s, then get a new PIN with `coffer admin pin %s`", wait, quote(vault))
 	case se.Body.Code == wire.CodePINInvalid:
 		fmt.Fprintf(&b, "; a PIN works once, for 5 minutes, and 5 wrong ones lock PINs for 15 minutes: get a new one with `coffer admin pin %s`", quote(vault))
 	case se.Body.Code == wire.CodeUnauthenticated || se.Status == http.StatusUnauthorized:

@@ -468,6 +468,10 @@ func TestAdminErrors(t *testing.T) {
 				{Field: "retention.dailyDays", Rule: "retention.dailyDays.secureMin", Message: "keep points at least 7 days"},
 			}})
 	}
+	cp.fail["POST /api/v1/vaults/"+admProdID+"/machines/"+admDBID+"/stop"] = func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "600")
+		cp.json(w, http.StatusTooManyRequests, wire.Error{Code: wire.CodePINLocked, Message: "security PINs are locked for this vault"})
+	}
 	policyFile := filepath.Join(t.TempDir(), "policy.json")
 	os.WriteFile(policyFile, []byte(`{"schedule":{"frequency":"daily","times":["01:00","02:00","03:00","04:00"],"timeZone":"UTC"},"retention":{"dailyDays":1},"include":["/srv"],"throttle":{"enabled":false}}`), 0o600)
 	badFile := filepath.Join(t.TempDir(), "bad.json")
@@ -483,6 +487,8 @@ func TestAdminErrors(t *testing.T) {
 			[]string{"generate a security PIN (pin_required); get a PIN with `coffer admin pin prod` and pass it with --pin"}, false},
 		{[]string{"stop", "prod", "web-01", "--delete-data", "--pin", "00000000"}, cli.ExitFailed,
 			[]string{"(pin_invalid)", "`coffer admin pin prod`"}, false},
+		{[]string{"stop", "prod", "DB-01", "--delete-data", "--pin", admPIN}, cli.ExitFailed,
+			[]string{"(pin_locked)", "wait 10m0s", "`coffer admin pin prod`"}, false},
 		{[]string{"resume", "prod", "web-01"}, cli.ExitFailed, []string{"<html>Bad Gateway</html> (http_502)"}, false},
 		{[]string{"policy", "set", "prod", "gold", "-f", policyFile}, cli.ExitFailed, []string{
 			"policy gold breaks 2 rule(s) (validation_failed)",
