@@ -32,7 +32,15 @@ func TestJunkKeyCannotRetireTheRealKey(t *testing.T) {
 	if _, err := agent.Do(t.Context(), "POST", wire.Version+"/agent/passphrase-change", nil, nil, pinHeader(pin)); err != nil {
 		t.Fatalf("passphrase change with a PIN: %v", err)
 	}
+	// As in the issue: naming only the real key.
 	var answer map[string]string
+	if _, err := agent.Do(t.Context(), "POST", wire.Version+"/agent/retire-key", map[string]string{"key": real[len("keys/"):]}, &answer); err == nil {
+		t.Errorf("retiring %s without naming a replacement was accepted: %v", real, answer)
+	}
+	if after := m.blobs(t, "keys/"); !bytes.Equal(after[real], keys[real]) {
+		t.Fatalf("the real key file %s is gone or changed after a retire-key naming it alone", real)
+	}
+	// Naming the junk as its replacement.
 	_, err := agent.Do(t.Context(), "POST", wire.Version+"/agent/retire-key", wire.RetireKey{Key: real[len("keys/"):], Replacement: junk[len("keys/"):]}, &answer)
 	if err == nil {
 		t.Errorf("retiring %s with junk as its replacement was accepted: %v", real, answer)
