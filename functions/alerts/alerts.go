@@ -124,8 +124,12 @@ func (s *Store) Raise(ctx context.Context, a wire.Alert) (wire.Alert, error) {
 		return a, fmt.Errorf("alert %s: %w; Republish will retry: %w", a.ID, ErrNotPublished, err)
 	}
 	if err := s.markPublished(ctx, a); err != nil {
-		// The message is out; at worst Republish sends it again, and the
-		// MessageID lets Service Bus duplicate detection drop that copy.
+		// The message is out; at worst Republish sends it again. The
+		// alerts queue has no duplicate detection (Basic, the cheapest
+		// tier, lacks it; see infra/core/messaging/servicebus.bicep), so
+		// that copy is delivered too: a digest vault stores it once more
+		// under the same alert ID (no change), and otherwise a second email
+		// goes out, with the same Message-ID header as the first.
 		s.log.Warn("alert published but not marked; it may be sent twice", "vault", a.VaultID, "alert", a.ID, "err", err)
 	}
 	return a, nil
@@ -316,8 +320,10 @@ func (s *Store) publish(ctx context.Context, a wire.Alert, body []byte) error {
 	return s.pub.SendMessage(ctx, &azservicebus.Message{
 		Body:        body,
 		ContentType: ptr("application/json"),
-		// The same alert always has the same MessageID, so a queue with
-		// duplicate detection drops a copy sent again by Republish.
+		// The same alert always has the same MessageID. The deployed queue
+		// does not detect duplicates (see Raise), so this does not stop a
+		// copy sent again by Republish; it lets logs and the email's
+		// Message-ID tie every copy to the one alert.
 		MessageID: ptr(a.ID),
 		Subject:   ptr(a.Kind),
 		ApplicationProperties: map[string]any{

@@ -36,6 +36,12 @@ resource alertsQueue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview'
   parent: namespace
   name: queueName
   properties: {
+    // The local stack's emulator runs the same queue settings
+    // (emulator-tests/servicebus/config.json, queue "alerts"), so retries,
+    // expiry and dead-lettering behave locally as deployed;
+    // infra/alertsqueue_test.go holds the two equal. No duplicate detection:
+    // Basic lacks it, and a republished alert may be emailed twice
+    // (functions/alerts, Raise).
     // A failed email answers 500, the host abandons the message, and the
     // broker redelivers it; after 10 deliveries it is dead-lettered, never
     // dropped. Poison messages take the same path (a custom handler cannot
