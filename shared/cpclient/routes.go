@@ -214,6 +214,13 @@ func (c *Client) PutPolicy(ctx context.Context, vault, name string, p any, pin s
 	return call[wire.PolicyDoc](ctx, c, http.MethodPut, path(nil, "vaults", vault, "policies", name), p, pinHeader(pin)...)
 }
 
+// DeletePolicy deletes a policy no machine follows (Contributor); pin is
+// for a deletion the control plane finds shortens retention.
+func (c *Client) DeletePolicy(ctx context.Context, vault, name, pin string) error {
+	_, err := c.send(ctx, http.MethodDelete, path(nil, "vaults", vault, "policies", name), nil, nil, pinHeader(pin)...)
+	return err
+}
+
 // Machines lists a vault's machines with their backup items.
 func (c *Client) Machines(ctx context.Context, vault string) ([]wire.Machine, error) {
 	return call[[]wire.Machine](ctx, c, http.MethodGet, path(nil, "vaults", vault, "machines"), nil)

@@ -90,6 +90,8 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "GET", path: "/api/v1/vaults/v1/policies/gold%20plan"}},
 		{"put policy", func() error { _, err := c.PutPolicy(ctx, "v1", "gold", json.RawMessage(`{"x":1}`), ""); return err },
 			sent{method: "PUT", path: "/api/v1/vaults/v1/policies/gold", body: `{"x":1}`}},
+		{"delete policy", func() error { return c.DeletePolicy(ctx, "v1", "gold", "") },
+			sent{method: "DELETE", path: "/api/v1/vaults/v1/policies/gold"}},
 		{"machines", func() error { _, err := c.Machines(ctx, "v1"); return err }, sent{method: "GET", path: "/api/v1/vaults/v1/machines"}},
 		{"machine", func() error { _, err := c.Machine(ctx, "v1", "m1"); return err }, sent{method: "GET", path: "/api/v1/vaults/v1/machines/m1"}},
 		{"assign policy", func() error {

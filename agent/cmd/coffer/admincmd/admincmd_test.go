@@ -86,6 +86,13 @@ func newFakeCP(t *testing.T) *fakeCP {
 		`"times":["21:00"],"timeZone":"UTC"},"retention":{"dailyDays":30,"weeklyWeeks":12,"monthlyMonths":12},"include":["/srv"],"throttle":{"enabled":false}}`)}
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/policies", f.answer([]wire.PolicyDoc{daily}))
 	mux.HandleFunc("GET "+v+"/"+admProdID+"/policies/daily", f.answer(daily))
+	mux.HandleFunc("DELETE "+v+"/"+admProdID+"/policies/{p}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("p") == "daily" {
+			f.json(w, http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: "1 machine(s) follow policy daily (web-01); assign them another policy first"})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("PUT "+v+"/"+admProdID+"/policies/{p}", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		f.json(w, http.StatusOK, wire.PolicyDoc{Name: r.PathValue("p"), Policy: b, UpdatedAt: admT1, ETag: `"1"`})
@@ -424,6 +431,8 @@ func TestAdminRequests(t *testing.T) {
 			sentReq{method: "PUT", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/policy", body: `{"policy":"gold"}`}},
 		{[]string{"policy", "assign", "prod", "web-01", "bronze", "--pin", admPIN},
 			sentReq{method: "PUT", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/policy", body: `{"policy":"bronze","pin":"` + admPIN + `"}`}},
+		{[]string{"policy", "delete", "prod", "old"},
+			sentReq{method: "DELETE", path: "/api/v1/vaults/" + admProdID + "/policies/old"}},
 		{[]string{"stop", "prod", "web-01"},
 			sentReq{method: "POST", path: "/api/v1/vaults/" + admProdID + "/machines/" + admWebID + "/stop", body: `{"deleteData":false}`}},
 		{[]string{"stop", "prod", "web-01", "--delete-data", "--pin", admPIN},
@@ -489,6 +498,7 @@ func TestAdminErrors(t *testing.T) {
 			[]string{"(pin_invalid)", "`coffer admin pin prod`"}, false},
 		{[]string{"stop", "prod", "DB-01", "--delete-data", "--pin", admPIN}, cli.ExitFailed,
 			[]string{"(pin_locked)", "wait 10m0s", "`coffer admin pin prod`"}, false},
+		{[]string{"policy", "delete", "prod", "daily"}, cli.ExitFailed, []string{"assign them another policy first (conflict)"}, false},
 		{[]string{"resume", "prod", "web-01"}, cli.ExitFailed, []string{"<html>Bad Gateway</html> (http_502)"}, false},
 		{[]string{"policy", "set", "prod", "gold", "-f", policyFile}, cli.ExitFailed, []string{
 			"policy gold breaks 2 rule(s) (validation_failed)",
@@ -603,7 +613,7 @@ func TestAdminParseSince(t *testing.T) {
 // what wrong ones cost.
 func TestAdminHelpStatesThePINRules(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"pin", "--help"}, {"stop", "--help"}, {"point", "delete", "--help"},
-		{"policy", "assign", "--help"}, {"policy", "set", "--help"}} {
+		{"policy", "assign", "--help"}, {"policy", "set", "--help"}, {"policy", "delete", "--help"}} {
 		out, err := runAdmin(args...)
 		if err != nil {
 			t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 )
 
 func newPolicy(f *flags) *cobra.Command {
-	c := group("policy", "List, show, write and assign backup policies")
-	c.AddCommand(newPolicyList(f), newPolicyShow(f), newPolicySet(f), newPolicyAssign(f))
+	c := group("policy", "List, show, write, assign and delete backup policies")
+	c.AddCommand(newPolicyList(f), newPolicyShow(f), newPolicySet(f), newPolicyAssign(f), newPolicyDelete(f))
 	return c
 }
 
@@ -165,6 +165,37 @@ shorter), the assignment needs a PIN (--pin).
 		},
 	}
 	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`, when the assignment shortens retention")
+	return c
+}
+
+func newPolicyDelete(f *flags) *cobra.Command {
+	var pin string
+	c := &cobra.Command{
+		Use:   "delete VAULT NAME [--pin PIN]",
+		Short: "Delete a policy no machine follows (Contributor)",
+		Long: `Delete a policy. The control plane refuses while machines follow it: assign
+them another policy first (` + "`coffer admin policy assign`" + `).
+
+` + pinRules,
+		Args: cli.RangeArgs(2, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, id, err := f.openVault(c, args[0])
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			if err := s.cp.DeletePolicy(ctx, id, args[1], pin); err != nil {
+				return s.fail(ctx, err)
+			}
+			// The answer has no body: --json gets what was deleted.
+			raw, err := json.Marshal(map[string]string{"vaultId": id, "deleted": args[1]})
+			if err != nil {
+				return err
+			}
+			return s.print((*json.RawMessage)(&raw), func(w io.Writer) { fmt.Fprintf(w, "Deleted policy %s.\n", args[1]) })
+		},
+	}
+	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`, when the deletion shortens retention")
 	return c
 }
 
