@@ -52,6 +52,15 @@ type Authenticator interface {
 
 var errNoCredentials = errors.New("no credentials")
 
+// ErrRefused marks an Authenticator's refusal of a request whose
+// credentials are valid but not enough, such as a browser session's state
+// change without its CSRF token: answered 403, not 401.
+var ErrRefused = errors.New("refused")
+
+// ErrNoCredentials is what an Authenticator returns when the request
+// carries no credentials at all, so one wrapping another can tell.
+var ErrNoCredentials = errNoCredentials
+
 // Tokens authenticates with static bearer tokens, one per role, from
 // settings: for local use and the emulator tests.
 type Tokens map[Role]string
@@ -154,6 +163,9 @@ func (s *server) adminOnly(role Role, what string) echo.MiddlewareFunc {
 			p, err := s.Auth.Authenticate(c.Request())
 			if err != nil {
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="coffer"`)
+				if errors.Is(err, ErrRefused) {
+					return fail(http.StatusForbidden, wire.CodeForbidden, "%v", err)
+				}
 				if errors.Is(err, errNoCredentials) {
 					return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "sign in: send Authorization: Bearer <token> (locally) or sign in through the app's Entra ID login (in Azure)")
 				}
