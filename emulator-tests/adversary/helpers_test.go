@@ -59,6 +59,10 @@ func (f *fixture) env(publicURL string) []string {
 		config.AuthMode+"=tokens",
 		config.Port+"=",
 		config.WebsiteAuthEnabled+"=",
+		config.KeyVaultResourceID+"="+keyvault.DefaultResourceID,
+		config.KeyVaultMachineRole+"="+keyvault.RoleMachinePassphrase,
+		config.ARMEndpoint+"="+f.kv.URL(),
+		config.ARMToken+"="+f.cpKVToken,
 	)
 }
 
@@ -176,9 +180,9 @@ type machine struct {
 }
 
 // register registers a machine with a real `coffer register`, as an admin
-// would install it: the machine gets its own Key Vault principal, and the
-// admin grants that principal Coffer's machine role on the machine's secret
-// (and nothing else) while the agent waits for it.
+// installs it: the machine has its own Key Vault identity, and the control
+// plane, as the registration delegate, gives it the machine role on its
+// own secret before the agent escrows its passphrase there.
 func (f *fixture) register(ctx context.Context, v wire.Vault, name string) (*machine, error) {
 	m := &machine{f: f, name: name, dir: filepath.Join(f.dir, "agents", v.Name, name), kvOID: randomGUID()}
 	var err error
@@ -194,53 +198,19 @@ func (f *fixture) register(ctx context.Context, v wire.Vault, name string) (*mac
 	if err := os.WriteFile(credFile, b, 0o600); err != nil {
 		return nil, err
 	}
-	type result struct {
-		out string
-		err error
+	out, err := m.coffer(ctx, "register", "--credentials", credFile, "--name", name, "--json")
+	if err != nil {
+		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := m.coffer(ctx, "register", "--credentials", credFile, "--name", name, "--json")
-		done <- result{out, err}
-	}()
-	// Grant the role once the machine exists, as the admin does.
-	granted := false
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case r := <-done:
-			if r.err != nil {
-				return nil, fmt.Errorf("register %s: %w", name, r.err)
-			}
-			var reg map[string]string
-			if err := json.Unmarshal([]byte(r.out), &reg); err != nil {
-				return nil, fmt.Errorf("register %s --json printed %q", name, r.out)
-			}
-			m.id, m.secret, m.container = reg["machineId"], reg["secretName"], reg["container"]
-			if m.key, err = loadKey(m.dir); err != nil {
-				return nil, err
-			}
-			return m, nil
-		case <-tick.C:
-			if granted {
-				continue
-			}
-			var ms []wire.Machine
-			if _, err := f.contributor.Do(ctx, "GET", wire.Version+"/vaults/"+v.ID+"/machines", nil, &ms); err != nil {
-				continue
-			}
-			if i := slices.IndexFunc(ms, func(x wire.Machine) bool { return x.Name == name }); i >= 0 {
-				if err := f.kv.Assign(keyvault.RoleAssignment{PrincipalID: m.kvOID, RoleID: keyvault.RoleMachinePassphrase,
-					Scope: "/secrets/coffer-passphrase-" + ms[i].ID}); err != nil {
-					return nil, err
-				}
-				granted = true
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("register %s: %w", name, ctx.Err())
-		}
+	var reg map[string]string
+	if err := json.Unmarshal([]byte(out), &reg); err != nil {
+		return nil, fmt.Errorf("register %s --json printed %q", name, out)
 	}
+	m.id, m.secret, m.container = reg["machineId"], reg["secretName"], reg["container"]
+	if m.key, err = loadKey(m.dir); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // loadKey reads the machine's Ed25519 key from its config folder, as an

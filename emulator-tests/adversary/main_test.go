@@ -36,7 +36,9 @@ type fixture struct {
 	st       *stack.Stack
 	kv       *keyvault.Server // RBAC on: each machine is its own principal
 	kvCAPath string
-	cp       *controlPlane // standalone: agents, admins, timers, alert email
+	// The control plane's Key Vault identity, for its role assignments.
+	cpKVToken string
+	cp        *controlPlane // standalone: agents, admins, timers, alert email
 
 	// One client per role, all on cp.
 	contributor, operator, reader *cpclient.Client
@@ -58,6 +60,9 @@ type savedPoint struct {
 	src    string // the folder that was backed up
 	expect string // its copy
 }
+
+// controlPlaneOID is the control plane's identity in Key Vault.
+const controlPlaneOID = "cccccccc-0000-4000-8000-00000000000c"
 
 // Role tokens of the control plane.
 var (
@@ -109,10 +114,19 @@ func (f *fixture) setUp() error {
 	if f.st, err = stack.Start(ctx, stack.Options{StateDir: filepath.Join(f.dir, "stack")}); err != nil {
 		return fmt.Errorf("the adversary tests need the local stack (Azurite, Service Bus and Key Vault emulators, SMTP sink; run make deps): %w", err)
 	}
-	// A Key Vault with Azure RBAC, as deployed: a machine's token reaches
-	// its own secret only.
-	if f.kv, err = keyvault.Start(keyvault.Options{Access: &keyvault.Access{Principals: map[string]string{}}}); err != nil {
+	// A Key Vault with Azure RBAC and purge protection, as deployed: the
+	// control plane is the registration delegate, which may give a
+	// machine's identity the machine role on that machine's secret and
+	// nothing else, so a machine's token reaches its own secret only.
+	f.kv, err = keyvault.Start(keyvault.Options{PurgeProtection: true, Access: &keyvault.Access{Delegates: []keyvault.Delegate{{
+		PrincipalID: controlPlaneOID, Roles: []string{keyvault.RoleMachinePassphrase},
+		PrincipalTypes: []string{"ServicePrincipal"}, NotPrincipals: []string{controlPlaneOID},
+	}}}})
+	if err != nil {
 		return fmt.Errorf("start the Key Vault emulator with RBAC: %w", err)
+	}
+	if f.cpKVToken, err = f.kv.NewToken(controlPlaneOID); err != nil {
+		return err
 	}
 	f.kvCAPath = filepath.Join(f.dir, "keyvault-rbac-ca.pem")
 	if err := f.kv.WriteCACert(f.kvCAPath); err != nil {
