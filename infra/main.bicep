@@ -68,9 +68,13 @@ param serviceBusSku string = 'Standard'
 @description('Memory of each Flex Consumption instance, in MB.')
 param instanceMemoryMB int = 2048
 
+// Flex Consumption accepts 1 to 1000 ("the lowest maximum instance count
+// value is 1", Event-driven scaling, Limit scale-out, learn.microsoft.com,
+// August 2026; it was 40 in the plan's preview). A backup control plane
+// needs few instances; 40 leaves room for many agents reporting at once.
 @minValue(1)
 @maxValue(1000)
-@description('Most instances the Flex Consumption plan may scale out to.')
+@description('Most instances the Flex Consumption plan may scale out to (1 to 1000).')
 param maximumInstanceCount int = 40
 
 var abbrs = loadJsonContent('abbreviations.json')
