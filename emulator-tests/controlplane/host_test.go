@@ -26,6 +26,9 @@ import (
 // timer and Service Bus invocations in the recorded payload shapes, with
 // {Outputs, Logs, ReturnValue}.
 func TestBinaryAnswersTheFunctionsHost(t *testing.T) {
+	// The emulators, and the tables: under the host the binary does not
+	// create them (in Azure the Bicep does), an in-process control plane does.
+	newCP(t, cpOptions{})
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "coffer-functions")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/coffer-backup/coffer/functions/cmd/coffer-functions").CombinedOutput(); err != nil {
