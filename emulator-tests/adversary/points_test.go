@@ -62,6 +62,14 @@ func TestPointFloodStopsAtTheLimit(t *testing.T) {
 					mu.Unlock()
 					continue
 				}
+				// Registration also needs the point object (refs/ alone is
+				// what a killed backup leaves).
+				if _, err := c.NewBlockBlobClient("points/"+id).UploadBuffer(ctx, []byte("sealed point"), nil); err != nil {
+					mu.Lock()
+					unexpected = append(unexpected, fmt.Sprintf("upload points/%s: %v", id[56:], err))
+					mu.Unlock()
+					continue
+				}
 				_, err := agent.Do(ctx, "POST", wire.Version+"/agent/points", wire.NewPoint{ID: id}, nil)
 				switch {
 				case err == nil:

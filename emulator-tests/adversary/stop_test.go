@@ -24,6 +24,9 @@ func TestStoppedMachineGetsNoWriteAccessAndTheVaultIsTold(t *testing.T) {
 	if err := m.upload(t, "refs/"+next, fmt.Appendf(nil, `{"version":1,"point":%q,"packs":[]}`, next)); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.upload(t, "points/"+next, []byte("sealed point")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fx.operator.Do(ctx, "POST", wire.Version+"/vaults/"+v.ID+"/machines/"+m.id+"/stop", wire.StopProtection{}, nil); err != nil {
 		t.Fatalf("the Operator stops protection of %s: %v", m.name, err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/wire"
@@ -129,6 +130,9 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 			t.Fatalf("upload the list of machine %d: %v", i, err)
 		}
 		size = g.written
+		if _, err := blobs.UploadBuffer(ctx, reg.Container, layout.Point(point), []byte("sealed point"), nil); err != nil {
+			t.Fatalf("upload the point of machine %d: %v", i, err)
+		}
 	}
 	if size > packrefs.MaxSize || size < packrefs.MaxSize-200 {
 		t.Fatalf("the list is %d bytes; the test needs one of nearly %d", size, packrefs.MaxSize)

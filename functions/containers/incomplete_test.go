@@ -30,6 +30,12 @@ func TestGCOnIncompletePointsAndOrphanLists(t *testing.T) {
 	if _, err := f.c.MissingPacks(ctx, f.name, incomplete); err == nil {
 		t.Fatal("an incomplete point passed the check that comes before registering it")
 	}
+	if _, err := f.c.MissingPacks(ctx, f.name, orphan); err == nil {
+		t.Fatal("a pack list without its point passed the check that comes before registering it")
+	}
+	if missing, err := f.c.MissingPacks(ctx, f.name, complete); err != nil || missing != nil {
+		t.Fatalf("a complete point failed the check: missing %v, %v", missing, err)
+	}
 	res, err := f.c.CollectGarbage(ctx, f.name, grace)
 	if err != nil {
 		t.Fatal(err)

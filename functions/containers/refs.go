@@ -121,6 +121,15 @@ func (c *Containers) CheckPoint(ctx context.Context, name, pointID string) (Miss
 	defer release()
 
 	cc := c.svc.NewContainerClient(name)
+	// A pack list without its point is what a backup killed between the
+	// two writes leaves (refs/ is written first): registering it would
+	// make a point nothing can restore.
+	if _, err := cc.NewBlobClient(layout.Point(pointID)).GetProperties(ctx, nil); err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return m, fmt.Errorf("container %s has no %s: the agent must upload the point before registering it: %w", name, layout.Point(pointID), err)
+		}
+		return m, fmt.Errorf("container %s: read %s: %w", name, layout.Point(pointID), err)
+	}
 	obj := packrefs.Name(pointID)
 	resp, err := cc.NewBlobClient(obj).DownloadStream(ctx, nil)
 	if bloberror.HasCode(err, bloberror.BlobNotFound) {

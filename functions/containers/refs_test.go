@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
 )
 
@@ -63,11 +64,13 @@ func TestCheckPointMergesAcrossListingPages(t *testing.T) {
 	other := newID()
 	enc, _ := packrefs.New(newID(), nil).Encode()
 	f.put(packrefs.Name(other), enc)
+	f.put(layout.Point(other), []byte("sealed point"))
 	if _, err := f.c.CheckPoint(ctx, f.name, other); !errors.Is(err, packrefs.ErrInvalid) {
 		t.Fatalf("a list naming another point: %v", err)
 	}
 	bad := newID()
 	f.put(packrefs.Name(bad), []byte(`{"version":1`))
+	f.put(layout.Point(bad), []byte("sealed point"))
 	if _, err := f.c.CheckPoint(ctx, f.name, bad); !errors.Is(err, packrefs.ErrInvalid) {
 		t.Fatalf("a truncated list: %v", err)
 	}
