@@ -185,6 +185,8 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	if cfg.AuthMode == "tokens" {
 		auth = api.Tokens{api.RoleContributor: cfg.Tokens.Contributor, api.RoleOperator: cfg.Tokens.Operator, api.RoleReader: cfg.Tokens.Reader}
 	}
+	prt := newPortal(cfg, auth, now, log)
+	auth = prt.Authenticator(auth)
 	grants, err := keyVaultGranter(cfg, cred)
 	if err != nil {
 		return nil, fmt.Errorf("Key Vault role assignments: %w", err)
@@ -197,6 +199,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
 		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants})
+	prt.Register(a.handler)
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{
 		triggers.FuncPurgeSoftDeleted: func(ctx context.Context, _ *invocation.Timer) error {
