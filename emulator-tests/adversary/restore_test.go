@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
@@ -18,6 +20,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/tree"
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
 	"github.com/coffer-backup/coffer/shared/storage/azureblob"
+	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 // hostileTrees hands the restorer a forged root folder, never decoded or
@@ -41,6 +44,8 @@ func (h hostileTrees) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, e
 // carries an ACL. On the old code "../escaped" was written outside the
 // target. The restorer checks every name itself: nothing is written
 // outside the target, each refused entry is named, and the rest restores.
+// Stored as a real point and restored by the real agent, the tree is
+// refused whole.
 func TestHostileTreeCannotEscapeTheRestoreTarget(t *testing.T) {
 	ctx := t.Context()
 	m := fx.victim
@@ -131,6 +136,57 @@ func TestHostileTreeCannotEscapeTheRestoreTarget(t *testing.T) {
 	if bytes.Contains(got, []byte("ACL")) {
 		t.Error("the ACL ended up in a file")
 	}
+
+	// The same tree stored as a real point of the machine, registered with
+	// the control plane, restored by the real agent: tree.Decode refuses it
+	// before anything is written.
+	plain, err := cbor.Marshal(forged.tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	treeID := repo.BlobID(plain)
+	w := repo.NewBlobWriter(ctx, repository.BlobWriterOptions{})
+	if err := w.SaveBlob(ctx, repository.TreeBlob, treeID, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var packs []crypto.ID
+	for _, id := range append([]crypto.ID{treeID}, chunkIDs(file)...) {
+		if pk, ok := repo.BlobPack(id); ok && !slices.Contains(packs, pk) {
+			packs = append(packs, pk)
+		}
+	}
+	point := &repository.Point{Time: time.Now(), Paths: []string{m.src}, Tree: treeID}
+	if err := repo.SavePoint(ctx, point, packs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.agent(fx.cp).Do(ctx, "POST", wire.Version+"/agent/points", wire.NewPoint{ID: point.ID}, nil); err != nil {
+		t.Fatalf("register the point with the forged tree: %v", err)
+	}
+	base2 := t.TempDir()
+	target2 := filepath.Join(base2, "target")
+	out, err := m.coffer(ctx, "restore", point.ID, "--target", target2, "--json")
+	if err == nil || !strings.Contains(err.Error(), tree.ErrInvalid.Error()) {
+		t.Errorf("coffer restore of the point with the forged tree: %v\n%s; want it refused as an invalid tree", err, out)
+	}
+	if entries, _ := os.ReadDir(base2); len(entries) > 1 || len(entries) == 1 && entries[0].Name() != "target" {
+		t.Errorf("coffer restore wrote beside its target: %v", entries)
+	}
+	if inside, _ := os.ReadDir(outside); len(inside) > 0 {
+		t.Errorf("coffer restore wrote %d entries into the folder the link points to", len(inside))
+	}
+}
+
+func chunkIDs(n tree.Node) []crypto.ID {
+	var ids []crypto.ID
+	for _, r := range n.Content {
+		if !r.Hole {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
 
 // findFileAndDir returns a file with content and a folder of the point.
