@@ -359,6 +359,7 @@ var perms = map[string]struct{ letters, say string }{
 	"stat":   {"r", `read ("r")`},
 	"list":   {"l", `list ("l")`},
 	"delete": {"d", `delete ("d")`},
+	"replace": {"w", `write ("w")`},
 }
 
 // mapErr puts an SDK error in the storage package's terms.
