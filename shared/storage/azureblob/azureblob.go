@@ -354,11 +354,11 @@ func (e *opError) Unwrap() []error { return e.errs }
 
 // Permission letters each operation needs, and what to call them.
 var perms = map[string]struct{ letters, say string }{
-	"create": {"cw", `create ("c")`},
-	"read":   {"r", `read ("r")`},
-	"stat":   {"r", `read ("r")`},
-	"list":   {"l", `list ("l")`},
-	"delete": {"d", `delete ("d")`},
+	"create":  {"cw", `create ("c")`},
+	"read":    {"r", `read ("r")`},
+	"stat":    {"r", `read ("r")`},
+	"list":    {"l", `list ("l")`},
+	"delete":  {"d", `delete ("d")`},
 	"replace": {"w", `write ("w")`},
 }
 
