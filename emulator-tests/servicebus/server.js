@@ -295,7 +295,7 @@ function parseMessage(buf) {
         switch (sectionCode(s)) {
             case 0x70: case 0x71: break; // header is rebuilt; delivery annotations are per hop
             case 0x72: parsed.annotations = s.value || []; break;
-            case 0x73: parsed.properties = raw; break;
+            case 0x73: parsed.properties = raw; parsed.typedProperties = s; break;
             case 0x74: parsed.appProps = { raw, typed: s }; break;
             default: parsed.body.push(raw);
         }
@@ -436,8 +436,24 @@ function dotnetGuidBytes(rfc) {
 
 // ---------- broker operations ----------
 
+// ensureMessageId gives a message sent without a message-id one, as the service does (a GUID as 32
+// hex digits): the JavaScript SDK keys lock renewal by it and fails to settle a message without one.
+// The other properties keep the client's encoding.
+function ensureMessageId(parsed) {
+    if (parsed.info.message_id !== undefined && parsed.info.message_id !== null) return;
+    const id = types.wrap_string(crypto.randomUUID().replace(/-/g, ''));
+    const fields = parsed.typedProperties && Array.isArray(parsed.typedProperties.value) ? parsed.typedProperties.value.slice() : [];
+    if (fields.length === 0) fields.push(id);
+    else fields[0] = id;
+    const w = new types.Writer();
+    w.write(types.described_nc(types.wrap_ulong(0x73), types.wrap_list(fields)));
+    parsed.properties = w.toBuffer();
+    parsed.info.message_id = id.value;
+}
+
 function enqueue(target, buf) {
     const parsed = parseMessage(buf);
+    ensureMessageId(parsed);
     const now = new Date();
     const seq = nextSequence++;
     const targets = target.kind === 'topic' ? target.subscriptions : [target];
