@@ -15,6 +15,7 @@ const (
 	AlertCriticalOperation = "critical_operation"          // critical: PIN use, delete data, passphrase change, security features off
 	AlertMissedBackup      = "missed_backup"               // warning
 	AlertProtectionStopped = "protection_stopped"          // warning: protection stopped, data kept; no backups run
+	AlertRansomware        = "possible_ransomware"         // critical: a backup's changes look like files being encrypted
 )
 
 // Alert is stored in Table storage and published on the alerts queue, in

@@ -38,6 +38,9 @@ type Job struct {
 	ErrorCode string    `json:"errorCode,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	PointID   string    `json:"pointId,omitempty"` // the recovery point a backup produced
+	// Change is what a backup measured against its parent point, for the
+	// ransomware alarm; nil for other jobs and for agents that do not send it.
+	Change *ChangeCounters `json:"change,omitempty"`
 }
 
 // Progress counts only grow; a report with a smaller count is merged, not
@@ -70,4 +73,33 @@ type JobReport struct {
 	ErrorCode string    `json:"errorCode,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	PointID   string    `json:"pointId,omitempty"`
+	// Change goes with a backup's outcome.
+	Change *ChangeCounters `json:"change,omitempty"`
+}
+
+// ChangeCounters is what a backup changed against its parent point, in
+// counts only: no file name, extension or content leaves the machine. The
+// control plane compares them with the machine's own history to spot
+// ransomware (functions/ransomware). ParentFiles 0 means there was nothing
+// to compare with (a first backup, or the parent's listing could not be
+// read), and the other counters are then not comparisons.
+type ChangeCounters struct {
+	ParentFiles int64 `json:"parentFiles"` // files in the parent point
+	Files       int64 `json:"files"`       // files in this point
+	// Changed counts files at the same path whose content differs.
+	Changed int64 `json:"changed"`
+	// Renamed counts new files standing where a vanished file of the
+	// parent was, under its name with an extension added or replaced
+	// ("a.docx" → "a.docx.locked" or "a.locked"): how ransomware renames.
+	Renamed int64 `json:"renamed"`
+	// Incompressible counts changed or renamed files whose old content
+	// compressed well and whose new content does not compress at all.
+	Incompressible int64 `json:"incompressible"`
+	// NewExtension counts new files whose extension no file of their
+	// folder had in the parent point; TopNewExtension is the largest
+	// number of them sharing one extension.
+	NewExtension    int64 `json:"newExtension"`
+	TopNewExtension int64 `json:"topNewExtension"`
+	// Deleted counts files of the parent point that are gone.
+	Deleted int64 `json:"deleted"`
 }

@@ -139,6 +139,11 @@ type Point struct {
 	// RetainUntil keeps the point past its policy's retention, as MARS's
 	// on-demand backups do.
 	RetainUntil *time.Time `json:"retainUntil,omitempty"`
+	// Suspicious says why the ransomware alarm fired on this point's
+	// backup: it may hold encrypted files, so restore an earlier one.
+	Suspicious string `json:"suspicious,omitempty"`
+	// FalsePositive says who acknowledged that alarm as a false positive.
+	FalsePositive string `json:"falsePositive,omitempty"`
 }
 
 // PointUpdate changes a point's RetainUntil: a time, or null for none (the
