@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -252,6 +253,7 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 		return st, err
 	}
 	st.IndexFiles = len(names) - len(st.DamagedIndex)
+	r.indexFiles = slices.Sorted(slices.Values(names))
 
 	stored := map[crypto.ID]int64{}
 	if err := r.be.List(ctx, layout.DataPrefix, func(fi storage.Info) error {

@@ -70,6 +70,9 @@ func (r *Repository) SavePoint(ctx context.Context, p *Point, packs []crypto.ID)
 	if err := r.create(ctx, layout.Refs(id), refs); err != nil {
 		return fmt.Errorf("write the pack reference list of the new point %s: %w", id, err)
 	}
+	if err := r.checkConcurrentPrune(ctx, packs); err != nil {
+		return err
+	}
 	if err := r.create(ctx, layout.Point(id), sealed); err != nil {
 		return fmt.Errorf("write point %s: %w", id, err)
 	}

@@ -68,6 +68,9 @@ type Repository struct {
 	keyID string // the key file that opened it
 	now   func() time.Time
 	index *Index
+	// indexFiles are the index files LoadIndex read, sorted: SavePoint
+	// compares them with what is stored to notice a prune (maintenance.go).
+	indexFiles []string
 }
 
 // Options tune Init and Open.
