@@ -142,6 +142,12 @@ func (c *Client) AddPoint(ctx context.Context, p wire.NewPoint) error {
 	return err
 }
 
+// AgentPoints lists this machine's recovery points, without the
+// soft-deleted ones.
+func (c *Client) AgentPoints(ctx context.Context) ([]wire.Point, error) {
+	return call[[]wire.Point](ctx, c, http.MethodGet, path(nil, "agent", "points"), nil)
+}
+
 // ApprovePassphraseChange asks the vault to allow a passphrase change,
 // with a security PIN; the vault raises a critical alert.
 func (c *Client) ApprovePassphraseChange(ctx context.Context, pin string) error {
