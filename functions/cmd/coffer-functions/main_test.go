@@ -24,19 +24,14 @@ type fakeStorage struct {
 	status int
 	mu     sync.Mutex
 	reqs   []string
-	seen   chan struct{} // gets a value on each request, if there is room
 }
 
 func newFakeStorage(t *testing.T, status int) (*fakeStorage, *httptest.Server) {
-	f := &fakeStorage{status: status, seen: make(chan struct{}, 1)}
+	f := &fakeStorage{status: status}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.reqs = append(f.reqs, r.Method+" "+r.URL.Path)
 		f.mu.Unlock()
-		select {
-		case f.seen <- struct{}{}:
-		default:
-		}
 		w.Header().Set("Content-Type", "application/json;odata=minimalmetadata")
 		if f.status == http.StatusForbidden {
 			w.Header().Set("x-ms-error-code", "AuthorizationPermissionMismatch")
@@ -160,6 +155,22 @@ func start(t *testing.T, env map[string]string, within time.Duration) *started {
 	return s
 }
 
+// eventually polls cond until it holds, failing the test after a minute.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatal("condition not met within a minute")
+		case <-tick.C:
+		}
+	}
+}
+
 type healthBody struct {
 	Status  string         `json:"status"`
 	Storage map[string]any `json:"storage"`
@@ -218,13 +229,11 @@ func TestHostModeAnswersHealthWhileStorageIsUnusable(t *testing.T) {
 				return
 			}
 			// The check runs in the background and says what is wrong
-			// once it has an answer: wait for it, not for a time.
-			for {
-				<-tc.fake.seen
-				if _, b = health(t, s.base, budget); strings.Contains(b.Storage["error"].(string), tc.want) {
-					break
-				}
-			}
+			// once it has an answer: wait for that, not for a time.
+			eventually(t, func() bool {
+				_, b = health(t, s.base, budget)
+				return strings.Contains(b.Storage["error"].(string), tc.want)
+			})
 			if !strings.Contains(b.Storage["error"].(string), "role") {
 				t.Errorf("a 403 should name the role assignment: %q", b.Storage["error"])
 			}
@@ -242,13 +251,10 @@ func TestHostModeWritesNothingToStderr(t *testing.T) {
 	fake, srv := newFakeStorage(t, http.StatusOK)
 	s := start(t, hostEnv(srv.URL), 30*time.Second)
 	// Wait until the background check has found storage usable.
-	for {
+	eventually(t, func() bool {
 		status, b := health(t, s.base, 5*time.Second)
-		if status == http.StatusOK && b.Status == "ok" {
-			break
-		}
-		<-fake.seen
-	}
+		return status == http.StatusOK && b.Status == "ok"
+	})
 	resp, err := http.Get(s.base + "/api/v1/vaults")
 	if err != nil {
 		t.Fatal(err)
