@@ -29,8 +29,9 @@ func (s *server) newPIN(c echo.Context) error {
 	return c.JSON(http.StatusCreated, p)
 }
 
-// usePIN redeems the request's PIN and raises the critical-operation alert
-// every PIN use gets.
+// usePIN redeems the request's PIN (header, or body where a route allows
+// it). The handler raises the critical alert every PIN use gets once its
+// operation is done; a refused PIN goes through pinRefused.
 func (s *server) usePIN(c echo.Context, v wire.Vault, operation string) error {
 	p := requestPIN(c)
 	if p == "" {
