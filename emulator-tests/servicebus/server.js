@@ -463,10 +463,22 @@ function enqueue(target, buf) {
         e.messages.set(seq, rec);
         recs.push(rec);
         if (rec.state === 'scheduled') scheduleActivation(rec);
+        armExpiry(rec);
         debug('enqueued', seq, 'to', e.name, rec.state);
     }
     for (const e of targets) pump(e);
     return seq;
+}
+
+// armExpiry expires a message at its time to live even when no receiver looks at the entity, as the
+// service does in the background (a locked or scheduled message is checked again when that ends).
+function armExpiry(rec) {
+    const delay = rec.expiresAt - Date.now();
+    if (!(delay < 2147483647)) return; // Infinity, or beyond what a timer can wait: checked lazily
+    rec.expiryTimer = setTimeout(() => {
+        rec.expiryTimer = null;
+        if (rec.entity.messages.get(rec.seq) === rec) expireIfDue(rec, Date.now());
+    }, Math.max(0, delay));
 }
 
 function scheduleActivation(rec) {
@@ -509,6 +521,8 @@ function unlock(rec) {
 function removeRecord(rec) {
     unlock(rec);
     if (rec.scheduleTimer) clearTimeout(rec.scheduleTimer);
+    if (rec.expiryTimer) clearTimeout(rec.expiryTimer);
+    rec.expiryTimer = null;
     rec.entity.messages.delete(rec.seq);
 }
 
