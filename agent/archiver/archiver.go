@@ -60,6 +60,9 @@ type Repo interface {
 	// Now is the repository's clock, for the point's time.
 	Now() time.Time
 	SavePoint(ctx context.Context, p *repository.Point, packs []crypto.ID) error
+	// Index tells how each stored blob was compressed, which the
+	// ransomware counters judge content by (change.go).
+	Index() *repository.Index
 }
 
 // TreeSaver is told of every tree blob written, so a cache can keep it.
@@ -108,6 +111,8 @@ type Progress struct {
 type Result struct {
 	Point    *repository.Point
 	Warnings []Warning
+	// Changes counts what changed against the parent, for the job report.
+	Changes Changes
 }
 
 type archiver struct {
@@ -130,6 +135,8 @@ type archiver struct {
 	warnings []Warning
 
 	stats struct{ files, dirs, bytes atomic.Int64 }
+
+	change changeCounter
 
 	bufs    sync.Pool // chunk plaintext
 	bufSize int
@@ -260,7 +267,7 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 		return nil, err
 	}
 	slices.SortFunc(a.warnings, func(x, y Warning) int { return strings.Compare(x.Path, y.Path) })
-	return &Result{Point: p, Warnings: a.warnings}, nil
+	return &Result{Point: p, Warnings: a.warnings, Changes: a.change.result(repo.Index(), opts.Parent, p.Summary.Files)}, nil
 }
 
 // fail stops the backup with err as its cause, unless it is nil or an

@@ -18,6 +18,7 @@ type fileJob struct {
 	rel   string     // inside the point, for hard links
 	node  *tree.Node // name set; the rest is filled here, in place
 	old   *tree.Node // the same path in the parent point, if any
+	was   *tree.Node // a vanished file of the parent this one may replace under a new extension
 	dir   *dirState  // waits for this file
 	links *hardLinks
 }
@@ -50,10 +51,13 @@ func (a *archiver) unchanged(old, n *tree.Node) bool {
 }
 
 // skip leaves a file out of the point; it was counted when listed.
-func (a *archiver) skip(n *tree.Node, listedSize int64) {
-	n.Type = 0
+func (a *archiver) skip(j *fileJob, listedSize int64) {
+	j.node.Type = 0
 	a.stats.files.Add(-1)
 	a.stats.bytes.Add(-listedSize)
+	if j.old != nil && j.old.Type == tree.File {
+		a.change.matched.Add(-1)
+	}
 }
 
 func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *fileJob) {
@@ -85,6 +89,9 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	}
 	a.stats.files.Add(1)
 	a.stats.bytes.Add(meta.Size)
+	if j.old != nil && j.old.Type == tree.File {
+		a.change.matched.Add(1)
+	}
 	a.prog.BytesSeen.Add(meta.Size)
 	listed := n.Size
 	if a.unchanged(j.old, n) {
@@ -100,14 +107,14 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	f, err := os.Open(j.path)
 	if err != nil {
 		a.warn(j.path, fmt.Errorf("cannot open: %v", err))
-		a.skip(n, listed)
+		a.skip(j, listed)
 		return
 	}
 	defer f.Close()
 	before, err := statFile(f)
 	if err != nil || before.Kind != fsmeta.File {
 		a.warn(j.path, errors.New("changed into something other than a file while the backup ran"))
-		a.skip(n, listed)
+		a.skip(j, listed)
 		return
 	}
 	extents := []fsmeta.Extent{{Offset: 0, Length: before.Size}}
@@ -144,7 +151,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 			if err != nil {
 				a.release(*bp, !small)
 				a.warn(j.path, fmt.Errorf("read failed after %d bytes: %v", ex.Offset+got, err))
-				a.skip(n, listed)
+				a.skip(j, listed)
 				return
 			}
 			id := a.repo.BlobID(data)
@@ -174,6 +181,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	}
 	a.stats.bytes.Add(size - listed)
 	n.Size, n.Content = size, refs
+	a.change.noteFile(a.repo.Index(), j.old, j.was, refs)
 	n.ModTime = before.ModTime.UnixNano()
 }
 

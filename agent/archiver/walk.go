@@ -79,6 +79,7 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 		if err != nil {
 			// The parent only saves work; without it every file is read.
 			a.warn("", fmt.Errorf("could not load the previous point's tree, reading every file: %v", err))
+			a.change.incomplete.Store(true)
 		} else {
 			old = t
 		}
@@ -132,6 +133,14 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			oldNodes[string(old.Nodes[i].Name)] = &old.Nodes[i]
 		}
 	}
+	var renamedFrom map[string]*tree.Node
+	if old != nil {
+		names, regular := make([]string, len(entries)), make([]bool, len(entries))
+		for i, e := range entries {
+			names[i], regular[i] = e.name, e.de != nil && e.de.Type().IsRegular()
+		}
+		renamedFrom = a.change.noteDir(old, names, regular)
+	}
 	d.nodes = make([]tree.Node, len(entries))
 	d.pending.Store(int64(len(entries)) + 1)
 	for i, e := range entries {
@@ -148,7 +157,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			// cache their metadata costs a disk seek each.
 			a.prog.FilesSeen.Add(1)
 			select {
-			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, dir: d, links: links}:
+			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -169,6 +178,9 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			if oldNode != nil && oldNode.Type == tree.Dir && oldNode.Subtree != nil {
 				if t, err := a.trees.LoadTree(ctx, *oldNode.Subtree); err == nil {
 					oldChild = t
+				} else {
+					// Its files would look new and the parent's deleted.
+					a.change.incomplete.Store(true)
 				}
 			}
 			if err := a.walkDir(ctx, child, e.trie, oldChild, links); err != nil {
