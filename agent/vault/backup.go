@@ -67,7 +67,7 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 	p := res.Point
 	report := wire.JobReport{Status: wire.StatusCompleted, PointID: p.ID, Progress: wire.Progress{
 		FilesDone: p.Summary.Files, FilesTotal: p.Summary.Files, BytesDone: p.Summary.Bytes, BytesTotal: p.Summary.Bytes,
-		BytesUploaded: p.Summary.BytesStored}}
+		BytesUploaded: p.Summary.BytesStored}, Change: changeCounters(res.Changes)}
 	if len(res.Warnings) > 0 {
 		report.Status = wire.StatusCompletedWithWarnings
 		for _, w := range res.Warnings {
@@ -136,6 +136,13 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 		}
 	}()
 	return archiver.Backup(ctx, r, o.Paths, opts)
+}
+
+// changeCounters is what the control plane's ransomware alarm compares:
+// counts only, never a name or content.
+func changeCounters(c archiver.Changes) *wire.ChangeCounters {
+	return &wire.ChangeCounters{ParentFiles: c.ParentFiles, Files: c.Files, Changed: c.Changed, Renamed: c.Renamed,
+		Incompressible: c.Incompressible, NewExtension: c.NewExtension, TopNewExtension: c.TopNewExtension, Deleted: c.Deleted}
 }
 
 // failureReport is the outcome of a backup that returned err. Whether it
