@@ -95,6 +95,7 @@ const (
 	colSkipped     = "Skipped" // Skipped00, Skipped01, ...: one JSON array split
 	colSkippedMore = "SkippedMore"
 	colFailedStale = "FailedStale" // true when FailStale ended the job
+	colChange      = "Change"      // a backup's change counters, as JSON
 )
 
 func encode(rec *record) ([]byte, error) {
@@ -126,6 +127,13 @@ func encode(rec *record) ([]byte, error) {
 	}
 	if rec.failedStale {
 		p[colFailedStale] = true
+	}
+	if j.Change != nil {
+		b, err := json.Marshal(j.Change)
+		if err != nil {
+			return nil, fmt.Errorf("encode change counters of job %s: %w", j.ID, err)
+		}
+		p[colChange] = string(b)
 	}
 	if len(j.Skipped) > 0 {
 		b, err := marshalJSON(j.Skipped)
@@ -177,6 +185,12 @@ func decode(b []byte) (*record, string, error) {
 	if _, ok := p["EndedAt"]; ok {
 		t := timeOf(p, "EndedAt")
 		rec.job.EndedAt = &t
+	}
+	if c, ok := p[colChange].(string); ok && c != "" {
+		rec.job.Change = new(wire.ChangeCounters)
+		if err := json.Unmarshal([]byte(c), rec.job.Change); err != nil {
+			return nil, "", fmt.Errorf("decode change counters of job %s: %w", e.RowKey, err)
+		}
 	}
 	var sb strings.Builder
 	for i := 0; ; i++ {
@@ -230,6 +244,10 @@ func (rec *record) clone() *record {
 	if rec.job.EndedAt != nil {
 		t := *rec.job.EndedAt
 		c.job.EndedAt = &t
+	}
+	if rec.job.Change != nil {
+		ch := *rec.job.Change
+		c.job.Change = &ch
 	}
 	return &c
 }

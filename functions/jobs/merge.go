@@ -87,6 +87,12 @@ func checkReport(r wire.JobReport) (wire.JobReport, error) {
 	case len(r.PointID) > maxPointIDLen || !printable(r.PointID):
 		return r, fmt.Errorf("%w: pointId must be at most %d printable characters", ErrInvalid, maxPointIDLen)
 	}
+	if c := r.Change; c != nil {
+		if c.ParentFiles < 0 || c.Files < 0 || c.Changed < 0 || c.Renamed < 0 || c.Incompressible < 0 ||
+			c.NewExtension < 0 || c.TopNewExtension < 0 || c.Deleted < 0 {
+			return r, fmt.Errorf("%w: change counters must not be negative, got %+v", ErrInvalid, *c)
+		}
+	}
 	r.Message = truncate(r.Message, MaxMessageRunes)
 	if len(r.Skipped) > 0 {
 		sk := make([]wire.Skipped, len(r.Skipped))
@@ -128,6 +134,10 @@ func apply(rec *record, r wire.JobReport, now time.Time) error {
 	}
 	if r.PointID != "" {
 		j.PointID = r.PointID
+	}
+	if r.Change != nil {
+		ch := *r.Change
+		j.Change = &ch
 	}
 	warned := len(j.Skipped) > 0 || rec.skippedMore > 0
 	status := r.Status
