@@ -160,10 +160,14 @@ func (s *server) securityChanges(ctx context.Context, v wire.Vault) ([]retention
 	if err != nil {
 		return nil, err
 	}
+	rules := map[string]retention.Rules{} // by policy: machines share a few
 	for _, m := range ms {
-		r, err := s.machineRules(ctx, v, m)
-		if err != nil {
-			return nil, err
+		r, ok := rules[m.Policy]
+		if !ok {
+			if r, err = s.machineRules(ctx, v, m); err != nil {
+				return nil, err
+			}
+			rules[m.Policy] = r
 		}
 		if r.KeepAll {
 			continue
