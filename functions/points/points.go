@@ -58,10 +58,15 @@ type entity struct {
 	DeletedAt    string
 	PurgeAfter   string
 	RetainUntil  string
+	// Suspicious: why the ransomware alarm fired on the point's backup;
+	// FalsePositive: who acknowledged that as a false positive.
+	Suspicious    string
+	FalsePositive string
 }
 
 func (e *entity) api() wire.Point {
-	p := wire.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State}
+	p := wire.Point{ID: e.RowKey, MachineID: e.PartitionKey, Time: tables.ParseTime(e.Time), JobID: e.JobID, State: e.State,
+		Suspicious: e.Suspicious, FalsePositive: e.FalsePositive}
 	if e.RetainUntil != "" {
 		ru := tables.ParseTime(e.RetainUntil)
 		p.RetainUntil = &ru
@@ -317,4 +322,45 @@ func sameTime(a, b *time.Time) bool {
 		return a == nil && b == nil
 	}
 	return a.Equal(*b)
+}
+
+// Flag marks a point as possibly holding encrypted files (the ransomware
+// alarm fired on its backup), with why, so nobody restores it by mistake.
+func (s *Store) Flag(ctx context.Context, machineID, pointID, reason string) (wire.Point, error) {
+	if reason == "" {
+		return wire.Point{}, fmt.Errorf("%w: a flag needs its reason", ErrInvalid)
+	}
+	return s.annotate(ctx, machineID, pointID, func(e *entity) { e.Suspicious, e.FalsePositive = reason, "" })
+}
+
+// ClearFlag records that an admin acknowledged the alarm on the point as
+// a false positive. The reason stays, beside who cleared it.
+func (s *Store) ClearFlag(ctx context.Context, machineID, pointID, by string) (wire.Point, error) {
+	if by == "" {
+		return wire.Point{}, fmt.Errorf("%w: say who acknowledged the false positive", ErrInvalid)
+	}
+	return s.annotate(ctx, machineID, pointID, func(e *entity) { e.FalsePositive = by })
+}
+
+// annotate changes what a point says of itself, not its state, so the
+// machine's summary is untouched.
+func (s *Store) annotate(ctx context.Context, machineID, pointID string, change func(*entity)) (wire.Point, error) {
+	defer s.locks.lock(machineID)()
+	for range attempts {
+		e, etag, err := s.get(ctx, machineID, pointID)
+		if err != nil {
+			return wire.Point{}, err
+		}
+		change(e)
+		err = tables.Replace(ctx, s.c, e, azETag(etag))
+		switch {
+		case err == nil:
+			return e.api(), nil
+		case tables.Changed(err):
+			continue
+		default:
+			return wire.Point{}, fmt.Errorf("update point %s: %w", pointID, err)
+		}
+	}
+	return wire.Point{}, fmt.Errorf("%w: point %s keeps changing; retry", ErrState, pointID)
 }
