@@ -66,7 +66,7 @@ func (s *server) putPolicy(c echo.Context) error {
 		if match := c.Request().Header.Get("If-Match"); match != "" && match != old.Doc.ETag {
 			return fail(http.StatusPreconditionFailed, wire.CodeConflict, "the policy changed since you read it (ETag %s); read it again and reapply your change", old.Doc.ETag)
 		}
-		changes, err := s.policyChanges(ctx, v, name, old.Policy, *p)
+		changes, err := s.policyChanges(ctx, v, name, &old.Policy, *p)
 		if err != nil {
 			return err
 		}
@@ -75,7 +75,15 @@ func (s *server) putPolicy(c echo.Context) error {
 		}
 	case errors.Is(err, registry.ErrNotFound):
 		// A new policy applies to no machine until it is assigned, and
-		// assigning it is guarded.
+		// assigning it is guarded; only a machine still naming a deleted
+		// policy of this name would follow it at once.
+		changes, err := s.policyChanges(ctx, v, name, nil, *p)
+		if err != nil {
+			return err
+		}
+		if done, err = s.guardRetention(c, v, "create policy "+name, changes); err != nil {
+			return err
+		}
 	default:
 		return err
 	}

@@ -135,17 +135,30 @@ func (s *server) machinesOn(ctx context.Context, vaultID, name string) ([]regist
 	return out, nil
 }
 
-// policyChanges are the changes of editing policy name from old to next:
-// the policy itself (so a policy no machine follows yet is guarded too)
-// and every machine that follows it.
-func (s *server) policyChanges(ctx context.Context, v wire.Vault, name string, old, next policy.Policy) ([]retentionChange, error) {
-	before, after := retention.ForPolicy(&old, v.SecurityFeatures), retention.ForPolicy(&next, v.SecurityFeatures)
-	changes := []retentionChange{{"policy " + name, before, after}}
+// policyChanges are the changes of storing next as policy name over old
+// (nil: the policy is new): the policy itself, so a policy no machine
+// follows yet is guarded too, and every machine that names it. Machines
+// can name a policy that does not exist (an assignment that raced the
+// policy's deletion); they keep every point until one is stored.
+func (s *server) policyChanges(ctx context.Context, v wire.Vault, name string, old *policy.Policy, next policy.Policy) ([]retentionChange, error) {
+	before, after := retention.ForPolicy(old, v.SecurityFeatures), retention.ForPolicy(&next, v.SecurityFeatures)
+	var changes []retentionChange
+	if old != nil {
+		changes = append(changes, retentionChange{"policy " + name, before, after})
+	}
 	ms, err := s.machinesOn(ctx, v.ID, name)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range ms {
+		if old == nil {
+			// Under a new policy only kept points can be lost.
+			if has, err := s.hasPoints(ctx, m); err != nil {
+				return nil, err
+			} else if !has {
+				continue
+			}
+		}
 		changes = append(changes, retentionChange{machineLabel(m), before, after})
 	}
 	return changes, nil

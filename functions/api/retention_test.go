@@ -190,6 +190,7 @@ func TestShorteningRetentionNeedsAPINOnEveryRoute(t *testing.T) {
 		{"edit an unassigned policy shorter", "", false, "PUT", "/policies/long", retentionPolicy(short, "UTC"), "403 pin_required", "policy long"},
 		{"edit a policy longer", "short", true, "PUT", "/policies/short", retentionPolicy(long, "UTC"), "ok", ""},
 		{"create a short policy", "long", true, "PUT", "/policies/brand-new", retentionPolicy(short, "UTC"), "ok", ""},
+		{"recreate a deleted policy a machine still names", "gone", true, "PUT", "/policies/gone", retentionPolicy(short, "UTC"), "403 pin_required", "all points"},
 		{"turn security features off", "long", true, "PATCH", "", wire.VaultUpdate{SecurityFeatures: new(bool)}, "403 pin_required", "security minimum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
