@@ -187,6 +187,7 @@ func (s *server) agentReport(c echo.Context) error {
 		return err
 	}
 	s.alertOnOutcome(ctx, m, j)
+	s.checkRansomware(ctx, m, j)
 	return c.JSON(http.StatusOK, j)
 }
 

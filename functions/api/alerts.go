@@ -40,9 +40,18 @@ func (s *server) ackAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	fp, err := s.falsePositive(c, v.ID, c.Param("alert"))
+	if err != nil {
+		return err
+	}
 	a, err := s.Alerts.Acknowledge(ctx, v.ID, c.Param("alert"), principal(c).Name)
 	if err != nil {
 		return err
+	}
+	if fp {
+		if err := s.clearSuspicion(ctx, a, principal(c).Name); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, a)
 }

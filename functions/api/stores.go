@@ -64,6 +64,8 @@ type PointStore interface {
 	SoftDelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
 	Undelete(ctx context.Context, machineID, pointID string) (wire.Point, error)
 	SetRetainUntil(ctx context.Context, machineID, pointID string, was, until *time.Time) (wire.Point, error)
+	Flag(ctx context.Context, machineID, pointID, reason string) (wire.Point, error)
+	ClearFlag(ctx context.Context, machineID, pointID, by string) (wire.Point, error)
 	Summary(ctx context.Context, machineID string) (points.Summary, error)
 }
 
@@ -90,6 +92,7 @@ type JobStore interface {
 type AlertStore interface {
 	Raise(ctx context.Context, a wire.Alert) (wire.Alert, error)
 	List(ctx context.Context, vaultID string, f alerts.Filter) ([]wire.Alert, error)
+	Get(ctx context.Context, vaultID, id string) (wire.Alert, error)
 	Acknowledge(ctx context.Context, vaultID, id, by string) (wire.Alert, error)
 }
 
