@@ -1,5 +1,3 @@
-//go:build unix
-
 // Package treegen makes random folder trees with every kind of entry Coffer
 // backs up, and compares two trees, for the engine's round-trip tests.
 package treegen
@@ -13,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/fsmeta"
@@ -188,15 +185,4 @@ func Diff(a, b string) ([]string, error) {
 		return nil
 	})
 	return diffs, err
-}
-
-func blocks(p string) int64 {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return 0
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int64(st.Blocks)
-	}
-	return fi.Size() / 512
 }
