@@ -11,6 +11,7 @@ package adversary
 import (
 	"context"
 	"crypto/rand"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,6 +75,11 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("adversary: skipped under -short: every attack needs the whole local stack and the real binaries")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "coffer-adversary-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
