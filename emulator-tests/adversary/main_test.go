@@ -17,9 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
-
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/agent/treegen"
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
