@@ -319,3 +319,10 @@ func (c *Client) Alerts(ctx context.Context, vault string, f AlertFilter) ([]wir
 func (c *Client) AckAlert(ctx context.Context, vault, alert string) (wire.Alert, error) {
 	return call[wire.Alert](ctx, c, http.MethodPost, path(nil, "vaults", vault, "alerts", alert, "acknowledge"), nil)
 }
+
+// AckFalsePositive acknowledges a ransomware alarm as a false positive
+// (Contributor): its point's flag is cleared and the alarm's baseline
+// learns from that backup.
+func (c *Client) AckFalsePositive(ctx context.Context, vault, alert string) (wire.Alert, error) {
+	return call[wire.Alert](ctx, c, http.MethodPost, path(url.Values{"falsePositive": {"true"}}, "vaults", vault, "alerts", alert, "acknowledge"), nil)
+}
