@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"compress/flate"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -148,5 +149,35 @@ func TestGenerateRefusesNonEmptyFolder(t *testing.T) {
 	}
 	if _, err := Generate(t.TempDir(), Source, 1, 0); err == nil {
 		t.Fatal("scale 0 accepted")
+	}
+}
+
+func TestEncryptOverwritesAShareOfFilesWithRandomBytesOfTheirSize(t *testing.T) {
+	for _, ext := range []string{"", ".locked"} {
+		root := t.TempDir()
+		for i := range 10 {
+			if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%d.txt", i)), bytes.Repeat([]byte("text "), 100*(i+1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := Encrypt(root, 1, 0.2, ext)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ext %q: encrypted %v, %v; want 2 files", ext, got, err)
+		}
+		for _, rel := range got {
+			orig := filepath.Join(root, rel)
+			b, err := os.ReadFile(orig + ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var i int
+			fmt.Sscanf(filepath.Base(rel), "f%d.txt", &i)
+			if len(b) != 500*(i+1) || bytes.Contains(b, []byte("text ")) {
+				t.Errorf("ext %q: %s holds %d bytes, still text: %v", ext, rel, len(b), bytes.Contains(b, []byte("text ")))
+			}
+			if _, err := os.Stat(orig); (ext != "") != os.IsNotExist(err) {
+				t.Errorf("ext %q: original %s: %v", ext, rel, err)
+			}
+		}
 	}
 }
