@@ -12,7 +12,7 @@
 //     the JavaScript and .NET SDKs by name);
 //   - the tier's message size limit (Basic and Standard 256 KB, Premium 1 MB or the entity's
 //     MaxMessageSizeInKilobytes), advertised as max-message-size on every link and enforced on every
-//     transfer: a larger one is rejected and its link detached with amqp:link:message-size-exceeded;
+//     transfer: a larger one is rejected with amqp:link:message-size-exceeded;
 //   - queues, topics and subscriptions from an official-emulator style Config.json
 //     (subscription Rules are not evaluated: every subscription gets a copy of every message);
 //   - send, batch send (message-format 0x80013700), scheduled enqueue time (annotation and
@@ -1016,8 +1016,9 @@ container.on('receiver_open', (context) => {
     debug('sender attached to', entity.name);
 });
 
-// tooLarge refuses a transfer over the link's max-message-size as the service does: the delivery is
-// rejected and the link detached with amqp:link:message-size-exceeded.
+// tooLarge refuses a transfer over the link's max-message-size: the delivery is rejected with
+// amqp:link:message-size-exceeded and the service's wording. The link stays attached, so what the
+// client sends next on it is not lost in a detach (it would be sent again, twice over).
 function tooLarge(context) {
     const link = context.receiver;
     const raw = context.format === undefined ? context.message && context.message.__raw : context.message;
@@ -1029,7 +1030,6 @@ function tooLarge(context) {
     };
     debug('refused a transfer of', size, 'bytes on', link.name);
     context.delivery.reject(error);
-    link.close(error);
     return true;
 }
 
