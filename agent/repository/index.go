@@ -107,12 +107,27 @@ func (x *Index) drop(pack crypto.ID) {
 	if !ok {
 		return
 	}
+	orphaned := map[crypto.ID]bool{}
 	for _, e := range p.Blobs {
 		if l, ok := x.blobs[e.ID]; ok && l.Pack == pack {
 			delete(x.blobs, e.ID)
+			orphaned[e.ID] = true
 		}
 	}
 	delete(x.packs, pack)
+	// A blob may be stored twice (a repack, or a backup killed before its
+	// index): point it at a copy that is still there.
+	for id, q := range x.packs {
+		if len(orphaned) == 0 {
+			break
+		}
+		for _, e := range q.Blobs {
+			if orphaned[e.ID] {
+				x.blobs[e.ID] = Location{Pack: id, BlobEntry: e}
+				delete(orphaned, e.ID)
+			}
+		}
+	}
 }
 
 // indexFile is the sealed content of index/<ID>.
