@@ -24,19 +24,43 @@ var packages = []string{"@azure/service-bus", "@azure/keyvault-secrets", "rhea",
 // one line naming what is missing.
 func prerequisites(t *testing.T) (node, dir string) {
 	t.Helper()
-	dir, err := locate.Dir()
+	node, dir, err := findPrerequisites()
 	if err != nil {
-		t.Fatalf("sdkconformance: %v", err)
+		t.Fatal(err)
+	}
+	return node, dir
+}
+
+func findPrerequisites() (node, dir string, err error) {
+	if dir, err = locate.Dir(); err != nil {
+		return "", "", fmt.Errorf("sdkconformance: %w", err)
 	}
 	if node, err = locate.Node(""); err != nil {
-		t.Fatalf("sdkconformance: %v", err)
+		return "", "", fmt.Errorf("sdkconformance: %w", err)
 	}
 	for _, p := range packages {
 		if _, err := locate.NodeModule(dir, p, "package.json"); err != nil {
-			t.Fatalf("sdkconformance: %v", err)
+			return "", "", fmt.Errorf("sdkconformance: %w", err)
 		}
 	}
-	return node, dir
+	return node, dir, nil
+}
+
+// Without the npm packages the run fails in one line that says how to install them.
+func TestMissingPackagesAreNamedInOneLine(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(locate.EnvDir, dir)
+	_, _, err := findPrerequisites()
+	if err == nil {
+		t.Fatal("found the SDKs in an empty folder")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "@azure/service-bus") || !strings.Contains(msg, "make deps") {
+		t.Fatalf("error %q: want one line naming @azure/service-bus and make deps", msg)
+	}
 }
 
 // runNode runs one JavaScript test file with node's test runner and fails the
