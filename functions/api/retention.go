@@ -210,8 +210,12 @@ func (s *server) guardAssign(c echo.Context, v wire.Vault, m registry.Machine, n
 	if len(retention.Shorter(before, after)) == 0 {
 		return func() {}, nil
 	}
-	if has, err := s.hasPoints(ctx, m); err != nil || !has {
-		return func() {}, err
+	has, err := s.hasPoints(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		return func() {}, nil
 	}
 	from := "no policy"
 	if m.Policy != "" {
@@ -237,6 +241,10 @@ func (s *server) updatePoint(c echo.Context) error {
 	p, err := s.Points.Get(ctx, m.ID, c.Param("point"))
 	if err != nil {
 		return err
+	}
+	if p.State != wire.PointActive {
+		// Refused before the guard, so no PIN is used up.
+		return fail(http.StatusConflict, wire.CodeConflict, "point %s is deleted; undelete it first", p.ID)
 	}
 	done := func() {}
 	if r, shorter := retention.ShorterHold(p.RetainUntil, u.RetainUntil, s.Now()); shorter {
