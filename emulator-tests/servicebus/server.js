@@ -740,7 +740,7 @@ function reply(context, request, statusCode, description, body, condition) {
         statusCode: types.wrap_int(statusCode),
         statusDescription: description,
     };
-    if (condition) props.errorCondition = types.wrap_symbol(condition);
+    if (condition) props.errorCondition = condition;
     const msg = { correlation_id: request.message_id, application_properties: props };
     if (body !== undefined) msg.body = body;
     sender.send(msg);
