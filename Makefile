@@ -15,9 +15,14 @@ NODE_STAMP := emulator-tests/node_modules/.coffer-installed
 
 all: build
 
-## deps: install the emulators' npm packages (pinned by the lockfile) and Go modules
+## deps: install the emulators' npm packages (pinned by the lockfile) and Go
+## modules, and Debian's Chromium for the portal's browser test when missing
+## (without it that test skips, saying so)
 deps: $(NODE_STAMP)
 	$(GO) mod download
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(apt-get update && apt-get install -y chromium) || \
+		echo "deps: could not install chromium (not root?); the portal's browser test will be skipped"
 
 $(NODE_STAMP): emulator-tests/package-lock.json emulator-tests/package.json
 	cd emulator-tests && $(NPM) ci --no-audit --no-fund --loglevel=error

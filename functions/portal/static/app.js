@@ -186,7 +186,11 @@ async function loadSession() {
 
 async function render(keepStatus) {
   if (state.refresh) { clearTimeout(state.refresh); state.refresh = null; }
-  if (!keepStatus) document.getElementById('status').replaceChildren();
+  if (!keepStatus) {
+    // A message meant for the page a change led to survives one render.
+    document.getElementById('status').replaceChildren();
+    if (state.flash) { say(state.flash); state.flash = null; }
+  }
   const main = document.getElementById('main');
   const session = await loadSession();
   renderWho();
@@ -217,7 +221,7 @@ async function render(keepStatus) {
 function show(main, title, ...content) {
   document.title = title + ' · Coffer';
   const h1 = h('h1', { tabindex: '-1' }, title);
-  main.replaceChildren(h1, ...content);
+  main.replaceChildren(h1, ...content.flat(Infinity).filter(c => c !== null && c !== undefined && c !== false));
   if (document.activeElement === document.body || !main.contains(document.activeElement)) h1.focus({ preventScroll: true });
 }
 
@@ -270,7 +274,7 @@ function signInPage(main) {
       try {
         state.session = await api('POST', '/session', { token: tokenInput.value }, { base: '/portal' });
         tokenInput.value = '';
-        say('Signed in as ' + state.session.roleName + '.');
+        state.flash = 'Signed in as ' + state.session.roleName + '.';
         go('#/');
       } catch (err) {
         if (err.status === 400 && /Entra/.test(err.message)) {
@@ -396,7 +400,7 @@ async function machinePage(main, vaultID, machineID) {
         onclick: () => act(() => api('POST', base + '/points/' + encodeURIComponent(p.id) + '/undelete'), 'Recovery point undeleted.') }, 'Undelete'));
     }
     return h('tr', { 'data-point': p.id, class: deleted ? 'deleted' : null },
-      h('th', { scope: 'row' }, fmtTime(p.time)),
+      h('th', { scope: 'row', class: 'time' }, fmtTime(p.time)),
       h('td', { class: 'state' }, deleted ? h('span', { class: 'state-deleted' }, 'deleted (purged after ' + fmtTime(p.purgeAfter) + ')') : 'active'),
       h('td', {}, p.retainUntil ? 'kept until ' + fmtTime(p.retainUntil) : 'by policy'),
       h('td', {}, h('code', {}, p.id.slice(0, 12))),
@@ -448,7 +452,8 @@ function jobsTable(jobs, withMachine) {
     const ms = end - new Date(j.startedAt);
     const p = j.progress || {};
     const rate = ms > 0 && p.bytesDone ? fmtBytes(p.bytesDone / (ms / 1000)) + '/s' : '—';
-    const pct = p.bytesTotal ? Math.min(100, Math.round(100 * p.bytesDone / p.bytesTotal)) : (j.status === 'in_progress' ? null : 100);
+    const pct = p.bytesTotal ? Math.min(100, Math.round(100 * p.bytesDone / p.bytesTotal))
+      : (j.status === 'in_progress' ? null : (j.status === 'failed' || j.status === 'cancelled' ? 0 : 100));
     const prog = j.type === 'backup' || j.type === 'restore'
       ? h('progress', { max: 100, value: pct === null ? null : pct, 'aria-label': 'Progress of ' + words(j.type) + ' job on ' + (j.machineName || j.machineId) }, pct === null ? '' : pct + '%')
       : '—';
@@ -456,7 +461,7 @@ function jobsTable(jobs, withMachine) {
       withMachine ? h('td', {}, h('a', { href: vaultLink(j.vaultId, 'machines/' + encodeURIComponent(j.machineId)) }, j.machineName || j.machineId)) : null,
       h('td', {}, words(j.type)),
       h('td', { class: 'status' }, statusCell(j.status)),
-      h('td', {}, fmtTime(j.startedAt)),
+      h('td', { class: 'time' }, fmtTime(j.startedAt)),
       h('td', {}, fmtDuration(ms)),
       h('td', {}, prog, p.filesTotal ? ' ' + p.filesDone + '/' + p.filesTotal + ' files' : ''),
       h('td', { class: 'num' }, fmtBytes(p.bytesDone) + (p.bytesTotal ? ' of ' + fmtBytes(p.bytesTotal) : ''), p.bytesUploaded ? h('br') : null, p.bytesUploaded ? fmtBytes(p.bytesUploaded) + ' uploaded' : null),
@@ -521,7 +526,7 @@ async function alertsPage(main, vaultID, query) {
   selectField('af-severity', 'Severity', query.get('severity') || '', [['', 'Any severity'], ['critical', 'critical'], ['warning', 'warning']]),
   h('button', { type: 'submit' }, 'Apply filters'));
   const rows = list.map(a => h('tr', { 'data-alert': a.id, 'data-job': a.jobId || null },
-    h('td', {}, fmtTime(a.raisedAt)),
+    h('td', { class: 'time' }, fmtTime(a.raisedAt)),
     h('td', {}, h('span', { class: 'sev-' + a.severity }, a.severity)),
     h('th', { scope: 'row' }, a.title),
     h('td', {}, a.machineId ? h('a', { href: vaultLink(v.id, 'machines/' + encodeURIComponent(a.machineId)) }, a.machineName || a.machineId) : '—'),
@@ -637,9 +642,8 @@ function policyEditor(v, name, doc) {
     try {
       const r = await withPIN('Shortening retention', false, pin => api('PUT', '/vaults/' + v.id + '/policies/' + encodeURIComponent(name), body, { pin, ifMatch: doc ? doc.etag : undefined }));
       if (r === null) { say('Cancelled.'); return; }
-      say('Policy ' + name + ' saved.');
+      state.flash = 'Policy ' + name + ' saved.';
       go(vaultLink(v.id, 'policies/' + encodeURIComponent(name)));
-      render(true);
     } catch (e) {
       say(e.message, true);
       const loose = [];

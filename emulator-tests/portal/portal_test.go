@@ -1,0 +1,640 @@
+// Package portal drives the vault portal in a real browser (Debian's
+// Chromium, through chromedp) against the whole local stack: Azurite, the
+// Service Bus and Key Vault emulators, the SMTP sink, a control plane in
+// this process and a machine that registers and backs up with the real
+// coffer CLI. It saves a screenshot of every page and runs a basic
+// accessibility check on each.
+package portal
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/chromedp/chromedp"
+
+	"github.com/coffer-backup/coffer/agent/treegen"
+	"github.com/coffer-backup/coffer/emulator-tests/inproc"
+	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
+	"github.com/coffer-backup/coffer/emulator-tests/stack"
+	"github.com/coffer-backup/coffer/functions/config"
+	"github.com/coffer-backup/coffer/shared/cpclient"
+	"github.com/coffer-backup/coffer/shared/wire"
+)
+
+//go:embed a11y.js
+var a11yCheck string
+
+var (
+	coffer   string
+	chromium string
+	st       *stack.Stack
+)
+
+// ScreenshotsEnv names the folder the test saves its screenshots in; by
+// default coffer-portal-screenshots in the temporary folder.
+const ScreenshotsEnv = "COFFER_PORTAL_SCREENSHOTS"
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	flagShort := false
+	for _, a := range os.Args {
+		flagShort = flagShort || a == "-test.short=true" || a == "-test.short"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			chromium = p
+			break
+		}
+	}
+	if chromium == "" || flagShort {
+		// The test skips with one line; nothing to start.
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "coffer-portal-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	coffer = filepath.Join(dir, "coffer")
+	if out, err := exec.Command("go", "build", "-o", coffer, "github.com/coffer-backup/coffer/agent/cmd/coffer").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	st, err = stack.Start(ctx, stack.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the local stack (run make deps):", err)
+		return 1
+	}
+	code := m.Run()
+	if err := st.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop the stack:", err)
+		code = 1
+	}
+	return code
+}
+
+// world is a control plane in this process on the stack, served over
+// HTTP on a loopback port, and an admin client for set-up and checks.
+type world struct {
+	t     *testing.T
+	URL   string
+	Admin *cpclient.Client
+	env   []string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := st.Env()
+	env[config.TokenContributor] = inproc.ContributorToken
+	env[config.TokenOperator] = inproc.OperatorToken
+	env[config.TokenReader] = inproc.ReaderToken
+	env[config.AlertsQueue] = "queue.1"
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	env[config.PublicURL] = srv.URL
+	a := inproc.New(t, env, time.Now, slog.New(slog.DiscardHandler))
+	handler = a.Handler()
+	return &world{t: t, URL: srv.URL, Admin: &cpclient.Client{BaseURL: srv.URL, Token: inproc.ContributorToken}, env: st.Environ()}
+}
+
+func (w *world) api(method, path string, body, out any) {
+	w.t.Helper()
+	if _, err := w.Admin.Do(w.t.Context(), method, path, body, out); err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+}
+
+// machine is one registered agent.
+type machine struct {
+	w   *world
+	Dir string
+	ID  string
+}
+
+func (m *machine) coffer(args ...string) (string, string, error) {
+	cmd := exec.Command(coffer, append(args, "--config-dir", m.Dir)...)
+	cmd.Env = append(os.Environ(), m.w.env...)
+	cmd.Env = append(cmd.Env, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (w *world) register(vaultID, name string) (*machine, string) {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	var cr wire.Credentials
+	w.api("POST", "/api/v1/vaults/"+vaultID+"/credentials", nil, &cr)
+	b, _ := json.Marshal(cr)
+	creds := filepath.Join(dir, "vault.credentials")
+	if err := os.WriteFile(creds, b, 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	m := &machine{w: w, Dir: filepath.Join(dir, "config")}
+	out, errOut, err := m.coffer("register", "--credentials", creds, "--name", name, "--json")
+	if err != nil {
+		w.t.Fatalf("register: %v\n%s%s", err, out, errOut)
+	}
+	var reg map[string]string
+	if err := json.Unmarshal([]byte(out), &reg); err != nil {
+		w.t.Fatalf("register --json: %q", out)
+	}
+	m.ID = reg["machineId"]
+	return m, reg["secretName"]
+}
+
+// browser is one Chromium with its own profile, so its cookies are its own.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	dir  string // screenshots
+	who  string // for screenshot names
+}
+
+func newBrowser(t *testing.T, base, shots, who string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
+		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, base: base, dir: shots, who: who}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	return b
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s (%s): %v\n%s", what, b.who, err, b.pageText())
+	}
+}
+
+// eval evaluates js in the page; a promise is awaited.
+func eval[T any](b *browser, what, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s (%s): %v", what, b.who, err)
+	}
+	return v
+}
+
+// waitFor waits until the JavaScript condition is true.
+func (b *browser) waitFor(what, cond string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(45*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		b.t.Fatalf("waiting until %s (%s): %v\n%s", what, b.who, err, b.pageText())
+	}
+}
+
+func (b *browser) pageText() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText : "")`))
+	if err != nil {
+		return "(page text unavailable: " + err.Error() + ")"
+	}
+	if len(s) > 4000 {
+		s = s[:4000] + "…"
+	}
+	return "page:\n" + s
+}
+
+// route opens a page of the portal by its fragment and waits for its
+// heading.
+func (b *browser) route(fragment, heading string) {
+	b.t.Helper()
+	js, _ := json.Marshal(fragment)
+	eval[bool](b, "open "+fragment, `(location.hash = `+string(js)+`, true)`)
+	b.waitForHeading(heading)
+}
+
+func (b *browser) waitForHeading(heading string) {
+	b.t.Helper()
+	h, _ := json.Marshal(heading)
+	b.waitFor("the page "+heading+" is shown", `(() => { const h = document.querySelector('main h1'); return !!h && h.textContent.startsWith(`+string(h)+`); })()`)
+}
+
+// check runs the accessibility check and saves a screenshot named name.
+func (b *browser) check(name string) {
+	b.t.Helper()
+	problems := eval[[]string](b, "accessibility check", a11yCheck)
+	for _, p := range problems {
+		b.t.Errorf("accessibility, %s page (%s): %s", name, b.who, p)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot of %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, b.who+"-"+name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browser) count(selector string) int {
+	b.t.Helper()
+	s, _ := json.Marshal(selector)
+	return eval[int](b, "count "+selector, `document.querySelectorAll(`+string(s)+`).length`)
+}
+
+func (b *browser) text(selector string) string {
+	b.t.Helper()
+	s, _ := json.Marshal(selector)
+	return eval[string](b, "text of "+selector, `(document.querySelector(`+string(s)+`) || {textContent: ""}).textContent`)
+}
+
+func q(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// The issue's story: a Contributor signs in, creates a vault and a policy,
+// a machine backs up through the real CLI, the pages show it; a failed
+// backup shows its job and alert, which is acknowledged; a point is
+// deleted with a PIN and undeleted. A Reader is offered no change, and
+// forged form posts are refused.
+func TestPortalInARealBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Chromium and the local Azure emulators; skipped under -short (make unit), run by make test")
+	}
+	if chromium == "" {
+		t.Skip("Chromium is not installed (make deps installs it: apt-get install -y chromium); the portal's browser test is skipped")
+	}
+	shots := os.Getenv(ScreenshotsEnv)
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "coffer-portal-screenshots")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots of every page: %s", shots)
+	w := newWorld(t)
+
+	// Sign in as Contributor with the token, using the keyboard.
+	c := newBrowser(t, w.URL, shots, "contributor")
+	c.do("open the portal", chromedp.Navigate(w.URL+"/portal/"), chromedp.WaitVisible("#signin-token"))
+	c.check("signin")
+	c.do("sign in", chromedp.Focus("#signin-token"), chromedp.KeyEvent(inproc.ContributorToken), chromedp.KeyEvent("\r"))
+	c.waitForHeading("Overview")
+	if who := c.text("#who-name"); !strings.Contains(who, "Backup Contributor") {
+		t.Fatalf("signed in as %q", who)
+	}
+	if href := eval[string](c, "location", `location.href`); strings.Contains(href, "token") || strings.Contains(href, inproc.ContributorToken) {
+		t.Fatalf("the token is in the address: %s", href)
+	}
+
+	// Create a vault.
+	vaultName := fmt.Sprintf("portal-%d", time.Now().UnixNano()%1_000_000_000)
+	c.do("create a vault", chromedp.SendKeys("#new-vault-name", vaultName), chromedp.Click(`button[data-action="createVault"]`))
+	c.waitFor("the new vault is listed", `[...document.querySelectorAll('main h2')].some(h => h.textContent === `+q(vaultName)+`)`)
+	var vaults []wire.Vault
+	w.api("GET", "/api/v1/vaults", nil, &vaults)
+	var v wire.Vault
+	for _, x := range vaults {
+		if x.Name == vaultName {
+			v = x
+		}
+	}
+	if v.ID == "" {
+		t.Fatalf("vault %s was not created: %+v", vaultName, vaults)
+	}
+
+	// A machine registers through the real CLI.
+	m, secret := w.register(v.ID, "branch-portal")
+	src := filepath.Join(t.TempDir(), "shares")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := treegen.Make(src, treegen.Options{Files: 30, MaxSize: 64 << 10, Seed: 12}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A policy made in the editor: a broken rule shows its message next to
+	// its field; fixed, it saves.
+	c.route(vaultLinkJS(v.ID, "policies"), "Policies of "+vaultName)
+	c.do("start a new policy", chromedp.SendKeys("#new-policy-name", "office"), chromedp.Click(`form[data-action="putPolicy"] button`))
+	c.waitFor("the policy editor", `!!document.getElementById('pf-schedule-times')`)
+	c.do("fill the policy with a broken time",
+		chromedp.SetValue("#pf-schedule-times", "25:00"),
+		chromedp.SetValue("#pf-schedule-timeZone", "Europe/London"),
+		chromedp.SetValue("#pf-include", src),
+		chromedp.Click(`#policy-form button[type="submit"]`))
+	c.waitFor("the time's rule is shown next to its field", `document.getElementById('pf-schedule-times-error').textContent.trim() !== ''`)
+	c.check("policy-invalid")
+	c.do("fix the time and save", chromedp.SetValue("#pf-schedule-times", "22:00"), chromedp.Click(`#policy-form button[type="submit"]`))
+	c.waitFor("the policy is saved", `document.getElementById('status').textContent.includes('Policy office saved')`)
+
+	// Assigned on the machine page.
+	c.route(vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal")
+	c.do("assign the policy", chromedp.SetValue("#assign-policy", "office"), chromedp.Click(`button[data-action="assignPolicy"]`))
+	c.waitFor("the policy is assigned", `document.getElementById('item-policy').textContent === 'office'`)
+
+	// Two backups with the real CLI.
+	for i := range 2 {
+		if i == 1 {
+			if err := os.WriteFile(filepath.Join(src, "changed.txt"), []byte("a change between the backups\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, errOut, err := m.coffer("backup", "--json"); err != nil {
+			t.Fatalf("backup %d: %v\n%s%s", i+1, err, out, errOut)
+		}
+	}
+	var got wire.Machine
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID, nil, &got)
+	if got.Item == nil || got.Item.Points != 2 || got.Item.StorageBytes == 0 {
+		t.Fatalf("the machine's item after two backups: %+v", got.Item)
+	}
+
+	// The overview and the machine page show its size and point count.
+	c.route("#/", "Overview")
+	row := `tr[data-machine="` + m.ID + `"]`
+	c.waitFor("the machine on the overview", `!!document.querySelector(`+q(row)+`)`)
+	if n := c.text(row + " td.points"); n != "2" {
+		t.Errorf("overview: %s points, want 2", n)
+	}
+	if b := eval[string](c, "storage", `document.querySelector(`+q(row+" td.storage")+`).dataset.bytes`); b != fmt.Sprint(got.Item.StorageBytes) {
+		t.Errorf("overview: %s bytes, want %d", b, got.Item.StorageBytes)
+	}
+	if s := c.text(row + " td.storage"); s == "" || s == "0 B" {
+		t.Errorf("overview shows storage %q", s)
+	}
+	c.check("overview")
+	c.do("open the machine from the overview", chromedp.Click(row+" th a"))
+	c.waitForHeading("Machine branch-portal")
+	if n := c.text("#item-points"); n != "2" {
+		t.Errorf("machine page: %s points, want 2", n)
+	}
+	if s := c.text("#item-storage"); !strings.Contains(s, fmt.Sprintf("(%s bytes)", commas(got.Item.StorageBytes))) {
+		t.Errorf("machine page storage %q, want %d bytes", s, got.Item.StorageBytes)
+	}
+	if n := c.count("#points tbody tr"); n != 2 {
+		t.Errorf("machine page lists %d points", n)
+	}
+	c.check("machine")
+
+	// A failed backup: the passphrase in Key Vault no longer opens the
+	// repository. Its job and its alert are shown.
+	kv, err := azsecrets.NewClient(st.KeyVault.URL(), keyvault.Credential(), st.KeyVault.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, err := kv.GetSecret(t.Context(), secret, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := "not the passphrase of this machine"
+	if _, err := kv.SetSecret(t.Context(), secret, azsecrets.SetSecretParameters{Value: &wrong}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := m.coffer("backup"); err == nil {
+		t.Fatalf("a backup with the wrong passphrase succeeded: %s", errOut)
+	}
+	if _, err := kv.SetSecret(t.Context(), secret, azsecrets.SetSecretParameters{Value: right.Value}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var failed []wire.Job
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/jobs?machine="+m.ID+"&status=failed", nil, &failed)
+	if len(failed) != 1 {
+		t.Fatalf("failed jobs: %+v", failed)
+	}
+	job := failed[0]
+	c.route(vaultLinkJS(v.ID, "jobs?status=failed"), "Jobs of "+vaultName)
+	jobRow := `tr[data-job="` + job.ID + `"]`
+	c.waitFor("the failed job is listed", `!!document.querySelector(`+q(jobRow)+`)`)
+	if s := c.text(jobRow + " td.status"); s != "failed" {
+		t.Errorf("job status %q", s)
+	}
+	if s := c.text(jobRow + " td.error-cell"); !strings.Contains(s, job.ErrorCode) || job.ErrorCode == "" {
+		t.Errorf("job error %q, want code %q", s, job.ErrorCode)
+	}
+	if n := c.count("tr[data-job]"); n != 1 {
+		t.Errorf("the status filter shows %d jobs, want the 1 failed", n)
+	}
+	c.check("jobs")
+
+	var alerts []wire.Alert
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertJobFailed, nil, &alerts)
+	var alert wire.Alert
+	for _, a := range alerts {
+		if a.JobID == job.ID {
+			alert = a
+		}
+	}
+	if alert.ID == "" {
+		t.Fatalf("no alert for the failed job: %+v", alerts)
+	}
+	c.route(vaultLinkJS(v.ID, "alerts?show=all"), "Alerts of "+vaultName)
+	alertRow := `tr[data-alert="` + alert.ID + `"]`
+	c.waitFor("the alert is listed", `!!document.querySelector(`+q(alertRow)+`)`)
+	if s := eval[string](c, "alert's job", `document.querySelector(`+q(alertRow)+`).dataset.job`); s != job.ID {
+		t.Errorf("the alert names job %q, want %q", s, job.ID)
+	}
+	c.check("alerts")
+	c.do("acknowledge the alert", chromedp.Click(alertRow+` button[data-action="ackAlert"]`))
+	c.waitFor("the alert is acknowledged", `(document.querySelector(`+q(alertRow+" td.ack")+`) || {textContent: ''}).textContent.startsWith('acknowledged by token:backup-contributor')`)
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertJobFailed, nil, &alerts)
+	for _, a := range alerts {
+		if a.ID == alert.ID && !a.Acknowledged {
+			t.Error("the alert is not acknowledged in the API")
+		}
+	}
+
+	// Generate a PIN on the Security page; delete a point with it, see it
+	// marked, undelete it.
+	c.route(vaultLinkJS(v.ID, "security"), "Security of "+vaultName)
+	c.do("generate a PIN", chromedp.Click("#generate-pin"))
+	c.waitFor("the PIN is shown", `/^[0-9]{8}$/.test(document.getElementById('pin-output').textContent)`)
+	pin := c.text("#pin-output")
+	c.check("security")
+
+	var points []wire.Point
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID+"/points", nil, &points)
+	if len(points) != 2 {
+		t.Fatalf("points: %+v", points)
+	}
+	p := points[0]
+	pointRow := `tr[data-point="` + p.ID + `"]`
+	c.route(vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal")
+	c.do("ask to delete a point", chromedp.Click(pointRow+` button[data-action="deletePoint"]`), chromedp.WaitVisible("#pin-input"))
+	c.check("machine-pin")
+	c.do("enter the PIN", chromedp.KeyEvent(pin), chromedp.KeyEvent("\r"))
+	c.waitFor("the point is marked deleted", `!!document.querySelector(`+q(pointRow+".deleted")+`)`)
+	if s := c.text(pointRow + " td.state"); !strings.Contains(s, "deleted") {
+		t.Errorf("deleted point's state %q", s)
+	}
+	if n := c.text("#item-points"); n != "1" {
+		t.Errorf("after deleting one: %s points, want 1", n)
+	}
+	c.check("machine-deleted-point")
+	c.do("undelete it", chromedp.Click(pointRow+` button[data-action="undeletePoint"]`))
+	c.waitFor("the point is active again", `!!document.querySelector(`+q(pointRow+":not(.deleted)")+`) && document.getElementById('item-points').textContent === '2'`)
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID+"/points", nil, &points)
+	if len(points) != 2 {
+		t.Errorf("after undelete the API lists %d active points", len(points))
+	}
+
+	// A forged form post from the Contributor's own browser (no CSRF
+	// header) is refused, and changes nothing.
+	forged := vaultName + "-forged"
+	c.forgeFormPost("/api/v1/vaults", map[string]string{"name": forged})
+	w.api("GET", "/api/v1/vaults", nil, &vaults)
+	for _, x := range vaults {
+		if x.Name == forged {
+			t.Fatal("a forged form post created a vault")
+		}
+	}
+
+	// As Reader, by a one-time sign-in link: no mutating control on any
+	// page, and a forged form post is refused.
+	var link struct{ URL string }
+	if err := postLink(w.URL, inproc.ReaderToken, &link); err != nil {
+		t.Fatal(err)
+	}
+	r := newBrowser(t, w.URL, shots, "reader")
+	r.do("open the sign-in link", chromedp.Navigate(link.URL))
+	r.waitForHeading("Overview")
+	if href := eval[string](r, "location", `location.href`); strings.Contains(href, "signin=") {
+		t.Errorf("the sign-in code stayed in the address: %s", href)
+	}
+	if who := r.text("#who-name"); !strings.Contains(who, "Backup Reader") {
+		t.Fatalf("signed in as %q", who)
+	}
+	pages := []struct{ fragment, heading, name string }{
+		{"#/", "Overview", "overview"},
+		{vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal", "machine"},
+		{vaultLinkJS(v.ID, "jobs"), "Jobs of " + vaultName, "jobs"},
+		{vaultLinkJS(v.ID, "alerts?show=all"), "Alerts of " + vaultName, "alerts"},
+		{vaultLinkJS(v.ID, "policies/office"), "Policies of " + vaultName, "policies"},
+		{vaultLinkJS(v.ID, "security"), "Security of " + vaultName, "security"},
+	}
+	for _, pg := range pages {
+		r.route(pg.fragment, pg.heading)
+		if pg.name == "policies" {
+			r.waitFor("the policy is shown", `!!document.getElementById('policy-form')`)
+			if n := r.count("#policy-form :is(input, select, textarea):enabled"); n != 0 {
+				t.Errorf("reader: %d policy fields can be edited", n)
+			}
+		}
+		if n := r.count("[data-action]"); n != 0 {
+			t.Errorf("reader: the %s page offers %d changes: %s", pg.name, n, eval[string](r, "actions", `[...document.querySelectorAll('[data-action]')].map(e => e.outerHTML.slice(0, 80)).join('\n')`))
+		}
+		r.check(pg.name)
+	}
+	// The Reader's forged post to stop protection (an Operator's change).
+	r.forgeFormPost("/api/v1/vaults/"+v.ID+"/machines/"+m.ID+"/stop", map[string]string{"deleteData": "false"})
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID, nil, &got)
+	if got.State != wire.MachineProtected {
+		t.Errorf("after the Reader's forged post the machine is %s", got.State)
+	}
+	// Even with the page's CSRF token, the server refuses the Reader.
+	status := eval[float64](r, "stop with the CSRF token", `(async () => {
+		const s = await (await fetch('/portal/session')).json();
+		const res = await fetch('/api/v1/vaults/`+v.ID+`/machines/`+m.ID+`/stop', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Coffer-CSRF': s.csrf}, body: '{"deleteData":false}'});
+		return res.status;
+	})()`)
+	if status != http.StatusForbidden {
+		t.Errorf("the Reader's stop with the CSRF token: HTTP %v, want 403", status)
+	}
+}
+
+// forgeFormPost submits an HTML form, as another site's page would, and
+// checks the API refused it with 403.
+func (b *browser) forgeFormPost(action string, fields map[string]string) {
+	b.t.Helper()
+	f, _ := json.Marshal(fields)
+	eval[bool](b, "forge a form post", `(() => {
+		const f = document.createElement('form');
+		f.method = 'post';
+		f.action = `+q(action)+`;
+		for (const [k, v] of Object.entries(`+string(f)+`)) {
+			const i = document.createElement('input');
+			i.type = 'hidden'; i.name = k; i.value = v;
+			f.append(i);
+		}
+		document.body.append(f);
+		f.submit();
+		return true;
+	})()`)
+	// The page navigates away while the condition is polled; polling
+	// starts again in the new document until the answer is there.
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.pathname === `+q(action)+` && !!document.body && document.body.innerText.includes('"code"')`,
+			chromedp.WithPollingTimeout(45*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") && !strings.Contains(err.Error(), "destroyed") {
+			b.t.Fatalf("waiting for the answer to the forged post to %s (%s): %v\n%s", action, b.who, err, b.pageText())
+		}
+	}
+	body := eval[string](b, "the answer", `document.body.innerText`)
+	var e wire.Error
+	if err := json.Unmarshal([]byte(strings.TrimSpace(body)), &e); err != nil || e.Code != wire.CodeForbidden {
+		b.t.Errorf("forged form post to %s (%s) was not refused as forbidden: %s", action, b.who, body)
+	}
+	b.do("back to the portal", chromedp.Navigate(b.base+"/portal/"))
+	b.waitForHeading("Overview")
+}
+
+// postLink asks for a one-time sign-in link, as devstack does.
+func postLink(base, token string, out any) error {
+	req, _ := http.NewRequest(http.MethodPost, base+"/portal/links", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		return errors.New("sign-in link: " + res.Status)
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+func vaultLinkJS(vault, page string) string { return "#/v/" + vault + "/" + page }
+
+// commas writes n as the portal's toLocaleString('en') does.
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
