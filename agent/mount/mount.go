@@ -270,7 +270,10 @@ func Mount(ctx context.Context, dir string, o Options) (*Mounted, error) {
 	if o.Refresh <= 0 {
 		o.Refresh = 30 * time.Second
 	}
-	m := &mountFS{trees: o.Trees, blobs: newBlobCache(o.Blobs, o.CacheBytes, 2*runtime.GOMAXPROCS(0)),
+	// Eight background loads keep a cold disk or a remote container busy
+	// while the reader copies; measured with a 256 MiB file (make bench),
+	// fewer left the reader waiting.
+	m := &mountFS{trees: o.Trees, blobs: newBlobCache(o.Blobs, o.CacheBytes, 8),
 		list: o.Points, refresh: o.Refresh, started: time.Now(), logged: map[string]time.Time{}}
 	points, err := o.Points(ctx)
 	if err != nil && len(points) == 0 {
