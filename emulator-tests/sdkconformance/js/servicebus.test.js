@@ -213,6 +213,25 @@ test('a message past its time to live is dead-lettered when the queue says so', 
     assert.equal(d.timeToLive, 300);
 }));
 
+test('subscribe: a streaming receiver gets each message once and completes it', T, () => withClient(async (c) => {
+    await c.createSender('subscribe').sendMessages([{ body: 's1' }, { body: 's2' }, { body: 's3' }]);
+    const r = c.createReceiver('subscribe');
+    const seen = [];
+    let failure = null;
+    const sub = r.subscribe({
+        processMessage: async (m) => { seen.push(m.body); },
+        processError: async (args) => { failure = args.error; },
+    }, { maxConcurrentCalls: 2 });
+    try {
+        await waitFor('three messages', async () => seen.length >= 3 || failure !== null);
+        assert.equal(failure, null, `processError: ${failure}`);
+        assert.deepEqual([...seen].sort(), ['s1', 's2', 's3']);
+        await waitFor('auto-complete to empty the queue', async () => (await peekFromStart(r, 10)).length === 0);
+    } finally {
+        await sub.close();
+    }
+}));
+
 test('a topic copies each message to every subscription', T, () => withClient(async (c) => {
     await c.createSender('fanout').sendMessages({ body: 'everyone' });
     for (const sub of ['first', 'second']) {
