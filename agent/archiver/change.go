@@ -31,6 +31,9 @@ type Changes struct {
 	// Incompressible: changed or renamed files whose old content
 	// compressed well and whose new content does not compress.
 	Incompressible int64
+	// Overwritten: changed or renamed files of several chunks, each chunk
+	// new, at the same size.
+	Overwritten int64
 	// NewExtension: new files, in folders the parent had, whose extension
 	// no file of the folder had; TopNewExtension: the most of them sharing
 	// one extension.
@@ -57,6 +60,7 @@ type changeCounter struct {
 	matched    atomic.Int64
 	changed    atomic.Int64
 	renamed    atomic.Int64
+	overwrote  atomic.Int64
 	newExt     atomic.Int64
 
 	mu        sync.Mutex
@@ -154,6 +158,9 @@ func (c *changeCounter) noteFile(idx *repository.Index, old, was *tree.Node, con
 	default:
 		return
 	}
+	if overwritten(prev.Content, content) {
+		c.overwrote.Add(1)
+	}
 	if !compressedWell(idx, prev.Content) {
 		return
 	}
@@ -176,6 +183,7 @@ func (c *changeCounter) result(idx *repository.Index, parent *repository.Point, 
 	}
 	ch.ParentFiles = parent.Summary.Files
 	ch.Changed, ch.Renamed, ch.NewExtension = c.changed.Load(), c.renamed.Load(), c.newExt.Load()
+	ch.Overwritten = c.overwrote.Load()
 	ch.Deleted = max(0, ch.ParentFiles-c.matched.Load())
 	for _, n := range c.extCounts {
 		ch.TopNewExtension = max(ch.TopNewExtension, n)
@@ -190,6 +198,33 @@ func (c *changeCounter) result(idx *repository.Index, parent *repository.Point, 
 
 func sameContent(a, b []tree.Ref) bool {
 	return slices.Equal(a, b)
+}
+
+// overwritten: the old content had several chunks, the new content is the
+// same size, and not one chunk survived. An edit, an append or a tag change
+// keeps the chunks away from it; only a rewrite of every byte, as
+// encryption does, loses them all. One-chunk files say nothing: any edit
+// replaces their only chunk.
+func overwritten(old, cur []tree.Ref) bool {
+	var size, chunks int64
+	kept := map[crypto.ID]bool{}
+	for _, r := range old {
+		size += r.Size
+		if !r.Hole {
+			chunks++
+			kept[r.ID] = true
+		}
+	}
+	if chunks < 2 {
+		return false
+	}
+	for _, r := range cur {
+		size -= r.Size
+		if !r.Hole && kept[r.ID] {
+			return false
+		}
+	}
+	return size == 0
 }
 
 // compressedWell: the content's stored blobs take at most wellCompressed

@@ -154,3 +154,52 @@ func TestBackupCountsChangesAgainstItsParent(t *testing.T) {
 		})
 	}
 }
+
+// Media and archives never compressed; encryption still rewrites every
+// chunk of them at the same size, which an edit never does.
+func TestBackupCountsFilesOverwrittenWhole(t *testing.T) {
+	random := func(seed byte, n int) []byte {
+		b := make([]byte, n)
+		rand.NewChaCha8([32]byte{seed}).Read(b)
+		return b
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, path string)
+		want   int64
+	}{
+		{"an append", func(t *testing.T, p string) {
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.Write(random(2, 4096))
+			f.Close()
+		}, 0},
+		{"an edit in the middle", func(t *testing.T, p string) {
+			f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+			f.WriteAt(random(3, 512), 300<<10)
+			f.Close()
+		}, 0},
+		{"encrypted", func(t *testing.T, p string) { os.WriteFile(p, random(4, 1<<20), 0o644) }, 1},
+		{"re-encoded to another size", func(t *testing.T, p string) { os.WriteFile(p, random(5, 900<<10), 0o644) }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := textTree(t)
+			media := filepath.Join(src, "dept0", "video.mp4")
+			if err := os.WriteFile(media, random(1, 1<<20), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := newRepo(t)
+			first, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, media)
+			next, err := archiver.Backup(t.Context(), reopen(t, r), []string{src}, archiver.Options{Parent: first.Point})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := next.Changes; c.Changed != 1 || c.Overwritten != tc.want || c.Incompressible != 0 {
+				t.Errorf("changes %+v; want 1 changed, %d overwritten whole, none newly incompressible", c, tc.want)
+			}
+		})
+	}
+}

@@ -142,7 +142,7 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 // counts only, never a name or content.
 func changeCounters(c archiver.Changes) *wire.ChangeCounters {
 	return &wire.ChangeCounters{ParentFiles: c.ParentFiles, Files: c.Files, Changed: c.Changed, Renamed: c.Renamed,
-		Incompressible: c.Incompressible, NewExtension: c.NewExtension, TopNewExtension: c.TopNewExtension, Deleted: c.Deleted}
+		Incompressible: c.Incompressible, Overwritten: c.Overwritten, NewExtension: c.NewExtension, TopNewExtension: c.TopNewExtension, Deleted: c.Deleted}
 }
 
 // failureReport is the outcome of a backup that returned err. Whether it

@@ -88,7 +88,7 @@ func checkReport(r wire.JobReport) (wire.JobReport, error) {
 		return r, fmt.Errorf("%w: pointId must be at most %d printable characters", ErrInvalid, maxPointIDLen)
 	}
 	if c := r.Change; c != nil {
-		if c.ParentFiles < 0 || c.Files < 0 || c.Changed < 0 || c.Renamed < 0 || c.Incompressible < 0 ||
+		if c.ParentFiles < 0 || c.Files < 0 || c.Changed < 0 || c.Renamed < 0 || c.Incompressible < 0 || c.Overwritten < 0 ||
 			c.NewExtension < 0 || c.TopNewExtension < 0 || c.Deleted < 0 {
 			return r, fmt.Errorf("%w: change counters must not be negative, got %+v", ErrInvalid, *c)
 		}

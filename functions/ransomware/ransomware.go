@@ -28,6 +28,7 @@ type Thresholds struct {
 	// A signal fires when its count reaches Min and its share of the
 	// parent's files reaches Share (and the baseline allows, below).
 	Incompressible Signal // changed or renamed files that stopped compressing
+	Overwritten    Signal // files of several chunks rewritten whole at the same size
 	Rewritten      Signal // changed plus renamed files
 	NewExtension   Signal // the most new files sharing one new extension
 	Deleted        Signal // files gone since the parent
@@ -50,6 +51,7 @@ type Signal struct {
 var Default = Thresholds{
 	MinParentFiles: 5,
 	Incompressible: Signal{Min: 2, Share: 0.05},
+	Overwritten:    Signal{Min: 2, Share: 0.05},
 	Rewritten:      Signal{Min: 20, Share: 0.15},
 	NewExtension:   Signal{Min: 10, Share: 0.05},
 	Deleted:        Signal{Min: 100, Share: 0.50},
@@ -78,16 +80,19 @@ type mark struct {
 var marks = []mark{
 	{"incompressible", func(c wire.ChangeCounters) int64 { return c.Incompressible },
 		func(t Thresholds) Signal { return t.Incompressible },
-		"files whose content compressed before and is now incompressible, as encrypted data is"},
+		"stopped compressing, as encrypted data does"},
+	{"overwritten", func(c wire.ChangeCounters) int64 { return c.Overwritten },
+		func(t Thresholds) Signal { return t.Overwritten },
+		"were rewritten whole at the same size"},
 	{"rewritten", func(c wire.ChangeCounters) int64 { return c.Changed + c.Renamed },
 		func(t Thresholds) Signal { return t.Rewritten },
-		"files rewritten"},
+		"were rewritten"},
 	{"new extension", func(c wire.ChangeCounters) int64 { return c.TopNewExtension },
 		func(t Thresholds) Signal { return t.NewExtension },
-		"new files sharing one extension their folders never had"},
+		"are new, under one extension their folders never had"},
 	{"deleted", func(c wire.ChangeCounters) int64 { return c.Deleted },
 		func(t Thresholds) Signal { return t.Deleted },
-		"files deleted"},
+		"were deleted"},
 }
 
 // Judge decides on c given the machine's baseline: the counters of its

@@ -95,6 +95,10 @@ type ChangeCounters struct {
 	// Incompressible counts changed or renamed files whose old content
 	// compressed well and whose new content does not compress at all.
 	Incompressible int64 `json:"incompressible"`
+	// Overwritten counts changed or renamed files of several chunks whose
+	// every chunk is new at the same size: rewritten whole, as encryption
+	// does even to content that never compressed (media, archives).
+	Overwritten int64 `json:"overwritten"`
 	// NewExtension counts new files whose extension no file of their
 	// folder had in the parent point; TopNewExtension is the largest
 	// number of them sharing one extension.
