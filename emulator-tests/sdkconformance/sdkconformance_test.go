@@ -24,6 +24,9 @@ var packages = []string{"@azure/service-bus", "@azure/keyvault-secrets", "rhea",
 // one line naming what is missing.
 func prerequisites(t *testing.T) (node, dir string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("sdkconformance: starts the emulators and node; skipped under -short")
+	}
 	node, dir, err := findPrerequisites()
 	if err != nil {
 		t.Fatal(err)
