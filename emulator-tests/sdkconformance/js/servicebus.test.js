@@ -241,7 +241,7 @@ test('a topic copies each message to every subscription', T, () => withClient(as
     }
 }));
 
-test('a message over 256 KB is refused by the SDK, one under it goes through', T, () => withClient(async (c) => {
+test('a message over 256 KB is refused (the SDK sends it; the broker rejects it), one under it goes through', T, () => withClient(async (c) => {
     const s = c.createSender('size-limit');
     await assert.rejects(s.sendMessages({ body: Buffer.alloc(300 * 1024) }), (err) => isServiceBusError(err) && err.code === 'MessageSizeExceeded');
     const body = Buffer.alloc(250 * 1024, 7);
