@@ -141,11 +141,13 @@ func checkSeverity(s string) error {
 
 func checkKind(k string) error {
 	switch k {
-	case wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped:
+	case wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped,
+		wire.AlertRansomware:
 		return nil
 	}
-	return fmt.Errorf("%w: kind %q is unknown; use one of %s, %s, %s, %s, %s", ErrInvalid, clip(k),
-		wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped)
+	return fmt.Errorf("%w: kind %q is unknown; use one of %s, %s, %s, %s, %s, %s", ErrInvalid, clip(k),
+		wire.AlertJobFailed, wire.AlertJobWarnings, wire.AlertCriticalOperation, wire.AlertMissedBackup, wire.AlertProtectionStopped,
+		wire.AlertRansomware)
 }
 
 // Times before 2000 are a zero value or a broken clock; years past 9999

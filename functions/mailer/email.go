@@ -172,6 +172,8 @@ func kindName(kind string) string {
 		return "Missed backup"
 	case wire.AlertProtectionStopped:
 		return "Protection stopped"
+	case wire.AlertRansomware:
+		return "Possible ransomware"
 	}
 	return kind
 }
@@ -186,6 +188,8 @@ func (m *Mailer) advice(kind string) string {
 		return "A security-sensitive operation was performed on the vault. If nobody on your team expected it, review who has access to the vault, change the security PIN, and check recovery points and soft-deleted items (kept for " + fmt.Sprint(m.softDeleteDays()) + " days)."
 	case wire.AlertProtectionStopped:
 		return "No backup runs on a machine whose protection is stopped, and none is alerted as missed. If that was not intended, resume protection in Coffer; if the machine is retired, a Backup Contributor can delete its data with a security PIN."
+	case wire.AlertRansomware:
+		return "Check the machine now: disconnect it from the network if its files are being encrypted. Do not restore the flagged point; the points before it are kept for at least 30 days. If the change was expected, a Backup Contributor acknowledges the alert as a false positive, and the alarm learns this machine's pattern."
 	case wire.AlertMissedBackup:
 		return "No backup ran when it was scheduled. Check that the machine is on and online, that the Coffer agent service is running, and that it can reach Azure."
 	}
