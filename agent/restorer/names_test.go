@@ -233,7 +233,8 @@ func TestHostileTreeWithoutDecodeCannotEscapeTheTarget(t *testing.T) {
 			{Name: []byte("ok.txt"), Type: tree.File, WinSD: acl, Mode: 0o640},
 		}},
 	}
-	res, err := Restore(t.Context(), emptyRepo(t), &repository.Point{Tree: root}, Options{Target: target, Trees: loader})
+	// Owner: elevated, so security descriptors are applied at all.
+	res, err := Restore(t.Context(), emptyRepo(t), &repository.Point{Tree: root}, Options{Target: target, Trees: loader, Owner: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -641,7 +641,10 @@ func (r *restorer) applyMeta(path string, n *tree.Node) {
 			r.warn(path, err)
 		}
 	}
-	if len(n.WinSD) > 0 && !onDiskLink {
+	// A security descriptor only when elevated (Owner): it carries the
+	// owner, which only SeRestorePrivilege may give away, and a DACL
+	// applied alone could lock the restoring user out of the restore.
+	if len(n.WinSD) > 0 && !onDiskLink && r.opts.Owner {
 		if err := writeSD(path, n.WinSD); err != nil {
 			r.warn(path, err)
 		}

@@ -60,7 +60,8 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(map[string]any{"point": p.ID, "target": target, "files": res.Files, "dirs": res.Dirs,
-					"links": res.Links, "skipped": res.Skipped, "copies": res.Copies, "failed": res.Failed, "warnings": res.Warnings}); err != nil {
+					"links": res.Links, "skipped": res.Skipped, "copies": res.Copies, "failed": res.Failed, "warnings": res.Warnings,
+					"renamed": res.Renamed}); err != nil {
 					return err
 				}
 			} else {
@@ -71,8 +72,8 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 				for _, fl := range res.Warnings {
 					fmt.Fprintf(w, "warning: %s: %s\n", fl.Path, fl.Err)
 				}
-				fmt.Fprintf(c.OutOrStdout(), "Restored point %s to %s: %d files, %d folders, %d links; %d copies beside existing files, %d skipped, %d not restored.\n",
-					p.ID[:12], target, res.Files, res.Dirs, res.Links, len(res.Copies), res.Skipped, len(res.Failed))
+				fmt.Fprintf(c.OutOrStdout(), "Restored point %s to %s: %d files, %d folders, %d links; %d copies beside existing files, %d renamed for this system, %d skipped, %d not restored.\n",
+					p.ID[:12], target, res.Files, res.Dirs, res.Links, len(res.Copies), len(res.Renamed), res.Skipped, len(res.Failed))
 			}
 			if len(res.Failed) > 0 {
 				return fmt.Errorf("%d paths could not be restored (listed above)", len(res.Failed))
