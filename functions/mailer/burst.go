@@ -15,8 +15,9 @@ import (
 
 // A machine, or whoever controls it, decides how often its jobs fail, so
 // it must not decide how many emails the vault's recipients get. Each
-// machine gets BurstLimit emails of its own per BurstWindow; its later
-// alerts wait in the vault's digest, and the next hourly digest run sends
+// machine gets BurstLimit emails of each kind per BurstWindow (a burst of
+// failures never delays a possible-ransomware alert); its later alerts of
+// that kind wait in the vault's digest, and the next hourly digest run sends
 // them as one email that summarises the burst. Critical operations (admin
 // actions, PIN lockouts, passphrase changes) are never held back: they are
 // rare, and each one needs to be seen at once.
@@ -35,7 +36,7 @@ const (
 
 type rateEntity struct {
 	PartitionKey string
-	RowKey       string // vault ID "~" machine ID
+	RowKey       string // vault ID "~" machine ID "~" kind
 	WindowStart  string
 	Sent         int
 }
@@ -53,7 +54,7 @@ func (m *Mailer) takeEmail(ctx context.Context, a wire.Alert) (bool, error) {
 	if !limited(a) {
 		return true, nil
 	}
-	rk := a.VaultID + "~" + a.MachineID
+	rk := a.VaultID + "~" + a.MachineID + "~" + a.Kind
 	for attempt := 0; ; attempt++ {
 		var r rateEntity
 		etag, err := tables.Get(ctx, m.digests, ratePartition, rk, &r)
