@@ -265,21 +265,50 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 		return st, nil
 	}
 
+	// Blobs stored more than once (a backup killed before its index, a
+	// prune killed after repacking): every pack with a copy. A reader's
+	// index may pick any copy, so a pack list names every surviving one.
+	dups := map[crypto.ID][]crypto.ID{}
+	for id, pi := range packs {
+		for _, e := range pi.Blobs {
+			if loc, _ := idx.Lookup(e.ID); loc.Pack != id {
+				dups[e.ID] = append(dups[e.ID], id)
+			}
+		}
+	}
+	survives := func(pack crypto.ID) bool {
+		pp := plans[pack]
+		return pp != nil && !pp.deleteAll && !pp.repack
+	}
+
 	// 1. Repack into new packs, not indexed yet: until the index names
 	// them, readers find the blobs in the old packs, which the pack lists
-	// name.
+	// name. A blob with a copy in a pack that stays is not copied again.
 	newLoc := map[crypto.ID]crypto.ID{}
 	if st.PacksRepacked > 0 {
-		if err := repack(ctx, repo, plans, newLoc, &st); err != nil {
+		copyElsewhere := func(blob crypto.ID) bool { return slices.ContainsFunc(dups[blob], survives) }
+		if err := repack(ctx, repo, plans, copyElsewhere, newLoc, &st); err != nil {
 			return st, err
 		}
 	}
-	where := func(blob crypto.ID) (crypto.ID, bool) {
+	// where calls fn with every pack holding blob after the prune.
+	where := func(blob crypto.ID, fn func(crypto.ID)) bool {
+		found := false
 		if p, ok := newLoc[blob]; ok {
-			return p, true
+			fn(p)
+			found = true
 		}
-		loc, ok := idx.Lookup(blob)
-		return loc.Pack, ok
+		if loc, ok := idx.Lookup(blob); ok && survives(loc.Pack) {
+			fn(loc.Pack)
+			found = true
+		}
+		for _, p := range dups[blob] {
+			if survives(p) {
+				fn(p)
+				found = true
+			}
+		}
+		return found
 	}
 
 	// 2. Pack lists naming the old packs and the new, so a list is right
@@ -291,13 +320,18 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 	var changes []change
 	for _, p := range points {
 		need := map[crypto.ID]bool{}
+		now := map[crypto.ID]bool{} // every copy stored now, whatever goes
 		var missing error
 		err := trees.walk(ctx, p.Tree, func(b crypto.ID) {
-			pk, ok := where(b)
-			if !ok && missing == nil {
+			if loc, ok := idx.Lookup(b); ok {
+				now[loc.Pack] = true
+			}
+			for _, pk := range dups[b] {
+				now[pk] = true
+			}
+			if !where(b, func(pk crypto.ID) { need[pk] = true }) && missing == nil {
 				missing = fmt.Errorf("blob %s of point %s has no pack after repacking", b, p.ID)
 			}
-			need[pk] = true
 		}, map[crypto.ID]bool{})
 		if err == nil {
 			err = missing
@@ -315,10 +349,10 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 			continue
 		}
 		changes = append(changes, change{p.ID, have, want})
-		if subset(want, have) {
+		if subset(want, have) && subset(sortedIDs(now), have) {
 			continue
 		}
-		both := map[crypto.ID]bool{}
+		both := now
 		for _, id := range slices.Concat(have, want) {
 			both[id] = true
 		}
@@ -413,7 +447,7 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 // new packs, data and trees apart, after authenticating each. It stores
 // the packs without indexing them and records in newLoc where each blob
 // went.
-func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.ID]*packPlan, newLoc map[crypto.ID]crypto.ID, st *Stats) error {
+func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.ID]*packPlan, copyElsewhere func(crypto.ID) bool, newLoc map[crypto.ID]crypto.ID, st *Stats) error {
 	size := repo.Config().PackSize
 	packers := map[repository.BlobType]*repository.Packer{}
 	flush := func(p *repository.Packer) error {
@@ -449,6 +483,9 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 			return fmt.Errorf("prune stopped before deleting anything: read pack %s to repack it: %w", id, err)
 		}
 		for _, e := range pp.usedBlobs {
+			if copyElsewhere(e.ID) {
+				continue
+			}
 			sealed := data[int64(e.Offset) : int64(e.Offset)+int64(e.Length)]
 			if _, err := repo.OpenBlob(e, sealed); err != nil {
 				return fmt.Errorf("%w: pack %s: %v; run `coffer check --read-data`", ErrDamaged, id, err)
@@ -485,9 +522,10 @@ func deleteAll(ctx context.Context, names []string, del func(context.Context, st
 	return g.Wait()
 }
 
+// subset reports whether every ID of a is in b; b is sorted.
 func subset(a, b []crypto.ID) bool {
 	for _, x := range a {
-		if !slices.Contains(b, x) {
+		if _, ok := slices.BinarySearchFunc(b, x, func(e, t crypto.ID) int { return strings.Compare(string(e[:]), string(t[:])) }); !ok {
 			return false
 		}
 	}

@@ -133,6 +133,11 @@ func (r *Repository) checkConcurrentPrune(ctx context.Context, packs []crypto.ID
 		return err
 	}
 	if held != nil {
+		if host, _ := os.Hostname(); held.Hostname == host && !processAlive(held.PID) {
+			held = nil // left by a prune killed on this host: what it left is sound
+		}
+	}
+	if held != nil {
 		return fmt.Errorf("%w (process %d on %s, since %s): it may remove data this backup reuses, so the point was not saved; run the backup again once the prune is over (or, if no prune runs, delete %s from the repository)",
 			ErrConcurrentPrune, held.PID, held.Hostname, held.Time.Format(time.RFC3339), PruneLock)
 	}
