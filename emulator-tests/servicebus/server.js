@@ -41,6 +41,28 @@
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
+
+// rhea 3.0.5 writes consecutive settled deliveries as one disposition frame carrying the first one's
+// state, and checks that their outcomes are equivalent only once a run has two members: a rejected
+// transfer followed by an accepted one can both read as rejected at the client, a Complete answered
+// in the same tick as an Abandon both as accepted. Load rhea's session.js with that check applied to
+// every delivery after the first. If rhea changes, say so and use it as it is.
+(function fixDispositionMerging() {
+    const Module = require('module');
+    const file = require.resolve('rhea/lib/session.js');
+    const bug = '(first !== last && !message.are_outcomes_equivalent(last.state, delivery.state))';
+    const src = fs.readFileSync(file, 'utf8');
+    if (!src.includes(bug)) {
+        console.error('servicebus emulator: rhea/lib/session.js is not the version this emulator patches; dispositions with different outcomes may be merged');
+        return;
+    }
+    const m = new Module(file, module);
+    m.filename = file;
+    m.paths = Module._nodeModulePaths(path.dirname(file));
+    m._compile(src.replace(bug, '(delivery !== first && !message.are_outcomes_equivalent(last.state, delivery.state))'), file);
+    m.loaded = true;
+    require.cache[file] = m;
+})();
 const rhea = require('rhea');
 
 const types = rhea.types;
