@@ -16,14 +16,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/coffer-backup/coffer/agent/treegen"
@@ -170,6 +176,65 @@ type browser struct {
 	base string
 	dir  string // screenshots
 	who  string // for screenshot names
+
+	mu     sync.Mutex
+	errors []string      // script exceptions and the console's errors, CSP violations among them
+	more   chan struct{} // signalled when an error is recorded
+}
+
+// listen records what the page reports as an error. Failed requests (the
+// 401 before sign-in, the refused forged posts) are the network's and are
+// expected; everything else is a fault of the page.
+func (b *browser) listen(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		msg = "exception: " + ev.ExceptionDetails.Text
+		if ex := ev.ExceptionDetails.Exception; ex != nil && ex.Description != "" {
+			msg += " " + ex.Description
+		}
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level != cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceNetwork {
+			return
+		}
+		msg = string(ev.Entry.Source) + ": " + ev.Entry.Text
+	default:
+		return
+	}
+	b.mu.Lock()
+	b.errors = append(b.errors, msg)
+	b.mu.Unlock()
+	select {
+	case b.more <- struct{}{}:
+	default:
+	}
+}
+
+// waitError waits until an error containing s is recorded, and takes the
+// errors recorded by then.
+func (b *browser) waitError(s string) []string {
+	var seen []string
+	timeout := time.After(30 * time.Second)
+	for {
+		seen = append(seen, b.takeErrors()...)
+		if slices.ContainsFunc(seen, func(e string) bool { return strings.Contains(e, s) }) {
+			return seen
+		}
+		select {
+		case <-b.more:
+		case <-timeout:
+			return seen
+		}
+	}
+}
+
+// takeErrors returns the errors recorded so far and forgets them.
+func (b *browser) takeErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	errs := b.errors
+	b.errors = nil
+	return errs
 }
 
 func newBrowser(t *testing.T, base, shots, who string) *browser {
@@ -178,10 +243,15 @@ func newBrowser(t *testing.T, base, shots, who string) *browser {
 		chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
 		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(alloc)
+	b := &browser{t: t, base: base, dir: shots, who: who, more: make(chan struct{}, 1)}
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithListener(b.listen))
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, base: base, dir: shots, who: who}
-	if err := chromedp.Do(ctx); err != nil {
+	b.ctx = ctx
+	enableLog := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{})
+		return chromedp.Void{}, err
+	}
+	if err := chromedp.Do(ctx, enableLog); err != nil {
 		t.Fatalf("start %s: %v", chromium, err)
 	}
 	return b
@@ -253,6 +323,9 @@ func (b *browser) check(name string) {
 	for _, p := range problems {
 		b.t.Errorf("accessibility, %s page (%s): %s", name, b.who, p)
 	}
+	for _, e := range b.takeErrors() {
+		b.t.Errorf("the %s page (%s) reported an error: %s", name, b.who, e)
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -311,6 +384,19 @@ func TestPortalInARealBrowser(t *testing.T) {
 	}
 	if href := eval[string](c, "location", `location.href`); strings.Contains(href, "token") || strings.Contains(href, inproc.ContributorToken) {
 		t.Fatalf("the token is in the address: %s", href)
+	}
+	// The CSP refuses a script put into the page (as an injection would),
+	// and the browser reports the violation, which check would catch.
+	if ran := eval[bool](c, "inject an inline script", `(() => {
+		const s = document.createElement('script');
+		s.textContent = 'window.injected = true';
+		document.body.append(s);
+		return window.injected === true;
+	})()`); ran {
+		t.Error("an inline script ran despite the Content-Security-Policy")
+	}
+	if errs := c.waitError("Content Security Policy"); !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "Content Security Policy") }) {
+		t.Errorf("the blocked inline script was not reported as a CSP violation: %q", errs)
 	}
 
 	// Create a vault.
@@ -637,4 +723,27 @@ func commas(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// The accessibility check finds each kind of problem it looks for, so a
+// page that passes it has none of them.
+func TestAccessibilityCheckFindsProblems(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Chromium; skipped under -short (make unit), run by make test")
+	}
+	if chromium == "" {
+		t.Skip("Chromium is not installed (make deps installs it: apt-get install -y chromium); the accessibility check's own test is skipped")
+	}
+	page := `<html><head><title>bad</title></head><body><h1>One</h1><h1>Two</h1><h4>Skipped</h4>` +
+		`<img src="data:,"><input id="nameless"><button></button><a>no href</a><div tabindex="3">jump</div>` +
+		`<table><tr><td>1</td></tr></table><span id="twice"></span><span id="twice"></span><progress value="1" max="2"></progress></body></html>`
+	b := newBrowser(t, "", t.TempDir(), "checker")
+	b.do("open the bad page", chromedp.Navigate("data:text/html,"+url.PathEscape(page)), chromedp.WaitVisible("#nameless"))
+	problems := strings.Join(eval[[]string](b, "accessibility check", a11yCheck), "\n")
+	for _, want := range []string{"no lang", "2 visible h1", "skip from h1 to h4", "image without alt", "form control without a label",
+		"without an accessible name", "link without href", "positive tabindex", "table without header cells", "duplicate id twice", "progress without a label"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("the check did not report %q; it reported:\n%s", want, problems)
+		}
+	}
 }

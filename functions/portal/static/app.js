@@ -340,7 +340,7 @@ async function overviewPage(main) {
   }));
   const content = [vs.length ? sections : h('p', {}, 'There is no vault yet.')];
   if (can('createVault')) {
-    const name = h('input', { id: 'new-vault-name', name: 'name', required: true, pattern: '[a-z0-9][a-z0-9-]{1,61}[a-z0-9]', 'aria-describedby': 'new-vault-hint' });
+    const name = h('input', { id: 'new-vault-name', name: 'name', required: true, maxlength: 64, 'aria-describedby': 'new-vault-hint' });
     const recipients = h('input', { id: 'new-vault-recipients', name: 'recipients', type: 'text', 'aria-describedby': 'new-vault-recipients-hint' });
     content.push(h('h2', {}, 'Create a vault'), h('form', {
       id: 'create-vault', 'data-action': 'createVault', onsubmit: ev => {
@@ -349,7 +349,7 @@ async function overviewPage(main) {
         act(() => api('POST', '/vaults', { name: name.value, alertRecipients: list.length ? list : undefined }), 'Vault ' + name.value + ' created.');
       },
     },
-    h('div', { class: 'field' }, h('label', { for: 'new-vault-name' }, 'Vault name'), name, h('p', { class: 'hint', id: 'new-vault-hint' }, 'Lower-case letters, digits and hyphens.')),
+    h('div', { class: 'field' }, h('label', { for: 'new-vault-name' }, 'Vault name'), name, h('p', { class: 'hint', id: 'new-vault-hint' }, 'Up to 64 characters; the name agents and emails show.')),
     h('div', { class: 'field' }, h('label', { for: 'new-vault-recipients' }, 'Alert email recipients'), recipients, h('p', { class: 'hint', id: 'new-vault-recipients-hint' }, 'Comma-separated; optional.')),
     h('button', { type: 'submit', 'data-action': 'createVault' }, 'Create vault')));
   }
@@ -560,10 +560,10 @@ async function policiesPage(main, vaultID, name) {
     ' (changed ' + fmtTime(p.updatedAt) + ')')));
   const content = [list.length ? nav : h('p', {}, 'This vault has no policy yet.')];
   if (can('putPolicy')) {
-    const nn = h('input', { id: 'new-policy-name', required: true, pattern: '[a-z0-9][a-z0-9-]{0,62}' });
+    const nn = h('input', { id: 'new-policy-name', required: true, maxlength: 64, pattern: '[a-z0-9\\-]+', 'aria-describedby': 'new-policy-hint' });
     content.push(h('form', {
       class: 'filters', 'data-action': 'putPolicy', onsubmit: ev => { ev.preventDefault(); go(vaultLink(v.id, 'policies/' + encodeURIComponent(nn.value)) + '?new=1'); },
-    }, h('div', { class: 'field' }, h('label', { for: 'new-policy-name' }, 'New policy name'), nn), h('button', { type: 'submit', 'data-action': 'putPolicy' }, 'New policy')));
+    }, h('div', { class: 'field' }, h('label', { for: 'new-policy-name' }, 'New policy name'), nn, h('p', { class: 'hint', id: 'new-policy-hint' }, 'Lower-case letters, digits and hyphens.')), h('button', { type: 'submit', 'data-action': 'putPolicy' }, 'New policy')));
   }
   if (name) {
     let doc = null;
