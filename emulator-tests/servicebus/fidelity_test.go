@@ -274,3 +274,17 @@ func TestTierSetsTheMessageSizeLimit(t *testing.T) {
 	}
 	send(t, big, &azservicebus.Message{Body: make([]byte, 3*kib*kib)})
 }
+
+// server.js loads rhea with its disposition merging fixed (see the top of server.js); a rhea it
+// cannot patch is reported on stderr, and outcomes of consecutive deliveries may then be merged.
+func TestRheaIsTheVersionServerJSPatches(t *testing.T) {
+	localOnly(t)
+	waitForLog(t, "Service Bus emulator listening at amqp://")
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "is not the version this emulator patches") {
+		t.Fatal("rhea/lib/session.js changed: update the disposition fix at the top of server.js")
+	}
+}
