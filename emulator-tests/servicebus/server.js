@@ -11,8 +11,9 @@
 //     address or, failing that, whose name equals the request's reply-to (Go names it by address,
 //     the JavaScript and .NET SDKs by name);
 //   - the tier's message size limit (Basic and Standard 256 KB, Premium 1 MB or the entity's
-//     MaxMessageSizeInKilobytes), advertised as max-message-size on every link and enforced on every
-//     transfer: a larger one is rejected with amqp:link:message-size-exceeded;
+//     MaxMessageSizeInKilobytes), advertised as max-message-size on every link a client sends on and
+//     enforced on every transfer: a larger one is rejected with amqp:link:message-size-exceeded;
+//   - a message sent without a message-id is given one, as the service does;
 //   - queues, topics and subscriptions from an official-emulator style Config.json
 //     (subscription Rules are not evaluated: every subscription gets a copy of every message);
 //   - send, batch send (message-format 0x80013700), scheduled enqueue time (annotation and
@@ -25,7 +26,8 @@
 //     a settlement after the lock was lost is rejected with com.microsoft:message-lock-lost;
 //   - properties-to-modify on Abandon, Defer and DeadLetter (modified message-annotations, rejected
 //     error info, update-disposition properties-to-modify) become application properties, types kept;
-//   - <entity>/$DeadLetterQueue (TTL expiry dead-letters when DeadLetteringOnMessageExpiration) and
+//   - <entity>/$DeadLetterQueue (TTL expiry, on a timer whether or not anyone receives, dead-letters
+//     when DeadLetteringOnMessageExpiration) and
 //     <entity>/$Transfer/$DeadLetterQueue, a queue of its own (always empty: nothing is forwarded);
 //   - $management: renew-lock, peek-message, receive-by-sequence-number, update-disposition,
 //     schedule-message, cancel-scheduled-message, replying with statusCode/statusDescription
@@ -33,8 +35,8 @@
 //   - link credit is honoured: a message is transferred only while the receiver has credit.
 // Locks held by a receiver that detaches stay until they expire (as on Azure), so they can still be
 // settled through $management; after expiry the message is redelivered with DeliveryCount+1.
-// Not supported: sessions (an entity with RequiresSession loads, but every link to it, and every
-// session receiver, is refused with amqp:not-implemented naming the entity), duplicate detection,
+// Not supported: sessions (an entity with RequiresSession loads, but every link to it is refused with
+// amqp:not-implemented naming the entity; a session receiver elsewhere with amqp:not-allowed), duplicate detection,
 // ForwardTo, rule filters, transactions. Everything is in memory.
 'use strict';
 
