@@ -96,6 +96,7 @@ bench:
 		echo "bench: could not install restic/borgbackup (not root?); the missing tools will be skipped"
 	@$(MAKE) --no-print-directory $(NODE_STAMP) || echo "bench: Azurite's npm packages are not installed; Coffer against Azurite will be skipped"
 	$(GO) run ./bench/cmd/cofferbench -scale $(or $(BENCH_SCALE),1.0) -dir $(or $(BENCH_DIR),.bench) -out $(or $(BENCH_DIR),.bench)/report.md $(BENCH_FLAGS)
+	$(GO) run ./bench/cmd/alarmbench -scale $(or $(BENCH_SCALE),1.0) -dir $(or $(BENCH_DIR),.bench)/alarm -out $(or $(BENCH_DIR),.bench)/alarm.md
 
 clean:
 	rm -rf $(BIN) dist

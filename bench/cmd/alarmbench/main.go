@@ -4,7 +4,7 @@
 // positive) and how often it fires when ransomware has overwritten a share
 // of the files with random bytes of their size, in place or renamed to a
 // new extension (every silence is a miss). It backs up in-process with the
-// real archiver into an in-memory repository and judges each backup's
+// real archiver into a local repository in the work folder and judges each backup's
 // counters with functions/ransomware against the baseline the control plane
 // would hold. It prints a Markdown report; docs/benchmarks.md keeps one.
 package main
@@ -24,7 +24,8 @@ import (
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/bench/dataset"
 	"github.com/coffer-backup/coffer/functions/ransomware"
-	"github.com/coffer-backup/coffer/shared/storage/mem"
+	"github.com/coffer-backup/coffer/shared/storage"
+	"github.com/coffer-backup/coffer/shared/storage/local"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -37,13 +38,15 @@ type config struct {
 	trials    int
 	fractions []float64
 	seed      uint64
+	out       string
 }
 
 func main() {
 	var cfg config
 	var datasets, fractions string
 	flag.Float64Var(&cfg.scale, "scale", 0.1, "dataset size, as for cofferbench (1.0: 50,000 files / 1 GiB plus 2 GiB of large files)")
-	flag.StringVar(&cfg.dir, "dir", ".bench/alarm", "work folder for the datasets (removed afterwards)")
+	flag.StringVar(&cfg.dir, "dir", ".bench/alarm", "work folder for the datasets and repositories (removed afterwards)")
+	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.StringVar(&datasets, "datasets", "source,large", "datasets, comma-separated")
 	flag.IntVar(&cfg.days, "days", 10, "normal days per dataset, each judged against the days before")
 	flag.Float64Var(&cfg.change, "change", 0.01, "share of files a normal day edits (cofferbench's 1%)")
@@ -60,7 +63,17 @@ func main() {
 		}
 		cfg.fractions = append(cfg.fractions, x)
 	}
-	if err := run(context.Background(), cfg, os.Stdout); err != nil {
+	var w io.Writer = os.Stdout
+	if cfg.out != "" {
+		f, err := os.Create(cfg.out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "alarmbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	if err := run(context.Background(), cfg, w); err != nil {
 		fmt.Fprintln(os.Stderr, "alarmbench:", err)
 		os.Exit(1)
 	}
@@ -80,7 +93,7 @@ var pass = []byte("alarmbench passphrase, not secret")
 
 // backer backs a tree up, point after point, into one repository.
 type backer struct {
-	be     *mem.Backend
+	be     storage.Backend
 	root   string
 	parent *repository.Point
 }
@@ -131,7 +144,10 @@ func runDataset(ctx context.Context, cfg config, kind string, w io.Writer) error
 	if err != nil {
 		return err
 	}
-	be := mem.New("alarmbench-" + kind)
+	be, err := local.New(filepath.Join(work, "repo"))
+	if err != nil {
+		return err
+	}
 	fast := &crypto.KDFParams{Algorithm: "argon2id", Time: 1, MemoryKiB: 8 << 10, Threads: 1}
 	if _, err := repository.Init(ctx, be, pass, repository.Options{KDF: fast}); err != nil {
 		return err
