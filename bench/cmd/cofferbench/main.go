@@ -36,6 +36,7 @@ type config struct {
 	seed     uint64
 	coffer   string // prebuilt coffer binary; empty builds ./agent/cmd/coffer
 	repeat   int
+	mount    bool
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "dataset seed: the same seed and scale give the same data")
 	flag.IntVar(&cfg.repeat, "repeat", 1, "run each dataset's whole sequence this many times (fresh data and repositories each time) and report the median of each figure")
+	flag.BoolVar(&cfg.mount, "mount", true, "also measure coffer mount against restic mount (Linux with FUSE): sequential read of a 256 MiB file, ls -lR of 50,000 files")
 	flag.StringVar(&cfg.coffer, "coffer-bin", "", "measure this coffer binary (a release, say) instead of building ./agent/cmd/coffer")
 	flag.Parse()
 	cfg.tools = splitList(tools)
@@ -159,6 +161,9 @@ func run(ctx context.Context, cfg config) (int, error) {
 		if len(runs) > 0 {
 			rep.datasets = append(rep.datasets, medianOf(runs))
 		}
+	}
+	if cfg.mount && ctx.Err() == nil {
+		rep.mount = runMount(ctx, cfg, work, tools)
 	}
 	if ctx.Err() != nil {
 		rep.notes = append(rep.notes, "run interrupted: figures are partial")

@@ -23,6 +23,7 @@ type report struct {
 	cachesDropped bool
 	cacheNote     string
 	datasets      []*datasetResult
+	mount         *mountResult
 }
 
 func probeDropCaches() (bool, string) {
@@ -41,6 +42,9 @@ const (
 )
 
 func (r *report) failed() bool {
+	if r.mount != nil && r.mount.failed() {
+		return true
+	}
 	for _, d := range r.datasets {
 		for _, tg := range d.all() {
 			if tg.err != nil || (tg.verify != "" && tg.verify != "ok") {
@@ -89,6 +93,9 @@ func (r *report) markdown() string {
 	w("\n")
 	for _, d := range r.datasets {
 		r.datasetTable(&b, d)
+	}
+	if r.mount != nil {
+		r.mount.markdown(&b)
 	}
 	return b.String()
 }
