@@ -401,7 +401,9 @@ async function machinePage(main, vaultID, machineID) {
     }
     return h('tr', { 'data-point': p.id, class: deleted ? 'deleted' : null },
       h('th', { scope: 'row', class: 'time' }, fmtTime(p.time)),
-      h('td', { class: 'state' }, deleted ? h('span', { class: 'state-deleted' }, 'deleted (purged after ' + fmtTime(p.purgeAfter) + ')') : 'active'),
+      h('td', { class: 'state' }, deleted ? h('span', { class: 'state-deleted' }, 'deleted (purged after ' + fmtTime(p.purgeAfter) + ')') : 'active',
+        p.suspicious ? h('strong', { class: 'suspect', title: p.suspicious },
+          p.falsePositive ? ' (ransomware alarm: a false positive, by ' + p.falsePositive + ')' : ' SUSPECT: possible ransomware, do not restore') : null),
       h('td', {}, p.retainUntil ? 'kept until ' + fmtTime(p.retainUntil) : 'by policy'),
       h('td', {}, h('code', {}, p.id.slice(0, 12))),
       h('td', { class: 'actions' }, actions));
