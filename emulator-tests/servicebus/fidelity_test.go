@@ -288,3 +288,25 @@ func TestRheaIsTheVersionServerJSPatches(t *testing.T) {
 		t.Fatal("rhea/lib/session.js changed: update the disposition fix at the top of server.js")
 	}
 }
+
+// A scheduled message's time to live runs from its scheduled enqueue time, so one scheduled further
+// out than its time to live still arrives.
+func TestScheduledMessageLivesFromItsEnqueueTime(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	s := newSender(t, c, "scheduled-ttl")
+	at := time.Now().Add(4 * time.Second)
+	if _, err := s.ScheduleMessages(testContext(t, 10*time.Second), []*azservicebus.Message{{
+		Body: []byte("later"), TimeToLive: to.Ptr(3 * time.Second),
+	}}, at, nil); err != nil {
+		t.Fatalf("ScheduleMessages: %v", err)
+	}
+	r := newReceiver(t, c, "scheduled-ttl", &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	m := receiveOne(t, r, 20*time.Second)
+	if string(m.Body) != "later" {
+		t.Fatalf("body = %q", m.Body)
+	}
+	if m.EnqueuedTime == nil || m.EnqueuedTime.Before(at.Add(-100*time.Millisecond)) {
+		t.Fatalf("enqueued at %v, scheduled for %v", m.EnqueuedTime, at)
+	}
+}

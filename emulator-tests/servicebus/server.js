@@ -512,6 +512,12 @@ function scheduleActivation(rec) {
         if (rec.state !== 'scheduled' || rec.entity.messages.get(rec.seq) !== rec) return;
         rec.state = 'active';
         rec.enqueuedTime = new Date();
+        // A scheduled message's time to live runs from when it is enqueued, its scheduled time.
+        if (rec.expiresAt !== Infinity) {
+            rec.expiresAt = rec.enqueuedTime.getTime() + rec.ttlMs;
+            if (rec.expiryTimer) clearTimeout(rec.expiryTimer);
+            armExpiry(rec);
+        }
         pump(rec.entity);
     }, delay);
 }
