@@ -43,6 +43,8 @@ const (
 	CodePINRequired           = "pin_required"           // the operation needs a security PIN
 	CodePINInvalid            = "pin_invalid"            // wrong, expired or already used PIN
 	CodePINLocked             = "pin_locked"             // 429: too many wrong PINs for the vault; Retry-After says when to try again
+	CodeApprovalExpired       = "approval_expired"       // the approval request passed its time limit; ask again
+	CodeApprovalDecided       = "approval_decided"       // the approval request was already approved or rejected
 	CodeJobFinished           = "job_finished"           // progress reported for a job that already ended
 	CodePointIncomplete       = "point_incomplete"       // the point names packs that are not in storage
 	CodeInternal              = "internal"               // the server's fault; retry later

@@ -10,23 +10,28 @@ type Vault struct {
 	AlertRecipients  []string  `json:"alertRecipients"`
 	AlertDigest      bool      `json:"alertDigest"` // one email an hour instead of one per alert
 	SecurityFeatures bool      `json:"securityFeatures"`
+	MultiUserAuth    bool      `json:"multiUserAuth"` // operations that need a PIN need a Backup Security Admin's approval instead
 	CreatedAt        time.Time `json:"createdAt"`
 }
 
-// NewVault creates a vault. Security features are on unless turned off.
+// NewVault creates a vault. Security features and multi-user
+// authorization are on unless turned off.
 type NewVault struct {
 	Name             string   `json:"name"`
 	AlertRecipients  []string `json:"alertRecipients,omitempty"`
 	AlertDigest      bool     `json:"alertDigest,omitempty"`
 	SecurityFeatures *bool    `json:"securityFeatures,omitempty"`
+	MultiUserAuth    *bool    `json:"multiUserAuth,omitempty"`
 }
 
 // VaultUpdate changes only the fields it sets. Turning security features
-// off needs a PIN.
+// off needs a PIN (an approval with multi-user authorization on); turning
+// multi-user authorization off needs an approval.
 type VaultUpdate struct {
 	AlertRecipients  *[]string `json:"alertRecipients,omitempty"`
 	AlertDigest      *bool     `json:"alertDigest,omitempty"`
 	SecurityFeatures *bool     `json:"securityFeatures,omitempty"`
+	MultiUserAuth    *bool     `json:"multiUserAuth,omitempty"`
 }
 
 // CredentialsVersion is the format of the vault credentials file.
