@@ -82,6 +82,7 @@ type vaultEntity struct {
 	Recipients   string // JSON-free: comma-separated addresses
 	Digest       bool
 	Security     bool
+	MUA          bool // multi-user authorization; vaults stored before it existed read as off
 	CreatedAt    string
 	CredID       string
 	CredHash     string
@@ -90,7 +91,7 @@ type vaultEntity struct {
 
 func (v *vaultEntity) api() wire.Vault {
 	out := wire.Vault{ID: v.RowKey, Name: v.Name, AlertDigest: v.Digest, SecurityFeatures: v.Security,
-		CreatedAt: tables.ParseTime(v.CreatedAt), AlertRecipients: []string{}}
+		MultiUserAuth: v.MUA, CreatedAt: tables.ParseTime(v.CreatedAt), AlertRecipients: []string{}}
 	if v.Recipients != "" {
 		out.AlertRecipients = strings.Split(v.Recipients, ",")
 	}
@@ -132,7 +133,8 @@ func checkRecipients(rs []string) (string, error) {
 	return strings.Join(slices.Compact(clean), ","), nil
 }
 
-// CreateVault adds a vault with security features on unless nv says off.
+// CreateVault adds a vault with security features and multi-user
+// authorization on unless nv says off.
 func (r *Registry) CreateVault(ctx context.Context, nv wire.NewVault) (wire.Vault, error) {
 	if err := checkVaultName(nv.Name); err != nil {
 		return wire.Vault{}, err
@@ -142,7 +144,8 @@ func (r *Registry) CreateVault(ctx context.Context, nv wire.NewVault) (wire.Vaul
 		return wire.Vault{}, err
 	}
 	v := vaultEntity{PartitionKey: "v", RowKey: NewID(), Name: nv.Name, Recipients: rc, Digest: nv.AlertDigest,
-		Security: nv.SecurityFeatures == nil || *nv.SecurityFeatures, CreatedAt: tables.Time(r.now())}
+		Security: nv.SecurityFeatures == nil || *nv.SecurityFeatures, MUA: nv.MultiUserAuth == nil || *nv.MultiUserAuth,
+		CreatedAt: tables.Time(r.now())}
 	// Names are unique, ignoring case, so admins and scripts can use them.
 	claim := nameClaim{PartitionKey: "vn", RowKey: hex.EncodeToString([]byte(strings.ToLower(nv.Name))), MachineID: v.RowKey}
 	if err := tables.Add(ctx, r.vaults, &claim); err != nil {
@@ -196,8 +199,9 @@ func (r *Registry) Vaults(ctx context.Context) ([]wire.Vault, error) {
 	return out, nil
 }
 
-// UpdateVault applies u. The caller has already checked the PIN when u
-// turns security features off.
+// UpdateVault applies u. The caller has already checked the PIN (or the
+// approval) when u turns security features or multi-user authorization
+// off.
 func (r *Registry) UpdateVault(ctx context.Context, id string, u wire.VaultUpdate) (wire.Vault, error) {
 	var out wire.Vault
 	err := r.modifyVault(ctx, id, func(v *vaultEntity) error {
@@ -213,6 +217,9 @@ func (r *Registry) UpdateVault(ctx context.Context, id string, u wire.VaultUpdat
 		}
 		if u.SecurityFeatures != nil {
 			v.Security = *u.SecurityFeatures
+		}
+		if u.MultiUserAuth != nil {
+			v.MUA = *u.MultiUserAuth
 		}
 		out = v.api()
 		return nil

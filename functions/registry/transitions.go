@@ -19,13 +19,18 @@ const (
 	RoleReader           // read only
 	RoleOperator         // no deletes, no policy changes; credentials, backups, restores
 	RoleContributor      // everything
+	// RoleSecurityAdmin approves or rejects multi-user authorization
+	// requests, and reads. It is a separate capability, not a rank above
+	// Contributor: an admin's rank is one of the three above, and holding
+	// this role is Principal.SecurityAdmin in the API.
+	RoleSecurityAdmin
 )
 
 func (r Role) String() string {
-	if r < RoleNone || r > RoleContributor {
+	if r < RoleNone || r > RoleSecurityAdmin {
 		return fmt.Sprintf("role(%d)", int(r))
 	}
-	return [...]string{"none", "Backup Reader", "Backup Operator", "Backup Contributor"}[r]
+	return [...]string{"none", "Backup Reader", "Backup Operator", "Backup Contributor", "Backup Security Admin"}[r]
 }
 
 // Transition is a change of a machine's protection state an admin asks for.
