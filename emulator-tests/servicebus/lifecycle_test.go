@@ -154,15 +154,21 @@ func TestCancelledScheduledMessageNeverArrives(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	s := newSender(t, c, "cancel-scheduled")
-	seqs, err := s.ScheduleMessages(testContext(t, 5*time.Second), []*azservicebus.Message{textMessage("never")}, time.Now().Add(500*time.Millisecond), nil)
+	// Far enough out that the cancel (a $management link and its CBS token first) lands before it,
+	// even on a busy machine: a message already enqueued is not cancelled, on Azure either.
+	at := time.Now().Add(5 * time.Second)
+	seqs, err := s.ScheduleMessages(testContext(t, 5*time.Second), []*azservicebus.Message{textMessage("never")}, at, nil)
 	if err != nil {
 		t.Fatalf("ScheduleMessages: %v", err)
 	}
 	if err := s.CancelScheduledMessages(testContext(t, 5*time.Second), seqs, nil); err != nil {
 		t.Fatalf("CancelScheduledMessages: %v", err)
 	}
+	if time.Now().After(at) {
+		t.Fatalf("scheduling and cancelling took more than 5 s; the message was enqueued before the cancel")
+	}
 	r := newReceiver(t, c, "cancel-scheduled", nil)
-	expectNothing(t, r, time.Second)
+	expectNothing(t, r, time.Until(at)+time.Second)
 }
 
 func TestStartFindsServerJSAndStopEndsTheProcess(t *testing.T) {
