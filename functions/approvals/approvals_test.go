@@ -1,0 +1,129 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
+	"github.com/coffer-backup/coffer/functions/registry"
+	"github.com/coffer-backup/coffer/shared/clocktest"
+	"github.com/coffer-backup/coffer/shared/wire"
+)
+
+var emu ondemand.Emulators
+
+func TestMain(m *testing.M) { os.Exit(emu.Main(m)) }
+
+func newStore(t *testing.T) (*Store, *clocktest.Fake) {
+	c := clocktest.New(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC))
+	s := New(emu.Tables(t), c.Now, 0)
+	if err := s.EnsureTable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func request(vault string) Request {
+	return Request{VaultID: vault, Operation: "delete a recovery point of pc-01", Method: "DELETE",
+		Path: "/vaults/" + vault + "/machines/m/points/p", Reason: "ticket 42", RequestedBy: "ann@contoso.com", Rank: int(registry.RoleContributor)}
+}
+
+func TestDecisions(t *testing.T) {
+	s, c := newStore(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		after   time.Duration
+		by      string
+		approve bool
+		want    error
+		status  string
+	}{
+		{"another admin approves", time.Hour, "bob@contoso.com", true, nil, wire.ApprovalApproved},
+		{"another admin rejects", 0, "bob@contoso.com", false, nil, wire.ApprovalRejected},
+		{"the requester approves", 0, "ANN@contoso.com", true, ErrSelf, wire.ApprovalPending},
+		{"the requester rejects", 0, "ann@contoso.com", false, ErrSelf, wire.ApprovalPending},
+		{"just before the limit", DefaultTTL - time.Second, "bob@contoso.com", true, nil, wire.ApprovalApproved},
+		{"at the limit", DefaultTTL, "bob@contoso.com", true, ErrExpired, wire.ApprovalExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vault := registry.NewID()
+			r, err := s.Create(ctx, request(vault))
+			if err != nil || r.Status != wire.ApprovalPending || !r.ExpiresAt.Equal(c.Now().Add(DefaultTTL)) || r.Reason != "ticket 42" {
+				t.Fatalf("created %+v, %v", r, err)
+			}
+			c.Advance(tc.after)
+			_, err = s.Decide(ctx, vault, r.ID, tc.by, tc.approve, "ok")
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("decide: %v, want %v", err, tc.want)
+			}
+			got, err := s.Get(ctx, vault, r.ID)
+			if err != nil || got.Status != tc.status {
+				t.Fatalf("status %q (%v), want %q", got.Status, err, tc.status)
+			}
+			if ls, _ := s.List(ctx, vault, tc.status, 0); len(ls) != 1 {
+				t.Fatalf("list %s: %+v", tc.status, ls)
+			}
+		})
+	}
+}
+
+// Of concurrent approvals exactly one wins; the others learn who decided.
+func TestConcurrentApprovalsOneWins(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	vault := registry.NewID()
+	r, err := s.Create(ctx, request(vault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Decide(ctx, vault, r.ID, "sec"+string(rune('a'+i)), true, "")
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, ErrDecided):
+			t.Fatal(err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d approvals won: %v", won, errs)
+	}
+	f, err := s.Finish(ctx, vault, r.ID, wire.ApprovalResult{Status: 200})
+	if err != nil || f.Status != wire.ApprovalExecuted {
+		t.Fatalf("finish: %+v %v", f, err)
+	}
+	if _, err := s.Finish(ctx, vault, r.ID, wire.ApprovalResult{Status: 200}); !errors.Is(err, ErrDecided) {
+		t.Fatalf("second finish: %v", err)
+	}
+	if _, err := s.Decide(ctx, vault, r.ID, "secz", true, ""); !errors.Is(err, ErrDecided) {
+		t.Fatalf("approve after it ran: %v", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "v", "x'or'1"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	r := request(registry.NewID())
+	r.Reason = "a\x00b"
+	if _, err := s.Create(ctx, r); !errors.Is(err, ErrInvalid) {
+		t.Fatal(err)
+	}
+}
