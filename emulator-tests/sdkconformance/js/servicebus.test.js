@@ -166,11 +166,11 @@ test('peek an empty queue, then two messages without locking them', T, () => wit
 }));
 
 test('renewing a lock extends lockedUntil and keeps the message', T, () => withClient(async (c) => {
-    await c.createSender('renew-lock').sendMessages({ body: 'renew' }); // LockDuration PT2S
+    await c.createSender('renew-lock').sendMessages({ body: 'renew' }); // LockDuration PT5S
     const r = c.createReceiver('renew-lock', { maxAutoLockRenewalDurationInMs: 0 });
     const [m] = await receiveExactly(r, 1, 'renew-lock');
     const first = m.lockedUntilUtc;
-    await waitFor('the clock to pass the first second of the lock', async () => Date.now() > first.getTime() - 1000);
+    await waitFor('the clock to pass the first second of the lock', async () => Date.now() > first.getTime() - 4000);
     const renewed = await r.renewMessageLock(m);
     assert.ok(renewed > first, `renewed until ${renewed.toISOString()}, was ${first.toISOString()}`);
     await waitFor('the first lock to run out', async () => Date.now() > first.getTime() + 200);
