@@ -152,9 +152,28 @@ func TestKeyVaultThroughTheJavaScriptSDK(t *testing.T) {
 		t.Fatalf("start the second Key Vault emulator: %v", err)
 	}
 	t.Cleanup(func() { other.Close() })
+	// A vault with Azure RBAC, as deployed: machine A's identity holds Coffer's machine role on its
+	// own secret only.
+	rbac, err := keyvault.Start(keyvault.Options{Access: &keyvault.Access{}, PurgeProtection: true})
+	if err != nil {
+		t.Fatalf("start the Key Vault emulator with RBAC: %v", err)
+	}
+	t.Cleanup(func() { rbac.Close() })
+	const machineA = "a0a0a0a0-0000-4000-8000-00000000000a"
+	tokA, err := rbac.NewToken(machineA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rbac.Assign(keyvault.RoleAssignment{PrincipalID: machineA, RoleID: keyvault.RoleMachinePassphrase, Scope: "/secrets/coffer-passphrase-a"}); err != nil {
+		t.Fatal(err)
+	}
 	// Each emulator made its own CA; node reads every certificate in the file.
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, append(vault.CACertPEM(), other.CACertPEM()...), 0o644); err != nil {
+	var pems []byte
+	for _, s := range []*keyvault.Server{vault, other, rbac} {
+		pems = append(pems, s.CACertPEM()...)
+	}
+	if err := os.WriteFile(ca, pems, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := keyvault.Credential().GetToken(context.Background(), policyOptions)
@@ -165,6 +184,9 @@ func TestKeyVaultThroughTheJavaScriptSDK(t *testing.T) {
 		"KV_URL=" + vault.URL(),
 		"KV_URL_OTHER=" + other.URL(),
 		"KV_TOKEN=" + tok.Token,
+		"KV_RBAC_URL=" + rbac.URL(),
+		"KV_RBAC_TOKEN=" + tokA,
+		"KV_RBAC_OID=" + machineA,
 		"NODE_EXTRA_CA_CERTS=" + ca,
 	})
 }

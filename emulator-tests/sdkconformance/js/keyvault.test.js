@@ -3,6 +3,8 @@
 //   KV_URL        a vault with purge protection, as Coffer deploys it;
 //   KV_URL_OTHER  a second vault (no purge protection), to restore a backup into;
 //   KV_TOKEN      the bearer token both accept;
+//   KV_RBAC_URL, KV_RBAC_TOKEN, KV_RBAC_OID  a vault with Azure RBAC, and machine A's token (object
+//                 ID KV_RBAC_OID), which holds Coffer's machine role on coffer-passphrase-a only;
 //   NODE_EXTRA_CA_CERTS  their CA certificates, so node trusts their HTTPS.
 'use strict';
 
@@ -11,7 +13,7 @@ const assert = require('node:assert/strict');
 const { SecretClient } = require('@azure/keyvault-secrets');
 const { StaticTokenCredential } = require('./credential');
 
-for (const v of ['KV_URL', 'KV_URL_OTHER', 'KV_TOKEN']) {
+for (const v of ['KV_URL', 'KV_URL_OTHER', 'KV_TOKEN', 'KV_RBAC_URL', 'KV_RBAC_TOKEN', 'KV_RBAC_OID']) {
     if (!process.env[v]) throw new Error(`${v} is not set: run this through go test ./emulator-tests/sdkconformance`);
 }
 
@@ -118,4 +120,18 @@ test('an api-version Key Vault does not serve is refused in Key Vault\'s error s
     const old = new SecretClient(process.env.KV_URL, credential, { ...options, serviceVersion: '9.9' });
     await assert.rejects(old.getSecret('versions'), (err) => statusOf(err) === 400 && err.code === 'BadParameter' &&
         /The specified version \(9\.9\) is not recognized/.test(err.message));
+});
+
+test("with RBAC, a machine's identity reaches its own secret and no other", T, async () => {
+    const machine = new SecretClient(process.env.KV_RBAC_URL, new StaticTokenCredential(process.env.KV_RBAC_TOKEN), options);
+    const set = await machine.setSecret('coffer-passphrase-a', 'passphrase of a');
+    assert.equal((await machine.getSecret('coffer-passphrase-a', { version: set.properties.version })).value, 'passphrase of a');
+    const forbidden = (err) => statusOf(err) === 403 && err.code === 'Forbidden' &&
+        err.message.includes('oid=' + process.env.KV_RBAC_OID) && err.message.includes('coffer-passphrase-b');
+    await assert.rejects(machine.getSecret('coffer-passphrase-b'), forbidden);
+    await assert.rejects(machine.setSecret('coffer-passphrase-b', 'x'), forbidden);
+    await assert.rejects(all(machine.listPropertiesOfSecrets()), (err) => statusOf(err) === 403);
+    await assert.rejects(machine.beginDeleteSecret('coffer-passphrase-a', poll), (err) => statusOf(err) === 403, 'the machine role cannot delete');
+    const stranger = new SecretClient(process.env.KV_RBAC_URL, new StaticTokenCredential('not-a-token-it-issued'), { ...options, retryOptions: { maxRetries: 0 } });
+    await assert.rejects(stranger.getSecret('coffer-passphrase-a'), (err) => statusOf(err) === 401);
 });
