@@ -160,6 +160,14 @@ func (r *Repository) checkConcurrentPrune(ctx context.Context, packs []crypto.ID
 	return nil
 }
 
+// dropRefused deletes the pack list of a point SavePoint refused, if the
+// credentials allow: left alone, it would keep its packs from every prune.
+// Under create-only credentials (a vault) it stays, an orphan list the
+// control plane's purge handles.
+func (r *Repository) dropRefused(ctx context.Context, point string) {
+	_ = r.be.Delete(context.WithoutCancel(ctx), layout.Refs(point))
+}
+
 func containsAll(have, want []string) bool {
 	for _, w := range want {
 		if _, ok := slices.BinarySearch(have, w); !ok {

@@ -71,6 +71,7 @@ func (r *Repository) SavePoint(ctx context.Context, p *Point, packs []crypto.ID)
 		return fmt.Errorf("write the pack reference list of the new point %s: %w", id, err)
 	}
 	if err := r.checkConcurrentPrune(ctx, packs); err != nil {
+		r.dropRefused(ctx, id)
 		return err
 	}
 	if err := r.create(ctx, layout.Point(id), sealed); err != nil {
