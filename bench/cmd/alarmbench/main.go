@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func main() {
 	flag.StringVar(&cfg.dir, "dir", ".bench/alarm", "work folder for the datasets and repositories (removed afterwards)")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
 	flag.StringVar(&datasets, "datasets", "source,large", "datasets, comma-separated")
-	flag.IntVar(&cfg.days, "days", 10, "normal days per dataset, each judged against the days before")
+	flag.IntVar(&cfg.days, "days", 10, "normal days per dataset of each kind (the 1% edits, then a typical office day's work), each judged against the days before")
 	flag.Float64Var(&cfg.change, "change", 0.01, "share of files a normal day edits (cofferbench's 1%)")
 	flag.IntVar(&cfg.trials, "trials", 5, "ransomware runs per share and naming, each with its own seed")
 	flag.StringVar(&fractions, "encrypt", "0.2,0.5", "shares of the files ransomware overwrites, comma-separated")
@@ -123,8 +124,8 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Ransomware alarm, %s: scale %g, seed %d, %d normal day(s) of %g%% edits, %d ransomware run(s) per case; thresholds functions/ransomware.Default.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cfg.scale, cfg.seed, cfg.days, 100*cfg.change, cfg.trials)
+	fmt.Fprintf(w, "Ransomware alarm, %s: scale %g, seed %d, %d normal day(s) of %g%% edits then %d typical office day(s), %d ransomware run(s) per case; thresholds functions/ransomware.Default.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cfg.scale, cfg.seed, cfg.days, 100*cfg.change, cfg.days, cfg.trials)
 	for _, kind := range cfg.datasets {
 		if err := runDataset(ctx, cfg, kind, w); err != nil {
 			return fmt.Errorf("dataset %s: %w", kind, err)
@@ -187,6 +188,24 @@ func runDataset(ctx context.Context, cfg config, kind string, w io.Writer) error
 		row(fmt.Sprintf("normal day %d", day), c, v)
 	}
 
+	for day := 1; day <= cfg.days; day++ {
+		if err := officeDay(root, cfg.seed+uint64(day)*131); err != nil {
+			return err
+		}
+		ch, err := b.backup(ctx)
+		if err != nil {
+			return err
+		}
+		c := counters(ch)
+		v := ransomware.Judge(c, baseline, ransomware.Default)
+		if v.Suspicious {
+			falsePositives++
+		} else {
+			baseline = append([]wire.ChangeCounters{c}, baseline...)
+		}
+		row(fmt.Sprintf("office day %d", day), c, v)
+	}
+
 	// Each ransomware run starts from the last normal point: the files it
 	// encrypted are put back from a pristine copy afterwards.
 	pristine := filepath.Join(work, "pristine")
@@ -231,7 +250,7 @@ func runDataset(ctx context.Context, cfg config, kind string, w io.Writer) error
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- Normal days: **%d false positive(s)** in %d backups.\n", falsePositives, cfg.days)
+	fmt.Fprintf(w, "- Normal days: **%d false positive(s)** in %d backups.\n", falsePositives, 2*cfg.days)
 	for _, name := range order {
 		r := results[name]
 		fmt.Fprintf(w, "- %s: fired **%d of %d** runs.\n", name, r.fired, r.runs)
@@ -295,4 +314,66 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return os.Chtimes(to, fi.ModTime(), fi.ModTime())
+}
+
+// officeDay is a day of office work on top of the 1% edits: 0.5% of the
+// files saved anew (every byte rewritten, at another size, as an editor
+// saves), 0.4% as many new documents (a quarter of them PDFs, compressed
+// content, in folders that may have had none), and 0.2% deleted. A tree of
+// a few large files only gets the edits.
+func officeDay(root string, seed uint64) error {
+	if _, err := dataset.Change(root, seed, 0.01); err != nil {
+		return err
+	}
+	var files, dirs []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(seed, 5))
+	text := func(n int) []byte {
+		words := []string{"minutes ", "budget ", "client ", "invoice ", "meeting ", "quarter ", "the ", "and ", "\n"}
+		var b []byte
+		for len(b) < n {
+			b = append(b, words[r.IntN(len(words))]...)
+		}
+		return b
+	}
+	for range len(files) / 200 {
+		p := files[r.IntN(len(files))]
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue // deleted earlier today
+		}
+		if err := os.WriteFile(p, text(int(fi.Size())+100+r.IntN(4096)), 0o644); err != nil {
+			return err
+		}
+	}
+	for i := range len(files) / 250 {
+		dir := dirs[r.IntN(len(dirs))]
+		name, body := fmt.Sprintf("note-%d-%d.txt", seed, i), text(1000+r.IntN(20000))
+		if i%4 == 0 {
+			name, body = fmt.Sprintf("scan-%d-%d.pdf", seed, i), make([]byte, 50000+r.IntN(500000))
+			for j := range body {
+				body[j] = byte(r.Uint32())
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			return err
+		}
+	}
+	for range len(files) / 500 {
+		os.Remove(files[r.IntN(len(files))]) // a repeat pick is already gone
+	}
+	return nil
 }
