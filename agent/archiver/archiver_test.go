@@ -125,7 +125,7 @@ func TestInterruptedBackupLeavesAValidRepositoryAndItsUploadsAreReused(t *testin
 	if err != nil || len(out.Failed) > 0 {
 		t.Fatalf("restore: %v %v", out, err)
 	}
-	if diffs, _ := treegen.Diff(src, filepath.Join(dst, src)); len(diffs) > 0 {
+	if diffs, _ := treegen.Diff(src, treegen.Restored(dst, src)); len(diffs) > 0 {
 		t.Fatalf("restore differs: %v", diffs)
 	}
 }

@@ -112,7 +112,7 @@ func sound(t *testing.T, be storage.Backend, want map[string][]string) {
 			t.Fatalf("restore of %s: failed %v, warnings %v", p.ID, out.Failed, out.Warnings)
 		}
 		for _, src := range srcs {
-			diffs, err := treegen.Diff(src, filepath.Join(dst, src))
+			diffs, err := treegen.Diff(src, treegen.Restored(dst, src))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -138,7 +138,7 @@ func TestDamagedPackFailsOnlyTheFilesThatNeedIt(t *testing.T) {
 				t.Fatal("nothing was restored")
 			}
 			// Every file reported good is byte-identical.
-			diffs, _ := treegen.Diff(src, filepath.Join(dst, src))
+			diffs, _ := treegen.Diff(src, treegen.Restored(dst, src))
 			for _, d := range diffs {
 				if !strings.Contains(d, "missing in restore") {
 					t.Errorf("restored file differs: %s", d)

@@ -78,7 +78,7 @@ func TestRandomTreesRoundTripWithEveryFileKind(t *testing.T) {
 			if len(out.Failed) > 0 || len(out.Warnings) > 0 {
 				t.Fatalf("failed %v, warnings %v", out.Failed, out.Warnings)
 			}
-			diffs, err := treegen.Diff(src, filepath.Join(dst, src))
+			diffs, err := treegen.Diff(src, treegen.Restored(dst, src))
 			if err != nil {
 				t.Fatal(err)
 			}

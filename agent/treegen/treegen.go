@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/fsmeta"
@@ -185,4 +186,12 @@ func Diff(a, b string) ([]string, error) {
 		return nil
 	})
 	return diffs, err
+}
+
+// Restored returns where a restore into target puts the backed-up path
+// src: below target by its absolute path, a Windows volume ("C:") by its
+// letter ("C"), as the archiver names it in the point.
+func Restored(target, src string) string {
+	vol := filepath.VolumeName(src)
+	return filepath.Join(target, strings.TrimSuffix(vol, ":"), src[len(vol):])
 }
