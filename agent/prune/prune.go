@@ -46,7 +46,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
-	"github.com/coffer-backup/coffer/agent/tree"
+	"github.com/coffer-backup/coffer/agent/treerefs"
 )
 
 // Options tune a prune.
@@ -157,10 +157,10 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 		}
 	}
 
-	trees := newTreeCache(repo)
+	trees := treerefs.New(repo)
 	used := map[crypto.ID]bool{}
 	for _, p := range points {
-		if err := trees.walk(ctx, p.Tree, func(id crypto.ID) { used[id] = true }, map[crypto.ID]bool{}); err != nil {
+		if err := trees.Walk(ctx, p.Tree, map[crypto.ID]bool{}, func(id crypto.ID) { used[id] = true }); err != nil {
 			return st, fmt.Errorf("%w: point %s: %v; run `coffer check`", ErrDamaged, p.ID, err)
 		}
 	}
@@ -322,7 +322,7 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 		need := map[crypto.ID]bool{}
 		now := map[crypto.ID]bool{} // every copy stored now, whatever goes
 		var missing error
-		err := trees.walk(ctx, p.Tree, func(b crypto.ID) {
+		err := trees.Walk(ctx, p.Tree, map[crypto.ID]bool{}, func(b crypto.ID) {
 			if loc, ok := idx.Lookup(b); ok {
 				now[loc.Pack] = true
 			}
@@ -332,7 +332,7 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 			if !where(b, func(pk crypto.ID) { need[pk] = true }) && missing == nil {
 				missing = fmt.Errorf("blob %s of point %s has no pack after repacking", b, p.ID)
 			}
-		}, map[crypto.ID]bool{})
+		})
 		if err == nil {
 			err = missing
 		}
@@ -539,70 +539,4 @@ func sortedIDs(set map[crypto.ID]bool) []crypto.ID {
 	}
 	slices.SortFunc(out, func(a, b crypto.ID) int { return strings.Compare(string(a[:]), string(b[:])) })
 	return out
-}
-
-// treeCache keeps what a walk needs of each tree (its subtrees and data
-// blobs), so the second walk, for the pack lists, reads nothing again.
-type treeCache struct {
-	repo  *repository.Repository
-	trees map[crypto.ID]*treeRefs
-}
-
-type treeRefs struct {
-	subtrees []crypto.ID
-	blobs    []crypto.ID
-}
-
-func newTreeCache(repo *repository.Repository) *treeCache {
-	return &treeCache{repo: repo, trees: map[crypto.ID]*treeRefs{}}
-}
-
-func (c *treeCache) load(ctx context.Context, id crypto.ID) (*treeRefs, error) {
-	if t, ok := c.trees[id]; ok {
-		return t, nil
-	}
-	t, err := c.repo.LoadTree(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id, err)
-	}
-	var r treeRefs
-	for _, n := range t.Nodes {
-		switch n.Type {
-		case tree.Dir:
-			if n.Subtree != nil {
-				r.subtrees = append(r.subtrees, *n.Subtree)
-			}
-		case tree.File:
-			for _, ref := range n.Content {
-				if !ref.Hole {
-					r.blobs = append(r.blobs, ref.ID)
-				}
-			}
-		}
-	}
-	c.trees[id] = &r
-	return &r, nil
-}
-
-// walk calls fn for the tree, every subtree and every data blob below it,
-// once each per walk (seen holds the trees visited).
-func (c *treeCache) walk(ctx context.Context, id crypto.ID, fn func(crypto.ID), seen map[crypto.ID]bool) error {
-	if seen[id] {
-		return nil
-	}
-	seen[id] = true
-	fn(id)
-	t, err := c.load(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, b := range t.blobs {
-		fn(b)
-	}
-	for _, s := range t.subtrees {
-		if err := c.walk(ctx, s, fn, seen); err != nil {
-			return err
-		}
-	}
-	return nil
 }
