@@ -30,6 +30,9 @@ const (
 	RoleReader      = registry.RoleReader      // read only
 	RoleOperator    = registry.RoleOperator    // no deletes, no policy changes; credentials, backups, restores
 	RoleContributor = registry.RoleContributor // everything
+	// RoleSecurityAdmin approves or rejects multi-user authorization
+	// requests and reads: Principal.SecurityAdmin, beside the rank above.
+	RoleSecurityAdmin = registry.RoleSecurityAdmin
 )
 
 // App role values in the Entra app registration.
@@ -37,12 +40,29 @@ var appRoles = map[string]Role{
 	"Backup.Reader":      RoleReader,
 	"Backup.Operator":    RoleOperator,
 	"Backup.Contributor": RoleContributor,
+	// A separate capability, never a rank: see Principal.SecurityAdmin.
+	"Backup.SecurityAdmin": RoleSecurityAdmin,
 }
 
 // Principal is an authenticated admin.
 type Principal struct {
 	Name string
-	Role Role
+	Role Role // the rank: Reader, Operator or Contributor
+	// SecurityAdmin holds the Backup Security Admin role: it may approve
+	// or reject multi-user authorization requests (never its own). Alone
+	// it reads as a Reader and does nothing else.
+	SecurityAdmin bool
+}
+
+// roles describes what p holds, for refusals.
+func (p Principal) roles() string {
+	switch {
+	case p.SecurityAdmin && p.Role <= RoleReader:
+		return RoleSecurityAdmin.String()
+	case p.SecurityAdmin:
+		return p.Role.String() + " and " + RoleSecurityAdmin.String()
+	}
+	return p.Role.String()
 }
 
 // Authenticator finds the admin behind a request.
@@ -73,20 +93,32 @@ func (t Tokens) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, errNoCredentials
 	}
 	got := sha256.Sum256([]byte(tok))
-	best := RoleNone
+	best, security := RoleNone, false
 	for role, want := range t {
 		if want == "" {
 			continue
 		}
 		w := sha256.Sum256([]byte(want))
-		if subtle.ConstantTimeCompare(got[:], w[:]) == 1 && role > best {
-			best = role
+		if subtle.ConstantTimeCompare(got[:], w[:]) == 1 {
+			if role == RoleSecurityAdmin {
+				security = true
+			} else if role > best {
+				best = role
+			}
 		}
+	}
+	name := best
+	if security {
+		// The Security Admin's token is its own session, so it is never
+		// the requester of what a Contributor's token asked for. Config
+		// refuses one token for both.
+		name = RoleSecurityAdmin
+		best = max(best, RoleReader)
 	}
 	if best == RoleNone {
 		return Principal{}, errors.New("the bearer token matches no role")
 	}
-	return Principal{Name: "token:" + strings.ToLower(strings.ReplaceAll(best.String(), " ", "-")), Role: best}, nil
+	return Principal{Name: "token:" + strings.ToLower(strings.ReplaceAll(name.String(), " ", "-")), Role: best, SecurityAdmin: security}, nil
 }
 
 // AppService trusts App Service Authentication, which validates the Entra
@@ -129,15 +161,20 @@ func ParsePrincipal(header string) (Principal, error) {
 	for _, c := range cp.Claims {
 		switch {
 		case c.Type == roleType || c.Type == "roles":
-			if r := appRoles[c.Value]; r > p.Role {
+			if r := appRoles[c.Value]; r == RoleSecurityAdmin {
+				p.SecurityAdmin = true
+			} else if r > p.Role {
 				p.Role = r
 			}
 		case c.Type == cp.NameType || (p.Name == "" && (c.Type == "preferred_username" || c.Type == "name")):
 			p.Name = c.Value
 		}
 	}
+	if p.SecurityAdmin && p.Role == RoleNone {
+		p.Role = RoleReader // a Security Admin views what it approves
+	}
 	if p.Role == RoleNone {
-		return Principal{}, errors.New("the signed-in identity has none of the app roles Backup.Reader, Backup.Operator or Backup.Contributor; ask an owner to assign one")
+		return Principal{}, errors.New("the signed-in identity has none of the app roles Backup.Reader, Backup.Operator, Backup.Contributor or Backup.SecurityAdmin; ask an owner to assign one")
 	}
 	return p, nil
 }
@@ -157,7 +194,7 @@ const (
 
 // adminOnly authenticates an admin and refuses one below role, before the
 // handler reads the body. The route table gives each admin route its role.
-func (s *server) adminOnly(role Role, what string) echo.MiddlewareFunc {
+func (s *server) adminOnly(who access, what string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			p, err := s.Auth.Authenticate(c.Request())
@@ -172,7 +209,11 @@ func (s *server) adminOnly(role Role, what string) echo.MiddlewareFunc {
 				return fail(http.StatusUnauthorized, wire.CodeUnauthenticated, "%v", err)
 			}
 			c.Set(fmt.Sprint(principalKey), p)
-			if err := need(c, role, what); err != nil {
+			if who.securityAdmin {
+				if !p.SecurityAdmin {
+					return fail(http.StatusForbidden, wire.CodeForbidden, "%s needs the %s role; you are a %s", what, RoleSecurityAdmin, p.roles())
+				}
+			} else if err := need(c, who.role, what); err != nil {
 				return err
 			}
 			return next(c)
@@ -188,7 +229,7 @@ func principal(c echo.Context) Principal {
 // need refuses the request unless the admin has at least role.
 func need(c echo.Context, role Role, what string) error {
 	if p := principal(c); p.Role < role {
-		return fail(http.StatusForbidden, wire.CodeForbidden, "%s needs the %s role; you are a %s", what, role, p.Role)
+		return fail(http.StatusForbidden, wire.CodeForbidden, "%s needs the %s role; you are a %s", what, role, p.roles())
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/approvals"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/pin"
@@ -46,7 +47,7 @@ func (f *fakeRegistry) CreateVault(_ context.Context, nv wire.NewVault) (wire.Va
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v := wire.Vault{ID: registry.NewID(), Name: nv.Name, AlertRecipients: nv.AlertRecipients, CreatedAt: f.now(),
-		SecurityFeatures: nv.SecurityFeatures == nil || *nv.SecurityFeatures}
+		SecurityFeatures: nv.SecurityFeatures == nil || *nv.SecurityFeatures, MultiUserAuth: nv.MultiUserAuth == nil || *nv.MultiUserAuth}
 	f.vaults[v.ID] = v
 	return v, nil
 }
@@ -304,6 +305,111 @@ func (f *fakeJobs) types(machineID string) []string {
 	return out
 }
 
+func (f *fakeRegistry) UpdateVault(_ context.Context, id string, u wire.VaultUpdate) (wire.Vault, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.vaults[id]
+	if !ok {
+		return wire.Vault{}, notFound("no vault %s", id)
+	}
+	if u.SecurityFeatures != nil {
+		v.SecurityFeatures = *u.SecurityFeatures
+	}
+	if u.MultiUserAuth != nil {
+		v.MultiUserAuth = *u.MultiUserAuth
+	}
+	f.vaults[id] = v
+	return v, nil
+}
+
+// fakeApprovals keeps approval requests in memory with approvals.Store's
+// rules: the requester never decides, a request lapses at its time limit,
+// a decision is made once.
+type fakeApprovals struct {
+	mu  sync.Mutex
+	now func() time.Time
+	all map[string]*approvals.Stored
+}
+
+func (f *fakeApprovals) Create(_ context.Context, r approvals.Request) (approvals.Stored, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	a := &approvals.Stored{Approval: wire.Approval{ID: registry.NewID(), VaultID: r.VaultID, Operation: r.Operation, Method: r.Method,
+		Path: r.Path, Body: r.Body, Reason: r.Reason, RequestedBy: r.RequestedBy, RequestedAt: now, ExpiresAt: now.Add(approvals.DefaultTTL),
+		Status: wire.ApprovalPending}, Rank: r.Rank, Machine: r.Machine}
+	f.all[a.ID] = a
+	return *a, nil
+}
+
+func (f *fakeApprovals) read(vaultID, id string) (*approvals.Stored, error) {
+	a, ok := f.all[id]
+	if !ok || a.VaultID != vaultID {
+		return nil, approvals.ErrNotFound
+	}
+	if a.Status == wire.ApprovalPending && !f.now().Before(a.ExpiresAt) {
+		a.Status = wire.ApprovalExpired
+	}
+	return a, nil
+}
+
+func (f *fakeApprovals) Get(_ context.Context, vaultID, id string) (approvals.Stored, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.read(vaultID, id)
+	if err != nil {
+		return approvals.Stored{}, err
+	}
+	return *a, nil
+}
+
+func (f *fakeApprovals) List(_ context.Context, vaultID, status string, _ int) ([]wire.Approval, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []wire.Approval{}
+	for id := range f.all {
+		if a, err := f.read(vaultID, id); err == nil && (status == "" || a.Status == status) {
+			out = append(out, a.Approval)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeApprovals) Decide(_ context.Context, vaultID, id, by string, approve bool, note string) (approvals.Stored, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.read(vaultID, id)
+	switch {
+	case err != nil:
+		return approvals.Stored{}, err
+	case a.Status == wire.ApprovalExpired:
+		return approvals.Stored{}, approvals.ErrExpired
+	case a.Status != wire.ApprovalPending:
+		return approvals.Stored{}, approvals.ErrDecided
+	case strings.EqualFold(a.RequestedBy, by):
+		return approvals.Stored{}, approvals.ErrSelf
+	}
+	a.Status, a.DecidedBy, a.Note = wire.ApprovalRejected, by, note
+	if approve {
+		a.Status = wire.ApprovalApproved
+	}
+	return *a, nil
+}
+
+func (f *fakeApprovals) Finish(_ context.Context, vaultID, id string, res wire.ApprovalResult) (approvals.Stored, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.read(vaultID, id)
+	if err != nil {
+		return approvals.Stored{}, err
+	}
+	a.Status, a.Result = wire.ApprovalExecuted, &res
+	if res.Status >= 300 {
+		a.Status = wire.ApprovalFailed
+	}
+	return *a, nil
+}
+
 type fakeAlerts struct {
 	AlertStore
 	mu     sync.Mutex
@@ -363,6 +469,8 @@ var testTokens = Tokens{
 	RoleReader:      "reader-token-0123456789",
 	RoleOperator:    "operator-token-0123456789",
 	RoleContributor: "contributor-token-0123456789",
+	// A separate capability: the Security Admin's own session.
+	RoleSecurityAdmin: "security-admin-token-0123456789",
 }
 
 // harness is the API over fakes, served on a loopback listener.
@@ -374,6 +482,7 @@ type harness struct {
 	pins   *fakePINs
 	jobs   *fakeJobs
 	alerts *fakeAlerts
+	apprs  *fakeApprovals
 	url    string
 	admins map[Role]*cpclient.Client
 }
@@ -388,10 +497,11 @@ func newHarness(t *testing.T) *harness {
 		pins:   &fakePINs{now: clock.Now, valid: map[string]bool{}},
 		jobs:   &fakeJobs{now: clock.Now},
 		alerts: &fakeAlerts{},
+		apprs:  &fakeApprovals{now: clock.Now, all: map[string]*approvals.Stored{}},
 	}
 	e := New(Deps{Registry: h.reg, Points: h.points, PINs: h.pins, Nonces: &fakeNonces{seen: map[string]bool{}},
 		Jobs: h.jobs, Alerts: h.alerts, SAS: fakeSAS{clock.Now}, Blobs: fakeBlobs{}, Auth: testTokens, Now: clock.Now,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SoftDelete: 30 * 24 * time.Hour})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SoftDelete: 30 * 24 * time.Hour, Approvals: h.apprs})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
@@ -412,7 +522,8 @@ func (h *harness) ctx() context.Context {
 // signed client.
 func (h *harness) vault(state string) (wire.Vault, registry.Machine, *cpclient.Client) {
 	h.t.Helper()
-	v, _ := h.reg.CreateVault(h.ctx(), wire.NewVault{Name: "branch-" + registry.NewID()[:6]})
+	off := false // the PIN tests; approvals_test.go turns multi-user authorization on
+	v, _ := h.reg.CreateVault(h.ctx(), wire.NewVault{Name: "branch-" + registry.NewID()[:6], MultiUserAuth: &off})
 	pub, priv, err := reqsign.NewKey()
 	if err != nil {
 		h.t.Fatal(err)

@@ -32,7 +32,13 @@ func (s *server) newPIN(c echo.Context) error {
 // usePIN redeems the request's PIN (header, or body where a route allows
 // it). The handler raises the critical alert every PIN use gets once its
 // operation is done; a refused PIN goes through pinRefused.
+//
+// With multi-user authorization on, a PIN is not enough: the request
+// becomes an approval request instead (needApproval).
 func (s *server) usePIN(c echo.Context, v wire.Vault, operation string) error {
+	if v.MultiUserAuth {
+		return s.needApproval(c, v, operation)
+	}
 	p := requestPIN(c)
 	if p == "" {
 		return fail(http.StatusForbidden, wire.CodePINRequired, "to %s, generate a security PIN (POST %s/vaults/%s/pin, valid 5 minutes) and send it in the %s header", operation, wire.Version, v.ID, wire.PINHeader)

@@ -13,9 +13,10 @@ import (
 // access is who may call a route: an admin with at least a role, a
 // registered machine signing its request, or anyone.
 type access struct {
-	role   Role // for admin routes: the least role
-	agent  bool // signed by a registered machine (shared/reqsign)
-	public bool // no authentication: health, and register, which checks the credentials file in its body
+	role          Role // for admin routes: the least role
+	securityAdmin bool // the Backup Security Admin role, whatever the rank; no rank, Contributor included, reaches these routes
+	agent         bool // signed by a registered machine (shared/reqsign)
+	public        bool // no authentication: health, and register, which checks the credentials file in its body
 }
 
 func (a access) String() string {
@@ -24,6 +25,8 @@ func (a access) String() string {
 		return "public"
 	case a.agent:
 		return "agent-signed"
+	case a.securityAdmin:
+		return RoleSecurityAdmin.String()
 	}
 	return a.role.String()
 }
@@ -31,11 +34,12 @@ func (a access) String() string {
 func admin(r Role) access { return access{role: r} }
 
 var (
-	reader      = admin(RoleReader)
-	operator    = admin(RoleOperator)
-	contributor = admin(RoleContributor)
-	agentSigned = access{agent: true}
-	public      = access{public: true}
+	reader        = admin(RoleReader)
+	operator      = admin(RoleOperator)
+	contributor   = admin(RoleContributor)
+	securityAdmin = access{securityAdmin: true}
+	agentSigned   = access{agent: true}
+	public        = access{public: true}
 )
 
 // route is one row of the API.
@@ -81,6 +85,10 @@ var routes = []route{
 	{http.MethodGet, "/vaults/:vault/machines/:machine/jobs/:job", reader, "reading a job", (*server).getJob},
 	{http.MethodGet, "/vaults/:vault/alerts", reader, "listing alerts", (*server).listAlerts},
 	{http.MethodPost, "/vaults/:vault/alerts/:alert/acknowledge", operator, "acknowledging an alert", (*server).ackAlert},
+	{http.MethodGet, "/vaults/:vault/approvals", reader, "listing approval requests", (*server).listApprovals},
+	{http.MethodGet, "/vaults/:vault/approvals/:approval", reader, "reading an approval request", (*server).getApproval},
+	{http.MethodPost, "/vaults/:vault/approvals/:approval/approve", securityAdmin, "approving a request", (*server).approve},
+	{http.MethodPost, "/vaults/:vault/approvals/:approval/reject", securityAdmin, "rejecting a request", (*server).reject},
 
 	{http.MethodGet, "/agent/machine", agentSigned, "", (*server).agentMachine},
 	{http.MethodGet, "/agent/policy", agentSigned, "", (*server).agentPolicy},
@@ -104,7 +112,7 @@ func (s *server) addRoutes(e *echo.Echo) {
 		case r.who.agent:
 			guard = append(guard, s.agent)
 		default:
-			guard = append(guard, s.adminOnly(r.who.role, r.what))
+			guard = append(guard, s.adminOnly(r.who, r.what))
 		}
 		e.Add(r.method, wire.Version+r.path, func(c echo.Context) error { return r.handle(s, c) }, guard...)
 	}

@@ -26,15 +26,15 @@ func TestEveryRouteDeclaresWhoMayCallIt(t *testing.T) {
 		}
 		seen[key] = true
 		kinds := 0
-		for _, b := range []bool{r.who.public, r.who.agent, r.who.role != RoleNone} {
+		for _, b := range []bool{r.who.public, r.who.agent, r.who.role != RoleNone, r.who.securityAdmin} {
 			if b {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			t.Errorf("%s: access %+v must be exactly one of public, agent-signed or an admin role", key, r.who)
+			t.Errorf("%s: access %+v must be exactly one of public, agent-signed, an admin role or the Security Admin", key, r.who)
 		}
-		if r.who.role != RoleNone && (r.who.role < RoleReader || r.who.role > RoleContributor || r.what == "") {
+		if (r.who.role != RoleNone || r.who.securityAdmin) && (r.who.role > RoleContributor || r.what == "") {
 			t.Errorf("%s: role %s, description %q", key, r.who.role, r.what)
 		}
 		if r.who.agent != strings.HasPrefix(r.path, "/agent/") {
@@ -68,14 +68,16 @@ func TestEveryRouteDeclaresWhoMayCallIt(t *testing.T) {
 }
 
 // Each admin route refuses every role below its own, before the handler
-// runs, and refuses a caller without a token.
+// runs, and refuses a caller without a token. The Security Admin reads as
+// a Reader and does nothing else; its own routes refuse every rank,
+// Contributor included.
 func TestAdminRoutesRefuseLesserRoles(t *testing.T) {
 	e := New(Deps{Auth: testTokens, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	for _, r := range routes {
-		if r.who.role == RoleNone {
+		if r.who.role == RoleNone && !r.who.securityAdmin {
 			continue
 		}
-		for _, role := range []Role{RoleNone, RoleReader, RoleOperator, RoleContributor} {
+		for _, role := range []Role{RoleNone, RoleReader, RoleOperator, RoleContributor, RoleSecurityAdmin} {
 			req := httptest.NewRequest(r.method, wire.Version+fill(r.path), strings.NewReader("{}"))
 			if role != RoleNone {
 				req.Header.Set("Authorization", "Bearer "+testTokens[role])
@@ -87,13 +89,23 @@ func TestAdminRoutesRefuseLesserRoles(t *testing.T) {
 				defer func() { recover() }()
 				e.ServeHTTP(rec, req)
 			}()
+			var allowed bool
+			switch {
+			case r.who.securityAdmin:
+				allowed = role == RoleSecurityAdmin
+			case role == RoleSecurityAdmin:
+				allowed = r.who.role == RoleReader
+			default:
+				allowed = role >= r.who.role
+			}
+			refused := rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), `"`+wire.CodeForbidden+`"`)
 			switch {
 			case role == RoleNone && rec.Code != http.StatusUnauthorized:
 				t.Errorf("%s %s without a token: %d, want 401", r.method, r.path, rec.Code)
-			case role != RoleNone && role < r.who.role && (rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), wire.CodeForbidden)):
+			case role != RoleNone && !allowed && !refused:
 				t.Errorf("%s %s as %s: %d %s, want 403 forbidden", r.method, r.path, role, rec.Code, rec.Body)
-			case role >= r.who.role && rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), `"`+wire.CodeForbidden+`"`):
-				t.Errorf("%s %s as %s: refused, but the route allows %s", r.method, r.path, role, r.who.role)
+			case role != RoleNone && allowed && refused:
+				t.Errorf("%s %s as %s: refused, but the route allows %s", r.method, r.path, role, r.who)
 			}
 		}
 	}

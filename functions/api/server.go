@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/approvals"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/pin"
@@ -63,6 +64,10 @@ type Deps struct {
 	// KeyVaultGrants assigns a registering machine's Key Vault identity its
 	// role on its own passphrase secret; nil leaves that to an admin.
 	KeyVaultGrants KeyVaultGranter
+
+	// Approvals keeps multi-user authorization requests; nil refuses
+	// every operation that needs one.
+	Approvals ApprovalStore
 }
 
 type server struct{ Deps }
@@ -119,6 +124,16 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusBadRequest, wire.Error{Code: wire.CodeValidation, Message: msg}}
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, points.ErrState), errors.Is(err, points.ErrLimit):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: msg}}
+	case errors.Is(err, approvals.ErrNotFound):
+		return &httpError{http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: msg}}
+	case errors.Is(err, approvals.ErrInvalid):
+		return &httpError{http.StatusBadRequest, wire.Error{Code: wire.CodeValidation, Message: msg}}
+	case errors.Is(err, approvals.ErrSelf):
+		return &httpError{http.StatusForbidden, wire.Error{Code: wire.CodeForbidden, Message: msg}}
+	case errors.Is(err, approvals.ErrExpired):
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeApprovalExpired, Message: msg}}
+	case errors.Is(err, approvals.ErrDecided):
+		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeApprovalDecided, Message: msg}}
 	case errors.Is(err, jobs.ErrFinished):
 		return &httpError{http.StatusConflict, wire.Error{Code: wire.CodeJobFinished, Message: msg}}
 	case errors.Is(err, pin.ErrInvalid):
@@ -231,6 +246,7 @@ func readBody(c echo.Context) ([]byte, error) {
 	if len(b) > MaxBody {
 		return nil, fail(http.StatusRequestEntityTooLarge, wire.CodeTooLarge, "the request body is larger than %d bytes", MaxBody)
 	}
+	c.Set(rawBodyKey, b) // what an approval request records
 	return b, nil
 }
 

@@ -48,6 +48,14 @@ func (s *server) updateVault(c echo.Context) error {
 		return err
 	}
 	done := func() {}
+	// Turning multi-user authorization off needs an approval itself, or a
+	// stolen Contributor session would turn it off and go on with PINs.
+	muaOff := u.MultiUserAuth != nil && !*u.MultiUserAuth && old.MultiUserAuth
+	if muaOff {
+		if err := s.needApproval(c, old, "turn multi-user authorization off"); err != nil {
+			return err
+		}
+	}
 	if u.SecurityFeatures != nil && !*u.SecurityFeatures && old.SecurityFeatures {
 		changes, err := s.securityChanges(ctx, old)
 		if err != nil {
@@ -62,6 +70,11 @@ func (s *server) updateVault(c echo.Context) error {
 		return err
 	}
 	done()
+	if muaOff {
+		s.raise(ctx, wire.Alert{VaultID: v.ID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
+			Title:  "Multi-user authorization turned off in vault " + v.Name,
+			Detail: principal(c).Name + " turned multi-user authorization off, with a Backup Security Admin's approval. From now on a security PIN alone allows deleting data and shortening retention; turn it on again with PATCH " + wire.Version + "/vaults/" + v.ID + ` {"multiUserAuth": true}.`})
+	}
 	return c.JSON(http.StatusOK, v)
 }
 

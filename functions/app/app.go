@@ -23,6 +23,7 @@ import (
 
 	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/api"
+	"github.com/coffer-backup/coffer/functions/approvals"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/invocation"
@@ -147,6 +148,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	a.Points.SoftDeleteFor = cfg.SoftDelete
 	pins := pin.New(tsvc, now)
 	nonces := nonce.New(tsvc)
+	apprs := approvals.New(tsvc, now, cfg.ApprovalTTL)
 	a.Jobs = jobs.New(tsvc.NewClient("jobs"), now)
 	a.Alerts = alerts.New(tsvc.NewClient("alerts"), a.sender, now)
 	blobs := containers.New(bsvc, now)
@@ -160,14 +162,14 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	// the Functions host); New itself makes no network call, so the handler
 	// can listen at once (see storage.go).
 	digests := tsvc.NewClient("digests")
-	a.ensure = []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable,
+	a.ensure = []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable, apprs.EnsureTable,
 		func(ctx context.Context) error { return tables.Ensure(ctx, digests) }}
 	a.tables = tsvc
 	a.storage = newStorageState()
 
 	mcfg := mailer.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Security: cfg.SMTP.Security,
 		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From,
-		SoftDeleteDays: int(cfg.SoftDelete / (24 * time.Hour))}
+		SoftDeleteDays: int(cfg.SoftDelete / (24 * time.Hour)), PortalURL: portalURL(cfg)}
 	if cfg.SMTP.Host != "" {
 		if a.Mailer, err = mailer.New(mcfg, a.Registry, digests, now); err != nil {
 			return nil, fmt.Errorf("email: %w", err)
@@ -183,7 +185,8 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 
 	var auth api.Authenticator = api.AppService{}
 	if cfg.AuthMode == "tokens" {
-		auth = api.Tokens{api.RoleContributor: cfg.Tokens.Contributor, api.RoleOperator: cfg.Tokens.Operator, api.RoleReader: cfg.Tokens.Reader}
+		auth = api.Tokens{api.RoleContributor: cfg.Tokens.Contributor, api.RoleOperator: cfg.Tokens.Operator, api.RoleReader: cfg.Tokens.Reader,
+			api.RoleSecurityAdmin: cfg.Tokens.SecurityAdmin}
 	}
 	prt := newPortal(cfg, auth, now, log)
 	auth = prt.Authenticator(auth)
@@ -198,7 +201,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
-		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants})
+		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants, Approvals: apprs})
 	prt.Register(a.handler)
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{

@@ -36,6 +36,8 @@ const (
 	TokenContributor     = "COFFER_TOKEN_CONTRIBUTOR"
 	TokenOperator        = "COFFER_TOKEN_OPERATOR"
 	TokenReader          = "COFFER_TOKEN_READER"
+	TokenSecurityAdmin   = "COFFER_TOKEN_SECURITY_ADMIN"
+	ApprovalTTL          = "COFFER_APPROVAL_TTL"
 	SMTPHost             = "COFFER_SMTP_HOST"
 	SMTPPort             = "COFFER_SMTP_PORT"
 	SMTPSecurity         = "COFFER_SMTP_SECURITY"
@@ -78,7 +80,7 @@ type Config struct {
 	ClientID  string
 
 	AuthMode string // "tokens" or "appservice"
-	Tokens   struct{ Contributor, Operator, Reader string }
+	Tokens   struct{ Contributor, Operator, Reader, SecurityAdmin string }
 
 	SMTP struct {
 		Host, Security, Username, Password, From string
@@ -88,6 +90,9 @@ type Config struct {
 	StaleJobAfter time.Duration
 	SoftDelete    time.Duration
 	DevClock      bool
+	// ApprovalTTL is how long a multi-user authorization request can be
+	// approved.
+	ApprovalTTL time.Duration
 }
 
 // setting is one name and its value, for checks over several settings in
@@ -169,16 +174,22 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Tokens.Contributor, c.Tokens.Operator, c.Tokens.Reader = getenv(TokenContributor), getenv(TokenOperator), getenv(TokenReader)
+	c.Tokens.SecurityAdmin = getenv(TokenSecurityAdmin)
 	switch c.AuthMode {
 	case "appservice":
 	case "tokens":
 		if c.Tokens.Contributor == "" {
 			bad(TokenContributor, "is required when %s is tokens (the local mode); set a long random value", AuthMode)
 		}
-		for _, s := range []setting{{TokenContributor, c.Tokens.Contributor}, {TokenOperator, c.Tokens.Operator}, {TokenReader, c.Tokens.Reader}} {
+		for _, s := range []setting{{TokenContributor, c.Tokens.Contributor}, {TokenOperator, c.Tokens.Operator}, {TokenReader, c.Tokens.Reader}, {TokenSecurityAdmin, c.Tokens.SecurityAdmin}} {
 			if s.value != "" && len(s.value) < 16 {
 				bad(s.name, "must be at least 16 characters")
 			}
+		}
+		// The Security Admin is a different session from every other
+		// role's, or a requester could approve its own request.
+		if sa := c.Tokens.SecurityAdmin; sa != "" && (sa == c.Tokens.Contributor || sa == c.Tokens.Operator || sa == c.Tokens.Reader) {
+			bad(TokenSecurityAdmin, "must differ from every other role's token: the Security Admin approves what the others request")
 		}
 	default:
 		bad(AuthMode, "must be tokens or appservice, got %q", c.AuthMode)
@@ -211,6 +222,14 @@ func Load(getenv func(string) string) (Config, error) {
 			bad(SoftDeleteDays, "must be a whole number of days from 14 (as MARS) to 180, got %q", v)
 		}
 		c.SoftDelete = time.Duration(n) * 24 * time.Hour
+	}
+	c.ApprovalTTL = 24 * time.Hour
+	if v := getenv(ApprovalTTL); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 15*time.Minute || d > 7*24*time.Hour {
+			bad(ApprovalTTL, "must be a duration from 15m to 168h (7 days), such as 24h, got %q", v)
+		}
+		c.ApprovalTTL = d
 	}
 	c.DevClock = getenv(DevClock) == "1"
 	if c.DevClock && c.AuthMode != "tokens" {
