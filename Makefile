@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X github.com/coffer-backup/coffer/shared/version.Version=$(she
 
 NODE_STAMP := emulator-tests/node_modules/.coffer-installed
 
-.PHONY: all build deps test vet unit cross package demo dev-up dev-down dev-status bench clean
+.PHONY: all build deps test test-windows vet unit cross package demo dev-up dev-down dev-status bench clean
 
 all: build
 
@@ -37,11 +37,18 @@ build:
 ## test: vet, unit tests, emulator tests (each starts its own stack), cross-builds
 test: deps vet
 	$(GO) test -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory test-windows
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory package
 
 vet:
 	$(GO) vet ./...
+
+## test-windows: the Windows lane under wine (installs wine and mingw-w64
+## when missing): the Windows test binaries of agent/... and shared/..., then
+## the coffer CLI on a tree with Windows specifics (docs/windows.md)
+test-windows:
+	$(GO) run ./emulator-tests/cmd/winlane -dir .build/wine
 
 ## unit: the fast tests that need no emulator and no Node: under -short a
 ## test that needs one skips with one line (emulator-tests/ondemand), and
