@@ -3,9 +3,11 @@ package mount
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/repository"
 )
 
 // BlobLoader reads, authenticates and decrypts one blob; the repository
@@ -34,6 +36,7 @@ type blobCache struct {
 	loading map[crypto.ID]*load
 
 	prefetch chan struct{} // slots for background loads
+	packs    PackReader    // optional: read-ahead reads runs of chunks at once
 }
 
 type cached struct {
@@ -79,9 +82,23 @@ func (c *blobCache) get(ctx context.Context, id crypto.ID) ([]byte, error) {
 	c.loading[id] = l
 	c.mu.Unlock()
 	// The load is shared, so one reader giving up must not fail the others.
-	l.data, l.err = c.src.LoadBlob(context.WithoutCancel(ctx), id)
+	l.data, l.err = c.load(context.WithoutCancel(ctx), id)
 	c.finish(id, l)
 	return l.data, l.err
+}
+
+func (c *blobCache) load(ctx context.Context, id crypto.ID) (data []byte, err error) {
+	if c.packs == nil {
+		return c.src.LoadBlob(ctx, id)
+	}
+	loc, ok := c.packs.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("chunk %s is in no index: the repository is missing data (run `coffer check`)", id)
+	}
+	c.packs.LoadRun(ctx, loc.Pack, []repository.BlobEntry{loc.BlobEntry}, func(_ repository.BlobEntry, plain []byte, e error) {
+		data, err = plain, e
+	})
+	return data, err
 }
 
 func (c *blobCache) finish(id crypto.ID, l *load) {

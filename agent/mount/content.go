@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/tree"
 )
 
@@ -66,10 +67,12 @@ func (c *content) readAt(ctx context.Context, bc *blobCache, dst []byte, off int
 // warm prefetches the data chunks from index i on, up to about ahead bytes.
 func (c *content) warm(bc *blobCache, i int, ahead int64) {
 	var got int64
+	var ids []crypto.ID
 	for ; i < len(c.refs) && got < ahead; i++ {
 		if r := c.refs[i]; !r.Hole {
-			bc.warm(r.ID)
+			ids = append(ids, r.ID)
 			got += r.Size
 		}
 	}
+	bc.warmRun(ids)
 }

@@ -238,6 +238,9 @@ type Options struct {
 	Trees TreeLoader
 	// Blobs loads file chunks; the repository.
 	Blobs BlobLoader
+	// Packs, if set, lets read-ahead fetch runs of neighbouring chunks with
+	// one read of their pack (RepositoryPacks).
+	Packs PackReader
 	// CacheBytes bounds the chunks kept in memory; 0 means DefaultCacheBytes.
 	CacheBytes int64
 	// Refresh is how old the list of points may get before it is read
@@ -273,8 +276,9 @@ func Mount(ctx context.Context, dir string, o Options) (*Mounted, error) {
 	// Eight background loads keep a cold disk or a remote container busy
 	// while the reader copies; measured with a 256 MiB file (make bench),
 	// fewer left the reader waiting.
-	m := &mountFS{trees: o.Trees, blobs: newBlobCache(o.Blobs, o.CacheBytes, 8),
+	m := &mountFS{trees: o.Trees, blobs: newBlobCache(o.Blobs, o.CacheBytes, 16),
 		list: o.Points, refresh: o.Refresh, started: time.Now(), logged: map[string]time.Time{}}
+	m.blobs.packs = o.Packs
 	points, err := o.Points(ctx)
 	if err != nil && len(points) == 0 {
 		return nil, fmt.Errorf("list the points to mount: %w", err)

@@ -64,7 +64,7 @@ func mountRepo(t *testing.T, r *repository.Repository, o mount.Options) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mnt")
 	os.Mkdir(dir, 0o755)
-	o.Points, o.Trees, o.Blobs = r.Points, r, r
+	o.Points, o.Trees, o.Blobs, o.Packs = r.Points, r, r, mount.RepositoryPacks(r)
 	mt, err := mount.Mount(t.Context(), dir, o)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ const (
 
 // readAhead is how far beyond a sequential read the mount fetches chunks
 // in the background, so decryption overlaps the reader's copying.
-const readAhead = 32 << 20
+const readAhead = 64 << 20
 
 // ino makes a stable inode number for a name in a folder: the same entry
 // gets the same number whenever it is looked up or listed, and the

@@ -15,6 +15,7 @@ type Options struct {
 	Points     PointLister
 	Trees      TreeLoader
 	Blobs      BlobLoader
+	Packs      PackReader
 	CacheBytes int64
 	Refresh    time.Duration
 	AllowOther bool

@@ -57,7 +57,7 @@ not supported yet. See docs/mount.md.`,
 				list = vaultPoints(f, r)
 			}
 			dir := args[0]
-			return mount.Serve(ctx, dir, mount.Options{Points: list, Trees: tc, Blobs: r,
+			return mount.Serve(ctx, dir, mount.Options{Points: list, Trees: tc, Blobs: r, Packs: mount.RepositoryPacks(r),
 				CacheBytes: cacheMiB << 20, AllowOther: allowOther}, func() {
 				fmt.Fprintf(c.ErrOrStderr(), "Mounted the recovery points read-only on %s (latest/, points/, by-time/).\nPress Ctrl-C to unmount.\n", dir)
 			})
