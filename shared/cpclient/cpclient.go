@@ -45,6 +45,25 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("control plane answered %d %s: %s", e.Status, e.Body.Code, e.Body.Message)
 }
 
+// PendingError is the answer to an operation that multi-user authorization
+// turned into a request (202 with X-Coffer-Approval): nothing happened yet.
+type PendingError struct{ Approval wire.Approval }
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("this needs a Backup Security Admin's approval: request %s (%s) waits until %s; "+
+		"another admin approves it with `coffer admin approvals approve %s %s`, and it then runs once",
+		e.Approval.ID, e.Approval.Operation, e.Approval.ExpiresAt.Local().Format(time.DateTime), e.Approval.VaultID, e.Approval.ID)
+}
+
+// Pending returns the approval request err carries, if it is a PendingError.
+func Pending(err error) (wire.Approval, bool) {
+	var pe *PendingError
+	if errors.As(err, &pe) {
+		return pe.Approval, true
+	}
+	return wire.Approval{}, false
+}
+
 // Code returns the API error code of err, or "".
 func Code(err error) string {
 	var se *StatusError
@@ -140,6 +159,13 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, ext
 	}
 	if keep, ok := ctx.Value(answerKey{}).(*json.RawMessage); ok && keep != nil {
 		*keep = append(json.RawMessage(nil), b...)
+	}
+	if resp.StatusCode == http.StatusAccepted && resp.Header.Get(wire.ApprovalHeader) != "" {
+		pe := &PendingError{}
+		if err := json.Unmarshal(b, &pe.Approval); err != nil {
+			return a, fmt.Errorf("decode the control plane's answer to %s %s: %w (%w)", method, path, ErrBadAnswer, err)
+		}
+		return a, pe
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

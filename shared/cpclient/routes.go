@@ -326,3 +326,29 @@ func (c *Client) AckAlert(ctx context.Context, vault, alert string) (wire.Alert,
 func (c *Client) AckFalsePositive(ctx context.Context, vault, alert string) (wire.Alert, error) {
 	return call[wire.Alert](ctx, c, http.MethodPost, path(url.Values{"falsePositive": {"true"}}, "vaults", vault, "alerts", alert, "acknowledge"), nil)
 }
+
+// Approvals lists a vault's multi-user authorization requests, newest
+// first; status "" lists all, else only pending, executed, rejected, ….
+func (c *Client) Approvals(ctx context.Context, vault, status string) ([]wire.Approval, error) {
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
+	}
+	return call[[]wire.Approval](ctx, c, http.MethodGet, path(q, "vaults", vault, "approvals"), nil)
+}
+
+// Approval reads one request and its status.
+func (c *Client) Approval(ctx context.Context, vault, id string) (wire.Approval, error) {
+	return call[wire.Approval](ctx, c, http.MethodGet, path(nil, "vaults", vault, "approvals", id), nil)
+}
+
+// Approve approves a request (Backup Security Admin, never the
+// requester); the operation runs at once, and the answer says how it went.
+func (c *Client) Approve(ctx context.Context, vault, id, note string) (wire.Approval, error) {
+	return call[wire.Approval](ctx, c, http.MethodPost, path(nil, "vaults", vault, "approvals", id, "approve"), wire.ApprovalDecision{Note: note})
+}
+
+// Reject rejects a request (Backup Security Admin, never the requester).
+func (c *Client) Reject(ctx context.Context, vault, id, note string) (wire.Approval, error) {
+	return call[wire.Approval](ctx, c, http.MethodPost, path(nil, "vaults", vault, "approvals", id, "reject"), wire.ApprovalDecision{Note: note})
+}

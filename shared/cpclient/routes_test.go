@@ -125,6 +125,14 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "GET", path: "/api/v1/vaults/v1/alerts", query: "acknowledged=false"}},
 		{"ack alert", func() error { _, err := c.AckAlert(ctx, "v1", "a1"); return err },
 			sent{method: "POST", path: "/api/v1/vaults/v1/alerts/a1/acknowledge"}},
+		{"approvals", func() error { _, err := c.Approvals(ctx, "v1", wire.ApprovalPending); return err },
+			sent{method: "GET", path: "/api/v1/vaults/v1/approvals", query: "status=pending"}},
+		{"approval", func() error { _, err := c.Approval(ctx, "v1", "r1"); return err },
+			sent{method: "GET", path: "/api/v1/vaults/v1/approvals/r1"}},
+		{"approve", func() error { _, err := c.Approve(ctx, "v1", "r1", "ticket 7"); return err },
+			sent{method: "POST", path: "/api/v1/vaults/v1/approvals/r1/approve", body: `{"note":"ticket 7"}`}},
+		{"reject", func() error { _, err := c.Reject(ctx, "v1", "r1", ""); return err },
+			sent{method: "POST", path: "/api/v1/vaults/v1/approvals/r1/reject", body: `{}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.call(); err != nil {
@@ -136,6 +144,23 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 				t.Fatalf("sent %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// An operation multi-user authorization turned into a request is an
+// error carrying the request, never a success decoded as the operation's
+// answer.
+func TestPendingApprovalIsAnError(t *testing.T) {
+	c, _ := recorder(t, func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set(wire.ApprovalHeader, "r1")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"id":"r1","vaultId":"v1","operation":"delete a recovery point of pc","status":"pending"}`)
+		return true
+	})
+	p, err := c.DeletePoint(t.Context(), "v1", "m1", "p1", "")
+	a, ok := Pending(err)
+	if !ok || a.ID != "r1" || a.Status != wire.ApprovalPending || p.ID != "" || !strings.Contains(err.Error(), "approvals approve v1 r1") {
+		t.Fatalf("point %+v, err %v", p, err)
 	}
 }
 
