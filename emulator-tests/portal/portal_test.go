@@ -13,13 +13,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -119,6 +122,11 @@ func newWorld(t *testing.T) *world {
 	env[config.PublicURL] = srv.URL
 	a := inproc.New(t, env, time.Now, slog.New(slog.DiscardHandler))
 	handler = a.Handler()
+	// The alerts queue is received here, so alert emails reach the SMTP sink.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.RunTriggers(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return &world{t: t, URL: srv.URL, Admin: &cpclient.Client{BaseURL: srv.URL, Token: inproc.ContributorToken}, env: st.Environ()}
 }
 
@@ -401,7 +409,10 @@ func TestPortalInARealBrowser(t *testing.T) {
 
 	// Create a vault.
 	vaultName := fmt.Sprintf("portal-%d", time.Now().UnixNano()%1_000_000_000)
-	c.do("create a vault", chromedp.SendKeys("#new-vault-name", vaultName), chromedp.Click(`button[data-action="createVault"]`))
+	// Multi-user authorization off: a PIN alone then allows destructive
+	// operations, the flow this story follows.
+	c.do("create a vault", chromedp.SendKeys("#new-vault-name", vaultName), chromedp.SendKeys("#new-vault-recipients", "ops@branch.example"),
+		chromedp.Click("#new-vault-mua"), chromedp.Click(`button[data-action="createVault"]`))
 	c.waitFor("the new vault is listed", `[...document.querySelectorAll('main h2')].some(h => h.textContent === `+q(vaultName)+`)`)
 	var vaults []wire.Vault
 	w.api("GET", "/api/v1/vaults", nil, &vaults)
@@ -411,8 +422,8 @@ func TestPortalInARealBrowser(t *testing.T) {
 			v = x
 		}
 	}
-	if v.ID == "" {
-		t.Fatalf("vault %s was not created: %+v", vaultName, vaults)
+	if v.ID == "" || v.MultiUserAuth || len(v.AlertRecipients) != 1 {
+		t.Fatalf("vault %s was not created as asked (recipients, multi-user authorization off): %+v", vaultName, vaults)
 	}
 
 	// A machine registers through the real CLI.
@@ -547,6 +558,19 @@ func TestPortalInARealBrowser(t *testing.T) {
 		t.Errorf("the alert names job %q, want %q", s, job.ID)
 	}
 	c.check("alerts")
+
+	// The alert's email links to the job in the portal.
+	link := emailLink(t, alert.ID)
+	if !strings.HasPrefix(link, w.URL+"/portal/#/v/"+v.ID+"/jobs?") {
+		t.Fatalf("the email links to %s", link)
+	}
+	eval[bool](c, "follow the email's link", `(location.href = `+q(link)+`, true)`)
+	c.waitForHeading("Jobs of " + vaultName)
+	c.waitFor("the email's job is marked", `!!document.querySelector(`+q(`tr.highlight[data-job="`+job.ID+`"]`)+`)`)
+	c.check("jobs-from-email")
+
+	c.route(vaultLinkJS(v.ID, "alerts?show=all"), "Alerts of "+vaultName)
+	c.waitFor("the alert is listed", `!!document.querySelector(`+q(alertRow)+`)`)
 	c.do("acknowledge the alert", chromedp.Click(alertRow+` button[data-action="ackAlert"]`))
 	c.waitFor("the alert is acknowledged", `(document.querySelector(`+q(alertRow+" td.ack")+`) || {textContent: ''}).textContent.startsWith('acknowledged by token:backup-contributor')`)
 	w.api("GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertJobFailed, nil, &alerts)
@@ -603,12 +627,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 
 	// As Reader, by a one-time sign-in link: no mutating control on any
 	// page, and a forged form post is refused.
-	var link struct{ URL string }
-	if err := postLink(w.URL, inproc.ReaderToken, &link); err != nil {
+	var signin struct{ URL string }
+	if err := postLink(w.URL, inproc.ReaderToken, &signin); err != nil {
 		t.Fatal(err)
 	}
 	r := newBrowser(t, w.URL, shots, "reader")
-	r.do("open the sign-in link", chromedp.Navigate(link.URL))
+	r.do("open the sign-in link", chromedp.Navigate(signin.URL))
 	r.waitForHeading("Overview")
 	if href := eval[string](r, "location", `location.href`); strings.Contains(href, "signin=") {
 		t.Errorf("the sign-in code stayed in the address: %s", href)
@@ -696,6 +720,35 @@ func (b *browser) forgeFormPost(action string, fields map[string]string) {
 }
 
 // postLink asks for a one-time sign-in link, as devstack does.
+// emailLink waits for the email of an alert in the SMTP sink and returns
+// the portal link it carries.
+func emailLink(t *testing.T, alertID string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	for n := 1; ; n++ {
+		msgs, err := st.SMTP.Wait(ctx, n)
+		if err != nil {
+			t.Fatalf("no email for alert %s: %v", alertID, err)
+		}
+		m := msgs[n-1]
+		if m.Header == nil || m.Header.Get("X-Coffer-Alert") != alertID {
+			continue
+		}
+		body, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(m.Body)))
+		if err != nil || !strings.EqualFold(m.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			body = []byte(m.Body)
+		}
+		link := portalLink.FindString(string(body))
+		if link == "" {
+			t.Fatalf("the email of alert %s has no portal link:\n%s", alertID, body)
+		}
+		return link
+	}
+}
+
+var portalLink = regexp.MustCompile(`https?://\S+/portal/#/\S+`)
+
 func postLink(base, token string, out any) error {
 	req, _ := http.NewRequest(http.MethodPost, base+"/portal/links", nil)
 	req.Header.Set("Authorization", "Bearer "+token)

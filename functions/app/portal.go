@@ -22,3 +22,14 @@ func newPortal(cfg config.Config, auth api.Authenticator, now func() time.Time, 
 	}
 	return portal.New(o)
 }
+
+// portalURL is the portal's address for alert emails' links. Under App
+// Service Authentication the Functions host does not yet route /portal/ to
+// the handler (docs/portal.md, "Not yet deployable"), so emails carry no
+// link there until it does.
+func portalURL(cfg config.Config) string {
+	if cfg.AuthMode != "tokens" || cfg.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(cfg.PublicURL, "/") + "/portal/"
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"mime/quotedprintable"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ func (m *Mailer) alertEmail(a wire.Alert, to []string) []byte {
 	facts(&b, a, "")
 	fmt.Fprintf(&b, "\nWhat to do\n----------\n%s\n", m.advice(a.Kind))
 	b.WriteString("Once it is dealt with, acknowledge the alert in Coffer so it no longer shows as open.\n")
+	if link := m.portalLink(a); link != "" {
+		fmt.Fprintf(&b, "\nOpen it in the Coffer portal:\n%s\n", link)
+	}
 	footer(&b, a)
 	return m.compose(to, subject, "<alert."+a.ID+"@"+m.domain+">", map[string]string{
 		"X-Coffer-Vault": a.VaultID, "X-Coffer-Alert": a.ID,
@@ -94,6 +98,9 @@ func (m *Mailer) digestEmail(as []wire.Alert, to []string, more int) []byte {
 		fmt.Fprintf(&b, "%s: %s\n\n", kindName(k), m.advice(k))
 	}
 	b.WriteString("Once they are dealt with, acknowledge the alerts in Coffer so they no longer show as open.\n")
+	if m.cfg.PortalURL != "" {
+		fmt.Fprintf(&b, "\nOpen the vault's alerts in the Coffer portal:\n%s\n", m.portalBase(first.VaultID)+"/alerts")
+	}
 	footer(&b, first)
 	return m.compose(to, subject, "<digest."+first.VaultID+"."+randomHex()+"@"+m.domain+">", map[string]string{
 		"X-Coffer-Vault": first.VaultID,
@@ -154,6 +161,28 @@ func facts(b *strings.Builder, a wire.Alert, pad string) {
 	}
 	row("Kind", kindName(a.Kind)+" ("+a.Kind+")")
 	row("Alert ID", a.ID)
+}
+
+// portalBase is the portal's address of a vault's pages.
+func (m *Mailer) portalBase(vaultID string) string {
+	return strings.TrimRight(m.cfg.PortalURL, "/") + "/#/v/" + url.PathEscape(vaultID)
+}
+
+// portalLink is the portal page of an alert: its job among the machine's
+// jobs, else its machine, else the vault's alerts. The IDs are the control
+// plane's own, never text a machine chose.
+func (m *Mailer) portalLink(a wire.Alert) string {
+	if m.cfg.PortalURL == "" || a.VaultID == "" {
+		return ""
+	}
+	base := m.portalBase(a.VaultID)
+	switch {
+	case a.JobID != "" && a.MachineID != "":
+		return base + "/jobs?" + url.Values{"machine": {a.MachineID}, "job": {a.JobID}}.Encode()
+	case a.MachineID != "":
+		return base + "/machines/" + url.PathEscape(a.MachineID)
+	}
+	return base + "/alerts"
 }
 
 func footer(b *strings.Builder, a wire.Alert) {

@@ -53,6 +53,10 @@ type Config struct {
 	// SoftDeleteDays is how long deleted data stays undeletable
 	// (COFFER_SOFT_DELETE_DAYS), as the advice tells it; 0 means 14.
 	SoftDeleteDays int
+	// PortalURL is the vault portal's address (COFFER_PUBLIC_URL + /portal/):
+	// emails link to the alert's job, machine or vault page there. Empty
+	// leaves the links out.
+	PortalURL string
 }
 
 func (m *Mailer) softDeleteDays() int {

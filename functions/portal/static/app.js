@@ -60,11 +60,15 @@ async function api(method, path, body, opts) {
   });
   const text = await res.text();
   let data = null;
+  const pending = res.status === 202;
   if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
   if (!res.ok) {
     if (res.status === 401 && !opts.base) { state.session = null; go('#/signin'); }
     throw new ApiError(res.status, data);
   }
+  // In a vault with multi-user authorization an operation that needs a PIN
+  // is stored as a request a Backup Security Admin approves (202).
+  if (pending && data && data.id) return { pendingApproval: data };
   return data;
 }
 
@@ -112,6 +116,11 @@ async function act(fn, okMsg) {
   try {
     const r = await fn();
     if (r === null) { say('Cancelled.'); return; }
+    if (r && r.pendingApproval) {
+      say('Sent for approval: a Backup Security Admin other than you must approve request ' + r.pendingApproval.id + ' before it runs.');
+      await render(true);
+      return;
+    }
     say(okMsg);
     await render(true);
   } catch (e) {
@@ -327,7 +336,8 @@ async function overviewPage(main) {
         h('div', {}, ms.length + ' machines: ' + count('protected') + ' protected, ' + count('stopped') + ' stopped, ' + count('deleted') + ' deleted'),
         h('div', {}, h('a', { href: vaultLink(v.id, 'alerts') }, open.length + ' open alerts'), critical ? ' (' + critical + ' critical)' : ''),
         h('div', { class: 'vault-storage' }, 'Storage used: ' + fmtBytes(storage)),
-        h('div', {}, 'Security features ' + (v.securityFeatures ? 'on' : 'off'))),
+        h('div', {}, 'Security features ' + (v.securityFeatures ? 'on' : 'off')),
+        h('div', {}, 'Multi-user authorization ' + (v.multiUserAuth ? 'on' : 'off'))),
       ms.length ? h('table', {},
         h('caption', {}, 'Machines of ' + v.name),
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Machine'), h('th', { scope: 'col' }, 'Protection'), h('th', { scope: 'col' }, 'Last backup'),
@@ -342,15 +352,18 @@ async function overviewPage(main) {
   if (can('createVault')) {
     const name = h('input', { id: 'new-vault-name', name: 'name', required: true, maxlength: 64, 'aria-describedby': 'new-vault-hint' });
     const recipients = h('input', { id: 'new-vault-recipients', name: 'recipients', type: 'text', 'aria-describedby': 'new-vault-recipients-hint' });
+    const mua = h('input', { id: 'new-vault-mua', name: 'mua', type: 'checkbox', checked: true, 'aria-describedby': 'new-vault-mua-hint' });
     content.push(h('h2', {}, 'Create a vault'), h('form', {
       id: 'create-vault', 'data-action': 'createVault', onsubmit: ev => {
         ev.preventDefault();
         const list = recipients.value.split(',').map(s => s.trim()).filter(Boolean);
-        act(() => api('POST', '/vaults', { name: name.value, alertRecipients: list.length ? list : undefined }), 'Vault ' + name.value + ' created.');
+        act(() => api('POST', '/vaults', { name: name.value, alertRecipients: list.length ? list : undefined, multiUserAuth: mua.checked }), 'Vault ' + name.value + ' created.');
       },
     },
     h('div', { class: 'field' }, h('label', { for: 'new-vault-name' }, 'Vault name'), name, h('p', { class: 'hint', id: 'new-vault-hint' }, 'Up to 64 characters; the name agents and emails show.')),
     h('div', { class: 'field' }, h('label', { for: 'new-vault-recipients' }, 'Alert email recipients'), recipients, h('p', { class: 'hint', id: 'new-vault-recipients-hint' }, 'Comma-separated; optional.')),
+    h('div', { class: 'field inline' }, mua, h('label', { for: 'new-vault-mua' }, 'Multi-user authorization'),
+      h('p', { class: 'hint', id: 'new-vault-mua-hint' }, 'Operations that would take a security PIN need a Backup Security Admin\'s approval instead.')),
     h('button', { type: 'submit', 'data-action': 'createVault' }, 'Create vault')));
   }
   show(main, 'Overview', ...content);
@@ -392,7 +405,7 @@ async function machinePage(main, vaultID, machineID) {
     const actions = [];
     if (!deleted && can('deletePoint')) {
       actions.push(h('button', { type: 'button', class: 'danger', 'data-action': 'deletePoint', 'aria-label': 'Delete the recovery point of ' + fmtTime(p.time),
-        onclick: () => act(() => withPIN('Deleting the recovery point of ' + fmtTime(p.time), true,
+        onclick: () => act(() => withPIN('Deleting the recovery point of ' + fmtTime(p.time), !v.multiUserAuth,
           pin => api('DELETE', base + '/points/' + encodeURIComponent(p.id), undefined, { pin })), 'Recovery point deleted; it can be undeleted until it is purged.') }, 'Delete'));
     }
     if (deleted && can('undeletePoint')) {
@@ -446,7 +459,7 @@ const ERROR_HINTS = {
   storage_unavailable: 'Azure Storage did not answer; the next scheduled backup retries.',
 };
 
-function jobsTable(jobs, withMachine) {
+function jobsTable(jobs, withMachine, highlight) {
   if (!jobs.length) return h('p', {}, 'No job matches.');
   const now = Date.now();
   const rows = jobs.map(j => {
@@ -459,7 +472,7 @@ function jobsTable(jobs, withMachine) {
     const prog = j.type === 'backup' || j.type === 'restore'
       ? h('progress', { max: 100, value: pct === null ? null : pct, 'aria-label': 'Progress of ' + words(j.type) + ' job on ' + (j.machineName || j.machineId) }, pct === null ? '' : pct + '%')
       : '—';
-    return h('tr', { 'data-job': j.id, class: 'job st-row-' + j.status },
+    return h('tr', { 'data-job': j.id, class: 'job st-row-' + j.status + (j.id === highlight ? ' highlight' : ''), 'aria-current': j.id === highlight ? 'true' : null },
       withMachine ? h('td', {}, h('a', { href: vaultLink(j.vaultId, 'machines/' + encodeURIComponent(j.machineId)) }, j.machineName || j.machineId)) : null,
       h('td', {}, words(j.type)),
       h('td', { class: 'status' }, statusCell(j.status)),
@@ -503,7 +516,12 @@ async function jobsPage(main, vaultID, query) {
   selectField('jf-status', 'Status', query.get('status') || '', [['', 'All statuses'], ['in_progress', 'in progress'], ['completed', 'completed'], ['completed_with_warnings', 'completed with warnings'], ['failed', 'failed'], ['cancelled', 'cancelled']]),
   h('div', { class: 'field' }, h('label', { for: 'jf-since' }, 'Started since'), h('input', { id: 'jf-since', type: 'date', value: query.get('since') || '' })),
   h('button', { type: 'submit' }, 'Apply filters'));
-  show(main, 'Jobs of ' + v.name, form, jobsTable(jobs, true));
+  // A link from an alert email names its job: it is marked and shown.
+  const wanted = query.get('job');
+  show(main, 'Jobs of ' + v.name, form, jobsTable(jobs, true, wanted),
+    wanted && !jobs.some(j => j.id === wanted) ? h('p', {}, 'Job ' + wanted + ' is not among these jobs.') : null);
+  const row = wanted && main.querySelector('tr.highlight');
+  if (row) row.scrollIntoView({ block: 'center' });
   refreshWhileRunning(jobs);
 }
 
@@ -644,6 +662,7 @@ function policyEditor(v, name, doc) {
     try {
       const r = await withPIN('Shortening retention', false, pin => api('PUT', '/vaults/' + v.id + '/policies/' + encodeURIComponent(name), body, { pin, ifMatch: doc ? doc.etag : undefined }));
       if (r === null) { say('Cancelled.'); return; }
+      if (r && r.pendingApproval) { say('Sent for approval: a Backup Security Admin other than you must approve request ' + r.pendingApproval.id + ' before the policy changes.'); return; }
       state.flash = 'Policy ' + name + ' saved.';
       go(vaultLink(v.id, 'policies/' + encodeURIComponent(name)));
     } catch (e) {
@@ -690,10 +709,11 @@ async function securityPage(main, vaultID) {
   }
 
   content.push(h('h2', {}, 'Security features'),
-    h('p', { id: 'security-features' }, v.securityFeatures ? 'On: retention cannot go below 7 days daily, 4 weeks weekly, 3 months monthly and 1 year yearly.' : 'Off: policies may keep points for less than the minimum.'));
+    h('p', { id: 'security-features' }, v.securityFeatures ? 'On: retention cannot go below 7 days daily, 4 weeks weekly, 3 months monthly and 1 year yearly.' : 'Off: policies may keep points for less than the minimum.'),
+    h('p', { id: 'multi-user-auth' }, v.multiUserAuth ? 'Multi-user authorization is on: operations that would take a PIN are sent to a Backup Security Admin for approval instead.' : 'Multi-user authorization is off: a PIN is enough for destructive operations.'));
   if (can('changeVault')) {
     content.push(h('p', {}, h('button', { type: 'button', class: v.securityFeatures ? 'danger' : null, 'data-action': 'changeVault',
-      onclick: () => act(() => withPIN('Turning security features off', v.securityFeatures,
+      onclick: () => act(() => withPIN('Turning security features off', v.securityFeatures && !v.multiUserAuth,
         pin => api('PATCH', '/vaults/' + v.id, { securityFeatures: !v.securityFeatures }, { pin })), 'Security features turned ' + (v.securityFeatures ? 'off.' : 'on.')) },
     v.securityFeatures ? 'Turn security features off' : 'Turn security features on')));
   }
@@ -720,7 +740,7 @@ async function securityPage(main, vaultID) {
     const btn = (action, label, cls, fn, msg) => can(action) ? acts.push(h('button', { type: 'button', class: cls, 'data-action': action, 'aria-label': label + ': ' + m.name, onclick: () => act(fn, msg) }, label), ' ') : null;
     if (m.state === 'protected') btn('stop', 'Stop protection', 'secondary', () => api('POST', base(m) + '/stop', { deleteData: false }), 'Protection of ' + m.name + ' stopped; data kept.');
     if (m.state === 'stopped') btn('resume', 'Resume protection', null, () => api('POST', base(m) + '/resume'), 'Protection of ' + m.name + ' resumed.');
-    if (m.state !== 'deleted') btn('deleteData', 'Stop and delete data', 'danger', () => withPIN('Deleting the backup data of ' + m.name, true, pin => api('POST', base(m) + '/stop', { deleteData: true }, { pin })), 'Backup data of ' + m.name + ' deleted; it can be undeleted until it is purged.');
+    if (m.state !== 'deleted') btn('deleteData', 'Stop and delete data', 'danger', () => withPIN('Deleting the backup data of ' + m.name, !v.multiUserAuth, pin => api('POST', base(m) + '/stop', { deleteData: true }, { pin })), 'Backup data of ' + m.name + ' deleted; it can be undeleted until it is purged.');
     if (m.state === 'deleted') btn('undelete', 'Undelete data', null, () => api('POST', base(m) + '/undelete'), 'Backup data of ' + m.name + ' undeleted: stopped, data retained.');
     return h('tr', { 'data-machine': m.id }, h('th', { scope: 'row' }, h('a', { href: vaultLink(v.id, 'machines/' + encodeURIComponent(m.id)) }, m.name)),
       h('td', { class: 'state' }, stateCell(m.state), m.purgeAfter ? ' (purged after ' + fmtTime(m.purgeAfter) + ')' : ''), h('td', { class: 'actions' }, acts.length ? acts : '—'));
