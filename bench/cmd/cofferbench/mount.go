@@ -29,7 +29,9 @@ import (
 const (
 	mountFileSize = 256 << 20
 	mountFiles    = 50_000
-	mountRuns     = 3 // each figure is the median of this many fresh mounts
+	// Each figure is the median of this many fresh mounts.
+	mountReadRuns = 5
+	mountListRuns = 3
 
 	// Coffer's targets against restic's mount.
 	targetMountReadSpeedup = 1.5 // sequential read at least this much faster
@@ -38,12 +40,11 @@ const (
 
 // mountTool is one tool's mount figures.
 type mountTool struct {
-	name     string
-	reads    []time.Duration // sequential read of the large file, per fresh mount
-	lists    []time.Duration // ls -lR of the many-file tree, per fresh mount
-	lsLines  int
-	err      error
-	mountCmd []string
+	name    string
+	reads   []time.Duration // sequential read of the large file, per fresh mount
+	lists   []time.Duration // ls -lR of the many-file tree, per fresh mount
+	lsLines int
+	err     error
 }
 
 // mountResult is the whole mount benchmark.
@@ -111,6 +112,12 @@ func runMount(ctx context.Context, cfg config, work string, tools []*tool) *moun
 		res.notes = append(res.notes, fmt.Sprintf("mount benchmark aborted: generate data: %v", err))
 		return res
 	}
+	type setup struct {
+		mt *mountTool
+		t  *tool
+		tg *target
+	}
+	var ready []setup
 	for _, t := range tools {
 		if t.name != "coffer" && t.name != "restic" {
 			continue // borg mount needs llfuse, which Debian's borg lacks by default
@@ -122,17 +129,41 @@ func runMount(ctx context.Context, cfg config, work string, tools []*tool) *moun
 			mt.err = err
 			continue
 		}
+		defer tg.log.Close()
 		tg.initRepo(ctx)
 		tg.timeBackup(ctx, stepBackup, src)
 		if tg.err != nil {
 			mt.err = tg.err
-			tg.log.Close()
 			continue
 		}
-		mt.measure(ctx, t, tg, base, src, sum)
-		tg.log.Close()
-		if !cfg.keep {
-			os.RemoveAll(tg.repoDir)
+		ready = append(ready, setup{mt, t, tg})
+	}
+	// The tools take turns, run by run, so a change in the machine's load
+	// during the benchmark falls on both alike.
+	for _, phase := range []struct {
+		name string
+		runs int
+		fn   func(mt *mountTool, root string, log io.Writer) error
+	}{
+		{"sequential read", mountReadRuns, func(mt *mountTool, root string, _ io.Writer) error { return mt.read(root, sum) }},
+		{"ls -lR", mountListRuns, func(mt *mountTool, root string, log io.Writer) error { return mt.list(ctx, root, log) }},
+	} {
+		for i := range phase.runs {
+			for _, s := range ready {
+				if s.mt.err != nil || ctx.Err() != nil {
+					continue
+				}
+				progress("  %s mount: %s %d of %d", s.t.name, phase.name, i+1, phase.runs)
+				mnt := filepath.Join(base, "mnt-"+s.t.name)
+				if err := os.MkdirAll(mnt, 0o755); err != nil {
+					s.mt.err = err
+					continue
+				}
+				if err := withMount(ctx, s.t, s.tg, mnt, src, func(root string) error { return phase.fn(s.mt, root, s.tg.log) }); err != nil {
+					s.mt.err = fmt.Errorf("%s: %w", phase.name, err)
+					progress("  %s mount: FAILED %v (log: %s)", s.t.name, s.mt.err, s.tg.log.Name())
+				}
+			}
 		}
 	}
 	return res
@@ -175,63 +206,41 @@ func genMountData(src string, size int64, files int, seed uint64) ([32]byte, err
 	return sum, nil
 }
 
-// measure takes the read and ls -lR figures, each on fresh mounts.
-func (mt *mountTool) measure(ctx context.Context, t *tool, tg *target, base, src string, want [32]byte) {
-	mnt := filepath.Join(base, "mnt-"+t.name)
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		mt.err = err
-		return
+// read times a sequential read of the large file and checks its bytes.
+func (mt *mountTool) read(root string, want [32]byte) error {
+	f, err := os.Open(filepath.Join(root, "big"))
+	if err != nil {
+		return err
 	}
-	for i := range mountRuns {
-		progress("  %s mount: sequential read %d of %d", t.name, i+1, mountRuns)
-		err := withMount(ctx, t, tg, mnt, src, func(root string) error {
-			f, err := os.Open(filepath.Join(root, "big"))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			h := sha256.New()
-			start := time.Now()
-			_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
-			d := time.Since(start)
-			if err != nil {
-				return fmt.Errorf("read the large file: %w", err)
-			}
-			if !bytes.Equal(h.Sum(nil), want[:]) {
-				return errors.New("the large file read through the mount differs from the source")
-			}
-			mt.reads = append(mt.reads, d)
-			return nil
-		})
-		if err != nil {
-			mt.err = fmt.Errorf("sequential read: %w", err)
-			progress("  %s mount: FAILED %v (log: %s)", t.name, mt.err, tg.log.Name())
-			return
-		}
+	defer f.Close()
+	h := sha256.New()
+	start := time.Now()
+	_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
+	d := time.Since(start)
+	if err != nil {
+		return fmt.Errorf("read the large file: %w", err)
 	}
-	for i := range mountRuns {
-		progress("  %s mount: ls -lR %d of %d", t.name, i+1, mountRuns)
-		err := withMount(ctx, t, tg, mnt, src, func(root string) error {
-			cmd := exec.CommandContext(ctx, "ls", "-lR", filepath.Join(root, "many"))
-			var out lineCounter
-			cmd.Stdout = &out
-			cmd.Stderr = tg.log
-			start := time.Now()
-			err := cmd.Run()
-			d := time.Since(start)
-			if err != nil {
-				return fmt.Errorf("ls -lR: %w", err)
-			}
-			mt.lists = append(mt.lists, d)
-			mt.lsLines = out.n
-			return nil
-		})
-		if err != nil {
-			mt.err = fmt.Errorf("ls -lR: %w", err)
-			progress("  %s mount: FAILED %v (log: %s)", t.name, mt.err, tg.log.Name())
-			return
-		}
+	if !bytes.Equal(h.Sum(nil), want[:]) {
+		return errors.New("the large file read through the mount differs from the source")
 	}
+	mt.reads = append(mt.reads, d)
+	return nil
+}
+
+// list times ls -lR of the many-file tree.
+func (mt *mountTool) list(ctx context.Context, root string, log io.Writer) error {
+	cmd := exec.CommandContext(ctx, "ls", "-lR", filepath.Join(root, "many"))
+	var out lineCounter
+	cmd.Stdout, cmd.Stderr = &out, log
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return fmt.Errorf("ls -lR: %w", err)
+	}
+	mt.lists = append(mt.lists, d)
+	mt.lsLines = out.n
+	return nil
 }
 
 type lineCounter struct{ n int }
@@ -331,22 +340,22 @@ func (m *mountResult) markdown(b *bytes.Buffer) {
 		w("\n")
 		return
 	}
-	w("Each figure is the median of %d fresh mounts (`coffer mount`, `restic mount`), the page cache dropped after mounting when allowed; the file's SHA-256 is checked on every read.\n\n", mountRuns)
+	w("Each figure is the median of fresh mounts (`coffer mount`, `restic mount`; %d for reads, %d for `ls -lR`, the tools taking turns), the page cache dropped after mounting when allowed; the file's SHA-256 is checked on every read.\n\n", mountReadRuns, mountListRuns)
 	w("| Measure | coffer | restic | coffer vs restic | Target | Met |\n")
 	w("|---|---:|---:|---:|---|---|\n")
 	cof, res := m.byName("coffer"), m.byName("restic")
-	cell := func(t *mountTool, ds []time.Duration, speed bool) string {
+	cell := func(t *mountTool, ds []time.Duration, runs int, speed bool) string {
 		switch {
 		case t == nil:
 			return "not run"
-		case t.err != nil && len(ds) < mountRuns:
+		case t.err != nil && len(ds) < runs:
 			return "failed"
 		case speed:
 			return fmt.Sprintf("%.0f MB/s (%.2f s)", mbps(m.fileSize, median(ds)), median(ds).Seconds())
 		}
 		return fmt.Sprintf("%.2f s", median(ds).Seconds())
 	}
-	ok := func(t *mountTool, ds []time.Duration) bool { return t != nil && len(ds) == mountRuns }
+	ok := func(t *mountTool, ds []time.Duration, runs int) bool { return t != nil && len(ds) == runs }
 	reads := func(t *mountTool) []time.Duration {
 		if t == nil {
 			return nil
@@ -360,19 +369,19 @@ func (m *mountResult) markdown(b *bytes.Buffer) {
 		return t.lists
 	}
 	ratio, tgtMet := "", ""
-	if ok(cof, reads(cof)) && ok(res, reads(res)) {
+	if ok(cof, reads(cof), mountReadRuns) && ok(res, reads(res), mountReadRuns) {
 		x := median(res.reads).Seconds() / median(cof.reads).Seconds()
 		ratio, tgtMet = fmt.Sprintf("%.2f× faster", x), met(true, x >= targetMountReadSpeedup)
 	}
 	w("| Sequential read of the large file | %s | %s | %s | ≥ %.1f× faster | %s |\n",
-		cell(cof, reads(cof), true), cell(res, reads(res), true), ratio, targetMountReadSpeedup, tgtMet)
+		cell(cof, reads(cof), mountReadRuns, true), cell(res, reads(res), mountReadRuns, true), ratio, targetMountReadSpeedup, tgtMet)
 	ratio, tgtMet = "", ""
-	if ok(cof, lists(cof)) && ok(res, lists(res)) {
+	if ok(cof, lists(cof), mountListRuns) && ok(res, lists(res), mountListRuns) {
 		x := median(cof.lists).Seconds() / median(res.lists).Seconds()
 		ratio, tgtMet = fmt.Sprintf("%.2f× the time", x), met(true, x <= targetMountLsRatio)
 	}
 	w("| `ls -lR` of the small files | %s | %s | %s | no slower | %s |\n",
-		cell(cof, lists(cof), false), cell(res, lists(res), false), ratio, tgtMet)
+		cell(cof, lists(cof), mountListRuns, false), cell(res, lists(res), mountListRuns, false), ratio, tgtMet)
 	if cof != nil && res != nil && cof.lsLines != res.lsLines && cof.lsLines > 0 && res.lsLines > 0 {
 		w("\n`ls -lR` printed %d lines through coffer's mount and %d through restic's.\n", cof.lsLines, res.lsLines)
 	}
