@@ -32,12 +32,19 @@
 //   - $management: renew-lock, peek-message, receive-by-sequence-number, update-disposition,
 //     schedule-message, cancel-scheduled-message, replying with statusCode/statusDescription
 //     (and errorCondition) as the service does; $cbs replies use status-code/status-description.
-//   - link credit is honoured: a message is transferred only while the receiver has credit.
+//   - link credit is honoured: a message is transferred only while the receiver has credit;
+//   - sessions (RequiresSession): a message must carry a SessionId (group-id); a receiver accepts a
+//     session by ID or the next free one (com.microsoft:session-filter, echoed in the encoding the
+//     client used; com.microsoft:locked-until-utc in .NET ticks), gets only that session's messages,
+//     holds the session lock (LockDuration; renew-session-lock; lost: detached with
+//     com.microsoft:session-lock-lost) until it detaches; get/set-session-state; peek and
+//     receive-by-sequence-number filtered by session-id. A plain receiver on a session entity, or a
+//     session receiver elsewhere, is refused with amqp:not-allowed, as the service does.
 // Locks held by a receiver that detaches stay until they expire (as on Azure), so they can still be
 // settled through $management; after expiry the message is redelivered with DeliveryCount+1.
-// Not supported: sessions (an entity with RequiresSession loads, but every link to it is refused with
-// amqp:not-implemented naming the entity; a session receiver elsewhere with amqp:not-allowed), duplicate detection,
-// ForwardTo, rule filters, transactions. Everything is in memory.
+// Not supported: duplicate detection, ForwardTo, rule filters, transactions, listing sessions
+// (get-message-sessions). Accepting the next session answers at once with com.microsoft:timeout
+// when none is free, where the service waits. Everything is in memory.
 'use strict';
 
 const fs = require('fs');
@@ -159,6 +166,7 @@ class Entity {
         this.byToken = new Map(); // lock token hex -> record
         this.consumers = [];
         this.rr = 0;
+        this.sessions = new Map(); // session id -> { id, holder: link | null, until, timer, state: Buffer | null }
         this.dlq = kind === 'dlq' ? null : new Entity(name + '/$DeadLetterQueue', 'dlq', props, this);
         // The transfer dead-letter queue holds messages that could not be forwarded (ForwardTo,
         // transactions); it is its own queue, never the dead-letter queue.
@@ -246,9 +254,6 @@ function loadConfig(file) {
         entities.set(key, e);
         if (e.dlq) entities.set(e.dlq.name.toLowerCase(), e.dlq);
         if (e.transferDlq) entities.set(e.transferDlq.name.toLowerCase(), e.transferDlq);
-        if (e.props && e.props.requiresSession) {
-            console.error(`servicebus emulator: ${e.name} requires sessions, which this emulator does not support; links to it will be refused`);
-        }
     };
     namespaces.forEach((ns, i) => {
         const nw = `UserConfig.Namespaces[${i}]`;
@@ -350,6 +355,7 @@ function newRecord(entity, parsed, seq, now) {
         lock: null,
         scheduledTime: null,
         extraAppProps: null, // application property name -> rhea typed value, over the client's
+        sessionId: parsed.info.group_id === undefined || parsed.info.group_id === null ? null : String(parsed.info.group_id),
     };
     if (scheduled instanceof Date && scheduled.getTime() > now.getTime()) {
         rec.state = 'scheduled';
@@ -640,6 +646,12 @@ function pump(entity) {
     for (const rec of Array.from(entity.messages.values())) {
         if (rec.state !== 'active' || rec.lock) continue;
         if (expireIfDue(rec, now)) continue;
+        if (isSessionful(entity)) {
+            // A session's messages go only to the receiver holding that session.
+            const link = rec.sessionId === null ? null : sessionConsumer(entity, rec.sessionId);
+            if (link) deliver(rec, link);
+            continue;
+        }
         const link = nextConsumer(entity);
         if (!link) break;
         deliver(rec, link);
@@ -649,6 +661,88 @@ function pump(entity) {
             l.set_drained(true);
         }
     }
+}
+
+// ---------- sessions ----------
+
+// isSessionful tells whether receiving from entity needs a session: a queue or subscription with
+// RequiresSession (its dead-letter queues do not).
+function isSessionful(entity) {
+    return !!(entity && entity.kind !== 'dlq' && entity.kind !== 'topic' && entity.props && entity.props.requiresSession);
+}
+
+function sessionConsumer(entity, id) {
+    const sess = entity.sessions.get(id);
+    const link = sess && sess.holder;
+    return link && availableCredit(link) > 0 ? link : null;
+}
+
+function sessionHeld(sess) {
+    return !!(sess && sess.holder && !sess.holder.__closed && sess.holder.is_open());
+}
+
+// nextFreeSession picks the session of the oldest available message that no receiver holds.
+function nextFreeSession(entity) {
+    for (const rec of entity.messages.values()) {
+        if (rec.state !== 'active' || rec.lock || rec.sessionId === null) continue;
+        if (!sessionHeld(entity.sessions.get(rec.sessionId))) return rec.sessionId;
+    }
+    return null;
+}
+
+function lockSession(entity, id, link) {
+    let sess = entity.sessions.get(id);
+    if (!sess) {
+        sess = { id, holder: null, until: 0, timer: null, state: null };
+        entity.sessions.set(id, sess);
+    }
+    sess.holder = link;
+    link.__session = sess;
+    armSessionLock(entity, sess, Date.now() + entity.props.lockDurationMs);
+    return sess;
+}
+
+// armSessionLock (re)starts a session lock; when it runs out the receiver loses the session, as on
+// Service Bus: its link is detached with com.microsoft:session-lock-lost.
+function armSessionLock(entity, sess, until) {
+    sess.until = until;
+    if (sess.timer) clearTimeout(sess.timer);
+    sess.timer = setTimeout(() => {
+        const link = sess.holder;
+        releaseSession(entity, sess);
+        if (link && link.is_open()) {
+            link.close({ condition: 'com.microsoft:session-lock-lost', description: `The session lock has expired on the MessageSession. Accept a new MessageSession. Session '${sess.id}'.` });
+        }
+    }, Math.max(0, until - Date.now()));
+}
+
+function releaseSession(entity, sess) {
+    if (sess.timer) clearTimeout(sess.timer);
+    sess.timer = null;
+    if (sess.holder) sess.holder.__session = null;
+    sess.holder = null;
+    if (sess.state === null && !Array.from(entity.messages.values()).some((r) => r.sessionId === sess.id)) entity.sessions.delete(sess.id);
+    pump(entity);
+}
+
+function releaseLinkSession(link) {
+    const sess = link.__session;
+    if (sess && link.__entity) releaseSession(link.__entity, sess);
+}
+
+// netTicks is a time as .NET DateTime ticks (100 ns since 0001-01-01), an int64 the way Service Bus
+// sends com.microsoft:locked-until-utc on a session receiver's attach.
+function netTicks(ms) {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE((BigInt(ms) + 62135596800000n) * 10000n);
+    return types.wrap_long(b);
+}
+
+// sessionFilterValue is the session a receiver asks for: a string, or null for the next free one.
+function sessionFilterValue(source) {
+    let v = source.filter['com.microsoft:session-filter'];
+    while (v && typeof v === 'object' && !Buffer.isBuffer(v) && 'value' in v) v = v.value;
+    return v === undefined || v === null ? null : String(v);
 }
 
 function nextConsumer(entity) {
@@ -836,9 +930,11 @@ function handleManagement(context, entity) {
                 const from = Number(body['from-sequence-number'] || 0);
                 const count = Math.max(1, Number(body['message-count'] || 1));
                 const now = Date.now();
+                const sid = body['session-id'];
                 const recs = Array.from(entity.messages.values())
                     .filter((r) => !expireIfDue(r, now))
                     .filter((r) => r.seq >= from)
+                    .filter((r) => sid === undefined || sid === null || r.sessionId === String(sid))
                     .sort((a, b) => a.seq - b.seq)
                     .slice(0, count);
                 if (recs.length === 0) return reply(context, req, 204, 'No Content');
@@ -849,7 +945,8 @@ function handleManagement(context, entity) {
                 const recs = [];
                 for (const s of asArray(body['sequence-numbers'])) {
                     const rec = entity.messages.get(Number(s));
-                    if (!rec || rec.state !== 'deferred' || rec.lock) {
+                    const sid = body['session-id'];
+                    if (!rec || rec.state !== 'deferred' || rec.lock || (sid !== undefined && sid !== null && rec.sessionId !== String(sid))) {
                         // As on Service Bus: every requested message must be a deferred, unlocked one.
                         return replyError(context, req, 404, 'com.microsoft:message-not-found',
                             `Failed to lock one or more specified messages. The message with sequence number ${s} was not found or is locked.`);
@@ -887,11 +984,15 @@ function handleManagement(context, entity) {
             }
             case 'com.microsoft:schedule-message': {
                 const seqs = [];
-                for (const entry of asArray(body.messages)) {
+                const entries = asArray(body.messages);
+                for (const entry of entries) {
                     const raw = entry && entry.message;
                     if (!Buffer.isBuffer(raw)) return replyError(context, req, 400, 'amqp:invalid-field', 'message is not binary');
-                    seqs.push(enqueue(entity.__topic || entity, raw));
+                    if (isSessionful(entity) && !hasSessionId(amqpMessage.decode(raw))) {
+                        return replyError(context, req, 400, noSessionIdError.condition, noSessionIdError.description);
+                    }
                 }
+                for (const entry of entries) seqs.push(enqueue(entity.__topic || entity, entry.message));
                 return reply(context, req, 200, 'OK', { 'sequence-numbers': types.wrap_array(seqs, 0x81) });
             }
             case 'com.microsoft:cancel-scheduled-message': {
@@ -903,6 +1004,26 @@ function handleManagement(context, entity) {
                     }
                 }
                 return reply(context, req, 200, 'OK');
+            }
+            case 'com.microsoft:renew-session-lock':
+            case 'com.microsoft:get-session-state':
+            case 'com.microsoft:set-session-state': {
+                const sid = body['session-id'];
+                const sess = sid === undefined || sid === null ? null : entity.sessions.get(String(sid));
+                if (!isSessionful(entity) || !sessionHeld(sess)) {
+                    return replyError(context, req, 410, 'com.microsoft:session-lock-lost',
+                        `The session lock has expired on the MessageSession. Accept a new MessageSession. Session '${sid}'.`);
+                }
+                if (op === 'com.microsoft:renew-session-lock') {
+                    armSessionLock(entity, sess, Date.now() + entity.props.lockDurationMs);
+                    return reply(context, req, 200, 'OK', { expiration: types.wrap_timestamp(sess.until) });
+                }
+                if (op === 'com.microsoft:get-session-state') {
+                    return reply(context, req, 200, 'OK', { 'session-state': sess.state === null ? null : types.wrap_binary(sess.state) });
+                }
+                const state = body['session-state'];
+                sess.state = state === undefined || state === null ? null : Buffer.from(state);
+                return reply(context, req, 200, 'OK', {});
             }
             default:
                 return replyError(context, req, 501, 'com.microsoft:not-implemented', 'operation ' + op + ' is not supported by the emulator');
@@ -927,30 +1048,12 @@ function notFound(link, address) {
     link.close({ condition: 'amqp:not-found', description: `The messaging entity '${address}' could not be found.` });
 }
 
-// Sessions are not emulated. Rather than deliver a session entity's messages to a receiver that
-// holds no session lock, every link to such an entity is refused, naming it.
-function refuseSessions(link, entity) {
-    const owner = entity.kind === 'dlq' ? entity.parent : entity;
-    refuse(link, {
-        condition: 'amqp:not-implemented',
-        description: `The Coffer Service Bus emulator does not support sessions: '${owner.name}' requires sessions (RequiresSession). ` +
-            'Use the official Service Bus emulator or a namespace in Azure for session entities.',
-    });
-}
-
 // refuse answers an attach with a null terminus, then detaches with the error: the way to refuse a
 // link (AMQP 1.0, 2.6.3), which clients report as the error instead of reading the attach first.
 function refuse(link, error) {
     if (link.is_sender()) link.local.attach.source = null;
     else link.local.attach.target = null;
     link.close(error);
-}
-
-function requiresSession(entity) {
-    const owner = entity && entity.kind === 'dlq' ? entity.parent : entity;
-    if (!owner) return false;
-    if (owner.kind === 'topic') return owner.subscriptions.some((s) => s.props.requiresSession);
-    return !!(owner.props && owner.props.requiresSession);
 }
 
 // sessionFilter tells whether a receiver asks for a session (com.microsoft:session-filter).
@@ -996,7 +1099,47 @@ container.on('sender_open', (context) => {
         else notFound(link, address);
         return;
     }
-    if (requiresSession(entity)) return refuseSessions(link, entity);
+    if (isSessionful(entity)) {
+        if (!sessionFilter(link.remote.attach.source)) {
+            return refuse(link, {
+                condition: 'amqp:not-allowed',
+                description: `It is not possible for an entity that requires sessions to create a non-sessionful message receiver: '${entity.name}' requires sessions.`,
+            });
+        }
+        let id = sessionFilterValue(link.remote.attach.source);
+        if (id === null) {
+            id = nextFreeSession(entity);
+            if (id === null) {
+                // Service Bus waits up to the client's timeout for a session to free up; this
+                // emulator answers at once.
+                return refuse(link, { condition: 'com.microsoft:timeout', description: `No unlocked session with messages is available on '${entity.name}'.` });
+            }
+        } else if (sessionHeld(entity.sessions.get(id))) {
+            return refuse(link, {
+                condition: 'com.microsoft:session-cannot-be-locked',
+                description: `The requested session '${id}' cannot be accepted. It may be locked by another receiver.`,
+            });
+        }
+        const sess = lockSession(entity, id, link);
+        const sid = id;
+        // The session granted goes back in the filter, encoded as the client sent its own: Go sends a
+        // described value (descriptor 0x137000000C) and reads one back; JavaScript a plain string.
+        const asked = link.remote.attach.source.filter['com.microsoft:session-filter'];
+        const described = !!asked && typeof asked === 'object' && asked.descriptor !== undefined;
+        link.set_source({
+            address: remoteAddress(link.remote.attach.source),
+            filter: { 'com.microsoft:session-filter': { toRheaTyped: () => (described
+                ? types.described(types.wrap_ulong(0x137000000C), types.wrap_string(sid))
+                : types.wrap_string(sid)) } },
+        });
+        link.local.attach.properties = { 'com.microsoft:locked-until-utc': { toRheaTyped: () => netTicks(sess.until) } };
+        link.__entity = entity;
+        link.__receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
+        entity.consumers.push(link);
+        debug('session receiver attached to', entity.name, 'session', id);
+        setImmediate(() => pump(entity));
+        return;
+    }
     if (sessionFilter(link.remote.attach.source)) {
         refuse(link, {
             condition: 'amqp:not-allowed',
@@ -1026,7 +1169,6 @@ container.on('receiver_open', (context) => {
     if (mgmt) {
         const entity = lookup(mgmt[1]);
         if (!entity) return notFound(link, address);
-        if (requiresSession(entity)) return refuseSessions(link, entity);
         link.__kind = 'management';
         link.__entity = entity;
         // A scheduled message travels inside a management request, so the entity's limit holds here too.
@@ -1039,12 +1181,31 @@ container.on('receiver_open', (context) => {
         else notFound(link, address);
         return;
     }
-    if (requiresSession(entity)) return refuseSessions(link, entity);
     link.local.attach.max_message_size = link.__maxMessageSize = entity.maxMessageSize;
     link.__kind = 'entity';
     link.__entity = entity;
     debug('sender attached to', entity.name);
 });
+
+const noSessionIdError = {
+    condition: 'amqp:not-allowed',
+    description: 'The SessionId was not set on a message, and it cannot be sent to the entity. Entities that have session support enabled can only receive messages that have the SessionId set to a valid value.',
+};
+
+function hasSessionId(msg) {
+    return msg && msg.group_id !== undefined && msg.group_id !== null && String(msg.group_id) !== '';
+}
+
+// allHaveSessionIds checks every message of a transfer (one, or each of a batch) names its session.
+function allHaveSessionIds(context) {
+    if (context.format === undefined) return hasSessionId(context.message);
+    const reader = new types.Reader(context.message);
+    while (reader.remaining()) {
+        const s = reader.read();
+        if (sectionCode(s) === 0x75 && !hasSessionId(amqpMessage.decode(s.value))) return false;
+    }
+    return true;
+}
 
 // tooLarge refuses a transfer over the link's max-message-size: the delivery is rejected with
 // amqp:link:message-size-exceeded and the service's wording. The link stays attached, so what the
@@ -1082,6 +1243,10 @@ container.on('message', (context) => {
             }
             case 'entity': {
                 const raw = context.format === undefined ? context.message.__raw : context.message;
+                if (isSessionful(link.__entity) && !allHaveSessionIds(context)) {
+                    delivery.reject(noSessionIdError);
+                    return;
+                }
                 if (context.format === undefined) {
                     enqueue(link.__entity, raw || amqpMessage.encode(context.message));
                 } else if (context.format === BATCH_FORMAT) {
@@ -1121,20 +1286,27 @@ container.on('sendable', (context) => {
 
 function forgetLink(link) {
     link.__closed = true;
+    releaseLinkSession(link);
 }
 container.on('sender_close', (context) => forgetLink(context.sender));
 container.on('receiver_close', (context) => forgetLink(context.receiver));
 container.on('disconnected', (context) => {
     const conn = context.connection;
     for (const e of entities.values()) {
-        if (e.consumers) e.consumers = e.consumers.filter((l) => l.connection !== conn);
+        if (e.consumers) {
+            for (const l of e.consumers) if (l.connection === conn) releaseLinkSession(l);
+            e.consumers = e.consumers.filter((l) => l.connection !== conn);
+        }
     }
     debug('connection dropped', context.error ? String(context.error) : '');
 });
 container.on('connection_close', (context) => {
     const conn = context.connection;
     for (const e of entities.values()) {
-        if (e.consumers) e.consumers = e.consumers.filter((l) => l.connection !== conn);
+        if (e.consumers) {
+            for (const l of e.consumers) if (l.connection === conn) releaseLinkSession(l);
+            e.consumers = e.consumers.filter((l) => l.connection !== conn);
+        }
     }
 });
 for (const ev of ['sender_error', 'receiver_error', 'session_error', 'connection_error', 'protocol_error']) {

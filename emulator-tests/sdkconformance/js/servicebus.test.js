@@ -289,9 +289,37 @@ test('the broker enforces max-message-size on a client that ignores it', T, asyn
     });
 });
 
-test('a session queue is refused clearly, naming the entity', T, () => withClient(async (c) => {
-    const refusal = (err) => /does not support sessions: 'sessions' requires sessions/.test(String(err && err.message));
-    await assert.rejects(c.createSender('sessions').sendMessages({ body: 'x', sessionId: 's1' }), refusal);
-    await assert.rejects(c.acceptSession('sessions', 's1'), refusal);
-    await assert.rejects(c.createReceiver('sessions').receiveMessages(1, WAIT), refusal);
+test('sessions: accept by ID and the next free one, in order, with state and lock renewal', T, () => withClient(async (c) => {
+    const s = c.createSender('sessions');
+    await assert.rejects(s.sendMessages({ body: 'nobody' }), (err) => /SessionId was not set/.test(String(err && err.message)));
+    await s.sendMessages([
+        { body: 'a1', sessionId: 's1' }, { body: 'b1', sessionId: 's2' }, { body: 'a2', sessionId: 's1' }, { body: 'b2', sessionId: 's2' },
+    ]);
+    await assert.rejects(c.createReceiver('sessions').receiveMessages(1, WAIT), (err) => /requires sessions/.test(String(err && err.message)));
+    await assert.rejects(c.acceptSession('peek', 'x'), (err) => /does not require sessions/.test(String(err && err.message)));
+
+    const s1 = await c.acceptSession('sessions', 's1', { maxAutoLockRenewalDurationInMs: 0 });
+    assert.equal(s1.sessionId, 's1');
+    assert.ok(s1.sessionLockedUntilUtc > new Date(), 'session lock in the future');
+    const got = await receiveExactly(s1, 2, 'session s1');
+    assert.deepEqual(got.map((m) => [m.body, m.sessionId]), [['a1', 's1'], ['a2', 's1']]);
+    for (const m of got) await s1.completeMessage(m);
+    await assert.rejects(c.acceptSession('sessions', 's1'), (err) => /cannot be accepted/.test(String(err && err.message)));
+    await s1.setSessionState('checkpoint');
+    assert.equal(await s1.getSessionState(), 'checkpoint');
+    const before = s1.sessionLockedUntilUtc;
+    const renewed = await s1.renewSessionLock();
+    assert.ok(renewed >= before, `renewed until ${renewed.toISOString()}, was ${before.toISOString()}`);
+
+    const next = await c.acceptNextSession('sessions', { maxAutoLockRenewalDurationInMs: 0 });
+    assert.equal(next.sessionId, 's2', 'the next free session');
+    assert.deepEqual((await next.peekMessages(10)).map((m) => m.body), ['b1', 'b2']);
+    const fromS2 = await receiveExactly(next, 2, 'session s2');
+    for (const m of fromS2) await next.completeMessage(m);
+    await next.close();
+
+    await s1.close();
+    const again = await c.acceptSession('sessions', 's1');
+    assert.equal(await again.getSessionState(), 'checkpoint', 'session state outlives the receiver');
+    await again.close();
 }));
