@@ -105,6 +105,7 @@ func processAlive(pid int) bool {
 	if err != nil {
 		return false
 	}
+	defer p.Release()
 	// On Unix FindProcess always succeeds; signal 0 asks without signalling.
 	// Elsewhere FindProcess opened the process, so it exists.
 	err = p.Signal(syscall.Signal(0))
