@@ -17,12 +17,16 @@ all: build
 
 ## deps: install the emulators' npm packages (pinned by the lockfile) and Go
 ## modules, and Debian's Chromium for the portal's browser test when missing
-## (without it that test skips, saying so)
+## (without it that test skips, saying so), and on Linux fuse3 for the coffer
+## mount tests (likewise)
 deps: $(NODE_STAMP)
 	$(GO) mod download
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 		(apt-get update && apt-get install -y chromium) || \
 		echo "deps: could not install chromium (not root?); the portal's browser test will be skipped"
+	@[ "$$(uname -s)" != Linux ] || command -v fusermount3 >/dev/null || command -v fusermount >/dev/null || \
+		apt-get install -y fuse3 || (apt-get update && apt-get install -y fuse3) || \
+		echo "deps: could not install fuse3 (not root?); the coffer mount tests will be skipped"
 
 $(NODE_STAMP): emulator-tests/package-lock.json emulator-tests/package.json
 	cd emulator-tests && $(NPM) ci --no-audit --no-fund --loglevel=error
