@@ -391,3 +391,39 @@ func TestScheduledMessageLivesFromItsEnqueueTime(t *testing.T) {
 		t.Fatalf("enqueued at %v, scheduled for %v", m.EnqueuedTime, at)
 	}
 }
+
+// A session lock that runs out frees the session: the receiver that held it loses it (its link is
+// detached with session-lock-lost) and another receiver can accept it.
+func TestExpiredSessionLockFreesTheSession(t *testing.T) {
+	t.Parallel()
+	localOnly(t) // Azure refuses a lock duration under 5 s
+	c, err := azservicebus.NewClientFromConnectionString(connStr, &azservicebus.ClientOptions{
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	send(t, newSender(t, c, "session-lock"), &azservicebus.Message{Body: []byte("held"), SessionID: to.Ptr("x")})
+	first, err := c.AcceptSessionForQueue(testContext(t, 10*time.Second), "session-lock", "x", nil) // LockDuration PT1S
+	if err != nil {
+		t.Fatalf("AcceptSessionForQueue: %v", err)
+	}
+	defer first.Close(context.Background())
+	until := first.LockedUntil()
+	for time.Now().Before(until.Add(200 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond) // the session lock is the condition waited on
+	}
+	second, err := c.AcceptSessionForQueue(testContext(t, 10*time.Second), "session-lock", "x", nil)
+	if err != nil {
+		t.Fatalf("accept the session after its lock ran out: %v", err)
+	}
+	defer second.Close(context.Background())
+	msgs, err := second.ReceiveMessages(testContext(t, 10*time.Second), 1, nil)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "held" {
+		t.Fatalf("the new holder received %v, %v", bodies(msgs), err)
+	}
+	if err := first.RenewSessionLock(testContext(t, 10*time.Second), nil); err == nil {
+		t.Fatal("the first receiver renewed a session it lost")
+	}
+}

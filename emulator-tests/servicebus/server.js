@@ -1010,7 +1010,10 @@ function handleManagement(context, entity) {
             case 'com.microsoft:set-session-state': {
                 const sid = body['session-id'];
                 const sess = sid === undefined || sid === null ? null : entity.sessions.get(String(sid));
-                if (!isSessionful(entity) || !sessionHeld(sess)) {
+                // The request names the receiver it comes from (associated-link-name): only the
+                // session's holder may renew it or use its state.
+                const from = req.application_properties && req.application_properties['associated-link-name'];
+                if (!isSessionful(entity) || !sessionHeld(sess) || (from && String(from) !== String(sess.holder.name))) {
                     return replyError(context, req, 410, 'com.microsoft:session-lock-lost',
                         `The session lock has expired on the MessageSession. Accept a new MessageSession. Session '${sid}'.`);
                 }
