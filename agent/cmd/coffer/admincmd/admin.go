@@ -40,6 +40,7 @@ const requestTimeout = 2 * time.Minute
 type flags struct {
 	url, token string
 	asJSON     bool
+	reason     string // why, for an operation that needs a Security Admin's approval
 }
 
 // New is the `coffer admin` command and its subcommands.
@@ -79,6 +80,7 @@ retired key files.
 	c.PersistentFlags().StringVar(&f.url, "url", "", "control plane URL (default $"+envURL+")")
 	c.PersistentFlags().StringVar(&f.token, "token", "", "bearer token: a local role token or an Entra ID access token (default $"+envToken+")")
 	c.PersistentFlags().BoolVar(&f.asJSON, "json", false, "print the control plane's JSON")
+	c.PersistentFlags().StringVar(&f.reason, "reason", "", "why: stored with a request that needs a Backup Security Admin's approval (multi-user authorization)")
 	c.AddCommand(
 		newVault(f), newCredentials(f), newPIN(f),
 		newPolicy(f),
@@ -87,6 +89,7 @@ retired key files.
 		newKeys(f), newKey(f),
 		newJobs(f),
 		newAlerts(f), newAlert(f),
+		newApprovals(f),
 	)
 	return c
 }
@@ -98,7 +101,12 @@ valid 5 minutes and works once. A PIN is needed to turn security features
 off, to stop protection and delete data, to delete a recovery point, and to
 write, assign or delete a policy when that shortens any machine's effective
 retention. After 5 wrong PINs the vault's PIN is void and PIN tries are
-refused for 15 minutes; then generate a new one.`
+refused for 15 minutes; then generate a new one.
+
+Multi-user authorization (on by default for new vaults): each of these
+operations, and turning it off, needs no PIN but becomes a request, stored
+with --reason, that a Backup Security Admin other than you approves within
+24 hours (` + "`coffer admin approvals`" + `); it then runs once.`
 
 // group is a command that only holds subcommands. Without a RunE cobra
 // would print help and exit 0 for a mistyped subcommand.
@@ -145,8 +153,12 @@ func (f *flags) open(c *cobra.Command) (*session, error) {
 	}
 	// Accept the API's own URL too, as people copy it from the docs.
 	base := strings.TrimSuffix(strings.TrimSuffix(raw, "/"), wire.Version)
+	var hdr http.Header
+	if f.reason != "" {
+		hdr = http.Header{wire.ReasonHeader: {f.reason}}
+	}
 	return &session{
-		cp:     &cpclient.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: requestTimeout}},
+		cp:     &cpclient.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: requestTimeout}, Header: hdr},
 		out:    c.OutOrStdout(),
 		asJSON: f.asJSON,
 	}, nil
@@ -163,9 +175,13 @@ func keep(ctx context.Context) (context.Context, *json.RawMessage) {
 // error codes become hints that name this CLI's commands and flags.
 func (s *session) fail(ctx context.Context, err error) error {
 	var se *cpclient.StatusError
+	var pe *cpclient.PendingError
 	switch {
 	case errors.As(err, &se):
 		return s.explain(se)
+	case errors.As(err, &pe):
+		// Nothing happened yet: say so, and how it goes on.
+		return err
 	case ctx.Err() != nil:
 		return err
 	case errors.Is(err, cpclient.ErrBadAnswer):
@@ -249,10 +265,12 @@ func writeJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
-// needPIN rejects an empty --pin before a request the server would refuse.
-func needPIN(pin, vault, what string) error {
-	if pin == "" {
-		return cli.Usagef("%s needs a security PIN: get one with `coffer admin pin %s` and pass it with --pin", what, quote(vault))
+// needPIN rejects an empty --pin before a request the server would
+// refuse, unless --reason asks for a Security Admin's approval instead.
+func (f *flags) needPIN(pin, vault, what string) error {
+	if pin == "" && f.reason == "" {
+		return cli.Usagef("%s needs a security PIN: get one with `coffer admin pin %s` and pass it with --pin "+
+			"(with multi-user authorization on, give --reason instead: it becomes a request a Backup Security Admin approves)", what, quote(vault))
 	}
 	return nil
 }

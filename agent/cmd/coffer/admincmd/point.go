@@ -26,7 +26,7 @@ purged. Needs a PIN (--pin).
 ` + pinRules,
 		Args: cli.RangeArgs(3, 3),
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := needPIN(pin, args[0], "deleting a recovery point"); err != nil {
+			if err := f.needPIN(pin, args[0], "deleting a recovery point"); err != nil {
 				return err
 			}
 			return pointAction(f, c, args, func(cp *cpclient.Client, ctx context.Context, vault, machine, point string) (wire.Point, error) {

@@ -28,7 +28,7 @@ period (14 days by default), after which it is purged for good.
 		RunE: func(c *cobra.Command, args []string) error {
 			switch {
 			case deleteData:
-				if err := needPIN(pin, args[0], "--delete-data"); err != nil {
+				if err := f.needPIN(pin, args[0], "--delete-data"); err != nil {
 					return err
 				}
 			case pin != "":

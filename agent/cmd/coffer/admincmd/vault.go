@@ -22,6 +22,7 @@ func newVaultCreate(f *flags) *cobra.Command {
 		recipients []string
 		digest     bool
 		noSecurity bool
+		noMUA      bool
 	)
 	c := &cobra.Command{
 		Use:   "create NAME [--recipient EMAIL]... [--digest] [--no-security-features]",
@@ -30,7 +31,11 @@ func newVaultCreate(f *flags) *cobra.Command {
 --digest, one email an hour.
 
 Security features (minimum retention, PINs for destructive operations) are on
-unless --no-security-features; turning them off later needs a PIN.`,
+unless --no-security-features; turning them off later needs a PIN.
+
+Multi-user authorization is on unless --no-multi-user-auth: every operation
+that needs a PIN becomes a request a Backup Security Admin approves, and
+turning it off later needs an approval too.`,
 		Args: cli.RangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			s, err := f.open(c)
@@ -41,6 +46,10 @@ unless --no-security-features; turning them off later needs a PIN.`,
 			if noSecurity {
 				off := false
 				nv.SecurityFeatures = &off
+			}
+			if noMUA {
+				off := false
+				nv.MultiUserAuth = &off
 			}
 			ctx, raw := keep(c.Context())
 			v, err := s.cp.CreateVault(ctx, nv)
@@ -59,6 +68,7 @@ unless --no-security-features; turning them off later needs a PIN.`,
 	c.Flags().StringSliceVar(&recipients, "recipient", nil, "email address for alerts (repeat, or separate with commas)")
 	c.Flags().BoolVar(&digest, "digest", false, "email one hourly digest instead of one email per alert")
 	c.Flags().BoolVar(&noSecurity, "no-security-features", false, "turn security features off (not recommended)")
+	c.Flags().BoolVar(&noMUA, "no-multi-user-auth", false, "turn multi-user authorization off: a Contributor's PIN alone then deletes data (not recommended)")
 	return c
 }
 
@@ -113,6 +123,7 @@ func newVaultSet(f *flags) *cobra.Command {
 		recipients []string
 		digest     bool
 		security   bool
+		mua        bool
 		pin        string
 	)
 	c := &cobra.Command{
@@ -136,8 +147,11 @@ critical alert.`,
 			if c.Flags().Changed("security-features") {
 				u.SecurityFeatures = &security
 			}
+			if c.Flags().Changed("multi-user-auth") {
+				u.MultiUserAuth = &mua
+			}
 			if u == (wire.VaultUpdate{}) {
-				return cli.Usagef("nothing to change: give --recipient, --digest or --security-features (see `%s --help`)", c.CommandPath())
+				return cli.Usagef("nothing to change: give --recipient, --digest, --security-features or --multi-user-auth (see `%s --help`)", c.CommandPath())
 			}
 			s, id, err := f.openVault(c, args[0])
 			if err != nil {
@@ -154,6 +168,7 @@ critical alert.`,
 	c.Flags().StringSliceVar(&recipients, "recipient", nil, "email address for alerts; replaces the list (repeat, or separate with commas)")
 	c.Flags().BoolVar(&digest, "digest", false, "email one hourly digest (true) or one email per alert (false)")
 	c.Flags().BoolVar(&security, "security-features", true, "security features on (true) or off (false, needs --pin)")
+	c.Flags().BoolVar(&mua, "multi-user-auth", true, "multi-user authorization on (true) or off (false: a request a Backup Security Admin approves)")
 	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`")
 	return c
 }
@@ -171,6 +186,7 @@ func vaultDetail(w io.Writer, v wire.Vault) {
 		[2]string{"ID", v.ID},
 		[2]string{"Created", detailWhen(&v.CreatedAt)},
 		[2]string{"Security features", onOff(v.SecurityFeatures)},
+		[2]string{"Multi-user authorization", onOff(v.MultiUserAuth)},
 		[2]string{"Alert email", emailMode(v)},
 		[2]string{"Recipients", dash(strings.Join(v.AlertRecipients, "\n"))},
 	)
