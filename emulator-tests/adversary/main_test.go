@@ -204,10 +204,12 @@ func (f *fixture) stop() {
 }
 
 // newVault creates a vault with security features on and an alert
-// recipient.
+// recipient. Multi-user authorization is off: these attacks are about what
+// a PIN allows; approvals_test.go makes its vaults with it on.
 func (f *fixture) newVault(ctx context.Context, name string) (wire.Vault, error) {
 	var v wire.Vault
-	_, err := f.contributor.Do(ctx, "POST", wire.Version+"/vaults", wire.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}}, &v)
+	off := false
+	_, err := f.contributor.Do(ctx, "POST", wire.Version+"/vaults", wire.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}, MultiUserAuth: &off}, &v)
 	if err != nil {
 		return v, fmt.Errorf("create vault %s: %w", name, err)
 	}

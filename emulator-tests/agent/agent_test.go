@@ -170,7 +170,8 @@ func newWorld(t *testing.T, edits ...func(env map[string]string)) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	w.URL, w.App, w.Admin, w.env = srv.URL, a, &cpclient.Client{BaseURL: srv.URL, Token: contributorToken}, st.Environ()
-	_, err := w.Admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}}, &w.Vault)
+	off := false // the passphrase stories use a PIN
+	_, err := w.Admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: fmt.Sprintf("branch-offices-%d", time.Now().UnixNano()), AlertRecipients: []string{"ops@branch.example"}, MultiUserAuth: &off}, &w.Vault)
 	if err != nil {
 		t.Fatal(err)
 	}

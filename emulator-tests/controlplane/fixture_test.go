@@ -123,9 +123,12 @@ func wantCode(t *testing.T, err error, status int, code string) {
 	}
 }
 
+// vault creates a vault with multi-user authorization off, so the stories
+// of what a PIN allows run as before; approvals_test.go turns it on.
 func (c *cp) vault(name string) wire.Vault {
 	var v wire.Vault
-	_, err := c.Contributor.Do(ctxT(c.t), "POST", "/api/v1/vaults", wire.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}}, &v)
+	off := false
+	_, err := c.Contributor.Do(ctxT(c.t), "POST", "/api/v1/vaults", wire.NewVault{Name: name, AlertRecipients: []string{"ops@branch.example"}, MultiUserAuth: &off}, &v)
 	must(c.t, err)
 	return v
 }

@@ -67,7 +67,10 @@ func stepControlPlane(ctx context.Context, d *demo) (string, error) {
 
 func stepVault(ctx context.Context, d *demo) (string, error) {
 	d.recipient = demoRecipient
-	if err := d.cofferJSON(ctx, &d.vault, "admin", "vault", "create", demoVault, "--recipient", d.recipient); err != nil {
+	if err := d.cofferJSON(ctx, &d.vault, "admin", "vault", "create", demoVault, "--recipient", d.recipient,
+		// The demo shows what a PIN does; multi-user authorization (a second
+		// admin approving) has its own emulator story.
+		"--no-multi-user-auth"); err != nil {
 		return "", err
 	}
 	if !slices.Contains(d.vault.AlertRecipients, d.recipient) || !d.vault.SecurityFeatures {
