@@ -84,6 +84,11 @@ func TestFindAcrossPoints(t *testing.T) {
 				if !tc.ok(m.Path) {
 					t.Errorf("unexpected match %s", m.Path)
 				}
+				// Which name of a hard-linked file is stored as the file
+				// and which as the link may differ between backups.
+				if strings.HasPrefix(filepath.Base(m.Path), "hardlink-") {
+					continue
+				}
 				if len(m.Versions) != 1 || len(m.Versions[0].Points) != 3 {
 					t.Errorf("%s: an unchanged path should have one version in 3 points: %+v", m.Path, m.Versions)
 				}
