@@ -100,6 +100,8 @@ func run(m *testing.M) int {
 	return code
 }
 
+const securityAdminToken = "security-admin-token-in-process-0123456789"
+
 // world is a control plane in this process on the stack, served over
 // HTTP on a loopback port, and an admin client for set-up and checks.
 type world struct {
@@ -115,6 +117,7 @@ func newWorld(t *testing.T) *world {
 	env[config.TokenContributor] = inproc.ContributorToken
 	env[config.TokenOperator] = inproc.OperatorToken
 	env[config.TokenReader] = inproc.ReaderToken
+	env[config.TokenSecurityAdmin] = securityAdminToken
 	env[config.AlertsQueue] = "queue.1"
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -625,6 +628,45 @@ func TestPortalInARealBrowser(t *testing.T) {
 		}
 	}
 
+	// Multi-user authorization on: deleting a point is sent for approval
+	// instead of asking for a PIN; a Backup Security Admin, signed in by a
+	// link, approves it on the Approvals page and the point is deleted.
+	on := true
+	w.api("PATCH", "/api/v1/vaults/"+v.ID, wire.VaultUpdate{MultiUserAuth: &on}, nil)
+	c.route(vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal")
+	c.do("ask to delete a point", chromedp.Click(pointRow+` button[data-action="deletePoint"]`))
+	c.waitFor("the deletion is sent for approval", `document.getElementById('status').textContent.includes('Sent for approval')`)
+	if open := eval[bool](c, "PIN dialog", `document.getElementById('pin-dialog').open`); open {
+		t.Error("a PIN was asked in a vault with multi-user authorization")
+	}
+	if n := c.text("#item-points"); n != "2" {
+		t.Errorf("before approval: %s points, want 2", n)
+	}
+	var adminLink struct{ URL string }
+	if err := postLink(w.URL, securityAdminToken, &adminLink); err != nil {
+		t.Fatal(err)
+	}
+	sa := newBrowser(t, w.URL, shots, "security-admin")
+	sa.do("open the sign-in link", chromedp.Navigate(adminLink.URL))
+	sa.waitForHeading("Overview")
+	sa.route(vaultLinkJS(v.ID, "approvals"), "Approvals of "+vaultName)
+	sa.waitFor("the request is listed", `document.querySelectorAll('tr[data-approval] button[data-action="approve"]').length === 2`)
+	sa.check("approvals")
+	sa.do("approve it", chromedp.SendKeys(`tr[data-approval] input`, "checked with the branch manager"), chromedp.Click(`tr[data-approval] button[data-action="approve"]`))
+	sa.waitFor("the request is executed", `document.getElementById('status').textContent.startsWith('Approved')`)
+	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID+"/points", nil, &points)
+	if len(points) != 1 {
+		t.Errorf("after approval the API lists %d active points, want 1", len(points))
+	}
+	c.route(vaultLinkJS(v.ID, "approvals?status="), "Approvals of "+vaultName)
+	c.waitFor("the executed request is listed", `[...document.querySelectorAll('tr[data-approval] td.status')].some(td => td.textContent.startsWith('executed'))`)
+	if n := c.count(`button[data-action="approve"]`); n != 0 {
+		t.Errorf("a Contributor without the Security Admin role is offered %d approvals", n)
+	}
+	c.route(vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal")
+	c.do("undelete it", chromedp.Click(pointRow+` button[data-action="undeletePoint"]`))
+	c.waitFor("the point is active again", `!!document.querySelector(`+q(pointRow+":not(.deleted)")+`) && document.getElementById('item-points').textContent === '2'`)
+
 	// As Reader, by a one-time sign-in link: no mutating control on any
 	// page, and a forged form post is refused.
 	var signin struct{ URL string }
@@ -647,6 +689,7 @@ func TestPortalInARealBrowser(t *testing.T) {
 		{vaultLinkJS(v.ID, "alerts?show=all"), "Alerts of " + vaultName, "alerts"},
 		{vaultLinkJS(v.ID, "policies/office"), "Policies of " + vaultName, "policies"},
 		{vaultLinkJS(v.ID, "security"), "Security of " + vaultName, "security"},
+		{vaultLinkJS(v.ID, "approvals?status="), "Approvals of " + vaultName, "approvals"},
 	}
 	for _, pg := range pages {
 		r.route(pg.fragment, pg.heading)

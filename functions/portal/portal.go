@@ -156,11 +156,24 @@ func (p *Portal) file(c echo.Context) error {
 
 // Session is what GET /portal/session tells the page.
 type Session struct {
-	Name     string `json:"name"`
-	Role     int    `json:"role"` // 1 Reader, 2 Operator, 3 Contributor
-	RoleName string `json:"roleName"`
-	CSRF     string `json:"csrf"`
-	Mode     string `json:"mode"` // "tokens" or "appservice"
+	Name          string `json:"name"`
+	Role          int    `json:"role"` // 1 Reader, 2 Operator, 3 Contributor
+	SecurityAdmin bool   `json:"securityAdmin"`
+	RoleName      string `json:"roleName"`
+	CSRF          string `json:"csrf"`
+	Mode          string `json:"mode"` // "tokens" or "appservice"
+}
+
+// sessionOf is what the page is told of p.
+func (p *Portal) sessionOf(who api.Principal, csrf string) Session {
+	name := who.Role.String()
+	switch {
+	case who.SecurityAdmin && who.Role <= api.RoleReader:
+		name = api.RoleSecurityAdmin.String()
+	case who.SecurityAdmin:
+		name += " and " + api.RoleSecurityAdmin.String()
+	}
+	return Session{Name: who.Name, Role: int(who.Role), SecurityAdmin: who.SecurityAdmin, RoleName: name, CSRF: csrf, Mode: p.mode()}
 }
 
 // signInNeeded is the 401 the page turns into its sign-in form.
@@ -190,7 +203,7 @@ func (p *Portal) getSession(c echo.Context) error {
 			p.clear(c, SessionCookie)
 			return c.JSON(http.StatusUnauthorized, signInNeeded{Error: wire.Error{Code: wire.CodeUnauthenticated, Message: err.Error()}, Mode: p.mode()})
 		}
-		return c.JSON(http.StatusOK, Session{Name: ss.Name, Role: int(ss.Role), RoleName: ss.Role.String(), CSRF: ss.CSRF, Mode: p.mode()})
+		return c.JSON(http.StatusOK, p.sessionOf(ss.principal(), ss.CSRF))
 	}
 	who, err := api.AppService{}.Authenticate(r)
 	if err != nil {
@@ -207,7 +220,7 @@ func (p *Portal) getSession(c echo.Context) error {
 		csrf = randomToken()
 		p.set(c, CSRFCookie, csrf, 0)
 	}
-	return c.JSON(http.StatusOK, Session{Name: who.Name, Role: int(who.Role), RoleName: who.Role.String(), CSRF: csrf, Mode: p.mode()})
+	return c.JSON(http.StatusOK, p.sessionOf(who, csrf))
 }
 
 // signInRequest is POST /portal/session: a role token, or a sign-in link's
@@ -248,10 +261,10 @@ func (p *Portal) signIn(c echo.Context) error {
 				Message: "that token matches no role; use the value of COFFER_TOKEN_CONTRIBUTOR, _OPERATOR or _READER"}, Mode: p.mode()})
 		}
 	}
-	ss := session{Name: who.Name, Role: who.Role, CSRF: randomToken(), Expires: now.Add(p.o.SessionTTL).Unix()}
+	ss := session{Name: who.Name, Role: who.Role, SecurityAdmin: who.SecurityAdmin, CSRF: randomToken(), Expires: now.Add(p.o.SessionTTL).Unix()}
 	p.set(c, SessionCookie, p.sealer.seal(ss), p.o.SessionTTL)
 	p.o.Log.Info("portal sign-in", "who", who.Name, "by", map[bool]string{true: "link", false: "token"}[req.Link != ""])
-	return c.JSON(http.StatusOK, Session{Name: ss.Name, Role: int(ss.Role), RoleName: ss.Role.String(), CSRF: ss.CSRF, Mode: p.mode()})
+	return c.JSON(http.StatusOK, p.sessionOf(ss.principal(), ss.CSRF))
 }
 
 func (p *Portal) signOut(c echo.Context) error {
@@ -363,7 +376,7 @@ func (g guard) Authenticate(r *http.Request) (api.Principal, error) {
 		if !safe(r.Method) && !sameToken(r.Header.Get(CSRFHeader), ss.CSRF) {
 			return api.Principal{}, fmt.Errorf("%w: a change made with a portal session needs the session's %s header; use the portal's own pages", api.ErrRefused, CSRFHeader)
 		}
-		return api.Principal{Name: ss.Name, Role: ss.Role}, nil
+		return ss.principal(), nil
 	}
 	who, err := g.next.Authenticate(r)
 	if err != nil || bearer || safe(r.Method) {

@@ -18,7 +18,8 @@ import (
 	"github.com/coffer-backup/coffer/shared/clocktest"
 )
 
-var tokens = api.Tokens{api.RoleContributor: "contributor-token-0123456789", api.RoleReader: "reader-token-0123456789abc"}
+var tokens = api.Tokens{api.RoleContributor: "contributor-token-0123456789", api.RoleReader: "reader-token-0123456789abc",
+	api.RoleSecurityAdmin: "security-admin-token-0123456789"}
 
 func newEcho(p *Portal) *echo.Echo {
 	e := echo.New()
@@ -314,5 +315,23 @@ func TestAppServiceSessionsNeedCSRFOnChanges(t *testing.T) {
 	r.Header.Set("Content-Type", "application/json")
 	if w := do(e, r); w.Code != http.StatusBadRequest || len(w.Result().Cookies()) != 0 {
 		t.Errorf("token sign-in in Azure: %d %s", w.Code, w.Body)
+	}
+}
+
+// A Backup Security Admin's session keeps the capability, for the API and
+// for the page.
+func TestSecurityAdminSessionKeepsTheCapability(t *testing.T) {
+	p := New(Options{Tokens: tokens})
+	e := newEcho(p)
+	c, s := signIn(t, e, `{"token":"security-admin-token-0123456789"}`)
+	if !s.SecurityAdmin || s.Role != int(api.RoleReader) || s.RoleName != api.RoleSecurityAdmin.String() {
+		t.Fatalf("session %+v", s)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/vaults/v/approvals/a/approve", nil)
+	r.AddCookie(c)
+	r.Header.Set(CSRFHeader, s.CSRF)
+	who, err := p.Authenticator(&nextAuth{}).Authenticate(r)
+	if err != nil || !who.SecurityAdmin || who.Role != api.RoleReader {
+		t.Fatalf("principal %+v %v", who, err)
 	}
 }

@@ -19,10 +19,17 @@ import (
 // stateless, so any instance of the control plane that knows the key can
 // check it; it ends at Expires or when the tokens (and so the key) change.
 type session struct {
-	Name    string   `json:"n"`
-	Role    api.Role `json:"r"`
-	CSRF    string   `json:"c"` // the token state changes must echo in CSRFHeader
-	Expires int64    `json:"e"` // Unix seconds
+	Name string   `json:"n"`
+	Role api.Role `json:"r"`
+	// SecurityAdmin approves multi-user authorization requests, beside
+	// the rank in Role.
+	SecurityAdmin bool   `json:"s,omitempty"`
+	CSRF          string `json:"c"` // the token state changes must echo in CSRFHeader
+	Expires       int64  `json:"e"` // Unix seconds
+}
+
+func (ss session) principal() api.Principal {
+	return api.Principal{Name: ss.Name, Role: ss.Role, SecurityAdmin: ss.SecurityAdmin}
 }
 
 // sealer signs and checks session cookies with an HMAC key.
@@ -32,7 +39,7 @@ type sealer struct{ key []byte }
 // survive a restart of the control plane and end when a token is rotated.
 func keyFromTokens(tokens api.Tokens) []byte {
 	h := hmac.New(sha256.New, []byte("coffer portal session key v1"))
-	for _, r := range []api.Role{api.RoleReader, api.RoleOperator, api.RoleContributor} {
+	for _, r := range []api.Role{api.RoleReader, api.RoleOperator, api.RoleContributor, api.RoleSecurityAdmin} {
 		fmt.Fprintf(h, "%d=%d:%s;", r, len(tokens[r]), tokens[r])
 	}
 	return h.Sum(nil)

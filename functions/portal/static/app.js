@@ -16,7 +16,12 @@ const ROLE_OF = {
 
 const state = { session: null, vaults: [], refresh: null };
 
-function can(action) { return !!state.session && state.session.role >= ROLE_OF[action]; }
+function can(action) {
+  if (!state.session) return false;
+  // Approving is the Backup Security Admin's capability, beside the rank.
+  if (action === 'approve') return !!state.session.securityAdmin;
+  return state.session.role >= ROLE_OF[action];
+}
 
 // h builds an element: h('a', {href: '#/'}, 'text', child...). Attributes
 // starting with "on" are listeners; text children become text nodes.
@@ -216,6 +221,7 @@ async function render(keepStatus) {
         case 'alerts': return await alertsPage(main, vault, query);
         case 'policies': return await policiesPage(main, vault, parts[3]);
         case 'security': return await securityPage(main, vault);
+        case 'approvals': return await approvalsPage(main, vault, query);
       }
     }
     renderNav(null, 'overview');
@@ -254,6 +260,7 @@ function renderNav(vault, page) {
     items.push(item(vaultLink(vault, 'alerts'), 'Alerts', page === 'alerts'));
     items.push(item(vaultLink(vault, 'policies'), 'Policies', page === 'policies'));
     items.push(item(vaultLink(vault, 'security'), 'Security', page === 'security'));
+    items.push(item(vaultLink(vault, 'approvals'), 'Approvals', page === 'approvals'));
   }
   nav.replaceChildren(h('ul', {}, items));
 }
@@ -346,7 +353,8 @@ async function overviewPage(main) {
         : h('p', {}, 'No machine is registered yet. ', can('credentials') ? 'Download the vault credentials on the ' : 'An Operator downloads the vault credentials on the ',
           h('a', { href: vaultLink(v.id, 'security') }, 'Security page'), ', then run coffer register on the machine.'),
       h('p', {}, h('a', { href: vaultLink(v.id, 'jobs') }, 'Jobs'), ' · ', h('a', { href: vaultLink(v.id, 'alerts') }, 'Alerts'), ' · ',
-        h('a', { href: vaultLink(v.id, 'policies') }, 'Policies'), ' · ', h('a', { href: vaultLink(v.id, 'security') }, 'Security')));
+        h('a', { href: vaultLink(v.id, 'policies') }, 'Policies'), ' · ', h('a', { href: vaultLink(v.id, 'security') }, 'Security'), ' · ',
+        h('a', { href: vaultLink(v.id, 'approvals') }, 'Approvals')));
   }));
   const content = [vs.length ? sections : h('p', {}, 'There is no vault yet.')];
   if (can('createVault')) {
@@ -369,10 +377,13 @@ async function overviewPage(main) {
   show(main, 'Overview', ...content);
 }
 
+// vaultOf reads the vault afresh: its settings decide what the page asks
+// (a PIN, or an approval).
 async function vaultOf(id) {
-  if (!state.vaults.find(v => v.id === id)) await vaults();
-  const v = state.vaults.find(x => x.id === id);
-  if (!v) throw new Error('No vault ' + id + '.');
+  const v = await api('GET', '/vaults/' + encodeURIComponent(id));
+  const i = state.vaults.findIndex(x => x.id === id);
+  if (i >= 0) state.vaults[i] = v; else state.vaults.push(v);
+  renderNav(id, parseRoute().parts[2]);
   return v;
 }
 
@@ -686,7 +697,6 @@ function policyEditor(v, name, doc) {
 
 // Security: PIN, security features, credentials, protection, restore grants.
 async function securityPage(main, vaultID) {
-  await vaults();
   const v = await vaultOf(vaultID);
   const ms = await api('GET', '/vaults/' + v.id + '/machines');
   const content = [];
@@ -762,6 +772,49 @@ async function securityPage(main, vaultID) {
     h('button', { type: 'submit', 'data-action': 'restoreGrant' }, 'Allow restore for a day')));
   }
   show(main, 'Security of ' + v.name, ...content);
+}
+
+// Approvals: multi-user authorization requests; a Backup Security Admin
+// other than the requester approves or rejects each.
+async function approvalsPage(main, vaultID, query) {
+  const v = await vaultOf(vaultID);
+  const status = query.get('status') === null ? 'pending' : query.get('status');
+  const q = new URLSearchParams({ limit: '200' });
+  if (status) q.set('status', status);
+  const list = await api('GET', '/vaults/' + v.id + '/approvals?' + q.toString());
+  const form = h('form', {
+    class: 'filters', id: 'approval-filters', role: 'search', 'aria-label': 'Filter approval requests', onsubmit: ev => {
+      ev.preventDefault();
+      go(vaultLink(v.id, 'approvals') + '?status=' + encodeURIComponent(document.getElementById('apf-status').value));
+    },
+  }, selectField('apf-status', 'Status', status, [['pending', 'pending'], ['', 'all'], ['approved', 'approved'], ['executed', 'executed'], ['failed', 'failed'], ['rejected', 'rejected'], ['expired', 'expired']]),
+  h('button', { type: 'submit' }, 'Apply filters'));
+  const rows = list.map(a => {
+    const acts = [];
+    if (a.status === 'pending' && can('approve') && a.requestedBy !== state.session.name) {
+      const note = h('input', { id: 'note-' + a.id, type: 'text' });
+      const decide = verb => act(() => api('POST', '/vaults/' + v.id + '/approvals/' + encodeURIComponent(a.id) + '/' + verb, note.value ? { note: note.value } : undefined),
+        verb === 'approve' ? 'Approved; the operation ran as requested (see its result).' : 'Rejected.');
+      acts.push(h('div', { class: 'field' }, h('label', { for: 'note-' + a.id }, 'Note'), note),
+        h('button', { type: 'button', 'data-action': 'approve', 'aria-label': 'Approve: ' + a.operation, onclick: () => decide('approve') }, 'Approve'), ' ',
+        h('button', { type: 'button', class: 'danger', 'data-action': 'approve', 'aria-label': 'Reject: ' + a.operation, onclick: () => decide('reject') }, 'Reject'));
+    }
+    const result = a.result ? 'HTTP ' + a.result.status + (a.result.code ? ' ' + a.result.code : '') + (a.result.message ? ': ' + a.result.message : '') : '';
+    return h('tr', { 'data-approval': a.id },
+      h('td', { class: 'time' }, fmtTime(a.requestedAt)),
+      h('th', { scope: 'row' }, a.operation, h('br'), h('code', {}, a.method + ' ' + a.path)),
+      h('td', {}, a.requestedBy, a.reason ? [h('br'), 'Reason: ', a.reason] : null),
+      h('td', { class: 'status' }, words(a.status), a.decidedBy ? [h('br'), 'by ' + a.decidedBy + ' at ' + fmtTime(a.decidedAt)] : null, a.note ? [h('br'), 'Note: ' + a.note] : null, result ? [h('br'), result] : null),
+      h('td', { class: 'time' }, fmtTime(a.expiresAt)),
+      h('td', { class: 'actions' }, acts.length ? acts : '—'));
+  });
+  show(main, 'Approvals of ' + v.name,
+    h('p', {}, v.multiUserAuth ? 'Multi-user authorization is on: operations that would take a security PIN wait here for a Backup Security Admin other than the requester.'
+      : 'Multi-user authorization is off in this vault: a PIN is enough, and no new request waits here.'),
+    form,
+    list.length ? h('table', { id: 'approvals' }, h('caption', {}, list.length + ' approval requests'),
+      h('thead', {}, h('tr', {}, ['Requested', 'Operation', 'Requested by', 'Status', 'Expires', 'Decision'].map(t => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)) : h('p', {}, status === 'pending' ? 'No request waits for approval.' : 'No request.'));
 }
 
 start();
