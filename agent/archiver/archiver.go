@@ -88,6 +88,11 @@ type Options struct {
 	// contents) for whose path it returns true. The chosen paths themselves
 	// are always included.
 	Exclude func(path string) bool
+	// ReadFrom, when set, gives where a file's content is read from: its
+	// copy in a Volume Shadow Copy snapshot (agent/vss), so a file held
+	// open or being written is read as it was at one instant. Metadata and
+	// folder listings are read from the live path, which the point records.
+	ReadFrom func(path string) string
 }
 
 // Warning is a file that could not be backed up as it was, and why.

@@ -104,7 +104,11 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 		a.prog.BytesDone.Add(n.Size)
 		return
 	}
-	f, err := os.Open(j.path)
+	from := j.path
+	if a.opts.ReadFrom != nil {
+		from = a.opts.ReadFrom(j.path)
+	}
+	f, err := os.Open(from)
 	if err != nil {
 		a.warn(j.path, fmt.Errorf("cannot open: %v", err))
 		a.skip(j, listed)

@@ -18,6 +18,10 @@ var KnownGaps = []KnownGap{
 	// as a link; the tests plant symlinks to attack the restore.
 	{pkg("agent/restorer"), "TestHostileTreeWithoutDecodeCannotEscapeTheTarget", wineSymlink},
 	{pkg("agent/restorer"), "TestMetadataIsNeverAppliedThroughAPlantedLink", wineSymlink},
+	{pkg("agent/treediff"), "TestCompareTwoPointsOfATreeWithEveryFileKind", wineSymlink + " (os.Remove of treegen's dangling link fails)"},
+	// Not understood yet.
+	{pkg("agent/repostats"), "TestMeasure",
+		"under wine two backups of an unchanged folder differ in one tree blob (about 870 bytes unique), so the test's 'nothing unique' fails; find which entry's metadata changes between the backups (an ancestor folder's times?) and whether Windows does the same"},
 	// Coffer's tests, not yet Windows-aware.
 	{pkg("agent/cmd/coffer/admincmd"), "TestAdminCredentialsFileIsPrivate",
 		"test: expects the file's path verbatim, but on Windows the suggested command quotes a path holding backslashes and JSON escapes them; make the expectation follow the quoting"},

@@ -88,6 +88,7 @@ func newBackup() *cobra.Command {
 		host        string
 		noParent    bool
 		retainUntil string
+		useVSS      bool
 	)
 	c := &cobra.Command{
 		Use:   "backup [--repo REPO] [PATH...]",
@@ -104,7 +105,7 @@ and the point is registered with the control plane.`,
 			if vm, err := f.vaultMode(); err != nil {
 				return err
 			} else if vm {
-				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil)
+				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil, useVSS)
 			}
 			if len(paths) == 0 {
 				return cli.Usagef("name at least one file or folder to back up")
@@ -121,6 +122,12 @@ and the point is registered with the control plane.`,
 			if !noParent {
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
+			readFrom, vssDone, err := shadowCopies(useVSS, paths)
+			if err != nil {
+				return err
+			}
+			defer vssDone()
+			opts.ReadFrom = readFrom
 			stop := startProgress(c.ErrOrStderr(), backupProgress(opts.Progress))
 			res, err := archiver.Backup(ctx, r, paths, opts)
 			stop()
@@ -136,6 +143,7 @@ and the point is registered with the control plane.`,
 	c.Flags().StringSliceVar(&tags, "tag", nil, "tag the point (repeatable)")
 	c.Flags().StringVar(&host, "host", "", "record this host name (default: this machine's)")
 	c.Flags().BoolVar(&noParent, "force", false, "read every file, ignoring the previous point")
+	c.Flags().BoolVar(&useVSS, "use-vss", true, "on Windows, when elevated: read from a Volume Shadow Copy snapshot of each volume, removed afterwards")
 	c.Flags().StringVar(&retainUntil, "retain-until", "", "on a registered machine: keep this point until DATE (2027-12-31 or RFC 3339), past the policy's retention")
 	return c
 }
@@ -170,7 +178,7 @@ func uploadsFor(repo string) int {
 }
 
 // vaultBackup is `coffer backup` on a registered machine.
-func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string) error {
+func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string, useVSS bool) error {
 	ctx := c.Context()
 	var until *time.Time
 	if retainUntil != "" {
@@ -209,6 +217,12 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 		exclude = pol.Exclude
 	}
 	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
+	readFrom, vssDone, err := shadowCopies(useVSS, paths)
+	if err != nil {
+		return err
+	}
+	defer vssDone()
+	o.Archiver.ReadFrom = readFrom
 	if !force {
 		o.Parent = func(r *repository.Repository) *repository.Point {
 			return findParent(ctx, r, paths, s.Config.MachineName)
