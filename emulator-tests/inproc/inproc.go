@@ -18,6 +18,8 @@ const (
 	ContributorToken = "contributor-token-in-process-0123456789"
 	OperatorToken    = "operator-token-in-process-0123456789ab"
 	ReaderToken      = "reader-token-in-process-0123456789abcd"
+	// SecurityAdminToken is the Backup Security Admin's own session.
+	SecurityAdminToken = "security-admin-token-in-process-01234"
 )
 
 // Env is the settings of a control plane on Azurite and the Service Bus
@@ -32,6 +34,7 @@ func Env(storageConnection, serviceBusConnection string) map[string]string {
 		config.TokenContributor:     ContributorToken,
 		config.TokenOperator:        OperatorToken,
 		config.TokenReader:          ReaderToken,
+		config.TokenSecurityAdmin:   SecurityAdminToken,
 	}
 }
 
