@@ -313,6 +313,7 @@ func Mount(ctx context.Context, dir string, o Options) (*Mounted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount on %s: %w%s", dir, err, mountHint())
 	}
+	raiseReadAhead(dir)
 	return &Mounted{dir: dir, server: server, m: m}, nil
 }
 

@@ -64,9 +64,8 @@ type dirNode struct {
 	node *tree.Node // nil for the view's root
 	tree crypto.ID
 
-	once   sync.Once
-	loaded *tree.Tree
-	err    error
+	mu     sync.Mutex
+	loaded *tree.Tree // kept once read; a failure is tried again next time
 }
 
 var (
@@ -77,12 +76,21 @@ var (
 )
 
 func (d *dirNode) listing(ctx context.Context) (*tree.Tree, syscall.Errno) {
-	d.once.Do(func() { d.loaded, d.err = d.v.m.trees.LoadTree(ctx, d.tree) })
-	if d.err != nil {
-		d.v.m.logFailure("read a folder listing", d.err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.loaded != nil {
+		return d.loaded, 0
+	}
+	t, err := d.v.m.trees.LoadTree(ctx, d.tree)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, syscall.EINTR
+		}
+		d.v.m.logFailure("read a folder listing", err)
 		return nil, syscall.EIO
 	}
-	return d.loaded, 0
+	d.loaded = t
+	return t, 0
 }
 
 func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -412,6 +420,9 @@ func listxattr(n *tree.Node, dest []byte) (uint32, syscall.Errno) {
 // over does not flood the log.
 func (m *mountFS) logFailure(what string, err error) {
 	m.logMu.Lock()
+	if len(m.logged) > 1000 {
+		clear(m.logged) // many distinct failures: let them be logged again
+	}
 	last := m.logged[what]
 	now := time.Now()
 	if now.Sub(last) < time.Second {
