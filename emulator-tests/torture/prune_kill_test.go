@@ -119,3 +119,59 @@ func prunePointIDs(t *testing.T, env []string, repo string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// Real `coffer backup` and `coffer prune` processes run at once, started
+// at random offsets: each backup either saves a whole point or is refused
+// with a message saying a prune ran, and `coffer check --read-data`
+// passes after every round.
+func TestBackupsDuringPrunesAreSafeOrRefused(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	rng := rng(t)
+	dir := t.TempDir()
+	repo, cache, src := filepath.Join(dir, "repo"), filepath.Join(dir, "cache"), filepath.Join(dir, "office")
+	env := []string{"COFFER_PASSPHRASE=" + passphrase, "COFFER_REPOSITORY=", "COFFER_CONFIG_DIR=" + filepath.Join(dir, "no-config"),
+		"XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}
+	backup := []string{"backup", "--repo", repo, "--cache-dir", cache, src}
+	pruneInitSmallPacks(t, repo)
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := treegen.Make(src, treegen.Options{Seed: rng.Uint64(), Files: 40, MaxSize: 200 << 10, BigFiles: 1, Special: true}); err != nil {
+		t.Fatal(err)
+	}
+	mustCoffer(t, env, backup...)
+	refused := 0
+	const rounds = 6
+	for i := range rounds {
+		mutate(t, rng, src, 2<<20)
+		mustCoffer(t, env, backup...)
+		mustCoffer(t, env, "forget", "--repo", repo, "--keep-last", "1")
+		mutate(t, rng, src, 2<<20)
+		done := make(chan result, 1)
+		go func() { done <- runCoffer(env, backup...) }()
+		time.Sleep(time.Duration(rng.Int64N(int64(50 * time.Millisecond)))) // a random offset between the two starts, not a wait for a condition
+		pr := runCoffer(env, "prune", "--repo", repo, "--max-unused", "0%")
+		br := <-done
+		if pr.err != nil && !strings.Contains(pr.stderr, "during the prune") {
+			t.Fatalf("round %d: prune: %s", i+1, pr)
+		}
+		if br.err != nil {
+			if !strings.Contains(br.stderr, "a prune ran on the repository during this backup") {
+				t.Fatalf("round %d: a backup beside a prune failed without saying why: %s", i+1, br)
+			}
+			refused++
+		}
+		if r := runCoffer(env, "check", "--repo", repo, "--read-data"); r.err != nil {
+			t.Fatalf("round %d: check --read-data: %s", i+1, r)
+		}
+	}
+	t.Logf("%d of %d backups beside a prune were refused", refused, rounds)
+	// The latest point is whole: a last backup, alone, restores the source.
+	mustCoffer(t, env, backup...)
+	dst := t.TempDir()
+	mustCoffer(t, env, "restore", "--repo", repo, "latest", "--target", dst)
+	if diffs, err := treegen.Diff(src, filepath.Join(dst, src)); err != nil || len(diffs) > 0 {
+		t.Fatalf("the latest point restores differently: %v\n%s", err, strings.Join(diffs, "\n"))
+	}
+}
