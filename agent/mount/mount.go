@@ -300,6 +300,10 @@ func Mount(ctx context.Context, dir string, o Options) (*Mounted, error) {
 			// chunk: a quarter of the requests 128 KiB would take.
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
+			// Reads answer from memory, so splicing them through a pipe
+			// saves nothing, and a 1 MiB answer would not fit the default
+			// pipe anyway (go-fuse logs each such attempt).
+			DisableSplice: true,
 		},
 		// Each node sets its own timeouts; these cover the rest.
 		NegativeTimeout: &zero,
