@@ -11,6 +11,8 @@
 //     SIGKILL at random moments.
 //   - Real `coffer run` processes (the managed agent) on the local Azure
 //     stack are killed with SIGKILL during their scheduled backups.
+//   - Real `coffer prune` processes, after `coffer forget`, are killed with
+//     SIGKILL at random moments, and run beside backups (prune_kill_test.go).
 //
 // Each run draws a new random seed and logs it; COFFER_TORTURE_SEED=<seed>
 // replays one. Over many runs the kills land everywhere.
