@@ -348,6 +348,21 @@ func (b *browser) check(name string) {
 	}
 }
 
+// tabTo presses Tab from the top of the page until selector has the
+// focus, at most max times, as a keyboard user would.
+func (b *browser) tabTo(selector string, max int) {
+	b.t.Helper()
+	eval[bool](b, "focus the top", `(document.activeElement && document.activeElement.blur(), window.focus(), true)`)
+	for range max {
+		b.do("press Tab", chromedp.KeyEvent("\t"))
+		if eval[bool](b, "focus", `document.activeElement === document.querySelector(`+q(selector)+`)`) {
+			return
+		}
+	}
+	b.t.Fatalf("%d presses of Tab did not reach %s (%s); focus is on %s", max, selector, b.who,
+		eval[string](b, "focus", `document.activeElement ? document.activeElement.outerHTML.slice(0, 100) : "nothing"`))
+}
+
 func (b *browser) count(selector string) int {
 	b.t.Helper()
 	s, _ := json.Marshal(selector)
@@ -490,6 +505,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 		t.Errorf("overview shows storage %q", s)
 	}
 	c.check("overview")
+	// The keyboard alone reaches the machine's link and opens it.
+	c.tabTo(row+" th a", 40)
+	c.do("open the machine with Enter", chromedp.KeyEvent("\r"))
+	c.waitForHeading("Machine branch-portal")
+	c.route("#/", "Overview")
+	c.waitFor("the machine on the overview", `!!document.querySelector(`+q(row)+`)`)
 	c.do("open the machine from the overview", chromedp.Click(row+" th a"))
 	c.waitForHeading("Machine branch-portal")
 	if n := c.text("#item-points"); n != "2" {
