@@ -22,13 +22,6 @@ var KnownGaps = []KnownGap{
 	// Not understood yet.
 	{pkg("agent/repostats"), "TestMeasure",
 		"under wine two backups of an unchanged folder differ in one tree blob (about 870 bytes unique), so the test's 'nothing unique' fails; find which entry's metadata changes between the backups (an ancestor folder's times?) and whether Windows does the same"},
-	// Coffer's tests, not yet Windows-aware.
-	{pkg("agent/cmd/coffer/admincmd"), "TestAdminCredentialsFileIsPrivate",
-		"test: expects the file's path verbatim, but on Windows the suggested command quotes a path holding backslashes and JSON escapes them; make the expectation follow the quoting"},
-	{pkg("shared/storage/retry"), "TestIsTransient",
-		"test: uses syscall.EIO, which Windows never returns (transient_windows.go lists the Windows errors instead); use a Windows error there"},
-	{pkg("shared/storage/retry"), "TestTransientErrorsAreRetriedWithBackoff",
-		"test: injects syscall.EIO as the transient disk error, not transient on Windows; inject ERROR_SHARING_VIOLATION there"},
 }
 
 const (

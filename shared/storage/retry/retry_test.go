@@ -123,7 +123,7 @@ var (
 	reset    = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	busy     = &azcore.ResponseError{StatusCode: http.StatusServiceUnavailable, ErrorCode: "ServerBusy"}
 	throttle = &azcore.ResponseError{StatusCode: http.StatusTooManyRequests}
-	diskEIO  = &fs.PathError{Op: "write", Path: "/repo/data/x", Err: syscall.EIO}
+	diskEIO  = &fs.PathError{Op: "write", Path: "/repo/data/x", Err: diskErrno}
 )
 
 func TestConformance(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -234,12 +235,21 @@ func violation(v wire.Violation) string {
 	return fmt.Sprintf("%s: %s [%s]", v.Field, v.Message, v.Rule)
 }
 
-// quote quotes a name for a command the user may paste.
+// quote quotes a name for a command the user may paste: for a POSIX
+// shell, or on Windows for both cmd.exe and PowerShell, where a path's
+// backslashes need no quoting and only double quotes quote in both.
 func quote(s string) string {
+	safe := "-_.@/:"
+	if runtime.GOOS == "windows" {
+		safe += `\`
+	}
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@/:", r))
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(safe, r))
 	}) < 0 {
 		return s
+	}
+	if runtime.GOOS == "windows" {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
