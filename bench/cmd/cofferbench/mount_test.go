@@ -36,6 +36,12 @@ func TestMountReportComparesWithResticsMount(t *testing.T) {
 	if m.failed() {
 		t.Error("a run without failures reported failure")
 	}
+	m.azurite = &mountTool{name: "coffer on Azurite", reads: s(2, 2.1, 1.9)}
+	b.Reset()
+	m.markdown(&b)
+	if want := "| Sequential read, repository in Azurite (median of 3) | 134 MB/s (2.00 s) | not run | | ≥ 120 MB/s (20× MARS's 6 MB/s) | yes |"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
 	m.tools[1].err = errors.New("restic mount did not exit cleanly")
 	m.tools[1].reads = m.tools[1].reads[:1]
 	b.Reset()
