@@ -288,9 +288,35 @@ func TestSessions(t *testing.T) {
 		}
 	}
 	_ = next.Close(context.Background())
-	if emu != nil { // Service Bus waits for a session to free up, up to a minute; the emulator answers at once
-		_, err = c.AcceptNextSessionForQueue(testContext(t, 10*time.Second), "sessions", nil)
-		check("accept the next session with none free", err, "No unlocked session")
+
+	// With no session free, accepting the next one waits, as on Service Bus: until the client's
+	// timeout (an error) or until a session has a message.
+	// (The client's context and the broker's com.microsoft:timeout, set from it, run out together.)
+	if _, err = c.AcceptNextSessionForQueue(testContext(t, 2*time.Second), "sessions", nil); err == nil {
+		t.Fatal("accepted the next session with none free")
+	}
+	accepted := make(chan *azservicebus.SessionReceiver, 1)
+	acceptErr := make(chan error, 1)
+	go func() {
+		r, err := c.AcceptNextSessionForQueue(testContext(t, 30*time.Second), "sessions", nil)
+		if err != nil {
+			acceptErr <- err
+			return
+		}
+		accepted <- r
+	}()
+	if emu != nil {
+		waitForLog(t, "session receiver waits for a free session on sessions")
+	}
+	send(t, s, &azservicebus.Message{Body: []byte("c1"), SessionID: to.Ptr("s3")})
+	select {
+	case r := <-accepted:
+		defer r.Close(context.Background())
+		if r.SessionID() != "s3" {
+			t.Fatalf("the waiting accept got session %q, want s3", r.SessionID())
+		}
+	case err := <-acceptErr:
+		t.Fatalf("the waiting accept failed: %v", err)
 	}
 
 	// Closing the receiver frees the session; its state stays.

@@ -42,9 +42,10 @@
 //     session receiver elsewhere, is refused with amqp:not-allowed, as the service does.
 // Locks held by a receiver that detaches stay until they expire (as on Azure), so they can still be
 // settled through $management; after expiry the message is redelivered with DeliveryCount+1.
+// Accepting the next session while none is free waits, as the service does, for the client's
+// com.microsoft:timeout (else a minute), then refuses the attach with com.microsoft:timeout.
 // Not supported: duplicate detection, ForwardTo, rule filters, transactions, listing sessions
-// (get-message-sessions). Accepting the next session answers at once with com.microsoft:timeout
-// when none is free, where the service waits. Everything is in memory.
+// (get-message-sessions). Everything is in memory.
 'use strict';
 
 const fs = require('fs');
@@ -167,6 +168,7 @@ class Entity {
         this.consumers = [];
         this.rr = 0;
         this.sessions = new Map(); // session id -> { id, holder: link | null, until, timer, state: Buffer | null }
+        this.sessionWaiters = []; // receivers waiting for the next free session
         this.dlq = kind === 'dlq' ? null : new Entity(name + '/$DeadLetterQueue', 'dlq', props, this);
         // The transfer dead-letter queue holds messages that could not be forwarded (ForwardTo,
         // transactions); it is its own queue, never the dead-letter queue.
@@ -640,6 +642,7 @@ function availableCredit(link) {
 
 function pump(entity) {
     if (!entity || entity.kind === 'topic') return;
+    if (isSessionful(entity)) serveSessionWaiters(entity);
     entity.consumers = entity.consumers.filter((l) => !l.__closed && !l.is_closed());
     if (entity.consumers.length === 0) return;
     const now = Date.now();
@@ -1056,6 +1059,7 @@ function notFound(link, address) {
 function refuse(link, error) {
     if (link.is_sender()) link.local.attach.source = null;
     else link.local.attach.target = null;
+    link.open(); // a no-op unless the answer was held back (waitForSession)
     link.close(error);
 }
 
@@ -1112,36 +1116,14 @@ container.on('sender_open', (context) => {
         let id = sessionFilterValue(link.remote.attach.source);
         if (id === null) {
             id = nextFreeSession(entity);
-            if (id === null) {
-                // Service Bus waits up to the client's timeout for a session to free up; this
-                // emulator answers at once.
-                return refuse(link, { condition: 'com.microsoft:timeout', description: `No unlocked session with messages is available on '${entity.name}'.` });
-            }
+            if (id === null) return waitForSession(link, entity);
         } else if (sessionHeld(entity.sessions.get(id))) {
             return refuse(link, {
                 condition: 'com.microsoft:session-cannot-be-locked',
                 description: `The requested session '${id}' cannot be accepted. It may be locked by another receiver.`,
             });
         }
-        const sess = lockSession(entity, id, link);
-        const sid = id;
-        // The session granted goes back in the filter, encoded as the client sent its own: Go sends a
-        // described value (descriptor 0x137000000C) and reads one back; JavaScript a plain string.
-        const asked = link.remote.attach.source.filter['com.microsoft:session-filter'];
-        const described = !!asked && typeof asked === 'object' && asked.descriptor !== undefined;
-        link.set_source({
-            address: remoteAddress(link.remote.attach.source),
-            filter: { 'com.microsoft:session-filter': { toRheaTyped: () => (described
-                ? types.described(types.wrap_ulong(0x137000000C), types.wrap_string(sid))
-                : types.wrap_string(sid)) } },
-        });
-        link.local.attach.properties = { 'com.microsoft:locked-until-utc': { toRheaTyped: () => netTicks(sess.until) } };
-        link.__entity = entity;
-        link.__receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
-        entity.consumers.push(link);
-        debug('session receiver attached to', entity.name, 'session', id);
-        setImmediate(() => pump(entity));
-        return;
+        return grantSession(link, entity, id);
     }
     if (sessionFilter(link.remote.attach.source)) {
         refuse(link, {
@@ -1156,6 +1138,71 @@ container.on('sender_open', (context) => {
     debug('receiver attached to', entity.name, link.__receiveAndDelete ? 'receive-and-delete' : 'peek-lock');
     setImmediate(() => pump(entity));
 });
+
+// grantSession locks session id to the receiver link and answers its attach.
+function grantSession(link, entity, id) {
+    const sess = lockSession(entity, id, link);
+    const sid = id;
+    // The session granted goes back in the filter, encoded as the client sent its own: Go sends a
+    // described value (descriptor 0x137000000C) and reads one back; JavaScript a plain string.
+    const asked = link.remote.attach.source.filter['com.microsoft:session-filter'];
+    const described = !!asked && typeof asked === 'object' && asked.descriptor !== undefined;
+    link.set_source({
+        address: remoteAddress(link.remote.attach.source),
+        filter: { 'com.microsoft:session-filter': { toRheaTyped: () => (described
+            ? types.described(types.wrap_ulong(0x137000000C), types.wrap_string(sid))
+            : types.wrap_string(sid)) } },
+    });
+    link.local.attach.properties = { 'com.microsoft:locked-until-utc': { toRheaTyped: () => netTicks(sess.until) } };
+    link.__entity = entity;
+    link.__receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
+    entity.consumers.push(link);
+    link.open(); // answers the attach now if it was held back while waiting for a session
+    debug('session receiver attached to', entity.name, 'session', id);
+    setImmediate(() => pump(entity));
+}
+
+// waitForSession holds back the answer to a receiver that asked for the next free session while
+// none is free, as Service Bus does, until one frees up or the client's com.microsoft:timeout (else a
+// minute) passes; then the attach is refused with com.microsoft:timeout.
+function waitForSession(link, entity) {
+    link.state.local_open = false; // rhea opened it on the attach; take that back until there is an answer
+    link.state.open_requests = Math.max(0, link.state.open_requests - 1);
+    const props = link.remote.attach.properties || {};
+    const timeout = Number(props['com.microsoft:timeout']) > 0 ? Number(props['com.microsoft:timeout']) : 60 * 1000;
+    const waiter = { link, timer: null };
+    waiter.timer = setTimeout(() => {
+        entity.sessionWaiters = entity.sessionWaiters.filter((w) => w !== waiter);
+        if (waitingLinkGone(link)) return;
+        refuse(link, { condition: 'com.microsoft:timeout', description: `No unlocked session with messages became available on '${entity.name}' within ${timeout} ms.` });
+    }, timeout);
+    entity.sessionWaiters.push(waiter);
+    debug('session receiver waits for a free session on', entity.name);
+}
+
+function waitingLinkGone(link) {
+    return link.__closed || !link.state.remote_open || link.connection.is_closed();
+}
+
+// serveSessionWaiters gives free sessions to receivers waiting for the next one, oldest first.
+function serveSessionWaiters(entity) {
+    if (!entity.sessionWaiters || entity.sessionWaiters.length === 0) return;
+    const waiting = entity.sessionWaiters;
+    entity.sessionWaiters = [];
+    for (const w of waiting) {
+        if (waitingLinkGone(w.link)) {
+            clearTimeout(w.timer);
+            continue;
+        }
+        const id = nextFreeSession(entity);
+        if (id === null) {
+            entity.sessionWaiters.push(w);
+            continue;
+        }
+        clearTimeout(w.timer);
+        grantSession(w.link, entity, id);
+    }
+}
 
 // A client sender attaches: rhea gives us a receiver.
 container.on('receiver_open', (context) => {

@@ -2,6 +2,7 @@ package servicebus
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,4 +90,33 @@ func TestRepliesFindTheLinkByNameAndUseTheServiceKeys(t *testing.T) {
 	bad := request("wire/$management", "management-error-by-name", map[string]any{"operation": "com.microsoft:enumerate-sessions"}, map[string]any{})
 	wantKeys("an operation the emulator lacks", bad.ApplicationProperties,
 		map[string]any{"statusCode": int32(501), "errorCondition": "com.microsoft:not-implemented"}, "status-code")
+}
+
+// A receiver that asks for the next free session while none is free gets its attach answered only
+// when its com.microsoft:timeout runs out, with com.microsoft:timeout, as Service Bus answers.
+func TestAcceptNextSessionTimesOutOnTheBroker(t *testing.T) {
+	t.Parallel()
+	localOnly(t)
+	ctx := testContext(t, 30*time.Second)
+	conn, err := amqp.Dial(ctx, "amqp://"+emu.Endpoint(), &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = sess.NewReceiver(ctx, "session-wait", &amqp.ReceiverOptions{
+		Filters:    []amqp.LinkFilter{amqp.NewLinkFilter("com.microsoft:session-filter", 0x00000137000000C, nil)},
+		Properties: map[string]any{"com.microsoft:timeout": uint32(500)},
+	})
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Condition != "com.microsoft:timeout" {
+		t.Fatalf("attach error = %v, want a detach with com.microsoft:timeout", err)
+	}
+	if waited := time.Since(start); waited < 450*time.Millisecond {
+		t.Fatalf("answered after %v, before the 500 ms the client gave", waited)
+	}
 }
