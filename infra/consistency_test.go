@@ -8,6 +8,7 @@ package infra
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ var notInAzure = map[string]string{
 	"COFFER_TOKEN_CONTRIBUTOR":            "local bearer tokens; Azure uses App Service Authentication",
 	"COFFER_TOKEN_OPERATOR":               "local bearer tokens; Azure uses App Service Authentication",
 	"COFFER_TOKEN_READER":                 "local bearer tokens; Azure uses App Service Authentication",
+	"COFFER_TOKEN_SECURITY_ADMIN":         "local bearer tokens; Azure uses App Service Authentication (app role Backup.SecurityAdmin, checked by TestAppRolesMatchTheAPI)",
 	"COFFER_DEV_CLOCK":                    "local demos only; config refuses it with App Service Authentication",
 	"COFFER_ARM_ENDPOINT":                 "the local Key Vault emulator's Resource Manager; in Azure the default, management.azure.com",
 	"COFFER_ARM_TOKEN":                    "a static token for the Key Vault emulator; in Azure the managed identity",
@@ -1422,5 +1424,60 @@ func dropCommentAbove(prefix string) func(string) string {
 			}
 		}
 		return s
+	}
+}
+
+// TestAppRolesMatchTheAPI checks app-roles.json, the app roles the Entra
+// app registration declares, against the API: each role the API gives a
+// meaning is declared, enabled, once, with its own ID, and the API reads
+// each declared value. Backup.SecurityAdmin approves multi-user
+// authorization requests beside the Reader/Operator/Contributor rank,
+// never above it, and only a user holds it (a service principal's token
+// could be anyone's script).
+func TestAppRolesMatchTheAPI(t *testing.T) {
+	b, err := os.ReadFile("app-roles.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []struct {
+		ID                 string   `json:"id"`
+		Value              string   `json:"value"`
+		AllowedMemberTypes []string `json:"allowedMemberTypes"`
+		IsEnabled          bool     `json:"isEnabled"`
+	}
+	if err := json.Unmarshal(b, &roles); err != nil {
+		t.Fatalf("app-roles.json: %v", err)
+	}
+	want := map[string]api.Principal{
+		"Backup.Reader":        {Role: api.RoleReader},
+		"Backup.Operator":      {Role: api.RoleOperator},
+		"Backup.Contributor":   {Role: api.RoleContributor},
+		"Backup.SecurityAdmin": {Role: api.RoleReader, SecurityAdmin: true},
+	}
+	ids, seen := map[string]bool{}, map[string]bool{}
+	for _, r := range roles {
+		if ids[r.ID] || seen[r.Value] || !r.IsEnabled {
+			t.Errorf("app role %s (%s): IDs and values must be unique and every role enabled", r.Value, r.ID)
+		}
+		ids[r.ID], seen[r.Value] = true, true
+		w, ok := want[r.Value]
+		if !ok {
+			t.Errorf("app-roles.json declares %s, which the API gives no meaning", r.Value)
+			continue
+		}
+		claims, _ := json.Marshal(map[string]any{"auth_typ": "aad", "name_typ": "name", "role_typ": "roles",
+			"claims": []map[string]string{{"typ": "name", "val": "ann"}, {"typ": "roles", "val": r.Value}}})
+		p, err := api.ParsePrincipal(base64.StdEncoding.EncodeToString(claims))
+		if err != nil || p.Role != w.Role || p.SecurityAdmin != w.SecurityAdmin {
+			t.Errorf("the API reads app role %s as %+v (%v), want %+v", r.Value, p, err, w)
+		}
+		if r.Value == "Backup.SecurityAdmin" && !slices.Equal(r.AllowedMemberTypes, []string{"User"}) {
+			t.Errorf("Backup.SecurityAdmin is for people of another team only, got member types %v", r.AllowedMemberTypes)
+		}
+	}
+	for v := range want {
+		if !seen[v] {
+			t.Errorf("app-roles.json does not declare %s", v)
+		}
 	}
 }

@@ -25,7 +25,7 @@ param principalId string = ''
 
 @minLength(36)
 @maxLength(36)
-@description('Application (client) ID of the Entra ID app registration for the admin API, with the app roles in app-roles.json. Bicep cannot create app registrations without the Microsoft Graph extension; see README.md.')
+@description('Application (client) ID of the Entra ID app registration for the admin API, with the app roles in app-roles.json (Backup.Reader, Backup.Operator, Backup.Contributor and Backup.SecurityAdmin). Bicep cannot create app registrations without the Microsoft Graph extension; see README.md.')
 param entraClientId string
 
 @allowed(['LRS', 'ZRS', 'GRS', 'GZRS'])
@@ -39,6 +39,9 @@ param softDeleteDays int = 14
 
 @description('Silence after which a running job is failed (COFFER_STALE_JOB_AFTER, a Go duration of at least 10m).')
 param staleJobAfter string = '2h'
+
+@description('How long a multi-user authorization request can be approved by a Backup Security Admin (COFFER_APPROVAL_TTL, a Go duration from 15m to 168h).')
+param approvalTtl string = '24h'
 
 @description('SMTP relay for alert email. Empty: alerts are stored and queued, and mail waits until it is set.')
 param smtpHost string = ''
@@ -202,6 +205,7 @@ module controlPlane 'app/controlplane.bicep' = {
     smtpFrom: smtpFrom
     softDeleteDays: softDeleteDays
     staleJobAfter: staleJobAfter
+    approvalTtl: approvalTtl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }

@@ -43,6 +43,7 @@ param smtpFrom string
 
 param softDeleteDays int
 param staleJobAfter string
+param approvalTtl string
 param instanceMemoryMB int
 param maximumInstanceCount int
 
@@ -154,11 +155,14 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
 
     COFFER_STALE_JOB_AFTER: staleJobAfter
     COFFER_SOFT_DELETE_DAYS: string(softDeleteDays)
+    COFFER_APPROVAL_TTL: approvalTtl
   }
 }
 
 // App Service Authentication: admins sign in with Entra ID and their app
-// roles (Backup.Reader, Backup.Operator, Backup.Contributor) reach the API in
+// roles (Backup.Reader, Backup.Operator, Backup.Contributor, and beside them
+// Backup.SecurityAdmin, who approves multi-user authorization requests;
+// declared in app-roles.json) reach the API in
 // X-MS-CLIENT-PRINCIPAL. Unauthenticated requests get 401, except on the paths
 // agents use: agents have no Entra token for this app; they sign every request
 // with their machine key, and the handler verifies the signature itself.

@@ -31,6 +31,7 @@ var tableNames = [
   'digests'
   'pins'
   'nonces'
+  'approvals'
 ]
 
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
