@@ -54,6 +54,7 @@ func (f *fixture) env(publicURL string) []string {
 		config.TokenContributor+"="+contributorToken,
 		config.TokenOperator+"="+operatorToken,
 		config.TokenReader+"="+readerToken,
+		config.TokenSecurityAdmin+"="+securityAdminToken,
 		config.DevClock+"=1",
 		config.AlertsQueue+"=alerts",
 		config.AuthMode+"=tokens",

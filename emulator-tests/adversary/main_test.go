@@ -69,6 +69,9 @@ var (
 	contributorToken = randomHex(16)
 	operatorToken    = randomHex(16)
 	readerToken      = randomHex(16)
+	// securityAdminToken approves multi-user authorization requests
+	// (approvals_test.go).
+	securityAdminToken = randomHex(16)
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
