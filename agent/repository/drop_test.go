@@ -14,7 +14,9 @@ func TestDropFallsBackToAnotherCopy(t *testing.T) {
 	x := NewIndex()
 	x.add(a, 100, []BlobEntry{{ID: shared, Length: 40}, {ID: only, Offset: 40, Length: 40}}, false)
 	x.add(b, 100, []BlobEntry{{ID: shared, Offset: 10, Length: 40}}, false)
-	x.drop(a)
+	orphaned := map[crypto.ID]bool{}
+	x.drop(a, orphaned)
+	x.relink(orphaned)
 	for _, tc := range []struct {
 		blob crypto.ID
 		ok   bool

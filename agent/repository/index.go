@@ -100,14 +100,15 @@ func (x *Index) add(pack crypto.ID, size int64, entries []BlobEntry, pending boo
 }
 
 // drop forgets a pack that no longer exists (purged by the control plane).
-func (x *Index) drop(pack crypto.ID) {
+// It adds to orphaned the blobs it took out of the index; relink finds them
+// another copy, once for all the packs dropped.
+func (x *Index) drop(pack crypto.ID, orphaned map[crypto.ID]bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	p, ok := x.packs[pack]
 	if !ok {
 		return
 	}
-	orphaned := map[crypto.ID]bool{}
 	for _, e := range p.Blobs {
 		if l, ok := x.blobs[e.ID]; ok && l.Pack == pack {
 			delete(x.blobs, e.ID)
@@ -115,12 +116,18 @@ func (x *Index) drop(pack crypto.ID) {
 		}
 	}
 	delete(x.packs, pack)
-	// A blob may be stored twice (a repack, or a backup killed before its
-	// index): point it at a copy that is still there.
+}
+
+// relink points blobs whose pack was dropped at another copy, if a pack
+// still there holds one: a blob may be stored twice (a repack, or a
+// backup killed before its index).
+func (x *Index) relink(orphaned map[crypto.ID]bool) {
+	if len(orphaned) == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for id, q := range x.packs {
-		if len(orphaned) == 0 {
-			break
-		}
 		for _, e := range q.Blobs {
 			if orphaned[e.ID] {
 				x.blobs[e.ID] = Location{Pack: id, BlobEntry: e}
@@ -280,12 +287,14 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 	}); err != nil {
 		return st, fmt.Errorf("list packs: %w", err)
 	}
+	orphaned := map[crypto.ID]bool{}
 	for id := range r.index.Packs() {
 		if _, ok := stored[id]; !ok {
-			r.index.drop(id)
+			r.index.drop(id, orphaned)
 			st.Missing++
 		}
 	}
+	r.index.relink(orphaned)
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for id, size := range stored {
