@@ -256,7 +256,8 @@ function renderNav(vault, page) {
   if (vault) {
     const v = state.vaults.find(x => x.id === vault);
     const name = v ? v.name : 'vault';
-    items.push(item(vaultLink(vault, 'jobs'), 'Jobs (' + name + ')', page === 'jobs'));
+    items.push(h('li', { class: 'vault-name' }, 'Vault ' + name + ':'));
+    items.push(item(vaultLink(vault, 'jobs'), 'Jobs', page === 'jobs'));
     items.push(item(vaultLink(vault, 'alerts'), 'Alerts', page === 'alerts'));
     items.push(item(vaultLink(vault, 'policies'), 'Policies', page === 'policies'));
     items.push(item(vaultLink(vault, 'security'), 'Security', page === 'security'));
