@@ -55,9 +55,10 @@ key file is deleted; no data is re-encrypted.`,
 // vaultPassphraseChange changes a registered machine's passphrase; the new
 // one is escrowed in Key Vault, and generated if none is given.
 func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile string) error {
-	if pin == "" {
-		return cli.Usagef("changing the passphrase of a registered machine needs --pin (an admin runs `coffer admin pin VAULT`)")
-	}
+	// No --pin is asked for here: without multi-user authorization the
+	// control plane answers pin_required (explained below); with it the
+	// change is a request a Backup Security Admin approves, after which
+	// the same command, run again within 15 minutes, goes through.
 	var newPass []byte
 	generated := false
 	if newFile != "" || os.Getenv("COFFER_NEW_PASSPHRASE") != "" {
@@ -73,6 +74,9 @@ func vaultPassphraseChange(c *cobra.Command, s *vault.Session, pin, newFile stri
 		switch cpclient.Code(err) {
 		case wire.CodePINRequired, wire.CodePINInvalid, wire.CodePINLocked:
 			return fmt.Errorf("%w; a PIN works once, for 5 minutes, and 5 wrong ones lock PINs for 15 minutes: ask an admin for a new one (`coffer admin pin VAULT`) and pass it with --pin", err)
+		}
+		if _, ok := cpclient.Pending(err); ok {
+			return fmt.Errorf("%w; once it is approved, run this command again within 15 minutes", err)
 		}
 		return err
 	}
