@@ -30,34 +30,53 @@ const PruneLock = "locks/prune"
 // PruneLockInfo is what the lock says about its holder, so another
 // process can tell a running prune from one that was killed.
 type PruneLockInfo struct {
-	Hostname string    `json:"hostname"`
-	PID      int       `json:"pid"`
-	Time     time.Time `json:"time"`
+	Hostname  string    `json:"hostname"`
+	PID       int       `json:"pid"`
+	Time      time.Time `json:"time"`                // when the prune began
+	Refreshed time.Time `json:"refreshed,omitempty"` // the holder's last sign of life
 }
+
+// A running prune refreshes its lock every PruneLockRefresh where the
+// storage can replace objects; a lock not refreshed for PruneLockStale is
+// taken as left by a prune killed on another machine, as restic does.
+const (
+	PruneLockRefresh = 5 * time.Minute
+	PruneLockStale   = 30 * time.Minute
+)
 
 // ErrPruneRunning means another prune holds the lock.
 var ErrPruneRunning = errors.New("another prune is running on this repository")
 
-// AcquirePruneLock creates the prune lock. A lock left by a prune on this
-// host whose process is gone (killed) is taken over; any other refuses with
-// ErrPruneRunning, saying who holds it. The returned function deletes it.
+// stale reports whether a lock was left by a prune that no longer runs:
+// one of this host whose process is gone, or one that has not been
+// refreshed for PruneLockStale.
+func (r *Repository) stale(held *PruneLockInfo) bool {
+	host, _ := os.Hostname()
+	if held.Hostname == host && !processAlive(held.PID) {
+		return true
+	}
+	last := held.Time
+	if held.Refreshed.After(last) {
+		last = held.Refreshed
+	}
+	return !last.IsZero() && r.now().Sub(last) > PruneLockStale
+}
+
+// AcquirePruneLock creates the prune lock and keeps it refreshed. A stale
+// lock (see stale) is taken over; any other refuses with ErrPruneRunning,
+// saying who holds it. The returned function stops the refresh and
+// deletes the lock.
 func (r *Repository) AcquirePruneLock(ctx context.Context) (release func(context.Context) error, err error) {
 	host, _ := os.Hostname()
 	info := PruneLockInfo{Hostname: host, PID: os.Getpid(), Time: r.now().UTC()}
 	b, _ := json.Marshal(info)
-	release = func(ctx context.Context) error {
-		if err := r.be.Delete(ctx, PruneLock); err != nil && !storage.IsNotFound(err) {
-			return fmt.Errorf("remove the prune lock %s: %w; backups are refused until it is gone: delete it by hand", PruneLock, err)
-		}
-		return nil
-	}
 	for attempt := 0; attempt < 2; attempt++ {
 		err := r.be.Create(ctx, PruneLock, b)
 		if err == nil {
-			return release, nil
+			return r.refreshPruneLock(info), nil
 		}
 		if !storage.IsExists(err) {
-			return nil, fmt.Errorf("take the prune lock %s: %w", PruneLock, err)
+			return nil, fmt.Errorf("take the prune lock %s: %w", PruneLock, deleteHint(err))
 		}
 		held, herr := r.readPruneLock(ctx)
 		if herr != nil {
@@ -66,17 +85,50 @@ func (r *Repository) AcquirePruneLock(ctx context.Context) (release func(context
 		if held == nil {
 			continue // released meanwhile
 		}
-		if held.Hostname != host || processAlive(held.PID) {
-			return nil, fmt.Errorf("%w: %s (process %d on %s, since %s); wait for it to finish, or if it was killed on another machine, delete %s from the repository",
-				ErrPruneRunning, PruneLock, held.PID, held.Hostname, held.Time.Format(time.RFC3339), PruneLock)
+		if !r.stale(held) {
+			return nil, fmt.Errorf("%w: %s (process %d on %s, since %s); wait for it to finish (a lock not refreshed for %v is taken as a killed prune's), or if it was killed on another machine, delete %s from the repository",
+				ErrPruneRunning, PruneLock, held.PID, held.Hostname, held.Time.Format(time.RFC3339), PruneLockStale, PruneLock)
 		}
-		// A prune on this host that is no longer running: killed. What it
-		// left is sound (see the prune package); take its lock over.
+		// A prune that no longer runs: killed. What it left is sound (see
+		// the prune package); take its lock over.
 		if err := r.be.Delete(ctx, PruneLock); err != nil && !storage.IsNotFound(err) {
-			return nil, fmt.Errorf("remove the stale prune lock of process %d: %w", held.PID, err)
+			return nil, fmt.Errorf("remove the stale prune lock of process %d on %s: %w", held.PID, held.Hostname, deleteHint(err))
 		}
 	}
 	return nil, fmt.Errorf("%w: the prune lock %s keeps changing", ErrPruneRunning, PruneLock)
+}
+
+// refreshPruneLock rewrites the lock's Refreshed time every
+// PruneLockRefresh until release, which then deletes the lock.
+func (r *Repository) refreshPruneLock(info PruneLockInfo) func(context.Context) error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		rp, ok := r.be.(replacer)
+		if !ok {
+			return
+		}
+		t := time.NewTicker(PruneLockRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				info.Refreshed = r.now().UTC()
+				b, _ := json.Marshal(info)
+				_ = rp.Replace(context.Background(), PruneLock, b) // a missed refresh is retried at the next tick
+			}
+		}
+	}()
+	return func(ctx context.Context) error {
+		close(stop)
+		<-done
+		if err := r.be.Delete(ctx, PruneLock); err != nil && !storage.IsNotFound(err) {
+			return fmt.Errorf("remove the prune lock %s: %w; backups are refused until it is gone: delete it by hand", PruneLock, err)
+		}
+		return nil
+	}
 }
 
 // readPruneLock reads the lock; nil without error means there is none.
@@ -133,10 +185,8 @@ func (r *Repository) checkConcurrentPrune(ctx context.Context, packs []crypto.ID
 	if err != nil {
 		return err
 	}
-	if held != nil {
-		if host, _ := os.Hostname(); held.Hostname == host && !processAlive(held.PID) {
-			held = nil // left by a prune killed on this host: what it left is sound
-		}
+	if held != nil && r.stale(held) {
+		held = nil // left by a killed prune: what it left is sound
 	}
 	if held != nil {
 		return fmt.Errorf("%w (process %d on %s, since %s): it may remove data this backup reuses, so the point was not saved; run the backup again once the prune is over (or, if no prune runs, delete %s from the repository)",
