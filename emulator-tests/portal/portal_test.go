@@ -522,6 +522,11 @@ func TestPortalInARealBrowser(t *testing.T) {
 	if n := c.count("#points tbody tr"); n != 2 {
 		t.Errorf("machine page lists %d points", n)
 	}
+	if got.Item.NextRun == nil {
+		t.Error("the API gives no next run for a protected machine with a daily policy")
+	} else if s, want := c.text("#item-next"), got.Item.NextRun.UTC().Format("2006-01-02 15:04:05 UTC"); s != want {
+		t.Errorf("machine page: next backup %q, want %q", s, want)
+	}
 	c.check("machine")
 
 	// A failed backup: the passphrase in Key Vault no longer opens the

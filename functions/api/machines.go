@@ -71,6 +71,15 @@ func (s *server) getMachine(c echo.Context) error {
 	if out.Item, err = s.item(c.Request().Context(), m); err != nil {
 		return err
 	}
+	// The next scheduled backup, by the machine's policy, as the agent
+	// computes it (DST included); a policy that cannot be read leaves it out.
+	if m.Policy != "" && m.State == wire.MachineProtected {
+		if p, err := s.Registry.Policy(c.Request().Context(), m.VaultID, m.Policy); err == nil {
+			if next, err := p.Policy.Schedule.Next(s.Now()); err == nil {
+				out.Item.NextRun = &next
+			}
+		}
+	}
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -111,6 +111,9 @@ type Item struct {
 	OldestPoint      *time.Time `json:"oldestPoint,omitempty"`
 	Points           int        `json:"points"`
 	StorageBytes     int64      `json:"storageBytes"`
+	// NextRun is the next scheduled backup of a protected machine by its
+	// policy; only GET .../machines/{m} sets it.
+	NextRun *time.Time `json:"nextRun,omitempty"`
 }
 
 // StopProtection stops a machine's backups, keeping or soft-deleting its data.

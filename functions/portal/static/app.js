@@ -402,6 +402,7 @@ async function machinePage(main, vaultID, machineID) {
     h('dt', {}, 'Protection'), h('dd', { id: 'item-state' }, stateCell(m.state)),
     h('dt', {}, 'Policy'), h('dd', { id: 'item-policy' }, m.policy ? h('a', { href: vaultLink(v.id, 'policies/' + encodeURIComponent(m.policy)) }, m.policy) : 'none: every point is kept and no backup is scheduled'),
     h('dt', {}, 'Last backup'), h('dd', { id: 'item-last' }, statusCell(it.lastBackupStatus), ' ', it.lastBackupAt ? fmtTime(it.lastBackupAt) : ''),
+    h('dt', {}, 'Next scheduled backup'), h('dd', { id: 'item-next' }, it.nextRun ? fmtTime(it.nextRun) : (m.state === 'protected' ? 'none: no policy schedules one' : 'none while protection is ' + m.state)),
     h('dt', {}, 'Recovery points'), h('dd', { id: 'item-points' }, String(it.points)),
     h('dt', {}, 'Oldest, latest point'), h('dd', {}, fmtTime(it.oldestPoint), ', ', fmtTime(it.latestPoint)),
     h('dt', {}, 'Storage used'), h('dd', { id: 'item-storage', 'data-bytes': it.storageBytes }, fmtBytes(it.storageBytes) + ' (' + Number(it.storageBytes).toLocaleString('en') + ' bytes)'),
