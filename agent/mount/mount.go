@@ -56,12 +56,14 @@ func (m *mountFS) current(ctx context.Context) []*repository.Point {
 	m.listed = time.Now()
 	if err != nil {
 		if m.listErr == nil || err.Error() != m.listErr.Error() {
-			slog.Warn("mount: could not list the points again; showing the last list", "err", err)
+			slog.Warn("mount: some or all points could not be listed; showing those that could, or the last list", "err", err)
 		}
 		m.listErr = err
 		if len(points) == 0 {
 			return m.points
 		}
+	} else {
+		m.listErr = nil
 	}
 	m.setPoints(points)
 	return m.points

@@ -52,9 +52,9 @@ not supported yet. See docs/mount.md.`,
 			if err != nil {
 				return err
 			}
-			list := func(ctx context.Context) ([]*repository.Point, error) { return r.Points(ctx) }
+			list := mount.RepositoryPoints(r)
 			if f.session != nil {
-				list = vaultPoints(f, r)
+				list = vaultPoints(f, list)
 			}
 			dir := args[0]
 			return mount.Serve(ctx, dir, mount.Options{Points: list, Trees: tc, Blobs: r, Packs: mount.RepositoryPacks(r),
@@ -72,7 +72,7 @@ not supported yet. See docs/mount.md.`,
 // vaultPoints lists the repository's points that the vault still lists:
 // a soft-deleted point's objects stay in the container until the purge,
 // but it is not shown.
-func vaultPoints(f repoFlags, r *repository.Repository) func(context.Context) ([]*repository.Point, error) {
+func vaultPoints(f repoFlags, stored mount.PointLister) mount.PointLister {
 	return func(ctx context.Context) ([]*repository.Point, error) {
 		listed, err := f.session.Client.AgentPoints(ctx)
 		if err != nil {
@@ -82,7 +82,7 @@ func vaultPoints(f repoFlags, r *repository.Repository) func(context.Context) ([
 		for _, p := range listed {
 			keep[p.ID] = true
 		}
-		points, loadErr := r.Points(ctx)
+		points, loadErr := stored(ctx)
 		out := points[:0]
 		for _, p := range points {
 			if keep[p.ID] {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/mount"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/shared/cpclient"
@@ -56,7 +57,7 @@ func TestMountInVaultModeLeavesOutPointsTheVaultDoesNotList(t *testing.T) {
 	defer srv.Close()
 	f := repoFlags{session: &vault.Session{Client: &cpclient.Client{BaseURL: srv.URL}}}
 
-	points, err := vaultPoints(f, r)(t.Context())
+	points, err := vaultPoints(f, mount.RepositoryPoints(r))(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestMountInVaultModeLeavesOutPointsTheVaultDoesNotList(t *testing.T) {
 		t.Fatalf("vault mode shows %d points, want only the one the vault lists (%s)", len(points), ids[1][:12])
 	}
 	vaultDown.Store(true)
-	if _, err := vaultPoints(f, r)(t.Context()); err == nil {
+	if _, err := vaultPoints(f, mount.RepositoryPoints(r))(t.Context()); err == nil {
 		t.Fatal("with the vault unreachable, points were shown that it may have deleted")
 	}
 }
