@@ -1,8 +1,7 @@
-// Package refsload measures the control plane's memory when agents register
-// points whose pack lists are as large as a list may be (issue 10 row 3): a
-// real coffer-functions process against Azurite, its peak RSS read from
-// /proc/<pid>/status (VmHWM).
-package refsload
+package adversary
+
+// Attack 3: an agent uploads the largest pack list allowed and registers
+// it many times at once, to make the control plane run out of memory.
 
 import (
 	"bufio"
@@ -12,9 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,10 +21,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
-	"github.com/coffer-backup/coffer/emulator-tests/inproc"
-	"github.com/coffer-backup/coffer/emulator-tests/ondemand"
-	"github.com/coffer-backup/coffer/emulator-tests/proc"
-	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
@@ -35,20 +28,14 @@ import (
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
-var emus ondemand.Emulators
-
-func TestMain(m *testing.M) { os.Exit(emus.Main(m)) }
-
 const (
-	// rssBudget is the row's target for the whole process.
-	rssBudget = 256 << 20
-	machines  = 4 // each with its own maximum-size list
-	perPoint  = 4 // registrations of each at once
-	requests  = machines * perPoint
-	point     = "00000000000000000000000000000000000000000000000000000000000000aa"
+	// refsMemBudget is the row's target for the whole process.
+	refsMemBudget   = 256 << 20
+	refsMemMachines = 4 // each with its own maximum-size list
+	refsMemPerPoint = 4 // registrations of each at once
+	refsMemRequests = refsMemMachines * refsMemPerPoint
+	refsMemPoint    = "00000000000000000000000000000000000000000000000000000000000000aa"
 )
-
-var listening = regexp.MustCompile(`coffer-functions listening on (http://\S+)`)
 
 // Sixteen registrations at once of points whose lists are the largest
 // allowed (about 1.5 million packs, none stored) keep coffer-functions
@@ -59,37 +46,19 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc/<pid>/status")
 	}
-	ondemand.SkipShort(t)
-	emus.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 
-	bin := filepath.Join(t.TempDir(), "coffer-functions")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/coffer-backup/coffer/functions/cmd/coffer-functions").CombinedOutput(); err != nil {
-		t.Fatalf("build coffer-functions: %v\n%s", err, out)
-	}
-	var env []string
-	for k, v := range inproc.Env(emus.Azurite.ConnectionString(), emus.ServiceBus.ConnectionString()) {
-		env = append(env, k+"="+v)
-	}
-	env = append(env, config.AuthMode+"=tokens", config.Port+"=", config.WebsiteAuthEnabled+"=")
-	var url string
-	log := filepath.Join(t.TempDir(), "coffer-functions.log")
-	p, err := proc.Start(ctx, proc.Spec{Name: "coffer-functions", Path: bin, Args: []string{"--standalone=true", "--addr", "127.0.0.1:0"},
-		Env: env, LogPath: log, Ready: func(line string) bool {
-			if m := listening.FindStringSubmatch(line); m != nil {
-				url = m[1]
-				return true
-			}
-			return false
-		}})
+	// A control plane of its own, so its peak memory is this attack's.
+	cp, err := fx.startControlPlane(ctx, "refs-memory", true)
 	if err != nil {
-		t.Fatalf("start coffer-functions (log %s): %v", log, err)
+		t.Fatal(err)
 	}
-	defer p.Stop(10 * time.Second)
+	defer cp.stop()
+	p, url := cp.p, cp.url
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(log)
+			b, _ := os.ReadFile(filepath.Join(fx.dir, "refs-memory.log"))
 			if len(b) > 4000 {
 				b = b[len(b)-4000:]
 			}
@@ -97,18 +66,18 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 		}
 	})
 
-	admin := &cpclient.Client{BaseURL: url, Token: inproc.ContributorToken}
+	admin := cp.admin()
 	var v wire.Vault
-	if _, err := admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: "refs-load"}, &v); err != nil {
+	if _, err := admin.Do(ctx, "POST", "/api/v1/vaults", wire.NewVault{Name: "refs-memory"}, &v); err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := azblob.NewClientFromConnectionString(emus.Azurite.ConnectionString(), nil)
+	blobs, err := azblob.NewClientFromConnectionString(fx.st.Azurite.ConnectionString(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var agents []*cpclient.Client
 	size := int64(0)
-	for i := range machines {
+	for i := range refsMemMachines {
 		var cr wire.Credentials
 		if _, err := admin.Do(ctx, "POST", "/api/v1/vaults/"+v.ID+"/credentials", nil, &cr); err != nil {
 			t.Fatal(err)
@@ -126,11 +95,11 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 		// Written with the account key here; an agent writes the same
 		// through its create-only SAS.
 		g := &refsMemList{n: refsMemMaxPacks()}
-		if _, err := blobs.UploadStream(ctx, reg.Container, packrefs.Name(point), g, nil); err != nil {
+		if _, err := blobs.UploadStream(ctx, reg.Container, packrefs.Name(refsMemPoint), g, nil); err != nil {
 			t.Fatalf("upload the list of machine %d: %v", i, err)
 		}
 		size = g.written
-		if _, err := blobs.UploadBuffer(ctx, reg.Container, layout.Point(point), []byte("sealed point"), nil); err != nil {
+		if _, err := blobs.UploadBuffer(ctx, reg.Container, layout.Point(refsMemPoint), []byte("sealed point"), nil); err != nil {
 			t.Fatalf("upload the point of machine %d: %v", i, err)
 		}
 	}
@@ -162,11 +131,11 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	answers := map[string]int{}
-	for i := range requests {
+	for i := range refsMemRequests {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := agents[i%machines].Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: point}, nil)
+			_, err := agents[i%refsMemMachines].Do(ctx, "POST", "/api/v1/agent/points", wire.NewPoint{ID: refsMemPoint}, nil)
 			var se *cpclient.StatusError
 			key := "ok"
 			switch {
@@ -189,18 +158,18 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 	sampler.Wait()
 	after := refsMemStatus(t, p.PID())
 
-	t.Logf("%d registrations of %d-byte lists (%d packs each) over %d machines in %v; answers %v", requests, size, refsMemMaxPacks(), machines, wall.Round(time.Millisecond), answers)
+	t.Logf("%d registrations of %d-byte lists (%d packs each) over %d machines in %v; answers %v", refsMemRequests, size, refsMemMaxPacks(), refsMemMachines, wall.Round(time.Millisecond), answers)
 	t.Logf("coffer-functions RSS: %d MiB at rest, peak %d MiB (VmHWM; sampled %d MiB), budget %d MiB",
-		base.hwm>>20, after.hwm>>20, peakRSS>>20, rssBudget>>20)
-	if after.hwm >= rssBudget {
-		t.Errorf("peak RSS %d MiB, over the %d MiB budget", after.hwm>>20, rssBudget>>20)
+		base.hwm>>20, after.hwm>>20, peakRSS>>20, refsMemBudget>>20)
+	if after.hwm >= refsMemBudget {
+		t.Errorf("peak RSS %d MiB, over the %d MiB budget", after.hwm>>20, refsMemBudget>>20)
 	}
 	// Each check runs to the end and counts every pack as missing, unless
 	// it waited its turn longer than the control plane queues one (a
 	// minute): then it is told to retry (503). A slow disk may do that to
 	// the last of a machine's four; anything else is wrong.
 	full := answers["409 "+wire.CodePointIncomplete]
-	if full < machines || full+answers["503 "+wire.CodeUnavailable] != requests {
+	if full < refsMemMachines || full+answers["503 "+wire.CodeUnavailable] != refsMemRequests {
 		t.Errorf("answers %v, want 409 %s (or 503 %s after a minute's wait), at least one per machine", answers, wire.CodePointIncomplete, wire.CodeUnavailable)
 	}
 }
@@ -261,7 +230,7 @@ type refsMemList struct {
 func (g *refsMemList) Read(b []byte) (int, error) {
 	if g.buf == nil {
 		g.buf = make([]byte, 0, 64<<10)
-		g.buf = append(g.buf, `{"version":1,"point":"`+point+`","packs":[`...)
+		g.buf = append(g.buf, `{"version":1,"point":"`+refsMemPoint+`","packs":[`...)
 	}
 	for len(g.buf) < cap(g.buf)-80 && !g.done {
 		if g.i < g.n {
