@@ -73,6 +73,9 @@ type matcher struct {
 func newMatcher(o Options) (matcher, error) {
 	m := matcher{pattern: o.Pattern, fullPath: strings.Contains(o.Pattern, "/"), fold: o.IgnoreCase}
 	if m.fullPath {
+		if len(m.pattern) >= 3 && m.pattern[1] == ':' && (m.pattern[2] == '/' || m.pattern[2] == '\\') {
+			m.pattern = PointPath(m.pattern) // C:/Users/*/x.docx; a backslash elsewhere stays an escape
+		}
 		m.pattern = strings.TrimPrefix(m.pattern, "/")
 	}
 	if m.fold {
@@ -96,6 +99,17 @@ func (m matcher) match(p, name string) bool {
 	return ok
 }
 
+// PointPath is a path as a point names it: slash-separated, with a
+// Windows volume (C:\Users) as its letter (/C/Users), as the archiver
+// stores it, so a search can be given the path as the machine wrote it.
+func PointPath(p string) string {
+	p = strings.ReplaceAll(p, `\`, "/")
+	if len(p) >= 2 && p[1] == ':' && ('A' <= p[0] && p[0] <= 'Z' || 'a' <= p[0] && p[0] <= 'z') && (len(p) == 2 || p[2] == '/') {
+		p = "/" + p[:1] + p[2:]
+	}
+	return p
+}
+
 type hit struct {
 	path string
 	v    Version
@@ -108,7 +122,7 @@ func Find(ctx context.Context, l TreeLoader, points []Point, o Options) ([]Match
 	if err != nil {
 		return nil, err
 	}
-	prefix := strings.Trim(o.Path, "/")
+	prefix := strings.Trim(PointPath(o.Path), "/")
 	s := &searcher{l: l, m: m, prefix: prefix, memo: map[memoKey][]hit{}}
 	points = slices.Clone(points)
 	slices.SortStableFunc(points, func(a, b Point) int { return b.Time.Compare(a.Time) })

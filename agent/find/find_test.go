@@ -42,7 +42,7 @@ func TestFindAcrossPoints(t *testing.T) {
 	}
 	backup()
 	backup()
-	root := filepath.ToSlash(src)
+	root := filepath.ToSlash(treegen.Restored(string(filepath.Separator), src)) // as the point names it (/C/… on Windows)
 
 	t.Run("versions newest first", func(t *testing.T) {
 		ms, err := find.Find(t.Context(), r, points, find.Options{Pattern: "empty"})
@@ -70,6 +70,7 @@ func TestFindAcrossPoints(t *testing.T) {
 		{"ignore case", find.Options{Pattern: "FILE00*.TXT", IgnoreCase: true}, func(p string) bool { return strings.HasPrefix(filepath.Base(p), "file00") }, 10},
 		{"whole path", find.Options{Pattern: root + "/dir000/*"}, func(p string) bool { return filepath.Dir(p) == root+"/dir000" }, 1},
 		{"under a path", find.Options{Pattern: "*", Path: root + "/dir000"}, func(p string) bool { return strings.HasPrefix(p, root+"/dir000") }, 2},
+		{"under a path as the machine writes it", find.Options{Pattern: "*", Path: filepath.Join(src, "dir000")}, func(p string) bool { return strings.HasPrefix(p, root+"/dir000") }, 2},
 		{"symlinks too", find.Options{Pattern: "*link*"}, func(p string) bool { return strings.Contains(filepath.Base(p), "link") }, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,5 +98,21 @@ func TestFindAcrossPoints(t *testing.T) {
 	}
 	if _, err := find.Find(t.Context(), r, points, find.Options{Pattern: "["}); err == nil {
 		t.Error("a malformed pattern was accepted")
+	}
+}
+
+func TestPointPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/home/ann/docs": "/home/ann/docs",
+		`C:\Users\ann`:   "/C/Users/ann",
+		"c:/Users/ann":   "/c/Users/ann",
+		"C:":             "/C",
+		`home\ann`:       "home/ann",
+		"C:relative":     "C:relative",
+		"/C/Users":       "/C/Users",
+	} {
+		if got := find.PointPath(in); got != want {
+			t.Errorf("PointPath(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -54,7 +54,7 @@ newest first.`,
 			for _, p := range chosen {
 				in = append(in, find.Point{ID: p.ID, Time: p.Time, Tree: p.Tree})
 			}
-			ms, err := find.Find(ctx, r, in, find.Options{Pattern: args[0], IgnoreCase: fold, Path: strings.ReplaceAll(under, `\`, "/")})
+			ms, err := find.Find(ctx, r, in, find.Options{Pattern: args[0], IgnoreCase: fold, Path: under})
 			if err != nil {
 				if strings.HasPrefix(err.Error(), "pattern ") {
 					return cli.UsageError{Err: err}
