@@ -67,6 +67,7 @@ var routes = []route{
 	{http.MethodGet, "/vaults/:vault/policies", reader, "listing policies", (*server).listPolicies},
 	{http.MethodGet, "/vaults/:vault/policies/:policy", reader, "reading a policy", (*server).getPolicy},
 	{http.MethodPut, "/vaults/:vault/policies/:policy", contributor, "changing a policy", (*server).putPolicy},
+	{http.MethodPost, "/vaults/:vault/policies/:policy/preview", reader, "previewing a policy's retention", (*server).previewPolicy},
 	{http.MethodDelete, "/vaults/:vault/policies/:policy", contributor, "deleting a policy", (*server).deletePolicy},
 	{http.MethodGet, "/vaults/:vault/machines", reader, "listing machines", (*server).listMachines},
 	{http.MethodGet, "/vaults/:vault/machines/:machine", reader, "reading a machine", (*server).getMachine},
