@@ -18,9 +18,6 @@ import (
 	"github.com/coffer-backup/coffer/functions/alerts"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
-	"github.com/coffer-backup/coffer/functions/nonce"
-	"github.com/coffer-backup/coffer/functions/pin"
-	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/retention"
@@ -69,10 +66,10 @@ type Blobs interface {
 
 // Timers holds the collaborators and bounds.
 type Timers struct {
-	Registry    *registry.Registry
-	Points      *points.Store
-	PINs        *pin.Store
-	Nonces      *nonce.Store
+	Registry    Registry
+	Points      PointStore
+	PINs        Sweeper
+	Nonces      Sweeper
 	Jobs        JobStore
 	Alerts      AlertStore
 	Blobs       Blobs
