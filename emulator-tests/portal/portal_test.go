@@ -529,6 +529,18 @@ func TestPortalInARealBrowser(t *testing.T) {
 	}
 	c.check("machine")
 
+	// The policy editor previews what a retention change keeps, before
+	// saving: both points are a few seconds old, so a 7-day policy keeps
+	// them.
+	c.route(vaultLinkJS(v.ID, "policies/office"), "Policies of "+vaultName)
+	c.do("preview a shorter retention", chromedp.SetValue("#pf-retention-dailyDays", "7"), chromedp.Click("#preview-retention"))
+	summary := `#policy-preview p.preview-summary[data-machine="` + m.ID + `"]`
+	c.waitFor("the preview", `!!document.querySelector(`+q(summary)+`)`)
+	if s := c.text(summary); s != "Keeps 2 of 2 points (now 2)." {
+		t.Errorf("preview: %q", s)
+	}
+	c.check("policy-preview")
+
 	// A failed backup: the passphrase in Key Vault no longer opens the
 	// repository. Its job and its alert are shown.
 	kv, err := azsecrets.NewClient(st.KeyVault.URL(), keyvault.Credential(), st.KeyVault.ClientOptions())

@@ -654,17 +654,14 @@ function policyEditor(v, name, doc) {
       field('throttle.nonWorkKbps', 'Other hours limit, Kbps', num(t.nonWorkKbps))),
     h('div', { id: 'policy-errors', role: 'alert' }),
     ro ? h('p', {}, 'Only a Backup Contributor can change policies.') : h('button', { type: 'submit', 'data-action': 'putPolicy' }, 'Save policy'));
-  form.addEventListener('submit', async ev => {
-    ev.preventDefault();
-    for (const e of Object.values(errs)) e.textContent = '';
-    const top = document.getElementById('policy-errors');
-    top.replaceChildren();
+  // body reads the form into a policy, as PUT and the preview take it.
+  const body = () => {
     const val = id => document.getElementById(fid(id)).value.trim();
     const int = id => { const x = val(id); return x === '' ? undefined : Number(x); };
     const days = path => DAYS.filter(d => document.getElementById(fid(path) + '-' + d).checked);
     const lines = id => val(id).split('\n').map(x => x.trim()).filter(Boolean);
     const freq = val('schedule.frequency');
-    const body = {
+    return {
       schedule: { frequency: freq, days: freq === 'weekly' ? days('schedule.days') : undefined, times: val('schedule.times').split(',').map(x => x.trim()).filter(Boolean), timeZone: val('schedule.timeZone') },
       retention: { dailyDays: int('retention.dailyDays') || 0, weeklyWeeks: int('retention.weeklyWeeks'), weeklyDay: val('retention.weeklyDay') || undefined, monthlyMonths: int('retention.monthlyMonths'),
         monthlyDay: int('retention.monthlyDay'), yearlyYears: int('retention.yearlyYears'), yearlyMonth: int('retention.yearlyMonth') },
@@ -672,29 +669,80 @@ function policyEditor(v, name, doc) {
       throttle: document.getElementById('pf-throttle-enabled').checked ? { enabled: true, workDays: days('throttle.workDays'), workStart: val('throttle.workStart'), workEnd: val('throttle.workEnd'),
         workKbps: int('throttle.workKbps'), nonWorkKbps: int('throttle.nonWorkKbps') } : { enabled: false },
     };
+  };
+  const clearErrors = () => {
+    for (const e of Object.values(errs)) e.textContent = '';
+    document.getElementById('policy-errors').replaceChildren();
+  };
+  // showErrors puts each broken rule next to its field and focuses the first.
+  const showErrors = e => {
+    say(e.message, true);
+    const loose = [];
+    for (const d of e.details || []) {
+      const key = Object.keys(errs).filter(k => d.field === k || d.field.startsWith(k + '.') || d.field.startsWith(k + '[')).sort((a, b) => b.length - a.length)[0];
+      if (key) errs[key].append(h('span', {}, d.message), ' ');
+      else loose.push(h('li', {}, d.field + ': ' + d.message));
+    }
+    if (loose.length) document.getElementById('policy-errors').replaceChildren(h('ul', {}, loose));
+    const first = form.querySelector('.field-error:not(:empty)');
+    if (first) {
+      const input = first.parentElement.querySelector('input, select, textarea');
+      if (input) input.focus();
+    }
+  };
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    clearErrors();
     try {
-      const r = await withPIN('Shortening retention', false, pin => api('PUT', '/vaults/' + v.id + '/policies/' + encodeURIComponent(name), body, { pin, ifMatch: doc ? doc.etag : undefined }));
+      const r = await withPIN('Shortening retention', false, pin => api('PUT', '/vaults/' + v.id + '/policies/' + encodeURIComponent(name), body(), { pin, ifMatch: doc ? doc.etag : undefined }));
       if (r === null) { say('Cancelled.'); return; }
       if (r && r.pendingApproval) { say('Sent for approval: a Backup Security Admin other than you must approve request ' + r.pendingApproval.id + ' before the policy changes.'); return; }
       state.flash = 'Policy ' + name + ' saved.';
       go(vaultLink(v.id, 'policies/' + encodeURIComponent(name)));
     } catch (e) {
-      say(e.message, true);
-      const loose = [];
-      for (const d of e.details || []) {
-        const key = Object.keys(errs).filter(k => d.field === k || d.field.startsWith(k + '.') || d.field.startsWith(k + '[')).sort((a, b) => b.length - a.length)[0];
-        if (key) errs[key].append(h('span', {}, d.message), ' ');
-        else loose.push(h('li', {}, d.field + ': ' + d.message));
-      }
-      if (loose.length) top.replaceChildren(h('ul', {}, loose));
-      const first = form.querySelector('.field-error:not(:empty)');
-      if (first) {
-        const input = first.parentElement.querySelector('input, select, textarea');
-        if (input) input.focus();
-      }
+      showErrors(e);
     }
   });
+  // The preview: which points of the machines that follow the policy it
+  // would keep now, against the stored version, before anything is saved.
+  const preview = h('section', { id: 'policy-preview', 'aria-live': 'polite' });
+  const previewButton = h('button', { type: 'button', id: 'preview-retention', class: 'secondary', onclick: async () => {
+    clearErrors();
+    try {
+      const pv = await api('POST', '/vaults/' + v.id + '/policies/' + encodeURIComponent(name) + '/preview', body());
+      preview.replaceChildren(...retentionPreview(pv));
+    } catch (e) {
+      preview.replaceChildren();
+      showErrors(e);
+    }
+  } }, 'Preview retention');
+  form.append(h('p', {}, previewButton), preview);
   return form;
+}
+
+// retentionPreview draws a preview: per machine, what is kept now and
+// after the change, a strip of its points (newest on the left) and the
+// points whose fate changes.
+function retentionPreview(pv) {
+  const out = [h('h3', {}, 'Retention preview at ' + fmtTime(pv.at))];
+  if (!pv.machines.length) {
+    out.push(h('p', {}, 'No machine follows this policy yet: saving it changes no point.'));
+    return out;
+  }
+  for (const m of pv.machines) {
+    const changed = m.points.filter(p => p.before.keep !== p.after.keep);
+    const why = d => d.keep ? 'kept: ' + (d.reasons || []).join(', ') : 'dropped';
+    out.push(h('h4', {}, m.machineName),
+      h('p', { class: 'preview-summary', 'data-machine': m.machineId }, 'Keeps ' + m.keptAfter + ' of ' + m.points.length + ' points (now ' + m.keptBefore + ').',
+        m.state !== 'protected' ? ' Its protection is ' + m.state + ': retention does not run until it is resumed.' : ''),
+      h('div', { class: 'timeline', role: 'img', 'aria-label': m.keptAfter + ' of ' + m.points.length + ' points kept after the change; dropped ones are shorter and red' },
+        m.points.map(p => h('span', { class: p.after.keep ? null : 'deleted', title: fmtTime(p.time) + ': ' + why(p.after) }))),
+      changed.length ? h('table', { class: 'preview' }, h('caption', {}, changed.length + ' points change'),
+        h('thead', {}, h('tr', {}, ['Point', 'Now', 'After the change'].map(t => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, changed.map(p => h('tr', { 'data-point': p.id }, h('th', { scope: 'row', class: 'time' }, fmtTime(p.time)), h('td', {}, why(p.before)), h('td', { class: p.after.keep ? null : 'state-deleted' }, why(p.after))))))
+        : h('p', {}, 'No point changes.'));
+  }
+  return out;
 }
 
 // Security: PIN, security features, credentials, protection, restore grants.
