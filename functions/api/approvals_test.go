@@ -189,3 +189,33 @@ func TestTurningMultiUserAuthorizationOffNeedsApproval(t *testing.T) {
 		t.Fatalf("turn on: %+v %v", vv, err)
 	}
 }
+
+// The Security Admin is a capability beside the rank: its token reads as a
+// Reader and names its own session; the app role adds to any rank and
+// alone reads as a Reader.
+func TestSecurityAdminIsACapabilityNotARank(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+testTokens[RoleSecurityAdmin])
+	p, err := testTokens.Authenticate(r)
+	if err != nil || p.Role != RoleReader || !p.SecurityAdmin || p.Name != "token:backup-security-admin" {
+		t.Fatalf("Security Admin token: %+v %v", p, err)
+	}
+	r.Header.Set("Authorization", "Bearer "+testTokens[RoleContributor])
+	if p, err := testTokens.Authenticate(r); err != nil || p.SecurityAdmin || p.Role != RoleContributor {
+		t.Fatalf("Contributor token: %+v %v", p, err)
+	}
+	const roleURI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+	for _, tc := range []struct {
+		claims map[string]string
+		role   Role
+	}{
+		{map[string]string{roleURI: "Backup.SecurityAdmin"}, RoleReader},
+		{map[string]string{roleURI: "Backup.SecurityAdmin", "roles": "Backup.Contributor"}, RoleContributor},
+		{map[string]string{"roles": "Backup.SecurityAdmin", roleURI: "Backup.Operator"}, RoleOperator},
+	} {
+		p, err := ParsePrincipal(principalHeader(t, tc.claims, roleURI))
+		if err != nil || p.Role != tc.role || !p.SecurityAdmin {
+			t.Errorf("%v: %+v %v; want %s and Security Admin", tc.claims, p, err, tc.role)
+		}
+	}
+}
