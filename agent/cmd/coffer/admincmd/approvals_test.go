@@ -41,6 +41,9 @@ func TestAdminApprovals(t *testing.T) {
 	if got := cp.last(); got.query != "status=pending" {
 		t.Fatalf("list sent %+v", got)
 	}
+	if out, err := runAdmin("vault", "show", "prod"); err != nil || !strings.Contains(out, "Pending approvals") || !strings.Contains(out, "1: `coffer admin approvals list prod --status pending`") {
+		t.Fatalf("vault show: %v\n%s", err, out)
+	}
 	if _, err := runAdmin("approvals", "list", "prod", "--status", "maybe"); err == nil {
 		t.Fatal("a wrong --status was sent")
 	}

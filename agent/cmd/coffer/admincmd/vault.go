@@ -113,7 +113,16 @@ func newVaultShow(f *flags) *cobra.Command {
 			if err != nil {
 				return s.fail(ctx, err)
 			}
-			return s.print(raw, func(w io.Writer) { vaultDetail(w, v) })
+			// Requests waiting for a Security Admin, so whoever looks at
+			// the vault sees them; a control plane without the route
+			// (older) simply shows none.
+			pending, _ := s.cp.Approvals(c.Context(), id, wire.ApprovalPending)
+			return s.print(raw, func(w io.Writer) {
+				vaultDetail(w, v)
+				if len(pending) > 0 {
+					fmt.Fprintf(w, "Pending approvals\t%d: `coffer admin approvals list %s --status pending`\n", len(pending), quote(args[0]))
+				}
+			})
 		},
 	}
 }
