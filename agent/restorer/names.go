@@ -1,9 +1,11 @@
 package restorer
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -25,7 +27,9 @@ var ErrUnsafeName = errors.New("unsafe name")
 // that Win32 strips, so that ".. " would be "..", a ":" that names a drive
 // or an alternate data stream, the characters < > " | ? * and control
 // characters) is mapped to a look-alike that Windows keeps as written, and
-// the caller reports the new name.
+// the caller reports the new name. Bytes that are not UTF-8 become "%XX",
+// and a name the mapping makes longer than NTFS's 255 UTF-16 units is
+// shortened with a hash (fitWindowsName).
 //
 // The mapping is a pure function of its input, so it is tested on every
 // system, and it is stable: a mapped name maps to itself.
@@ -77,6 +81,11 @@ func windowsName(name string) string {
 			b.WriteRune(fullWidthDot)
 		case i >= end && r == ' ':
 			b.WriteRune(spaceSymbol)
+		case r == utf8.RuneError && size == 1:
+			// A byte that is not UTF-8 (a Latin-1 name from Linux) has no
+			// UTF-16 form: Windows would get U+FFFD, silently and for every
+			// such byte alike. "%E9" keeps it readable and distinct.
+			fmt.Fprintf(&b, "%%%02X", name[i])
 		case r < 0x20 && size == 1:
 			b.WriteRune(0x2400 + r) // the control picture: ␁ for 0x01
 		case windowsLookAlikes[r] != 0:
@@ -96,7 +105,41 @@ func windowsName(name string) string {
 		}
 		out = out[:stem] + "_" + out[stem:]
 	}
-	return out
+	return fitWindowsName(out)
+}
+
+// maxWindowsName is NTFS's limit on a name, in UTF-16 code units.
+const maxWindowsName = 255
+
+// fitWindowsName shortens a name longer than NTFS takes, which a mapping
+// can make of a name that fitted on Linux (255 bytes): the stem is cut and
+// "~" and 8 hex digits of the whole name's hash keep shortened names
+// apart; the extension, when short, is kept so the file still opens with
+// its program. A name that fits is returned as it is, so the mapping
+// stays stable.
+func fitWindowsName(name string) string {
+	if len(utf16.Encode([]rune(name))) <= maxWindowsName {
+		return name
+	}
+	ext := ""
+	if i := strings.LastIndexByte(name, '.'); i > 0 && len(name)-i <= 16 {
+		ext = name[i:]
+	}
+	sum := sha256.Sum256([]byte(name))
+	tag := fmt.Sprintf("~%x", sum[:4])
+	budget := maxWindowsName - len(utf16.Encode([]rune(tag+ext)))
+	var stem strings.Builder
+	units := 0
+	for _, r := range strings.TrimSuffix(name, ext) {
+		n := utf16.RuneLen(r)
+		if units+n > budget {
+			break
+		}
+		stem.WriteRune(r)
+		units += n
+	}
+	// The cut may leave a trailing dot or space, which Win32 strips.
+	return strings.TrimRight(stem.String(), ". ") + tag + ext
 }
 
 // windowsDevices are the names Windows reads as devices, whatever follows

@@ -12,17 +12,21 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // AwkwardNames are names a Linux machine holds and Windows cannot as they
 // are: devices (with and without an extension, in any case), trailing
-// dots and spaces, and each character Windows refuses. A folder with such
+// dots and spaces, each character Windows refuses, bytes that are not
+// UTF-8, and a name that mapping makes longer than NTFS takes. A folder with such
 // a name holds one too, so a renamed folder's contents are checked.
 var AwkwardNames = []string{
 	"CON", "aux.txt", "nul.tar.gz", "Com1", "lpt9.log", "PRN",
 	"trailing dot.", "trailing space ", "dots and spaces. .",
 	"a<b", "a>b", "a:b", `a"b`, "a|b", "a?b", "a*b",
 	"folder:1/inner?.txt", "CON.d/AUX",
+	"latin-1 caf\xe9.txt",             // not UTF-8
+	"CON." + strings.Repeat("y", 251), // 255 bytes: CON_ would make it too long for NTFS
 }
 
 // awkwardNames makes a tree of AwkwardNames on this machine, backs it up
@@ -85,7 +89,7 @@ func (st *storyState) awkwardNames(ctx context.Context) error {
 		orig := strings.Split(rel, "/")
 		parts := slices.Clone(orig)
 		for i := range orig {
-			if as, ok := renamed[strings.Join(orig[:i+1], "/")]; ok {
+			if as, ok := renamed[jsonForm(strings.Join(orig[:i+1], "/"))]; ok {
 				parts[i] = lastElem(as)
 			}
 		}
@@ -105,7 +109,7 @@ func (st *storyState) awkwardNames(ctx context.Context) error {
 		restored = append(restored, local)
 		if parts[len(parts)-1] == n[strings.LastIndexByte(n, '/')+1:] {
 			problems = append(problems, fmt.Sprintf("%s: restored under its own name, which Windows cannot hold", n))
-		} else if _, ok := renamed[rel]; !ok {
+		} else if _, ok := renamed[jsonForm(rel)]; !ok {
 			problems = append(problems, fmt.Sprintf("%s: renamed without being reported", n))
 		}
 	}
@@ -131,12 +135,30 @@ func (st *storyState) awkwardNames(ctx context.Context) error {
 		return fmt.Errorf("%d of %d awkward names went wrong:\n%s", len(problems), len(want), indent(strings.Join(problems, "\n"), "    "))
 	}
 	var examples []string
-	for _, rn := range rep.Renamed[:min(4, len(rep.Renamed))] {
-		examples = append(examples, fmt.Sprintf("%q → %q", strings.TrimPrefix(rn.Path, pointSrc+"/"), lastElem(rn.As)))
+	for _, rn := range rep.Renamed {
+		if p := strings.TrimPrefix(rn.Path, pointSrc+"/"); len(p) < 30 && len(examples) < 4 {
+			examples = append(examples, fmt.Sprintf("%q → %q", p, lastElem(rn.As)))
+		}
 	}
 	fmt.Fprintf(st.Out, "    %d files with names Windows cannot hold restored, %d renames reported (folders included), such as %s\n",
 		len(want), len(rep.Renamed), strings.Join(examples, ", "))
 	return nil
+}
+
+// jsonForm is s as encoding/json reports it: each byte that is not UTF-8
+// becomes U+FFFD. The restored name itself keeps such bytes ("%E9").
+func jsonForm(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 func lastElem(winPath string) string { return winPath[strings.LastIndexByte(winPath, '\\')+1:] }
