@@ -12,8 +12,8 @@ import (
 // mapping makes longer than NTFS's 255 UTF-16 units.
 func TestWindowsNamesNotUTF8OrTooLongAreMappedAndStable(t *testing.T) {
 	long := "CON." + strings.Repeat("x", 240) + ".log" // 248 bytes, and a device
-	longer := strings.Repeat("é", 127) + "?"            // 255 bytes on Linux, fits after mapping
-	tooLong := "CON." + strings.Repeat("y", 251)        // 255 bytes; CON_ makes 256
+	longer := strings.Repeat("é", 127) + "?"           // 255 bytes on Linux, fits after mapping
+	tooLong := "CON." + strings.Repeat("y", 251)       // 255 bytes; CON_ makes 256
 	for _, c := range []struct {
 		name, want string
 	}{
