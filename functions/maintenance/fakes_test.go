@@ -421,11 +421,29 @@ func (e *env) machine(v wire.Vault, name, state string, purgeAfter time.Time) re
 	return m
 }
 
+// put stores m as it is.
+func (e *env) put(m registry.Machine) {
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	e.reg.machines[m.ID] = m
+}
+
 // point adds an active point taken at t.
 func (e *env) point(m registry.Machine, id string, t time.Time) {
 	e.points.mu.Lock()
 	defer e.points.mu.Unlock()
 	e.points.points[m.ID] = append(e.points.points[m.ID], wire.Point{ID: id, MachineID: m.ID, Time: t, State: wire.PointActive})
+}
+
+// retain holds a point until until (its retainUntil).
+func (e *env) retain(m registry.Machine, id string, until time.Time) {
+	e.points.mu.Lock()
+	defer e.points.mu.Unlock()
+	for i, p := range e.points.points[m.ID] {
+		if p.ID == id {
+			e.points.points[m.ID][i].RetainUntil = &until
+		}
+	}
 }
 
 // deletedPoint adds a point taken at t and soft-deleted, purged after
