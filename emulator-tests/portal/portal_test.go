@@ -522,6 +522,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 	if n := c.count("#points tbody tr"); n != 2 {
 		t.Errorf("machine page lists %d points", n)
 	}
+	// The machine's backups are charted (uPlot, vendored) with their
+	// numbers beside: two completed backups.
+	c.waitFor("the backup charts are drawn", `['chart-duration', 'chart-throughput', 'chart-uploaded'].every(id => !!document.querySelector('#' + id + ' canvas'))`)
+	if n := c.count("#chart-duration details tbody tr"); n != 2 {
+		t.Errorf("the duration chart's table has %d rows, want the 2 backups", n)
+	}
 	if got.Item.NextRun == nil {
 		t.Error("the API gives no next run for a protected machine with a daily policy")
 	} else if s, want := c.text("#item-next"), got.Item.NextRun.UTC().Format("2006-01-02 15:04:05 UTC"); s != want {
@@ -578,6 +584,11 @@ func TestPortalInARealBrowser(t *testing.T) {
 	}
 	if n := c.count("tr[data-job]"); n != 1 {
 		t.Errorf("the status filter shows %d jobs, want the 1 failed", n)
+	}
+	// Today: 2 of the 3 finished backups succeeded.
+	c.waitFor("the success chart is drawn", `!!document.querySelector('#chart-success canvas')`)
+	if s := c.text("#chart-success details tbody td"); s != "67" {
+		t.Errorf("today's success rate %q, want 67", s)
 	}
 	c.check("jobs")
 

@@ -158,6 +158,47 @@ function words(s) { return String(s || '').replace(/_/g, ' '); }
 function stateCell(s) { return h('span', { class: 'state-' + s }, words(s)); }
 function statusCell(s) { return s ? h('span', { class: 'st-' + s }, words(s)) : '—'; }
 
+// figure makes a chart's place: a caption, the chart (drawn by drawCharts
+// once the page is shown) and the same numbers as a table, for screen
+// readers and for anyone who would rather read them.
+function figure(id, title, unit, rows, opts) {
+  // rows: [[Date, value or null, ...]] with one value per series.
+  const fig = h('figure', { class: 'chart', id, 'aria-labelledby': id + '-caption' },
+    h('figcaption', { id: id + '-caption' }, title),
+    h('div', { class: 'chart-canvas', 'data-chart': id, 'aria-hidden': 'true' }),
+    h('details', {}, h('summary', {}, 'The numbers'),
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'When'), unit.map(u => h('th', { scope: 'col' }, u)))),
+        h('tbody', {}, rows.map(r => h('tr', {}, h('th', { scope: 'row', class: 'time' }, fmtTime(r[0])), r.slice(1).map(v => h('td', { class: 'num' }, v === null ? '—' : String(v)))))))));
+  state.charts = state.charts || {};
+  state.charts[id] = { unit, rows, opts: opts || {} };
+  return fig;
+}
+
+// drawCharts draws every figure of the page with uPlot (vendored, pinned).
+function drawCharts(main) {
+  if (typeof uPlot === 'undefined') return;
+  for (const el of main.querySelectorAll('[data-chart]')) {
+    const c = (state.charts || {})[el.dataset.chart];
+    if (!c || !c.rows.length) continue;
+    const xs = c.rows.map(r => Math.floor(new Date(r[0]).getTime() / 1000));
+    const data = [xs].concat(c.unit.map((_, i) => c.rows.map(r => r[i + 1])));
+    const colors = ['#0b5cad', '#1a7f37', '#9a6700', '#c4271d'];
+    const width = Math.max(320, Math.min(900, main.clientWidth - 40));
+    // Points within an hour of each other (or one alone) would make uPlot
+    // stretch the axis over years: show at least an hour around them.
+    const lo = Math.min(...xs), hi = Math.max(...xs);
+    const xRange = c.opts.x || (hi - lo < 3600 ? [lo - 1800, hi + 1800] : [lo, hi]);
+    const scales = { x: { time: true, range: xRange },
+      y: { range: c.opts.y || ((u, min, max) => [0, max > 0 ? max * 1.15 : 1]) } };
+    new uPlot({
+      width, height: 220, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+      scales,
+      series: [{}].concat(c.unit.map((u, i) => ({ label: u, stroke: colors[i % colors.length], width: 2, points: { show: true, size: 6 } }))),
+      axes: [{}, { label: c.unit.join(', '), size: 60 }],
+    }, data, el);
+  }
+}
+
 // Routing: #/ overview; #/v/VAULT/machines/MACHINE; #/v/VAULT/jobs?...;
 // #/v/VAULT/alerts?...; #/v/VAULT/policies[/NAME]; #/v/VAULT/security.
 function parseRoute() {
@@ -237,6 +278,7 @@ function show(main, title, ...content) {
   document.title = title + ' · Coffer';
   const h1 = h('h1', { tabindex: '-1' }, title);
   main.replaceChildren(h1, ...content.flat(Infinity).filter(c => c !== null && c !== undefined && c !== false));
+  drawCharts(main);
   if (document.activeElement === document.body || !main.contains(document.activeElement)) h1.focus({ preventScroll: true });
 }
 
@@ -450,6 +492,7 @@ async function machinePage(main, vaultID, machineID) {
       h('thead', {}, h('tr', {}, ['Time', 'State', 'Retention', 'ID', 'Actions'].map(t => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, pointRows)) : h('p', {}, 'No recovery point yet.'),
     h('h2', {}, 'Jobs'), jobsTable(jobs, false),
+    backupCharts(jobs),
     h('p', {}, h('a', { href: vaultLink(v.id, 'jobs?machine=' + encodeURIComponent(m.id)) }, 'All jobs of ' + m.name)));
   show(main, 'Machine ' + m.name, ...content);
   refreshWhileRunning(jobs);
@@ -502,6 +545,41 @@ function jobsTable(jobs, withMachine, highlight) {
     h('thead', {}, h('tr', {}, cols.map(c => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows));
 }
 
+// backupCharts are a machine's finished backups over time: how long each
+// took, how fast it read, and how much it uploaded.
+function backupCharts(jobs) {
+  const done = jobs.filter(j => j.type === 'backup' && j.endedAt && j.status !== 'failed' && j.status !== 'cancelled')
+    .sort((a, b) => new Date(a.startedAt) - new Date(b.startedAt));
+  if (!done.length) return null;
+  const secs = j => Math.max(0, (new Date(j.endedAt) - new Date(j.startedAt)) / 1000);
+  const round = (x, n) => Math.round(x * 10 ** n) / 10 ** n;
+  return [h('h2', {}, 'Backups over time'),
+    figure('chart-duration', 'Duration of each backup', ['seconds'], done.map(j => [j.startedAt, round(secs(j), 1)])),
+    figure('chart-throughput', 'Throughput of each backup (data read per second)', ['MiB/s'],
+      done.map(j => [j.startedAt, secs(j) > 0 ? round((j.progress.bytesDone || 0) / 1048576 / secs(j), 2) : null])),
+    figure('chart-uploaded', 'Data uploaded by each backup (new, compressed and encrypted)', ['MiB'],
+      done.map(j => [j.startedAt, round((j.progress.bytesUploaded || 0) / 1048576, 3)]))];
+}
+
+// successChart is a vault's daily backup success rate over 30 days.
+function successChart(jobs) {
+  const days = new Map();
+  for (const j of jobs) {
+    if (j.type !== 'backup' || j.status === 'in_progress') continue;
+    const d = j.startedAt.slice(0, 10);
+    const e = days.get(d) || { ok: 0, all: 0 };
+    e.all++;
+    if (j.status === 'completed' || j.status === 'completed_with_warnings') e.ok++;
+    days.set(d, e);
+  }
+  if (!days.size) return null;
+  const rows = [...days.entries()].sort((a, b) => a[0] < b[0] ? -1 : 1)
+    .map(([d, e]) => [d + 'T12:00:00Z', Math.round(100 * e.ok / e.all)]);
+  const now = Math.floor(Date.now() / 1000);
+  return figure('chart-success', 'Daily backup success rate, last 30 days (completed or with warnings, of all finished backups)', ['% succeeded'], rows,
+    { x: [now - 30 * 86400, now + 86400], y: [0, 100] });
+}
+
 function selectField(id, label, value, options) {
   return h('div', { class: 'field' }, h('label', { for: id }, label),
     h('select', { id, name: id }, options.map(([v, t]) => h('option', { value: v, selected: v === value }, t))));
@@ -515,7 +593,11 @@ async function jobsPage(main, vaultID, query) {
   for (const k of ['machine', 'type', 'status']) if (query.get(k)) q.set(k, query.get(k));
   if (query.get('since')) q.set('since', query.get('since') + 'T00:00:00Z');
   q.set('limit', '200');
-  const jobs = await api('GET', '/vaults/' + v.id + '/jobs?' + q.toString());
+  const since = new Date(Date.now() - 30 * 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const [jobs, month] = await Promise.all([
+    api('GET', '/vaults/' + v.id + '/jobs?' + q.toString()),
+    api('GET', '/vaults/' + v.id + '/jobs?type=backup&limit=1000&since=' + encodeURIComponent(since)),
+  ]);
   const form = h('form', {
     class: 'filters', id: 'job-filters', role: 'search', 'aria-label': 'Filter jobs', onsubmit: ev => {
       ev.preventDefault();
@@ -531,7 +613,7 @@ async function jobsPage(main, vaultID, query) {
   h('button', { type: 'submit' }, 'Apply filters'));
   // A link from an alert email names its job: it is marked and shown.
   const wanted = query.get('job');
-  show(main, 'Jobs of ' + v.name, form, jobsTable(jobs, true, wanted),
+  show(main, 'Jobs of ' + v.name, form, jobsTable(jobs, true, wanted), successChart(month),
     wanted && !jobs.some(j => j.id === wanted) ? h('p', {}, 'Job ' + wanted + ' is not among these jobs.') : null);
   const row = wanted && main.querySelector('tr.highlight');
   if (row) row.scrollIntoView({ block: 'center' });
