@@ -39,7 +39,7 @@ func (f *repoFlags) add(c *cobra.Command) {
 }
 
 func addConfigDir(c *cobra.Command, dir *string) {
-	c.Flags().StringVar(dir, "config-dir", "", "the agent's registration folder (default $COFFER_CONFIG_DIR, or the OS's; see `coffer register --help`)")
+	c.Flags().StringVar(dir, "config-dir", "", "the agent's registration `DIR` (default $COFFER_CONFIG_DIR, or the OS's; see \"coffer register --help\")")
 }
 
 // vaultSession opens this machine's vault registration.

@@ -34,7 +34,7 @@ purged. Needs a PIN (--pin).
 			})
 		},
 	}
-	del.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`")
+	del.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\"")
 	undel := &cobra.Command{
 		Use:   "undelete VAULT MACHINE POINT",
 		Short: "Undelete a soft-deleted recovery point (Contributor)",

@@ -130,7 +130,7 @@ policy needs a PIN (--pin).
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "policy JSON file, or - for standard input")
-	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`, when the change shortens retention")
+	c.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\", when the change shortens retention")
 	return c
 }
 
@@ -164,7 +164,7 @@ shorter), the assignment needs a PIN (--pin).
 			})
 		},
 	}
-	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`, when the assignment shortens retention")
+	c.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\", when the assignment shortens retention")
 	return c
 }
 
@@ -195,7 +195,7 @@ them another policy first (` + "`coffer admin policy assign`" + `).
 			return s.print((*json.RawMessage)(&raw), func(w io.Writer) { fmt.Fprintf(w, "Deleted policy %s.\n", args[1]) })
 		},
 	}
-	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`, when the deletion shortens retention")
+	c.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\", when the deletion shortens retention")
 	return c
 }
 

@@ -55,6 +55,6 @@ period (14 days by default), after which it is purged for good.
 		},
 	}
 	c.Flags().BoolVar(&deleteData, "delete-data", false, "also soft-delete the machine's backup data (needs --pin)")
-	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`")
+	c.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\"")
 	return c
 }

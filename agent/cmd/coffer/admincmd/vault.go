@@ -178,7 +178,7 @@ critical alert.`,
 	c.Flags().BoolVar(&digest, "digest", false, "email one hourly digest (true) or one email per alert (false)")
 	c.Flags().BoolVar(&security, "security-features", true, "security features on (true) or off (false, needs --pin)")
 	c.Flags().BoolVar(&mua, "multi-user-auth", true, "multi-user authorization on (true) or off (false: a request a Backup Security Admin approves)")
-	c.Flags().StringVar(&pin, "pin", "", "security PIN from `coffer admin pin VAULT`")
+	c.Flags().StringVar(&pin, "pin", "", "security `PIN` from \"coffer admin pin VAULT\"")
 	return c
 }
 
