@@ -65,6 +65,7 @@ func newJobs(f *flags) *cobra.Command {
 			if err != nil {
 				return s.fail(ctx, err)
 			}
+			now := time.Now()
 			return s.print(raw, func(w io.Writer) {
 				fmt.Fprintln(w, "STARTED\tMACHINE\tTYPE\tSTATUS\tDURATION\tFILES\tSIZE\tID\tMESSAGE")
 				for _, j := range js {
@@ -73,7 +74,7 @@ func newJobs(f *flags) *cobra.Command {
 						name = j.MachineID
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", tableWhen(&j.StartedAt), name, j.Type, j.Status,
-						jobDuration(j), j.Progress.FilesDone, cli.HumanBytes(j.Progress.BytesDone), j.ID, jobMessage(j))
+						jobDuration(j, now), j.Progress.FilesDone, cli.HumanBytes(j.Progress.BytesDone), j.ID, jobMessage(j))
 				}
 			})
 		},
@@ -113,10 +114,17 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func jobDuration(j wire.Job) string {
+// jobDuration is how long a job ran, or for a running one how long it
+// has been running: now, not its last report, which comes only every 30
+// seconds (and never from a silent agent). A clock behind the server's
+// still shows at least the time up to the last report.
+func jobDuration(j wire.Job, now time.Time) string {
 	end := j.UpdatedAt
-	if j.EndedAt != nil {
+	switch {
+	case j.EndedAt != nil:
 		end = *j.EndedAt
+	case j.Status == wire.StatusInProgress && now.After(end):
+		end = now
 	}
 	if end.Before(j.StartedAt) {
 		return "-"
