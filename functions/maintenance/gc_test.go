@@ -1,9 +1,11 @@
 package maintenance
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/retention"
 	"github.com/coffer-backup/coffer/shared/wire"
@@ -65,5 +67,42 @@ func TestRetentionDueHonoursRetainUntil(t *testing.T) {
 func TestStaleAfterDefault(t *testing.T) {
 	if (&Timers{}).staleAfter() != DefaultStaleAfter || (&Timers{StaleAfter: time.Minute}).staleAfter() != time.Minute {
 		t.Fatal("stale-job bound")
+	}
+}
+
+// A junk pack list the collector set aside, whichever timer's collection
+// found it, raises one critical alert naming the object, its machine and
+// the reason, and the removal goes on.
+func TestQuarantinedListRaisesAnAlert(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(e *env) error
+	}{
+		{"purge", func(e *env) error { _, err := e.timers.PurgeSoftDeleted(e.ctx()); return err }},
+		{"retention", func(e *env) error { _, err := e.timers.EnforceRetention(e.ctx()); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			m := e.machine(e.vault(false, 1), "pc-1", wire.MachineProtected, time.Time{})
+			e.point(m, "expired", start.Add(-3*day))
+			e.deletedPoint(m, "deleted", start.Add(-20*day), start.Add(-time.Hour))
+			e.point(m, "new", start.Add(-time.Hour))
+			e.blobs.quarantine[m.Container] = []containers.Quarantined{{Object: "refs/junk", Reason: "names another point"}}
+			if err := tc.run(e); err != nil {
+				t.Fatal(err)
+			}
+			if len(e.blobs.pointsDeleted(m.Container)) != 1 {
+				t.Fatalf("points deleted %v, want one: the collection goes on", e.blobs.pointsDeleted(m.Container))
+			}
+			alerts := e.alerts.ofKind(wire.AlertCriticalOperation)
+			if len(alerts) != 1 {
+				t.Fatalf("alerts %+v, want one", alerts)
+			}
+			a := alerts[0]
+			if a.Severity != wire.SeverityCritical || a.MachineID != m.ID || a.VaultID != m.VaultID ||
+				!strings.Contains(a.Detail, "refs/junk") || !strings.Contains(a.Detail, "names another point") {
+				t.Fatalf("alert %+v, want a critical one naming the object and the reason", a)
+			}
+		})
 	}
 }
