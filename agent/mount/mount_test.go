@@ -5,6 +5,7 @@ package mount_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,5 +197,57 @@ func TestNewPointsAppearWhileMounted(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(mnt, "points"))
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("points/ lists %v, %v; want both points", entries, err)
+	}
+}
+
+func TestDamagedChunkFailsOnlyTheReadsThatNeedIt(t *testing.T) {
+	requireFUSE(t)
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	if err := treegen.Make(src, treegen.Options{Seed: 16, Files: 30, MaxSize: 200 << 10, BigFiles: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := backup(t, src)
+	// Flip a byte in the middle of the largest pack, where file data is.
+	var victim string
+	var size int64
+	filepath.WalkDir(filepath.Join(r.Backend().Location(), "data"), func(p string, d fs.DirEntry, err error) error {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > size {
+			victim, size = p, fi.Size()
+		}
+		return nil
+	})
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x40
+	os.Chmod(victim, 0o644)
+	if err := os.WriteFile(victim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountRepo(t, r, mount.Options{})
+	var good, bad int
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(mnt, "latest", p))
+		switch {
+		case err != nil:
+			if !errors.Is(err, syscall.EIO) {
+				t.Errorf("%s: %v, want EIO", p, err)
+			}
+			bad++
+		case !bytes.Equal(got, want):
+			t.Errorf("%s: read without error but differs from the source", p)
+		default:
+			good++
+		}
+		return nil
+	})
+	if bad == 0 || good == 0 {
+		t.Fatalf("%d files failed and %d read; want the damage to fail some and spare the rest", bad, good)
 	}
 }
