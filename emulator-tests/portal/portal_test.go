@@ -753,6 +753,11 @@ func TestPortalInARealBrowser(t *testing.T) {
 		}
 		r.check(pg.name)
 	}
+	// The same portal under /api/portal/, where the Functions host forwards
+	// requests in Azure, with the same session.
+	r.do("open the portal under /api/portal/", chromedp.Navigate(w.URL+"/api/portal/"))
+	r.waitForHeading("Overview")
+	r.waitFor("the vault is listed under /api/portal/", `!!document.querySelector(`+q(`section[data-vault="`+v.ID+`"]`)+`)`)
 	// The Reader's forged post to stop protection (an Operator's change).
 	r.forgeFormPost("/api/v1/vaults/"+v.ID+"/machines/"+m.ID+"/stop", map[string]string{"deleteData": "false"})
 	w.api("GET", "/api/v1/vaults/"+v.ID+"/machines/"+m.ID, nil, &got)

@@ -23,13 +23,16 @@ func newPortal(cfg config.Config, auth api.Authenticator, now func() time.Time, 
 	return portal.New(o)
 }
 
-// portalURL is the portal's address for alert emails' links. Under App
-// Service Authentication the Functions host does not yet route /portal/ to
-// the handler (docs/portal.md, "Not yet deployable"), so emails carry no
-// link there until it does.
+// portalURL is the portal's address for alert emails' links: /portal/
+// locally, /api/portal/ under App Service Authentication, where the
+// Functions host forwards only paths under /api/ to the handler.
 func portalURL(cfg config.Config) string {
-	if cfg.AuthMode != "tokens" || cfg.PublicURL == "" {
+	if cfg.PublicURL == "" {
 		return ""
 	}
-	return strings.TrimRight(cfg.PublicURL, "/") + "/portal/"
+	mount := portal.HostPath
+	if cfg.AuthMode == "tokens" {
+		mount = portal.Path
+	}
+	return strings.TrimRight(cfg.PublicURL, "/") + mount + "/"
 }

@@ -48,9 +48,18 @@ const (
 // DefaultSessionTTL is how long a local sign-in lasts.
 const DefaultSessionTTL = 8 * time.Hour
 
+// The portal's two mounts: /portal/ everywhere, and /api/portal/, which
+// the Functions host forwards to the handler in Azure as it forwards every
+// path under /api/ (the api function's route), so the portal needs no
+// host.json change there.
+const (
+	Path     = "/portal"
+	HostPath = "/api/portal"
+)
+
 // EntraSignIn is App Service Authentication's browser sign-in, back to the
-// portal afterwards.
-const EntraSignIn = "/.auth/login/aad?post_login_redirect_uri=/portal/"
+// portal's mount in Azure afterwards.
+const EntraSignIn = "/.auth/login/aad?post_login_redirect_uri=" + HostPath + "/"
 
 // CSP allows scripts, styles and requests from the portal's own origin only.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -105,13 +114,15 @@ func (p *Portal) local() bool { return p.o.Tokens != nil }
 
 // Register adds the portal's routes to e.
 func (p *Portal) Register(e *echo.Echo) {
-	g := e.Group("/portal", p.headers)
-	e.GET("/portal", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/portal/") }, p.headers)
-	g.GET("/session", p.getSession)
-	g.POST("/session", p.signIn)
-	g.DELETE("/session", p.signOut)
-	g.POST("/links", p.newLink)
-	g.GET("/*", p.file)
+	for _, mount := range []string{Path, HostPath} {
+		g := e.Group(mount, p.headers)
+		e.GET(mount, func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, mount+"/") }, p.headers)
+		g.GET("/session", p.getSession)
+		g.POST("/session", p.signIn)
+		g.DELETE("/session", p.signOut)
+		g.POST("/links", p.newLink)
+		g.GET("/*", p.file)
+	}
 }
 
 // headers sets the security headers of every portal answer.

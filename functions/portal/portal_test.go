@@ -58,7 +58,7 @@ func signIn(t *testing.T, e *echo.Echo, body string) (*http.Cookie, Session) {
 // inline script or handler the CSP would have to allow.
 func TestFilesAreServedWithStrictHeadersAndNoInlineScript(t *testing.T) {
 	e := newEcho(New(Options{Tokens: tokens}))
-	for _, path := range []string{"/portal/", "/portal/app.js", "/portal/app.css", "/portal/session", "/portal/anything/else"} {
+	for _, path := range []string{"/portal/", "/portal/app.js", "/portal/app.css", "/portal/session", "/portal/anything/else", "/api/portal/", "/api/portal/app.js", "/api/portal/session"} {
 		w := do(e, httptest.NewRequest(http.MethodGet, path, nil))
 		if got := w.Header().Get("Content-Security-Policy"); got != CSP || !strings.Contains(got, "script-src 'self'") {
 			t.Errorf("%s: CSP %q", path, got)
@@ -333,5 +333,31 @@ func TestSecurityAdminSessionKeepsTheCapability(t *testing.T) {
 	who, err := p.Authenticator(&nextAuth{}).Authenticate(r)
 	if err != nil || !who.SecurityAdmin || who.Role != api.RoleReader {
 		t.Fatalf("principal %+v %v", who, err)
+	}
+}
+
+// The portal is also mounted under /api/portal/, the path the Functions
+// host forwards in Azure, with the same page and session.
+func TestPortalIsServedUnderTheHostsPathToo(t *testing.T) {
+	e := newEcho(New(Options{Tokens: tokens}))
+	for _, tc := range []struct{ path, want string }{{"/portal", "/portal/"}, {"/api/portal", "/api/portal/"}} {
+		w := do(e, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != tc.want {
+			t.Errorf("%s: %d to %q", tc.path, w.Code, w.Header().Get("Location"))
+		}
+	}
+	a := do(e, httptest.NewRequest(http.MethodGet, "/portal/", nil))
+	b := do(e, httptest.NewRequest(http.MethodGet, "/api/portal/", nil))
+	if a.Code != 200 || b.Code != 200 || a.Body.String() != b.Body.String() {
+		t.Fatalf("the two mounts serve different pages: %d %d", a.Code, b.Code)
+	}
+	// The page refers to its files relatively, so either mount finds them.
+	if strings.Contains(a.Body.String(), `"/portal/`) {
+		t.Error("index.html names /portal/ absolutely")
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/portal/session", strings.NewReader(`{"token":"reader-token-0123456789abc"}`))
+	r.Header.Set("Content-Type", "application/json")
+	if w := do(e, r); w.Code != http.StatusOK {
+		t.Errorf("sign-in under /api/portal/: %d %s", w.Code, w.Body)
 	}
 }

@@ -28,7 +28,7 @@ func TestVendoredLibrariesArePinned(t *testing.T) {
 		}
 	}
 	index, _ := fs.ReadFile(static, "static/index.html")
-	for _, ref := range []string{`src="/portal/vendor/uplot-1.6.32/uPlot.iife.min.js"`, `href="/portal/vendor/uplot-1.6.32/uPlot.min.css"`} {
+	for _, ref := range []string{`src="vendor/uplot-1.6.32/uPlot.iife.min.js"`, `href="vendor/uplot-1.6.32/uPlot.min.css"`} {
 		if !strings.Contains(string(index), ref) {
 			t.Errorf("index.html does not load %s", ref)
 		}

@@ -16,6 +16,11 @@ const ROLE_OF = {
 
 const state = { session: null, vaults: [], refresh: null };
 
+// BASE is where the portal is mounted: /portal locally, /api/portal where
+// the Functions host forwards only /api/ (Azure).
+const BASE = location.pathname.replace(/\/[^/]*$/, '');
+const ENTRA_SIGN_IN = '/.auth/login/aad?post_login_redirect_uri=' + encodeURIComponent(BASE + '/');
+
 function can(action) {
   if (!state.session) return false;
   // Approving is the Backup Security Admin's capability, beside the rank.
@@ -219,7 +224,7 @@ async function start() {
     // address bar and the history.
     history.replaceState(null, '', location.pathname + '#/');
     try {
-      state.session = await api('POST', '/session', { link: m[1] }, { base: '/portal' });
+      state.session = await api('POST', '/session', { link: m[1] }, { base: BASE });
       say('Signed in as ' + state.session.roleName + '.');
     } catch (e) {
       say(e.message, true);
@@ -231,7 +236,7 @@ async function start() {
 async function loadSession() {
   if (state.session) return state.session;
   try {
-    state.session = await api('GET', '/session', undefined, { base: '/portal' });
+    state.session = await api('GET', '/session', undefined, { base: BASE });
   } catch (e) {
     state.signIn = e;
     state.session = null;
@@ -310,7 +315,7 @@ function renderNav(vault, page) {
 
 async function signOut() {
   try {
-    const r = await api('DELETE', '/session', undefined, { base: '/portal' });
+    const r = await api('DELETE', '/session', undefined, { base: BASE });
     state.session = null;
     if (r && r.signOut) { location.href = r.signOut; return; }
   } catch (e) { say(e.message, true); return; }
@@ -324,20 +329,20 @@ function signInPage(main) {
   if (e && e.body.mode === 'appservice') {
     // In Azure, App Service Authentication signs the browser in.
     return show(main, 'Sign in to Coffer', e.body.signIn && e.message !== 'sign in with your organisation\'s account' ? h('p', { class: 'error', role: 'alert' }, e.message) : null,
-      h('p', {}, h('a', { href: e.body.signIn || '/.auth/login/aad?post_login_redirect_uri=/portal/', id: 'signin-entra' }, 'Sign in with your organisation account (Entra ID)')));
+      h('p', {}, h('a', { href: e.body.signIn || ENTRA_SIGN_IN, id: 'signin-entra' }, 'Sign in with your organisation account (Entra ID)')));
   }
   const tokenInput = h('input', { id: 'signin-token', name: 'token', type: 'password', autocomplete: 'off', required: true, 'aria-describedby': 'signin-hint' });
   const form = h('form', {
     id: 'signin-form', onsubmit: async ev => {
       ev.preventDefault();
       try {
-        state.session = await api('POST', '/session', { token: tokenInput.value }, { base: '/portal' });
+        state.session = await api('POST', '/session', { token: tokenInput.value }, { base: BASE });
         tokenInput.value = '';
         state.flash = 'Signed in as ' + state.session.roleName + '.';
         go('#/');
       } catch (err) {
         if (err.status === 400 && /Entra/.test(err.message)) {
-          location.href = '/.auth/login/aad?post_login_redirect_uri=/portal/';
+          location.href = ENTRA_SIGN_IN;
           return;
         }
         say(err.message, true);
@@ -349,7 +354,7 @@ function signInPage(main) {
   h('button', { type: 'submit', id: 'signin-submit' }, 'Sign in'));
   show(main, 'Sign in to Coffer', msg, form,
     h('p', {}, 'Or open a one-time sign-in link: ', h('code', {}, 'make dev-status'), ' prints one for the local stack.'),
-    h('p', {}, h('a', { href: '/.auth/login/aad?post_login_redirect_uri=/portal/' }, 'Sign in with Entra ID (Azure)')));
+    h('p', {}, h('a', { href: ENTRA_SIGN_IN }, 'Sign in with Entra ID (Azure)')));
 }
 
 async function vaults() {
