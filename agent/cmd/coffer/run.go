@@ -212,6 +212,15 @@ func (a *agentRun) backup(ctx context.Context, scheduled time.Time, catchUp bool
 	o.Parent = func(r *repository.Repository) *repository.Point {
 		return findParent(ctx, r, p.Include, a.s.Config.MachineName)
 	}
+	// On Windows, read from a shadow copy of each volume (the service runs
+	// elevated); removed when the backup ends, or by the next one.
+	readFrom, vssDone, err := shadowCopies(true, p.Include)
+	if err != nil {
+		a.log.Error("backup failed", "err", err)
+		return err
+	}
+	defer vssDone()
+	o.Archiver.ReadFrom = readFrom
 	res, err := a.s.Backup(ctx, o)
 	if err != nil {
 		a.log.Error("backup failed", "err", err)
