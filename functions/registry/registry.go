@@ -106,13 +106,8 @@ func NewID() string {
 }
 
 func checkVaultName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("%w: vault name must be 1 to 64 characters", ErrInvalid)
-	}
-	for _, c := range name {
-		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w: vault name must not contain control characters", ErrInvalid)
-		}
+	if err := wire.CheckVaultName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }
