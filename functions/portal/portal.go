@@ -290,7 +290,7 @@ func (p *Portal) signOut(c echo.Context) error {
 		return c.NoContent(http.StatusNoContent)
 	}
 	p.clear(c, CSRFCookie)
-	return c.JSON(http.StatusOK, map[string]string{"signOut": "/.auth/logout?post_logout_redirect_uri=/portal/"})
+	return c.JSON(http.StatusOK, map[string]string{"signOut": "/.auth/logout?post_logout_redirect_uri=" + HostPath + "/"})
 }
 
 // Link is a one-time sign-in link.
