@@ -302,7 +302,9 @@ func (f *fileNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off 
 		}
 		h.mu.Unlock()
 		if sequential {
-			c.warm(f.m.blobs, next, readAhead)
+			// Never more ahead than a quarter of the cache, or a small
+			// cache would evict what was fetched before it is read.
+			c.warm(f.m.blobs, next, min(readAhead, f.m.blobs.max/4))
 		}
 	}
 	return fuse.ReadResultData(dest[:n]), 0
