@@ -62,6 +62,7 @@ var routes = []route{
 	{http.MethodGet, "/vaults", reader, "listing vaults", (*server).listVaults},
 	{http.MethodGet, "/vaults/:vault", reader, "reading a vault", (*server).getVault},
 	{http.MethodPatch, "/vaults/:vault", contributor, "changing a vault", (*server).updateVault},
+	{http.MethodDelete, "/vaults/:vault", contributor, "deleting a vault", (*server).deleteVault},
 	{http.MethodPost, "/vaults/:vault/credentials", operator, "downloading vault credentials", (*server).newCredentials},
 	{http.MethodPost, "/vaults/:vault/pin", contributor, "generating a security PIN", (*server).newPIN},
 	{http.MethodGet, "/vaults/:vault/policies", reader, "listing policies", (*server).listPolicies},

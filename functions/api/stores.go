@@ -23,6 +23,7 @@ type VaultStore interface {
 	Vaults(ctx context.Context) ([]wire.Vault, error)
 	Vault(ctx context.Context, id string) (wire.Vault, error)
 	UpdateVault(ctx context.Context, id string, u wire.VaultUpdate) (wire.Vault, error)
+	DeleteVault(ctx context.Context, id string) error // only with no machine left
 	NewCredentials(ctx context.Context, vaultID string) (credID, secret string, expires time.Time, err error)
 	CheckCredentials(ctx context.Context, vaultID, credID, secret string) error
 }

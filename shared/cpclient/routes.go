@@ -192,6 +192,13 @@ func (c *Client) UpdateVault(ctx context.Context, vault string, u wire.VaultUpda
 	return call[wire.Vault](ctx, c, http.MethodPatch, path(nil, "vaults", vault), u, pinHeader(pin)...)
 }
 
+// DeleteVault deletes a vault with no machine left (Contributor and a
+// PIN, or an approval where multi-user authorization is on).
+func (c *Client) DeleteVault(ctx context.Context, vault, pin string) error {
+	_, err := c.send(ctx, http.MethodDelete, path(nil, "vaults", vault), nil, nil, pinHeader(pin)...)
+	return err
+}
+
 // NewCredentials generates a vault credentials file (Operator); older
 // files stop working.
 func (c *Client) NewCredentials(ctx context.Context, vault string) (wire.Credentials, error) {
@@ -258,6 +265,12 @@ func (c *Client) ResumeProtection(ctx context.Context, vault, machine string) (w
 // protection stays stopped.
 func (c *Client) UndeleteMachine(ctx context.Context, vault, machine string) (wire.Machine, error) {
 	return call[wire.Machine](ctx, c, http.MethodPost, path(nil, "vaults", vault, "machines", machine, "undelete"), nil)
+}
+
+// GrantRestore lets machine restore source's data for a day (Operator);
+// source is the other machine's ID or name.
+func (c *Client) GrantRestore(ctx context.Context, vault, machine, source string) (wire.Machine, error) {
+	return call[wire.Machine](ctx, c, http.MethodPost, path(nil, "vaults", vault, "machines", machine, "restore-grant"), wire.RestoreGrant{Source: source})
 }
 
 // Points lists a machine's recovery points, with the soft-deleted ones

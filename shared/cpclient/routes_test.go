@@ -83,6 +83,8 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			return err
 		},
 			sent{method: "PATCH", path: "/api/v1/vaults/v1", pin: "99", body: `{"securityFeatures":false}`}},
+		{"delete vault", func() error { return c.DeleteVault(ctx, "v1", "99") },
+			sent{method: "DELETE", path: "/api/v1/vaults/v1", pin: "99"}},
 		{"credentials", func() error { _, err := c.NewCredentials(ctx, "v1"); return err }, sent{method: "POST", path: "/api/v1/vaults/v1/credentials"}},
 		{"pin", func() error { _, err := c.NewPIN(ctx, "v1"); return err }, sent{method: "POST", path: "/api/v1/vaults/v1/pin"}},
 		{"policies", func() error { _, err := c.Policies(ctx, "v1"); return err }, sent{method: "GET", path: "/api/v1/vaults/v1/policies"}},
@@ -107,6 +109,8 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "POST", path: "/api/v1/vaults/v1/machines/m1/resume"}},
 		{"undelete machine", func() error { _, err := c.UndeleteMachine(ctx, "v1", "m1"); return err },
 			sent{method: "POST", path: "/api/v1/vaults/v1/machines/m1/undelete"}},
+		{"grant restore", func() error { _, err := c.GrantRestore(ctx, "v1", "m1", "m2"); return err },
+			sent{method: "POST", path: "/api/v1/vaults/v1/machines/m1/restore-grant", body: `{"source":"m2"}`}},
 		{"points", func() error { _, err := c.Points(ctx, "v1", "m1", true); return err },
 			sent{method: "GET", path: "/api/v1/vaults/v1/machines/m1/points", query: "deleted=include"}},
 		{"delete point", func() error { _, err := c.DeletePoint(ctx, "v1", "m1", "p1", "5"); return err },
