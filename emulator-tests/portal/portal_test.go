@@ -773,6 +773,14 @@ func TestPortalInARealBrowser(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Errorf("the Reader's stop with the CSRF token: HTTP %v, want 403", status)
 	}
+
+	// Signing out ends the session: the API answers 401 to the browser.
+	c.route("#/", "Overview")
+	c.do("sign out", chromedp.Click("#sign-out"))
+	c.waitForHeading("Sign in to Coffer")
+	if code := eval[float64](c, "read after signing out", `fetch('/api/v1/vaults').then(r => r.status)`); code != http.StatusUnauthorized {
+		t.Errorf("after signing out the API answered %v, want 401", code)
+	}
 }
 
 // forgeFormPost submits an HTML form, as another site's page would, and
