@@ -86,6 +86,7 @@ retired key files.
 		newVault(f), newCredentials(f), newPIN(f),
 		newPolicy(f),
 		newMachines(f), newMachine(f), newStop(f), newResume(f), newUndelete(f),
+		newRestoreGrant(f),
 		newPoints(f), newPoint(f),
 		newKeys(f), newKey(f),
 		newJobs(f),

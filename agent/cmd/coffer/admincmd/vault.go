@@ -12,8 +12,8 @@ import (
 )
 
 func newVault(f *flags) *cobra.Command {
-	c := group("vault", "Create, list, show and change vaults")
-	c.AddCommand(newVaultCreate(f), newVaultList(f), newVaultShow(f), newVaultSet(f))
+	c := group("vault", "Create, list, show, change and delete vaults")
+	c.AddCommand(newVaultCreate(f), newVaultList(f), newVaultShow(f), newVaultSet(f), newVaultDelete(f))
 	return c
 }
 
@@ -38,6 +38,9 @@ that needs a PIN becomes a request a Backup Security Admin approves, and
 turning it off later needs an approval too.`,
 		Args: cli.RangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := wire.CheckVaultName(args[0]); err != nil {
+				return cli.Usagef("%v", err)
+			}
 			s, err := f.open(c)
 			if err != nil {
 				return err
