@@ -253,7 +253,10 @@ func WriteSecurityDescriptor(path string, sd []byte) error {
 	// On a handle to the entry itself: SetNamedSecurityInfo would follow a
 	// symlink and set the ACL on its target.
 	set := func(info windows.SECURITY_INFORMATION, owner, group *windows.SID) error {
-		access := uint32(windows.WRITE_DAC)
+		// READ_CONTROL too: SetSecurityInfo reads the current descriptor
+		// to merge inherited entries, and fails "Access denied" without it
+		// (seen under wine 8).
+		access := uint32(windows.WRITE_DAC | windows.READ_CONTROL)
 		if info&(windows.OWNER_SECURITY_INFORMATION|windows.GROUP_SECURITY_INFORMATION) != 0 {
 			access |= windows.WRITE_OWNER
 		}

@@ -75,11 +75,22 @@ func run(ctx context.Context, log *slog.Logger, dir, only string, patterns []str
 		if err != nil {
 			return false, err
 		}
-		t := time.Now()
-		if err := winlane.BuildTests(ctx, root, filepath.Join(dir, "tests"), pkgs); err != nil {
+		overlay, why, err := winlane.DeleteOverlay(ctx, dir)
+		if err != nil {
 			return false, err
 		}
-		fmt.Printf("  built %d test binaries for windows/amd64 in %s\n", len(pkgs), time.Since(t).Round(time.Second))
+		if overlay == "" {
+			fmt.Printf("  no delete overlay (%s): t.TempDir cleanups will fail under wine and be recognised\n", why)
+		}
+		t := time.Now()
+		if err := winlane.BuildTests(ctx, root, filepath.Join(dir, "tests"), overlay, pkgs); err != nil {
+			return false, err
+		}
+		fmt.Printf("  built %d test binaries for windows/amd64 in %s", len(pkgs), time.Since(t).Round(time.Second))
+		if overlay != "" {
+			fmt.Printf(", deleting files as on Windows before 10 1607 where wine lacks the newer call (%s)", overlay)
+		}
+		fmt.Println()
 		runs := w.RunTests(ctx, pkgs, gaps, parallel, timeout)
 		if !report(runs) {
 			ok = false
