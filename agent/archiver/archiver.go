@@ -93,6 +93,17 @@ type Options struct {
 	// open or being written is read as it was at one instant. Metadata and
 	// folder listings are read from the live path, which the point records.
 	ReadFrom func(path string) string
+	// Filter leaves out what restic's backup options would (exclude.go);
+	// nil leaves out nothing.
+	Filter *Filter
+	// DryRun reads and chunks what a backup would, and counts what it
+	// would store, but writes nothing: no pack, index or point. The
+	// result's point has no ID.
+	DryRun bool
+	// Reading, when set, is told of each file about to be read, and
+	// whether the parent point lacks it (new) rather than holding an older
+	// version; unchanged files are not read and not told of.
+	Reading func(path string, isNew bool)
 }
 
 // Warning is a file that could not be backed up as it was, and why.
@@ -126,7 +137,9 @@ type archiver struct {
 	trees TreeLoader
 	prog  *Progress
 	start time.Time
-	blobs *repository.BlobWriter
+	blobs *repository.BlobWriter // nil in a dry run
+
+	devices map[uint64]bool // the chosen paths' file systems, for Filter.OneFileSystem
 
 	sealCh chan sealJob
 	fileCh chan *fileJob
@@ -214,11 +227,18 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	defer cancel(nil)
 	a.ctx, a.cancel = ctx, cancel
 
-	a.blobs = repo.NewBlobWriter(ctx, repository.BlobWriterOptions{
-		Savers: opts.Workers, Uploads: opts.Uploads, IndexEvery: opts.IndexEvery,
-		Stored: func(n int64) { a.prog.BytesStored.Add(n) },
-		Failed: a.fail,
-	})
+	if opts.Filter != nil && opts.Filter.OneFileSystem {
+		if a.devices, err = rootDevices(roots); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.DryRun {
+		a.blobs = repo.NewBlobWriter(ctx, repository.BlobWriterOptions{
+			Savers: opts.Workers, Uploads: opts.Uploads, IndexEvery: opts.IndexEvery,
+			Stored: func(n int64) { a.prog.BytesStored.Add(n) },
+			Failed: a.fail,
+		})
+	}
 
 	var sealers sync.WaitGroup
 	for range opts.Workers {
@@ -247,9 +267,14 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	sealers.Wait()
 	// Whatever was uploaded stays indexed, for the next backup to reuse,
 	// even if this one failed.
-	a.fail(a.blobs.Finish(ctx))
+	if a.blobs != nil {
+		a.fail(a.blobs.Finish(ctx))
+	}
 	if err := a.fatal(); err != nil {
 		return nil, err
+	}
+	if opts.DryRun {
+		return a.dryRunResult(roots, rootID), nil
 	}
 
 	packs, err := a.referencedPacks()
@@ -357,7 +382,7 @@ func (a *archiver) release(b []byte, pooled bool) {
 // them on this goroutine: the sealers are the CPU-bound stage.
 func (a *archiver) runSealer(ctx context.Context) {
 	for j := range a.sealCh {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && a.blobs != nil {
 			a.fail(a.blobs.SaveBlob(ctx, j.t, j.id, j.plain))
 		}
 		a.release(j.plain, j.pool)

@@ -104,6 +104,9 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 		a.prog.BytesDone.Add(n.Size)
 		return
 	}
+	if a.opts.Reading != nil {
+		a.opts.Reading(j.path, j.old == nil || j.old.Type != tree.File)
+	}
 	from := j.path
 	if a.opts.ReadFrom != nil {
 		from = a.opts.ReadFrom(j.path)

@@ -120,7 +120,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
 		for _, de := range des {
-			if a.opts.Exclude != nil && a.opts.Exclude(joinPath(d.path, de.Name())) {
+			if a.skipEntry(joinPath(d.path, de.Name()), de) {
 				continue
 			}
 			entries = append(entries, entry{name: de.Name(), de: de})
@@ -174,6 +174,12 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 		case fsmeta.Dir:
 			a.stats.dirs.Add(1)
 			child := &dirState{path: path, rel: rel, parent: d, slot: i}
+			if e.de != nil && a.otherDevice(meta) {
+				// A mount point under --one-file-system: kept, empty.
+				child.pending.Store(1)
+				a.childDone(ctx, child)
+				continue
+			}
 			var oldChild *tree.Tree
 			if oldNode != nil && oldNode.Type == tree.Dir && oldNode.Subtree != nil {
 				if t, err := a.trees.LoadTree(ctx, *oldNode.Subtree); err == nil {
@@ -230,7 +236,7 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 			return
 		}
 		id := a.repo.BlobID(enc)
-		if a.opts.Saved != nil {
+		if a.opts.Saved != nil && !a.opts.DryRun {
 			a.opts.Saved.SaveTree(id, enc)
 		}
 		a.saveBlob(ctx, repository.TreeBlob, id, enc, false)

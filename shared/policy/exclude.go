@@ -86,6 +86,13 @@ func compilePattern(pattern string) (elems []string, windows bool, err error) {
 	return elems, windows, nil
 }
 
+// CheckPattern reports why an exclude entry is malformed, in words that
+// say how to fix it; nil means it is sound.
+func CheckPattern(pattern string) error {
+	_, _, err := compilePattern(pattern)
+	return err
+}
+
 // MatchExclude reports whether the exclude entry pattern excludes name, a
 // slash-separated absolute path (filepath.ToSlash of the native path). A
 // malformed pattern excludes nothing; Validate reports it.
