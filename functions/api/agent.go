@@ -273,7 +273,9 @@ func (s *server) agentAddPoint(c echo.Context) error {
 
 func (s *server) agentPoints(c echo.Context) error {
 	m := machine(c)
-	ps, err := s.Points.List(c.Request().Context(), m.ID, false)
+	// ?deleted=include, as for admins: the agent marks soft-deleted points,
+	// whose objects stay in its container until the purge.
+	ps, err := s.Points.List(c.Request().Context(), m.ID, c.QueryParam("deleted") == "include")
 	if err != nil {
 		return err
 	}

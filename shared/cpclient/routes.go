@@ -148,6 +148,13 @@ func (c *Client) AgentPoints(ctx context.Context) ([]wire.Point, error) {
 	return call[[]wire.Point](ctx, c, http.MethodGet, path(nil, "agent", "points"), nil)
 }
 
+// AgentPointsWithDeleted lists this machine's recovery points with the
+// soft-deleted ones (state "deleted", until their purge). A control plane
+// older than this answers without them.
+func (c *Client) AgentPointsWithDeleted(ctx context.Context) ([]wire.Point, error) {
+	return call[[]wire.Point](ctx, c, http.MethodGet, path(url.Values{"deleted": {"include"}}, "agent", "points"), nil)
+}
+
 // ApprovePassphraseChange asks the vault to allow a passphrase change,
 // with a security PIN; the vault raises a critical alert.
 func (c *Client) ApprovePassphraseChange(ctx context.Context, pin string) error {

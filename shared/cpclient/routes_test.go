@@ -66,6 +66,8 @@ func TestMethodsSendTheirRoute(t *testing.T) {
 			sent{method: "GET", path: "/api/v1/agent/jobs", query: "limit=1&type=backup"}},
 		{"add point", func() error { return c.AddPoint(ctx, wire.NewPoint{ID: "p", JobID: "j"}) },
 			sent{method: "POST", path: "/api/v1/agent/points", body: `{"id":"p","jobId":"j"}`}},
+		{"agent points with deleted", func() error { _, err := c.AgentPointsWithDeleted(ctx); return err },
+			sent{method: "GET", path: "/api/v1/agent/points", query: "deleted=include"}},
 		{"approve passphrase change", func() error { return c.ApprovePassphraseChange(ctx, "1234") },
 			sent{method: "POST", path: "/api/v1/agent/passphrase-change", pin: "1234"}},
 		{"retire key", func() error { return c.RetireKey(ctx, "k1", "k2") },

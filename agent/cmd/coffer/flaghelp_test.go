@@ -9,9 +9,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// valueName is what --help may show after a flag: one word in capitals or
-// lower case (pflag's own "string", "int"...), or nothing for a boolean.
-var valueName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.|-]*$`)
+// valueName is what --help may show after a flag: one word such as PIN,
+// DIR or NAME[:HEADER] (pflag's own "string", "int"...), or nothing for a
+// boolean; a command has spaces.
+var valueName = regexp.MustCompile(`^[A-Za-z][^\s` + "`" + `]*$`)
 
 // TestFlagValueNames walks every command: pflag takes back-quoted text in
 // a flag's usage as the name of its value, so a usage that quotes a

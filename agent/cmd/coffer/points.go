@@ -26,45 +26,38 @@ type pointJSON struct {
 	// ransomware alarm fired on the point's backup, and who cleared it.
 	Suspicious    string `json:"suspicious,omitempty"`
 	FalsePositive string `json:"falsePositive,omitempty"`
+	// Deleted and PurgeAfter: an admin soft-deleted the point in the vault;
+	// its objects stay until the purge, and restoring it needs --deleted.
+	Deleted    bool       `json:"deleted,omitempty"`
+	PurgeAfter *time.Time `json:"purgeAfter,omitempty"`
 }
 
-// vaultFlags reads, in vault mode, which points the control plane flagged
-// as possibly encrypted by ransomware. A vault that cannot be reached
-// leaves the list unflagged, with a warning, rather than failing it.
-func vaultFlags(c *cobra.Command, f *repoFlags) map[string]wire.Point {
-	if f.session == nil || f.fromMachine != "" {
-		return nil
+// flagText is a point's FLAG column: what the vault says of it. A point
+// the vault does not list (not registered yet, or no vault) has none.
+func flagText(vp wire.Point, known bool) string {
+	var flags []string
+	if known && vp.State == wire.PointDeleted {
+		flags = append(flags, "DELETED: purged after "+when(vp.PurgeAfter))
 	}
-	ps, err := f.session.Client.AgentPoints(c.Context())
-	if err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "warning: could not ask the vault which points are flagged (%v); check the list with `coffer admin points` before restoring\n", err)
-		return nil
-	}
-	out := map[string]wire.Point{}
-	for _, p := range ps {
-		if p.Suspicious != "" {
-			out[p.ID] = p
-		}
-	}
-	return out
-}
-
-// flagText is a point's FLAG column.
-func flagText(p wire.Point, flagged bool) string {
 	switch {
-	case !flagged:
-		return "-"
-	case p.FalsePositive != "":
-		return "false positive"
+	case !known || vp.Suspicious == "":
+	case vp.FalsePositive != "":
+		flags = append(flags, "false positive")
+	default:
+		flags = append(flags, "SUSPECT: do not restore")
 	}
-	return "SUSPECT: do not restore"
+	if len(flags) == 0 {
+		return "-"
+	}
+	return strings.Join(flags, "; ")
 }
 
 func newPoints() *cobra.Command {
 	var f repoFlags
 	var asJSON bool
+	var pf pointFilter
 	c := &cobra.Command{
-		Use:   "points --repo REPO",
+		Use:   "points [--repo REPO] [--host HOST] [--tag TAG] [--path PATH] [--latest N]",
 		Short: "List the recovery points",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -73,13 +66,19 @@ func newPoints() *cobra.Command {
 				return err
 			}
 			points, loadErr := r.Points(c.Context())
-			flags := vaultFlags(c, &f)
+			if points, err = pf.apply(points); err != nil {
+				return err
+			}
+			vps := vaultPointStates(c, &f, "points flagged by the ransomware alarm or deleted by an admin are not marked; check `coffer admin points` before restoring")
 			out := c.OutOrStdout()
 			if asJSON {
 				list := []pointJSON{}
 				for _, p := range points {
-					vp := flags[p.ID]
-					list = append(list, pointJSON{p.ID, p.Time, p.Hostname, p.Paths, p.Tags, p.Parent, p.Summary, vp.Suspicious, vp.FalsePositive})
+					vp, del := vps[p.ID], false
+					if _, del = deletedInVault(vps, p.ID); !del {
+						vp.PurgeAfter = nil
+					}
+					list = append(list, pointJSON{p.ID, p.Time, p.Hostname, p.Paths, p.Tags, p.Parent, p.Summary, vp.Suspicious, vp.FalsePositive, del, vp.PurgeAfter})
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -88,19 +87,26 @@ func newPoints() *cobra.Command {
 				}
 			} else {
 				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tTIME\tHOST\tFILES\tSIZE\tPATHS\tFLAG")
+				fmt.Fprintln(tw, "ID\tTIME\tHOST\tTAGS\tFILES\tSIZE\tPATHS\tFLAG")
 				var suspects []wire.Point
+				deleted := 0
 				for _, p := range points {
-					vp, flagged := flags[p.ID]
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.ID[:12], p.Time.Local().Format("2006-01-02 15:04:05"),
-						p.Hostname, p.Summary.Files, cli.HumanBytes(p.Summary.Bytes), strings.Join(p.Paths, ", "), flagText(vp, flagged))
-					if flagged && vp.FalsePositive == "" {
+					vp, known := vps[p.ID]
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.ID[:12], p.Time.Local().Format("2006-01-02 15:04:05"),
+						p.Hostname, tagText(p.Tags), p.Summary.Files, cli.HumanBytes(p.Summary.Bytes), strings.Join(p.Paths, ", "), flagText(vp, known))
+					if vp.Suspicious != "" && vp.FalsePositive == "" {
 						suspects = append(suspects, vp)
+					}
+					if _, del := deletedInVault(vps, p.ID); del {
+						deleted++
 					}
 				}
 				tw.Flush()
 				for _, p := range suspects {
 					fmt.Fprintf(out, "\n%s: %s\nRestore an earlier point: the vault keeps the ones before it.\n", p.ID[:12], p.Suspicious)
+				}
+				if deleted > 0 {
+					fmt.Fprintf(out, "\n%d point(s) marked DELETED were deleted by an admin: `latest` passes over them, and restoring one needs --deleted until the purge (or an admin's `coffer admin point undelete`).\n", deleted)
 				}
 			}
 			if loadErr != nil {
@@ -110,6 +116,7 @@ func newPoints() *cobra.Command {
 		},
 	}
 	f.add(c)
+	pf.add(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

@@ -18,6 +18,7 @@ func newRestore() *cobra.Command {
 		include  []string
 		conflict string
 		asJSON   bool
+		deleted  bool
 	)
 	c := &cobra.Command{
 		Use:   "restore --repo REPO POINT|latest --target DIR",
@@ -25,7 +26,11 @@ func newRestore() *cobra.Command {
 		Long: `Restore a recovery point, or the parts named with --include, below --target.
 A path that already exists is kept and the restored one is written beside it
 as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
-(--conflict overwrite) or left alone (--conflict skip).`,
+(--conflict overwrite) or left alone (--conflict skip).
+
+On a machine registered with a vault, the restore is a job of the vault
+that admins see with its outcome (` + "`coffer admin jobs VAULT --type restore`" + `),
+and a point an admin deleted is restored only with --deleted.`,
 		Args: cli.RangeArgs(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cf, err := restorer.ParseConflict(conflict)
@@ -40,7 +45,7 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 			if err != nil {
 				return err
 			}
-			p, err := findPoint(ctx, r, args[0])
+			p, err := restorePoint(ctx, c, &f, r, args[0], deleted)
 			if err != nil {
 				return err
 			}
@@ -49,10 +54,12 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 				return err
 			}
 			prog := &restorer.Progress{}
+			job := startRestoreJob(ctx, c.ErrOrStderr(), &f, prog)
 			stop := startProgress(c.ErrOrStderr(), restoreProgress(prog))
 			res, err := restorer.Restore(ctx, r, p, restorer.Options{Target: target, Include: include, Conflict: cf,
 				Owner: fsmeta.IsRoot(), Trees: tc, Progress: prog})
 			stop()
+			job.finish(ctx, c.ErrOrStderr(), restoreOutcome{point: p, source: f.fromMachine, target: target, res: res, err: err})
 			if err != nil {
 				return err
 			}
@@ -90,6 +97,7 @@ as "name (restored DATE TIME).ext" (--conflict copy, the default), replaced
 	c.Flags().StringVarP(&target, "target", "t", "", "folder to restore into (created if missing)")
 	c.Flags().StringArrayVarP(&include, "include", "i", nil, "restore only this path of the point (repeatable)")
 	c.Flags().StringVar(&conflict, "conflict", "copy", "when a path exists: copy, overwrite or skip")
+	c.Flags().BoolVar(&deleted, "deleted", false, "restore a point an admin soft-deleted in the vault (until its purge); \"latest\" then counts them too")
 	c.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable summary")
 	return c
 }
