@@ -9,6 +9,7 @@ package portal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -772,6 +773,48 @@ func TestPortalInARealBrowser(t *testing.T) {
 	})()`)
 	if status != http.StatusForbidden {
 		t.Errorf("the Reader's stop with the CSRF token: HTTP %v, want 403", status)
+	}
+
+	// A running backup's progress, live. The editor turns on the policy's
+	// bandwidth limit at its lowest (512 Kbps, about 64 KB/s) and a
+	// megabyte of fresh random data makes the backup last some seconds; the
+	// jobs page, left alone, shows the job running with a progress bar and
+	// a rate, then completed.
+	c.route(vaultLinkJS(v.ID, "policies/office"), "Policies of "+vaultName)
+	c.do("limit the bandwidth", chromedp.Click("#pf-throttle-enabled"), chromedp.Click("#pf-throttle-workDays-monday"),
+		chromedp.SetValue("#pf-throttle-workStart", "09:00"), chromedp.SetValue("#pf-throttle-workEnd", "17:00"),
+		chromedp.SetValue("#pf-throttle-workKbps", "512"), chromedp.SetValue("#pf-throttle-nonWorkKbps", "512"),
+		chromedp.Click(`#policy-form button[type="submit"]`))
+	c.waitFor("the policy is saved", `document.getElementById('status').textContent.includes('Policy office saved')`)
+	noise := make([]byte, 1<<20)
+	rand.Read(noise)
+	if err := os.WriteFile(filepath.Join(src, "fresh.bin"), noise, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	slow := exec.Command(coffer, "backup", "--json", "--config-dir", m.Dir)
+	slow.Env = append(append(os.Environ(), w.env...), "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	var slowOut bytes.Buffer
+	slow.Stdout, slow.Stderr = &slowOut, &slowOut
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Wait() }()
+	t.Cleanup(func() {
+		if slow.ProcessState == nil {
+			slow.Process.Kill()
+			<-slowDone
+		}
+	})
+	c.route(vaultLinkJS(v.ID, "jobs?type=backup"), "Jobs of "+vaultName)
+	running := `[...document.querySelectorAll('tr.job')].find(tr => tr.querySelector('td.status').textContent === 'in progress')`
+	c.waitFor("the running backup shows progress", `(() => { const tr = `+running+`; if (!tr) return false;
+		const p = tr.querySelector('progress'); return !!p && p.hasAttribute('value') && tr.children[7].textContent.endsWith('/s'); })()`)
+	c.check("jobs-running")
+	jobID := eval[string](c, "running job", `(`+running+`).dataset.job`)
+	c.waitFor("the job completes on the page by itself", `(document.querySelector(`+q(`tr[data-job="`)+` + `+q(jobID)+` + '"] td.status') || {}).textContent === 'completed'`)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the throttled backup: %v\n%s", err, slowOut.String())
 	}
 
 	// Signing out ends the session: the API answers 401 to the browser.
