@@ -190,10 +190,20 @@ func (r *Repository) Points(ctx context.Context) ([]*Point, error) {
 	return out, errors.Join(errs...)
 }
 
+// ErrNoPoint is what FindPoint's error wraps when no point matches: a
+// failure (exit 1), where a reference too short or ambiguous is a usage error.
+var ErrNoPoint = errors.New("no recovery point")
+
+// noPoint says why no point matched, in its own words, and is ErrNoPoint.
+type noPoint struct{ msg string }
+
+func (e noPoint) Error() string        { return e.msg }
+func (e noPoint) Is(target error) bool { return target == ErrNoPoint }
+
 // FindPoint resolves "latest" or a unique prefix of a point ID.
 func FindPoint(points []*Point, ref string) (*Point, error) {
 	if len(points) == 0 {
-		return nil, errors.New("the repository has no recovery points yet: run `coffer backup` first")
+		return nil, noPoint{"the repository has no recovery points yet: run `coffer backup` first"}
 	}
 	if ref == "latest" {
 		return points[len(points)-1], nil
@@ -211,7 +221,7 @@ func FindPoint(points []*Point, ref string) (*Point, error) {
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("no recovery point %q (see `coffer points`)", ref)
+		return nil, noPoint{fmt.Sprintf("no recovery point %q (see `coffer points`)", ref)}
 	}
 	return found, nil
 }

@@ -175,6 +175,13 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 			includes = append(includes, inc)
 		}
 	}
+	// An --include that names nothing would restore nothing and say it
+	// completed; a typo must fail before anything is written.
+	for _, inc := range includes {
+		if _, err := Lookup(ctx, r.trees, point.Tree, inc); err != nil {
+			return nil, fmt.Errorf("--include %s: %w", inc, err)
+		}
+	}
 
 	root, err := r.trees.LoadTree(ctx, point.Tree)
 	if err != nil {

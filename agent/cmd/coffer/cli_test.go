@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 )
 
 var bin string
@@ -141,7 +143,7 @@ func TestWrongPassphraseFailsClearlyAndWritesNothing(t *testing.T) {
 	}
 	before := list()
 	r := coffer(t, []string{"COFFER_PASSPHRASE=not the right passphrase at all"}, "backup", "--repo", repo, "--cache-dir", cache, src)
-	if r.code != 1 || !strings.Contains(r.err, "wrong passphrase") {
+	if r.code != cli.ExitWrongPassphrase || !strings.Contains(r.err, "wrong passphrase") {
 		t.Fatalf("backup with a wrong passphrase: %+v", r)
 	}
 	if !slices.Equal(before, list()) {
@@ -229,7 +231,7 @@ func TestPassphraseChange(t *testing.T) {
 	if r := coffer(t, []string{"COFFER_NEW_PASSPHRASE=" + newPass}, "passphrase", "change", "--repo", repo); r.code != 0 {
 		t.Fatalf("change: %+v", r)
 	}
-	if r := coffer(t, nil, "points", "--repo", repo); r.code != 1 || !strings.Contains(r.err, "wrong passphrase") {
+	if r := coffer(t, nil, "points", "--repo", repo); r.code != cli.ExitWrongPassphrase || !strings.Contains(r.err, "wrong passphrase") {
 		t.Fatalf("old passphrase: %+v", r)
 	}
 	if r := coffer(t, []string{"COFFER_PASSPHRASE=" + newPass}, "points", "--repo", repo); r.code != 0 {

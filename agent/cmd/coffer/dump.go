@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 
@@ -43,10 +42,8 @@ attributes.
 				return err
 			}
 			n, err := restorer.Lookup(ctx, tc, p.Tree, args[1])
-			if errors.Is(err, restorer.ErrNotInPoint) {
-				return cli.UsageError{Err: err}
-			} else if err != nil {
-				return err
+			if err != nil {
+				return err // a path not in the point is a failure (1), like a missing point
 			}
 			out := c.OutOrStdout()
 			if n.Type == tree.Dir {

@@ -72,12 +72,17 @@ func TestDumpWritesFilesAndFoldersAsBackedUp(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct{ path, says string }{
-		{filepath.Join(src, "link-to-file"), "symlink"},
-		{filepath.Join(src, "no-such-file"), "not in the point"},
+	// A path that is not in the point is a failure (1), like a point that
+	// does not exist; a symlink is a mistake in the call (2).
+	for _, c := range []struct {
+		path, says string
+		code       int
+	}{
+		{filepath.Join(src, "link-to-file"), "symlink", 2},
+		{filepath.Join(src, "no-such-file"), "not in the point", 1},
 	} {
-		if r := dump(c.path); r.code != 2 || !strings.Contains(r.err, c.says) {
-			t.Errorf("dump %s: exit %d %q, want exit 2 saying %q", c.path, r.code, r.err, c.says)
+		if r := dump(c.path); r.code != c.code || !strings.Contains(r.err, c.says) {
+			t.Errorf("dump %s: exit %d %q, want exit %d saying %q", c.path, r.code, r.err, c.code, c.says)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -44,7 +45,9 @@ newest first.`,
 				chosen = nil
 				for _, ref := range pointIDs {
 					p, err := repository.FindPoint(all, ref)
-					if err != nil {
+					if errors.Is(err, repository.ErrNoPoint) {
+						return err
+					} else if err != nil {
 						return cli.UsageError{Err: err}
 					}
 					chosen = append(chosen, p)

@@ -10,13 +10,13 @@ import (
 )
 
 func newInit() *cobra.Command {
-	var f repoFlags
+	f := repoFlags{creating: true}
 	c := &cobra.Command{
 		Use:   "init --repo REPO",
 		Short: "Create a repository in a folder or an Azure Blob container",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			pass, err := passphrase(f.passphraseFile, "COFFER_PASSPHRASE")
+			pass, err := passphraseAs(f.passphraseFile, "COFFER_PASSPHRASE", "New passphrase", true)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
+	"github.com/coffer-backup/coffer/agent/restorer"
 	"github.com/coffer-backup/coffer/agent/tree"
 )
 
@@ -33,6 +34,13 @@ func newLs() *cobra.Command {
 			prefix := ""
 			if len(args) == 2 {
 				prefix = strings.Trim(strings.ReplaceAll(args[1], `\`, "/"), "/")
+			}
+			if prefix != "" {
+				// A path that is not in the point lists nothing; say so
+				// (exit 1) rather than succeed with empty output.
+				if _, err := restorer.Lookup(ctx, r, p.Tree, prefix); err != nil {
+					return err
+				}
 			}
 			enc := json.NewEncoder(c.OutOrStdout())
 			var walk func(id [32]byte, dir string) error

@@ -2,7 +2,9 @@
 // deduplicated, compressed and encrypted on the machine, to a local folder
 // or Azure Blob Storage, and restores them.
 //
-// Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error.
+// Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage
+// error, 10 no repository at the location, 12 wrong passphrase, 130
+// interrupted.
 package main
 
 import (
@@ -31,8 +33,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil // before stop, which cancels ctx too
 	stop()
-	if err != nil && !errors.Is(err, cli.ErrWarnings) {
+	switch {
+	case err == nil, errors.Is(err, cli.ErrWarnings), errors.Is(err, cli.ErrInterrupted):
+		// Already reported by the command.
+	case interrupted:
+		// Interrupted where no command said what was kept: one line, not
+		// whichever internal error the cancellation surfaced as.
+		fmt.Fprintln(os.Stderr, "coffer: interrupted")
+		err = cli.ErrInterrupted
+	default:
 		fmt.Fprintln(os.Stderr, "coffer:", err)
 	}
 	os.Exit(cli.ExitCode(err))
@@ -46,9 +57,12 @@ func newRoot() *cobra.Command {
 		Long: `Coffer backs up files and folders, deduplicated, compressed and encrypted on
 this machine, to a local folder or an Azure Blob container, and restores them.
 
-The passphrase comes from COFFER_PASSPHRASE or --passphrase-file.
+The passphrase comes from COFFER_PASSPHRASE or --passphrase-file, or is asked
+for when standard input is a terminal.
 
-Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error.`,
+Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error,
+10 no repository at the location, 12 wrong passphrase, 130 interrupted.`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -61,6 +75,7 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error.`,
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log details to standard error")
 	root.SetFlagErrorFunc(cli.FlagError)
+	root.SetVersionTemplate("coffer {{.Version}}\n")
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "version",
@@ -75,5 +90,7 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error.`,
 		newMount(), newDump(),
 		newForget(), newPrune(), newDiff(), newStats(), newFind(),
 	)
+	rejectUnknownCommands(root)
+	registerCompletions(root)
 	return root
 }

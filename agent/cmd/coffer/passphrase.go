@@ -21,7 +21,8 @@ func newPassphrase() *cobra.Command {
 		Use:   "change --repo REPO",
 		Short: "Change the passphrase; no data is re-encrypted",
 		Long: `Change the passphrase. The master key is wrapped again with the new
-passphrase (from COFFER_NEW_PASSPHRASE or --new-passphrase-file) and the old
+passphrase (from COFFER_NEW_PASSPHRASE or --new-passphrase-file, or typed
+twice on a terminal) and the old
 key file is deleted; no data is re-encrypted.`,
 		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -30,11 +31,13 @@ key file is deleted; no data is re-encrypted.`,
 			} else if vm {
 				return vaultPassphraseChange(c, f.session, pin, newFile)
 			}
-			newPass, err := passphrase(newFile, "COFFER_NEW_PASSPHRASE")
+			// The current passphrase first: asked for on a terminal, it
+			// is checked before the new one is typed twice.
+			r, err := f.open(c.Context())
 			if err != nil {
 				return err
 			}
-			r, err := f.open(c.Context())
+			newPass, err := passphraseAs(newFile, "COFFER_NEW_PASSPHRASE", "New passphrase", true)
 			if err != nil {
 				return err
 			}

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/coffer-backup/coffer/agent/cache"
 	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/shared/storage"
+	"github.com/coffer-backup/coffer/shared/storage/limit"
 	"github.com/coffer-backup/coffer/shared/storage/location"
 	"github.com/coffer-backup/coffer/shared/storage/retry"
 )
@@ -27,8 +30,10 @@ type repoFlags struct {
 	configDir      string
 	fromMachine    string // restore another machine's data (vault mode)
 	sourcePassFile string
+	creating       bool // init: the only command that may create the repository's folder
 
 	session *vault.Session // set in vault mode: no --repo, and this machine is registered
+	upload  *rate.Limiter  // backup --limit-upload, for a standalone repository
 }
 
 func (f *repoFlags) add(c *cobra.Command) {
@@ -74,8 +79,15 @@ func (f *repoFlags) vaultMode() (bool, error) {
 	return true, nil
 }
 
-// passphrase reads the passphrase from the file flag or the environment.
+// passphrase reads the passphrase from the file flag or the environment,
+// or else asks for it on the terminal.
 func passphrase(file, env string) ([]byte, error) {
+	return passphraseAs(file, env, "Passphrase", false)
+}
+
+// passphraseAs is passphrase, with the terminal prompt's label and whether
+// a typed passphrase must be typed twice (a new one: init, change).
+func passphraseAs(file, env, label string, confirm bool) ([]byte, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -83,10 +95,13 @@ func passphrase(file, env string) ([]byte, error) {
 		}
 		return []byte(strings.TrimRight(string(b), "\r\n")), nil
 	}
-	if p, ok := os.LookupEnv(env); ok {
+	if p, ok := os.LookupEnv(env); ok && env != "" {
 		return []byte(p), nil
 	}
-	return nil, cli.Usagef("no passphrase: set %s or give --passphrase-file", env)
+	if canAsk() {
+		return askPassphrase(label, confirm)
+	}
+	return nil, cli.Usagef("no passphrase: set %s or give --passphrase-file, or run on a terminal to type it", env)
 }
 
 func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
@@ -98,9 +113,19 @@ func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
 	if f.repo == "" {
 		return nil, cli.Usagef("no repository: give --repo (a folder, or an Azure Blob container URL with a SAS), or register this machine with `coffer register`")
 	}
+	if !f.creating && !strings.Contains(f.repo, "://") {
+		// Opening a folder creates it; only init may, so that a mistyped
+		// --repo is reported (exit 10) and leaves nothing behind.
+		if _, err := os.Stat(f.repo); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w (folder %s does not exist)", repository.ErrNotRepository, f.repo)
+		}
+	}
 	be, err := location.Open(ctx, f.repo)
 	if err != nil {
 		return nil, err
+	}
+	if f.upload != nil {
+		be = limit.New(be, limit.Options{Upload: f.upload})
 	}
 	return retry.New(be, retry.Policy{}), nil
 }
@@ -177,7 +202,9 @@ func (f *repoFlags) cache(r *repository.Repository) (*cache.Cache, error) {
 func findPoint(ctx context.Context, r *repository.Repository, ref string) (*repository.Point, error) {
 	points, _ := r.Points(ctx)
 	p, err := repository.FindPoint(points, ref)
-	if err != nil {
+	if errors.Is(err, repository.ErrNoPoint) {
+		return nil, err // a point that does not exist is a failure, exit 1
+	} else if err != nil {
 		return nil, cli.UsageError{Err: err}
 	}
 	return p, nil

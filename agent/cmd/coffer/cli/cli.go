@@ -4,19 +4,30 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/agent/repository"
 )
 
-// Exit codes, documented in the README and `coffer --help`.
+// Exit codes, documented in the README, docs/agent.md and `coffer --help`.
+// 10, 12 and 130 are restic's, so scripts written for restic keep working.
 const (
-	ExitOK       = 0
-	ExitFailed   = 1
-	ExitUsage    = 2
-	ExitWarnings = 3
+	ExitOK              = 0
+	ExitFailed          = 1
+	ExitUsage           = 2
+	ExitWarnings        = 3
+	ExitNoRepository    = 10
+	ExitWrongPassphrase = 12
+	ExitInterrupted     = 130
 )
+
+// ErrInterrupted ends a command stopped by Ctrl-C or SIGTERM; the command
+// has already said what was kept.
+var ErrInterrupted = errors.New("interrupted")
 
 // UsageError is a mistake in how coffer was called.
 type UsageError struct{ Err error }
@@ -41,10 +52,20 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, ErrWarnings):
-		return ExitWarnings
+	case errors.Is(err, ErrInterrupted):
+		return ExitInterrupted
 	case IsUsage(err):
 		return ExitUsage
+	case errors.Is(err, repository.ErrNotRepository):
+		return ExitNoRepository
+	case errors.Is(err, repository.ErrWrongPassphrase):
+		return ExitWrongPassphrase
+	case errors.Is(err, ErrWarnings):
+		return ExitWarnings
+	case errors.Is(err, context.Canceled):
+		// A signal cancelled the command's context mid-way; whatever
+		// error that surfaced as, the cause is the interruption.
+		return ExitInterrupted
 	}
 	return ExitFailed
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/coffer-backup/coffer/agent/repository"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -17,6 +20,10 @@ func TestExitCodes(t *testing.T) {
 		{Usagef("give --repo"), ExitUsage},
 		{fmt.Errorf("open: %w", Usagef("give --repo")), ExitUsage},
 		{errors.New("disk full"), ExitFailed},
+		{fmt.Errorf("open: %w", repository.ErrNotRepository), ExitNoRepository},
+		{fmt.Errorf("open: %w", repository.ErrWrongPassphrase), ExitWrongPassphrase},
+		{fmt.Errorf("backup: %w", ErrInterrupted), ExitInterrupted},
+		{fmt.Errorf("upload: %w", context.Canceled), ExitInterrupted},
 	} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
