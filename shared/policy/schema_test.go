@@ -194,7 +194,9 @@ func TestRulesOnlyTheValidatorKnows(t *testing.T) {
 		{"below the security minimum", func(m map[string]any) { section(m, "retention")["dailyDays"] = 3 }},
 		{"a relative include path", func(m map[string]any) { m["include"] = []any{"srv/data"} }},
 		{"an include path with ..", func(m map[string]any) { m["include"] = []any{"/srv/../etc"} }},
-		{"work hours backwards", func(m map[string]any) { section(m, "throttle")["workStart"], section(m, "throttle")["workEnd"] = "18:00", "08:00" }},
+		{"work hours backwards", func(m map[string]any) {
+			section(m, "throttle")["workStart"], section(m, "throttle")["workEnd"] = "18:00", "08:00"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base()
