@@ -16,8 +16,8 @@ import (
 )
 
 func newPolicy(f *flags) *cobra.Command {
-	c := group("policy", "List, show, write, assign and delete backup policies")
-	c.AddCommand(newPolicyList(f), newPolicyShow(f), newPolicySet(f), newPolicyAssign(f), newPolicyDelete(f))
+	c := group("policy", "List, show, write, assign and delete backup policies; print a template")
+	c.AddCommand(newPolicyList(f), newPolicyShow(f), newPolicySet(f), newPolicyAssign(f), newPolicyDelete(f), newPolicyTemplate())
 	return c
 }
 
@@ -80,7 +80,8 @@ func newPolicySet(f *flags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "set VAULT NAME -f policy.json [--pin PIN]",
 		Short: "Create or replace a policy (Contributor)",
-		Long: `Create or replace a policy from a JSON file (- for standard input). The
+		Long: `Create or replace a policy from a JSON file (- for standard input); lines
+may carry // comments, as ` + "`coffer admin policy template`" + ` prints. The
 control plane checks every rule and lists each one the policy breaks.
 A change that shortens the effective retention of any machine following the
 policy needs a PIN (--pin).
@@ -102,8 +103,9 @@ policy needs a PIN (--pin).
 				return cli.Usagef("read the policy file: %v", err)
 			}
 			// Decoding here catches a misspelt field before any request; the
-			// control plane applies the rules.
-			p, err := policy.Decode(b)
+			// control plane applies the rules. // comments, as in
+			// `policy template`, go first.
+			p, err := policy.Decode(stripComments(b))
 			if err != nil {
 				return cli.Usagef("policy file %s: %v", file, err)
 			}
