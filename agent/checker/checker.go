@@ -27,15 +27,17 @@ import (
 type Problem struct {
 	Object string   `json:"object"`
 	Err    string   `json:"problem"`
-	Points []string `json:"points,omitempty"`
-	Files  []string `json:"files,omitempty"`
+	Points []string `json:"points"`
+	Files  []string `json:"files"`
 }
 
 // Report is the outcome of a check.
 type Report struct {
-	Points, Packs, Blobs int
-	BytesRead            int64
-	Problems             []Problem
+	Points    int       `json:"points"`
+	Packs     int       `json:"packs"`
+	Blobs     int       `json:"blobs"`
+	BytesRead int64     `json:"bytesRead"`
+	Problems  []Problem `json:"problems"` // coffer check --json prints [] when there are none
 }
 
 // Options tune a check.

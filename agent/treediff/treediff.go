@@ -39,8 +39,11 @@ type Change struct {
 
 // Summary counts the changes.
 type Summary struct {
-	Added, Removed, Modified int
-	BytesAdded, BytesRemoved int64 // sizes of files added and removed, and the growth or shrinkage of modified ones
+	Added        int   `json:"added"`
+	Removed      int   `json:"removed"`
+	Modified     int   `json:"modified"`
+	BytesAdded   int64 `json:"bytesAdded"`   // sizes of files added, and the growth of modified ones
+	BytesRemoved int64 `json:"bytesRemoved"` // sizes of files removed, and the shrinkage of modified ones
 }
 
 // Compare calls fn for each change between the trees a and b, in path

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -29,9 +28,14 @@ func newCheck() *cobra.Command {
 			}
 			out := c.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				// Empty lists are [] for scripts, never null.
+				js := *rep
+				js.Problems = append([]checker.Problem{}, rep.Problems...)
+				for i := range js.Problems {
+					js.Problems[i].Points = append([]string{}, js.Problems[i].Points...)
+					js.Problems[i].Files = append([]string{}, js.Problems[i].Files...)
+				}
+				if err := writeJSON(out, js); err != nil {
 					return err
 				}
 			} else {

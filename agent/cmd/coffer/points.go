@@ -10,18 +10,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
-	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
 type pointJSON struct {
-	ID      string             `json:"id"`
-	Time    time.Time          `json:"time"`
-	Host    string             `json:"host"`
-	Paths   []string           `json:"paths"`
-	Tags    []string           `json:"tags,omitempty"`
-	Parent  string             `json:"parent,omitempty"`
-	Summary repository.Summary `json:"summary"`
+	ID      string           `json:"id"`
+	Time    time.Time        `json:"time"`
+	Host    string           `json:"host"`
+	Paths   []string         `json:"paths"`
+	Tags    []string         `json:"tags"`
+	Parent  string           `json:"parent,omitempty"`
+	Summary pointSummaryJSON `json:"summary"`
 	// Suspicious and FalsePositive come from the vault (wire.Point): the
 	// ransomware alarm fired on the point's backup, and who cleared it.
 	Suspicious    string `json:"suspicious,omitempty"`
@@ -78,7 +77,7 @@ func newPoints() *cobra.Command {
 					if _, del = deletedInVault(vps, p.ID); !del {
 						vp.PurgeAfter = nil
 					}
-					list = append(list, pointJSON{p.ID, p.Time, p.Hostname, p.Paths, p.Tags, p.Parent, p.Summary, vp.Suspicious, vp.FalsePositive, del, vp.PurgeAfter})
+					list = append(list, pointJSON{p.ID, p.Time, p.Hostname, nonNil(p.Paths), nonNil(p.Tags), p.Parent, pointSummaryJSON(p.Summary), vp.Suspicious, vp.FalsePositive, del, vp.PurgeAfter})
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
