@@ -89,6 +89,7 @@ func newBackup() *cobra.Command {
 		noParent    bool
 		retainUntil string
 		useVSS      bool
+		bf          backupFilterFlags
 	)
 	c := &cobra.Command{
 		Use:   "backup [--repo REPO] [PATH...]",
@@ -100,15 +101,26 @@ Prints the new point's ID alone on the last line, or a summary with --json.
 On a registered machine, without --repo, the backup runs as a job of the
 vault: the paths default to the policy's, progress and outcome are reported,
 and the point is registered with the control plane.`,
-		RunE: func(c *cobra.Command, paths []string) error {
+		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
+			paths, err := bf.paths(c, args)
+			if err != nil {
+				return err
+			}
 			if vm, err := f.vaultMode(); err != nil {
 				return err
 			} else if vm {
-				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil, useVSS)
+				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil, useVSS, &bf)
 			}
 			if len(paths) == 0 {
 				return cli.Usagef("name at least one file or folder to back up")
+			}
+			filter, err := bf.filter()
+			if err != nil {
+				return err
+			}
+			if f.upload, err = bf.uploadLimiter(); err != nil {
+				return err
 			}
 			r, err := f.openIndexed(ctx)
 			if err != nil {
@@ -118,7 +130,12 @@ and the point is registered with the control plane.`,
 			if err != nil {
 				return err
 			}
-			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, Uploads: uploadsFor(f.repo)}
+			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, Uploads: uploadsFor(f.repo),
+				Filter: filter, DryRun: bf.dryRun}
+			var list dryRunList
+			if bf.dryRun {
+				opts.Reading = list.note
+			}
 			if !noParent {
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
@@ -134,11 +151,15 @@ and the point is registered with the control plane.`,
 			if err != nil {
 				return err
 			}
+			if bf.dryRun {
+				return printDryRun(c, res, &list, asJSON)
+			}
 			_ = tc.Trim()
 			return printBackup(c, res, asJSON, nil)
 		},
 	}
 	f.add(c)
+	bf.add(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable summary instead of the point ID")
 	c.Flags().StringSliceVar(&tags, "tag", nil, "tag the point (repeatable)")
 	c.Flags().StringVar(&host, "host", "", "record this host name (default: this machine's)")
@@ -178,8 +199,17 @@ func uploadsFor(repo string) int {
 }
 
 // vaultBackup is `coffer backup` on a registered machine.
-func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string, useVSS bool) error {
+func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string, useVSS bool, bf *backupFilterFlags) error {
 	ctx := c.Context()
+	// The flags' exclusions add to the policy's, which vault.Backup applies.
+	filter, err := bf.filter()
+	if err != nil {
+		return err
+	}
+	userLimit, err := bf.uploadLimiter()
+	if err != nil {
+		return err
+	}
 	var until *time.Time
 	if retainUntil != "" {
 		t, err := time.ParseInLocation("2006-01-02", retainUntil, time.Local)
@@ -212,11 +242,18 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 			s.Upload = rate.NewLimiter(rate.Limit(bps), int(max(bps/4, 64<<10)))
 		}
 	}
+	// --limit-upload can only lower the policy's rate, never raise it.
+	if userLimit != nil && (s.Upload == nil || userLimit.Limit() < s.Upload.Limit()) {
+		s.Upload = userLimit
+	}
 	var exclude []string
 	if pol != nil {
 		exclude = pol.Exclude
 	}
-	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4}}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4, Filter: filter}}
+	if bf.dryRun {
+		return vaultDryRun(c, s, o, force, asJSON)
+	}
 	readFrom, vssDone, err := shadowCopies(useVSS, paths)
 	if err != nil {
 		return err
