@@ -73,6 +73,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	ln, getenv, err := listenOwnURL(*standalone, *addr, getenv)
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		defer ln.Close() // for a return before Serve; a second Close is harmless
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("settings are incomplete (see docs/deploy.md):\n%w", err)
@@ -91,9 +98,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer a.Close(context.Background())
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", *addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", *addr, err)
+		}
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		// net/http's own complaints (bad TLS handshakes, panics) would
@@ -170,4 +178,30 @@ func (h splitHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h splitHandler) WithGroup(name string) slog.Handler {
 	return splitHandler{out: h.out.WithGroup(name), err: h.err.WithGroup(name)}
+}
+
+// listenOwnURL is for a standalone start without COFFER_PUBLIC_URL (or
+// WEBSITE_HOSTNAME): the URL agents use is then this process's own, so it
+// listens at once, on --addr or a free loopback port, and getenv answers
+// that URL for COFFER_PUBLIC_URL. Nobody has to choose a port that may be
+// taken, and the address line says where it is. Otherwise it returns no
+// listener and getenv as it was.
+func listenOwnURL(standalone bool, addr string, getenv func(string) string) (net.Listener, func(string) string, error) {
+	if !standalone || getenv(config.PublicURL) != "" || getenv(config.WebsiteHostname) != "" {
+		return nil, getenv, nil
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	own := "http://" + ln.Addr().String()
+	return ln, func(k string) string {
+		if k == config.PublicURL {
+			return own
+		}
+		return getenv(k)
+	}, nil
 }
