@@ -139,7 +139,8 @@ and the point is registered with the control plane.`,
 			if !noParent {
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
-			readFrom, vssDone, err := shadowCopies(useVSS, paths)
+			// A dry run is a look, not worth a snapshot of each volume.
+			readFrom, vssDone, err := shadowCopies(useVSS && !bf.dryRun, paths)
 			if err != nil {
 				return err
 			}
@@ -149,7 +150,7 @@ and the point is registered with the control plane.`,
 			res, err := archiver.Backup(ctx, r, paths, opts)
 			stop()
 			if err != nil {
-				return err
+				return backupInterrupted(ctx, c.ErrOrStderr(), opts.Progress, err)
 			}
 			if bf.dryRun {
 				return printDryRun(c, res, &list, asJSON)
@@ -269,7 +270,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 	res, err := s.Backup(ctx, o)
 	stop()
 	if err != nil {
-		return err
+		return backupInterrupted(ctx, c.ErrOrStderr(), o.Archiver.Progress, err)
 	}
 	return printBackup(c, res.Result, asJSON, res)
 }
