@@ -62,3 +62,28 @@ func TestDeleteVaultNeedsAPINAndNoMachineLeft(t *testing.T) {
 		t.Errorf("no critical alert for the PIN's use: %+v", h.alerts.raised)
 	}
 }
+
+// With multi-user authorization on, deleting a vault is a request a
+// Security Admin approves; the approval runs it once.
+func TestDeleteVaultWaitsForApproval(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx()
+	v, err := h.reg.CreateVault(ctx, wire.NewVault{Name: "empty"}) // multi-user authorization on by default
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, sec := h.admins[RoleContributor], h.admins[RoleSecurityAdmin]
+	a := pending(t, c.DeleteVault(ctx, v.ID, ""))
+	if a.Method != "DELETE" || !strings.Contains(a.Operation, "delete vault empty") {
+		t.Fatalf("request %+v", a)
+	}
+	if _, err := c.Vault(ctx, v.ID); err != nil {
+		t.Fatalf("the request deleted the vault: %v", err)
+	}
+	if r, err := sec.Approve(ctx, v.ID, a.ID, ""); err != nil || r.Status != wire.ApprovalExecuted {
+		t.Fatalf("approve: %+v %v", r, err)
+	}
+	if _, err := c.Vault(ctx, v.ID); status(err) != "404 not_found" {
+		t.Fatalf("the vault after the approval: %v", err)
+	}
+}
