@@ -15,16 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
-	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -113,19 +110,32 @@ func exe(dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// checkBinaries fails early, before any emulator starts, if the story's
-// executables are missing.
-func checkBinaries(dir string) error {
+// checkBinaries fails early, before any emulator starts, if any of the
+// named executables is missing from dir.
+func checkBinaries(dir string, names ...string) error {
 	var missing []string
-	for _, name := range []string{"coffer", "coffer-functions"} {
+	for _, name := range names {
 		if st, err := os.Stat(exe(dir, name)); err != nil || st.IsDir() {
 			missing = append(missing, exe(dir, name))
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the demo needs %s: run `make build`, or pass --bin with the folder that holds them", strings.Join(missing, " and "))
+		return fmt.Errorf("%s not found: run `make build`, or pass --bin with the folder that holds Coffer's executables", strings.Join(missing, " and "))
 	}
 	return nil
+}
+
+// binDir is bin, or when empty the folder devstack's own executable is in,
+// where `make build` puts coffer and coffer-functions beside it.
+func binDir(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find devstack's own folder (pass --bin): %w", err)
+	}
+	return filepath.Dir(self), nil
 }
 
 // freePort asks the OS for a loopback port nobody uses now.
@@ -145,64 +155,21 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
-var listening = regexp.MustCompile(`coffer-functions listening on (http://\S+)`)
-
-// startControlPlane starts coffer-functions on a free loopback port, chosen
-// first so COFFER_PUBLIC_URL names it, with the stack's settings, the
-// contributor token and the dev clock. Standalone it runs its timers and
-// receives the alerts queue itself; otherwise it answers the invocations
-// the Functions host posts. It is stopped with the other children.
+// startControlPlane starts a coffer-functions for the story (see the
+// package function) with the contributor token alone, and records it so it
+// is stopped with the other children.
 func (d *demo) startControlPlane(ctx context.Context, name string, standalone bool) (string, error) {
-	var lastErr error
-	for range 3 { // another process may take the port between the check and the start
-		port, err := freePort()
-		if err != nil {
-			return "", fmt.Errorf("find a free port: %w", err)
-		}
-		addr := "127.0.0.1:" + port
-		want := "http://" + addr
-		env := append(d.Stack.Environ(),
-			config.PublicURL+"="+want,
-			config.TokenContributor+"="+d.token,
-			config.DevClock+"=1",
-			config.AlertsQueue+"=alerts",
-			config.AuthMode+"=tokens",
-			config.Port+"=",
-			config.WebsiteAuthEnabled+"=",
-		)
-		var got string
-		logPath := "" // discarded
-		if d.Logs != "" {
-			logPath = filepath.Join(d.Logs, name+".log")
-		}
-		p, err := proc.Start(ctx, proc.Spec{
-			Name: name, Path: exe(d.Bin, "coffer-functions"),
-			Args:    []string{"--standalone=" + strconv.FormatBool(standalone), "--addr", addr},
-			Env:     env,
-			LogPath: logPath,
-			Ready: func(line string) bool {
-				if m := listening.FindStringSubmatch(line); m != nil {
-					got = m[1]
-					return true
-				}
-				return false
-			},
-		})
-		if err != nil {
-			lastErr = fmt.Errorf("start %s (log in %s): %w", name, logPath, err)
-			if strings.Contains(err.Error(), "address already in use") {
-				continue
-			}
-			return "", lastErr
-		}
+	logPath := "" // discarded
+	if d.Logs != "" {
+		logPath = filepath.Join(d.Logs, name+".log")
+	}
+	p, url, addr, err := startControlPlane(ctx, cpSpec{Name: name, Bin: d.Bin, StackEnv: d.Stack.Environ(),
+		Tokens: roleTokens{Contributor: d.token}, Standalone: standalone, LogPath: logPath})
+	if p != nil {
 		d.addChild(&child{name: name, p: p, pid: p.PID(), addr: addr})
 		d.logf("started %s (pid %d) on %s, standalone %t", name, p.PID(), addr, standalone)
-		if got != want {
-			return "", fmt.Errorf("%s listens on %s, not on %s", name, got, want)
-		}
-		return want, nil
 	}
-	return "", lastErr
+	return url, err
 }
 
 // coffer runs the coffer CLI against the stack and the control plane and

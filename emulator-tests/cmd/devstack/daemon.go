@@ -19,6 +19,7 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/proc"
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
+	"github.com/coffer-backup/coffer/functions/config"
 )
 
 // state is what a running stack records in its folder, so that later
@@ -30,7 +31,21 @@ type state struct {
 	Env        map[string]string `json:"env"`
 	MailDir    string            `json:"mailDir"`
 	Started    time.Time         `json:"started"`
+	// ControlPlane is the standalone coffer-functions' URL; its PID and
+	// address are in PIDs and Addrs under controlPlaneName.
+	ControlPlane string `json:"controlPlane"`
 }
+
+// controlPlaneName names the control plane in the state's PIDs and Addrs.
+const controlPlaneName = "coffer-functions"
+
+// Settings the stack's env file exports beside the endpoints, so that after
+// `source .dev/stack.env` the coffer admin commands and curl reach the
+// control plane with a role.
+const (
+	envControlPlaneURL = "COFFER_CONTROL_PLANE_URL"
+	envAdminToken      = "COFFER_ADMIN_TOKEN"
+)
 
 const (
 	stateFile = "stack.json"
@@ -64,8 +79,11 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 }
 
 // up starts `devstack serve` detached from the terminal and waits until it
-// has written its state.
-func up(ctx context.Context, out io.Writer, dir string) error {
+// has written its state. bin is the folder holding coffer-functions.
+func up(ctx context.Context, out io.Writer, dir, bin string) error {
+	if err := checkBinaries(bin, "coffer-functions"); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -87,7 +105,7 @@ func up(ctx context.Context, out io.Writer, dir string) error {
 		return fmt.Errorf("open %s: %w", logPath, err)
 	}
 	defer log.Close()
-	cmd := exec.Command(self, "serve", "--dir", dir)
+	cmd := exec.Command(self, "serve", "--dir", dir, "--bin", bin)
 	cmd.Stdout, cmd.Stderr = log, log
 	detach(cmd)
 	if err := cmd.Start(); err != nil {
@@ -96,7 +114,7 @@ func up(ctx context.Context, out io.Writer, dir string) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	fmt.Fprintln(out, "Starting Azurite, the Service Bus and Key Vault emulators and the SMTP sink…")
+	fmt.Fprintln(out, "Starting Azurite, the Service Bus and Key Vault emulators, the SMTP sink and the control plane…")
 	deadline := time.NewTimer(2 * time.Minute)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -125,29 +143,67 @@ func up(ctx context.Context, out io.Writer, dir string) error {
 	}
 }
 
-// serve runs the stack in the foreground until SIGTERM or SIGINT.
-func serve(dir string) error {
+// serve runs the stack and a standalone control plane on it in the
+// foreground until SIGTERM or SIGINT. bin is the folder holding
+// coffer-functions.
+func serve(dir, bin string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Options{StateDir: abs, Persist: true, MailPage: true})
+	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelStart()
+	s, err := stack.Start(startCtx, stack.Options{StateDir: abs, Persist: true, MailPage: true})
 	if err != nil {
 		return err
 	}
 	st := state{Supervisor: os.Getpid(), PIDs: s.PIDs(), Addrs: s.Addrs(), Env: s.Env(), MailDir: s.MailDir, Started: time.Now().UTC()}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	werr := errors.Join(
-		writeFileAtomic(filepath.Join(abs, envFile), []byte(exports(st.Env)), 0o644),
-		writeFileAtomic(filepath.Join(abs, stateFile), b, 0o644))
+
+	// New tokens each time: a browser session signed under the old ones
+	// ends with the stack, and nothing else depends on them (machines sign
+	// their requests with their own keys).
+	tokens := newRoleTokens()
+	cp, url, addr, err := startControlPlane(startCtx, cpSpec{Name: controlPlaneName, Bin: bin, StackEnv: s.Environ(),
+		Tokens: tokens, Standalone: true, LogPath: controlPlaneLog(abs)})
+	if cp != nil {
+		st.PIDs[controlPlaneName], st.Addrs["controlplane"] = cp.PID(), addr
+	}
+	var werr error
+	if err != nil {
+		werr = err
+	} else {
+		st.ControlPlane = url
+		st.Env[envControlPlaneURL], st.Env[envAdminToken] = url, tokens.Contributor
+		for _, kv := range tokens.env() {
+			k, v, _ := strings.Cut(kv, "=")
+			st.Env[k] = v
+		}
+		b, _ := json.MarshalIndent(st, "", "  ")
+		// Owner-only: both files hold the role tokens.
+		werr = errors.Join(
+			writeFileAtomic(filepath.Join(abs, envFile), []byte(exports(st.Env)), 0o600),
+			writeFileAtomic(filepath.Join(abs, stateFile), b, 0o600))
+	}
 	if werr == nil {
-		fmt.Printf("stack up: %v\n", st.Addrs)
-		<-ctx.Done()
+		fmt.Printf("stack up: %v; control plane %s\n", st.Addrs, url)
+		select {
+		case <-ctx.Done():
+		case <-cp.Done():
+			// Keep the emulators, as they hold the developer's data, but
+			// say why the portal is gone; `devstack status` says so too.
+			fmt.Printf("the control plane exited on its own; see %s\n", controlPlaneLog(abs))
+			<-ctx.Done()
+		}
 	}
 	fmt.Println("stopping the stack")
-	err = errors.Join(werr, s.Stop(), stack.CheckGone(st.PIDs, st.Addrs))
+	var cpErr error
+	if cp != nil {
+		// First: it uses the emulators.
+		cpErr = cp.Stop(childStopGrace)
+	}
+	err = errors.Join(werr, cpErr, s.Stop(), stack.CheckGone(st.PIDs, st.Addrs))
 	_ = os.Remove(filepath.Join(abs, stateFile))
 	_ = os.Remove(filepath.Join(abs, envFile))
 	return err
@@ -183,7 +239,7 @@ func down(out io.Writer, dir string) error {
 	}
 	_ = os.Remove(filepath.Join(dir, stateFile))
 	_ = os.Remove(filepath.Join(dir, envFile))
-	fmt.Fprintln(out, "The local stack is stopped: no emulator process or port is left.")
+	fmt.Fprintln(out, "The local stack and its control plane are stopped: no process or port is left.")
 	return nil
 }
 
@@ -212,18 +268,35 @@ func printEnv(out io.Writer, dir string) error {
 	return err
 }
 
+// describe prints the endpoints, the control plane with a fresh one-time
+// sign-in link to its portal, and how to use and stop the stack. It fails
+// when the control plane does not answer, after printing the rest.
 func describe(out io.Writer, dir string, st *state) error {
 	printAddrs(out, st.Addrs)
 	fmt.Fprintf(out, "Captured mail: %s (files) and %s (page).\n", st.MailDir, st.Env[stack.EnvMailPage])
+	var cpErr error
+	if st.ControlPlane != "" {
+		fmt.Fprintf(out, "Control plane: %s (standalone, dev clock on; log %s).\n", st.ControlPlane, controlPlaneLog(dir))
+		fmt.Fprintf(out, "Vault portal:  %s/portal/\n", st.ControlPlane)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		link, expires, err := portalLink(ctx, st.ControlPlane, st.Env[config.TokenContributor])
+		cancel()
+		if err != nil {
+			cpErr = fmt.Errorf("the control plane does not answer (see %s; `make dev-down` then `make dev-up` restarts it): %w", controlPlaneLog(dir), err)
+		} else {
+			fmt.Fprintf(out, "Sign in as Backup Contributor, once, until %s: %s\n", expires.Local().Format(time.TimeOnly), link)
+			fmt.Fprintln(out, "    (`make dev-status` prints a new link; the role tokens are in the env file below.)")
+		}
+	}
 	fmt.Fprintf(out, "Point Coffer at it with:  source %s\n", filepath.Join(dir, envFile))
 	fmt.Fprintln(out, "Stop it with:             make dev-down")
-	return nil
+	return cpErr
 }
 
 // printAddrs lists the stack's endpoints, one a line, by name.
 func printAddrs(out io.Writer, addrs map[string]string) {
 	for _, k := range slices.Sorted(maps.Keys(addrs)) {
-		fmt.Fprintf(out, "    %-11s %s\n", k, addrs[k])
+		fmt.Fprintf(out, "    %-12s %s\n", k, addrs[k])
 	}
 }
 

@@ -89,19 +89,16 @@ and its alert email, deleting and undeleting data with a PIN, and the purge
 step fails; the exit status is non-zero if any step fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if bin == "" {
-				self, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("find devstack's own folder (pass --bin): %w", err)
-				}
-				bin = filepath.Dir(self)
+			bin, err := binDir(bin)
+			if err != nil {
+				return err
 			}
-			if err := checkBinaries(bin); err != nil {
+			if err := checkBinaries(bin, "coffer", "coffer-functions"); err != nil {
 				return err
 			}
 			ctx, cancel := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
-			_, err := runDemo(ctx, c.OutOrStdout(), demoConfig{StateDir: filepath.Join(*stateDir, "demo"), Bin: bin}, defaultSteps())
+			_, err = runDemo(ctx, c.OutOrStdout(), demoConfig{StateDir: filepath.Join(*stateDir, "demo"), Bin: bin}, defaultSteps())
 			return err
 		},
 	}

@@ -3,16 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
+	"github.com/coffer-backup/coffer/functions/config"
 )
 
 // The first step checks each emulator through the Azure SDK, in one step,
@@ -168,23 +174,30 @@ func TestDemoWithoutTheBinariesSaysHowToBuildThem(t *testing.T) {
 	}
 }
 
-// make dev-up and make dev-down: the stack outlives the command that
-// started it, and down stops every process it recorded.
+// make dev-up and make dev-down: the stack and its control plane outlive
+// the command that started them, status gives a working one-time sign-in
+// link to the portal, and down stops every process it recorded.
 func TestUpStatusDownLeaveNothingBehind(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "devstack")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin := t.TempDir()
+	for name, pkg := range map[string]string{
+		"devstack":         ".",
+		"coffer-functions": "github.com/coffer-backup/coffer/functions/cmd/coffer-functions",
+	} {
+		if out, err := exec.Command("go", "build", "-o", exe(bin, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "dev")
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(bin, append([]string{"--dir", dir}, args...)...).CombinedOutput()
+		out, err := exec.Command(exe(bin, "devstack"), append([]string{"--dir", dir}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("devstack %v: %v\n%s", args, err, out)
 		}
 		return string(out)
 	}
-	if out := run("up"); !strings.Contains(out, "The local stack is up.") {
+	out := run("up")
+	if !strings.Contains(out, "The local stack is up.") {
 		t.Fatalf("up: %s", out)
 	}
 	st, err := readState(dir)
@@ -192,16 +205,50 @@ func TestUpStatusDownLeaveNothingBehind(t *testing.T) {
 		t.Fatalf("state after up: %v %v", st, err)
 	}
 	t.Cleanup(func() { run("down") }) // if an assertion below fails
+	cpPID := st.PIDs[controlPlaneName]
+	if cpPID == 0 || st.ControlPlane != "http://"+st.Addrs["controlplane"] {
+		t.Fatalf("the control plane is not in the state: pids %v, addrs %v, url %q", st.PIDs, st.Addrs, st.ControlPlane)
+	}
+	if !strings.Contains(out, "Vault portal:  "+st.ControlPlane+"/portal/") || !strings.Contains(out, st.ControlPlane+"/portal/#signin=") {
+		t.Errorf("up does not show the portal and a sign-in link:\n%s", out)
+	}
 	if out := run("up"); !strings.Contains(out, "already running") {
 		t.Errorf("second up: %s", out)
 	}
-	if out := run("status"); !strings.Contains(out, "running since") || !strings.Contains(out, st.Addrs["blob"]) {
-		t.Errorf("status: %s", out)
+	status := run("status")
+	if !strings.Contains(status, "running since") || !strings.Contains(status, st.Addrs["blob"]) {
+		t.Errorf("status: %s", status)
+	}
+	// status's link signs a browser in once, as Backup Contributor.
+	m := regexp.MustCompile(`Sign in as Backup Contributor, once, until \S+: (http://\S+/portal/#signin=(\S+))`).FindStringSubmatch(status)
+	if m == nil {
+		t.Fatalf("status prints no sign-in link:\n%s", status)
+	}
+	if code, who := redeemLink(t, st.ControlPlane, m[2]); code != http.StatusOK || who != "Backup Contributor" {
+		t.Errorf("redeeming the link: %d %q, want 200 as Backup Contributor", code, who)
+	}
+	if code, _ := redeemLink(t, st.ControlPlane, m[2]); code != http.StatusUnauthorized {
+		t.Errorf("the link worked twice: %d", code)
 	}
 	env := run("env")
-	for _, k := range []string{stack.EnvStorage, stack.EnvServiceBus, stack.EnvKeyVault, stack.EnvSSLCertFile, stack.EnvSMTPHost} {
+	for _, k := range []string{stack.EnvStorage, stack.EnvServiceBus, stack.EnvKeyVault, stack.EnvSSLCertFile, stack.EnvSMTPHost,
+		envControlPlaneURL, envAdminToken, config.TokenContributor, config.TokenOperator, config.TokenReader, config.TokenSecurityAdmin} {
 		if !strings.Contains(env, "export "+k+"=") {
 			t.Errorf("env lacks %s:\n%s", k, env)
+		}
+	}
+	// The exported admin token works against the exported control plane:
+	// the API answers it, with tables Azurite holds.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, st.Env[envControlPlaneURL]+"/api/v1/vaults", nil)
+	req.Header.Set("Authorization", "Bearer "+st.Env[envAdminToken])
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/v1/vaults with the exported token: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	for _, f := range []string{stateFile, envFile} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+			t.Errorf("%s holds the role tokens but is %v (%v), want 0600", f, fi.Mode(), err)
 		}
 	}
 	if out := run("down"); !strings.Contains(out, "stopped") {
@@ -219,5 +266,47 @@ func TestUpStatusDownLeaveNothingBehind(t *testing.T) {
 	}
 	if out := run("status"); !strings.Contains(out, "not running") {
 		t.Errorf("status after down: %s", out)
+	}
+}
+
+// redeemLink signs in with a sign-in link's code as the portal's page
+// does, and returns the answer's status and the session's role name.
+func redeemLink(t *testing.T, base, code string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"link": code})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/portal/session", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s struct {
+		RoleName string `json:"roleName"`
+	}
+	json.NewDecoder(res.Body).Decode(&s)
+	if res.StatusCode == http.StatusOK && !slices.ContainsFunc(res.Cookies(), func(c *http.Cookie) bool { return c.Name == "coffer_session" && c.HttpOnly }) {
+		t.Errorf("signing in by link set no HttpOnly session cookie: %v", res.Cookies())
+	}
+	return res.StatusCode, s.RoleName
+}
+
+// Without coffer-functions, up says how to build it and starts nothing.
+func TestUpWithoutTheControlPlaneSaysHowToBuildIt(t *testing.T) {
+	dir := t.TempDir()
+	root := newRoot()
+	root.SetArgs([]string{"--dir", filepath.Join(dir, "dev"), "up", "--bin", filepath.Join(dir, "empty")})
+	var out bytes.Buffer
+	root.SetOut(&out)
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "make build") || !strings.Contains(err.Error(), "coffer-functions") {
+		t.Fatalf("up without coffer-functions: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dev")); !os.IsNotExist(err) || out.Len() > 0 {
+		t.Errorf("up started anyway: %v\n%s", err, out.String())
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,36 +60,14 @@ func stepControlPlane(ctx context.Context, d *demo) (string, error) {
 	if err := d.cofferJSON(ctx, &vs, "admin", "vault", "list"); err != nil {
 		return "", err
 	}
-	link, err := portalLink(ctx, url, d.token)
+	link, _, err := portalLink(ctx, url, d.token)
 	if err != nil {
 		return "", err
 	}
 	c := d.children()["coffer-functions"]
 	return fmt.Sprintf("coffer-functions --standalone (pid %d) listens on %s; it runs its timers and receives the alerts queue itself.\n"+
-		"The admin commands use a random Backup Contributor token; the dev clock is on, for step 10.\n"+
-		"Follow the story in the vault portal: %s (a one-time sign-in link as Backup Contributor, valid 10 minutes; docs/portal.md).", c.pid, url, link), nil
-}
-
-// portalLink asks the control plane for a one-time sign-in link to the
-// vault portal, with the role of token.
-func portalLink(ctx context.Context, base, token string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/portal/links", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("ask for a portal sign-in link: %w", err)
-	}
-	defer res.Body.Close()
-	var l struct {
-		URL string `json:"url"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&l); err != nil || res.StatusCode != http.StatusCreated || l.URL == "" {
-		return "", fmt.Errorf("ask for a portal sign-in link: %s %v", res.Status, err)
-	}
-	return l.URL, nil
+		"The admin commands use a random Backup Contributor token; the dev clock is on, for the purge.\n"+
+		"The vault portal is at %s/portal/ while the demo runs. Follow the story there: %s (a one-time sign-in link as Backup Contributor, valid 10 minutes; docs/portal.md).", c.pid, url, url, link), nil
 }
 
 func stepVault(ctx context.Context, d *demo) (string, error) {
