@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -87,32 +88,51 @@ func DeleteOverlay(ctx context.Context, dir string) (overlay, why string, err er
 
 // BuildTests cross-compiles the packages' test binaries into dir in one go
 // command, so packages are loaded and compiled once, with overlay (see
-// DeleteOverlay) when it is not "".
-func BuildTests(ctx context.Context, root, dir, overlay string, pkgs []TestPackage) error {
+// DeleteOverlay) when it is not "". When that fails, each package is
+// built on its own, so one package whose tests do not build for Windows
+// is reported (broken: import path → compiler output) and the others
+// still run. err is for what stops the lane.
+func BuildTests(ctx context.Context, root, dir, overlay string, pkgs []TestPackage) (broken map[string]string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	args := []string{"test", "-c", "-o", dir + string(filepath.Separator)}
-	if overlay != "" {
-		args = append(args, "-overlay", overlay)
+		return nil, err
 	}
 	seen := map[string]string{}
+	var paths []string
 	for i, p := range pkgs {
 		base := filepath.Base(p.ImportPath)
 		if other, dup := seen[base]; dup {
-			return fmt.Errorf("%s and %s would both build %s.test.exe; the lane names binaries by the last element of the path, so rename one or teach BuildTests about it", other, p.ImportPath, base)
+			return nil, fmt.Errorf("%s and %s would both build %s.test.exe; the lane names binaries by the last element of the path, so rename one or teach BuildTests about it", other, p.ImportPath, base)
 		}
 		seen[base] = p.ImportPath
 		pkgs[i].Binary = filepath.Join(dir, base+".test.exe")
-		args = append(args, p.ImportPath)
+		paths = append(paths, p.ImportPath)
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("cross-compile the Windows test binaries: %w\n%s", err, tail(out, 40))
+	build := func(paths ...string) ([]byte, error) {
+		args := []string{"test", "-c", "-o", dir + string(filepath.Separator)}
+		if overlay != "" {
+			args = append(args, "-overlay", overlay)
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, paths...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+		return cmd.CombinedOutput()
 	}
-	return nil
+	if _, err := build(paths...); err == nil {
+		return nil, nil
+	}
+	broken = map[string]string{}
+	for _, p := range paths {
+		if out, err := build(p); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			broken[p] = tail(out, 20)
+		}
+	}
+	if len(broken) == 0 {
+		return nil, errors.New("the test binaries failed to build together but each built alone; run make test-windows again")
+	}
+	return broken, nil
 }
 
 // KnownGap is a test that fails under wine for a reason found and written

@@ -83,8 +83,22 @@ func run(ctx context.Context, log *slog.Logger, dir, only string, patterns []str
 			fmt.Printf("  no delete overlay (%s): t.TempDir cleanups will fail under wine and be recognised\n", why)
 		}
 		t := time.Now()
-		if err := winlane.BuildTests(ctx, root, filepath.Join(dir, "tests"), overlay, pkgs); err != nil {
+		broken, err := winlane.BuildTests(ctx, root, filepath.Join(dir, "tests"), overlay, pkgs)
+		if err != nil {
 			return false, err
+		}
+		if len(broken) > 0 {
+			ok = false
+			fmt.Printf("  %d packages' tests do not build for Windows; the others run:\n", len(broken))
+			var runnable []winlane.TestPackage
+			for _, p := range pkgs {
+				if out, bad := broken[p.ImportPath]; bad {
+					fmt.Printf("  FAIL %s (build)\n%s", strings.TrimPrefix(p.ImportPath, "github.com/coffer-backup/coffer/"), indent(out))
+					continue
+				}
+				runnable = append(runnable, p)
+			}
+			pkgs = runnable
 		}
 		fmt.Printf("  built %d test binaries for windows/amd64 in %s", len(pkgs), time.Since(t).Round(time.Second))
 		if overlay != "" {
@@ -172,6 +186,11 @@ func report(runs []*winlane.PackageRun) bool {
 		fmt.Printf("  %d tests passed but wine 8 could not remove their t.TempDir (Go 1.26 deletes with FileDispositionInformationEx, which wine 8 lacks); counted as passed\n", excused)
 	}
 	return ok
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return "      " + strings.ReplaceAll(s, "\n", "\n      ") + "\n"
 }
 
 func build(ctx context.Context, root, goos, out, pkg string) error {
