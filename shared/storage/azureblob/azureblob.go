@@ -87,6 +87,8 @@ func New(containerURL string, opts Options) (*Backend, error) {
 	}
 	if opts.Retry != nil {
 		co.Retry = *opts.Retry
+	} else {
+		co.Retry.ShouldRetry = sdkShouldRetry
 	}
 	c, err := container.NewClientWithNoCredential(strings.TrimSpace(containerURL), &co)
 	if err != nil {

@@ -112,6 +112,9 @@ func (r *backend) do(ctx context.Context, opName, name string, op func(attempt i
 			return err
 		}
 		if attempt >= r.p.MaxAttempts {
+			if Unreachable(err) {
+				return fmt.Errorf("cannot reach the storage at %s: %w (gave up after %d attempts; check the address, the network and any firewall or proxy)", r.b.Location(), err, attempt)
+			}
 			return fmt.Errorf("%w (gave up after %d attempts; the storage may be unreachable or overloaded, try again later)", err, attempt)
 		}
 		wait := r.p.Delay(attempt)

@@ -69,3 +69,14 @@ var commonErrnos = []error{
 	syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ECONNREFUSED, syscall.EPIPE,
 	syscall.ENETDOWN, syscall.ENETUNREACH, syscall.EHOSTUNREACH,
 }
+
+// Unreachable reports whether err is a failure to reach the storage at all:
+// its host name did not resolve, or no connection could be made to it.
+func Unreachable(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
