@@ -82,7 +82,7 @@ func TestJSONIsCamelCaseWithSecondsAndEmptyLists(t *testing.T) {
 		"forget": {"forget", "--keep-last", "5", "--dry-run"},
 		"prune":  {"prune", "--dry-run"},
 	} {
-		r := coffer(t, nil, append(append(args, "--repo", repo, "--cache-dir", cache, "--json"))...)
+		r := coffer(t, nil, append(args, "--repo", repo, "--cache-dir", cache, "--json")...)
 		if r.code != 0 {
 			t.Fatalf("%s: %+v", name, r)
 		}
