@@ -39,6 +39,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/treegen"
 	"github.com/coffer-backup/coffer/emulator-tests/inproc"
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
+	"github.com/coffer-backup/coffer/emulator-tests/locate"
 	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/cpclient"
@@ -57,6 +58,33 @@ var (
 // ScreenshotsEnv names the folder the test saves its screenshots in; by
 // default coffer-portal-screenshots in the temporary folder.
 const ScreenshotsEnv = "COFFER_PORTAL_SCREENSHOTS"
+
+// UpdateReadmeScreenshotsEnv, set to 1, makes the test also write the
+// Contributor's overview and machine pages over docs/images/portal-*.png,
+// the screenshots the README and docs/portal.md show, so they come from
+// the browser on the local stack and are never edited by hand.
+const UpdateReadmeScreenshotsEnv = "COFFER_UPDATE_README_SCREENSHOTS"
+
+// readmeScreenshots are the pages, as check names them, that the README's
+// images show, as the Contributor sees them.
+var readmeScreenshots = []string{"overview", "machine"}
+
+// readmeScreenshot says where the screenshot of page name, seen by who,
+// goes in the repository, when UpdateReadmeScreenshotsEnv asks for it.
+func readmeScreenshot(who, name string) (string, bool, error) {
+	if os.Getenv(UpdateReadmeScreenshotsEnv) != "1" || who != "contributor" || !slices.Contains(readmeScreenshots, name) {
+		return "", false, nil
+	}
+	dir, err := locate.Dir()
+	if err != nil {
+		return "", false, fmt.Errorf("%s=1: find the repository: %w", UpdateReadmeScreenshotsEnv, err)
+	}
+	images := filepath.Join(filepath.Dir(dir), "docs", "images")
+	if st, err := os.Stat(images); err != nil || !st.IsDir() {
+		return "", false, fmt.Errorf("%s=1: %s is not the repository's image folder (%v); run the test inside the Coffer repository", UpdateReadmeScreenshotsEnv, images, err)
+	}
+	return filepath.Join(images, "portal-"+name+".png"), true, nil
+}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -346,6 +374,14 @@ func (b *browser) check(name string) {
 	}
 	if err := os.WriteFile(filepath.Join(b.dir, b.who+"-"+name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(err)
+	}
+	if path, ok, err := readmeScreenshot(b.who, name); err != nil {
+		b.t.Fatal(err)
+	} else if ok {
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			b.t.Fatalf("update the README's screenshot: %v", err)
+		}
+		b.t.Logf("updated %s", path)
 	}
 }
 
@@ -945,6 +981,34 @@ func TestAccessibilityCheckFindsProblems(t *testing.T) {
 		"without an accessible name", "link without href", "positive tabindex", "table without header cells", "duplicate id twice", "progress without a label"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("the check did not report %q; it reported:\n%s", want, problems)
+		}
+	}
+}
+
+// The README's screenshots are written into docs/images only when asked,
+// only for the Contributor's overview and machine pages, and the folder is
+// the repository's own.
+func TestReadmeScreenshotsGoToDocsImagesOnlyWhenAsked(t *testing.T) {
+	t.Setenv(UpdateReadmeScreenshotsEnv, "")
+	if _, ok, err := readmeScreenshot("contributor", "machine"); ok || err != nil {
+		t.Fatalf("without %s: %v %v, want no update", UpdateReadmeScreenshotsEnv, ok, err)
+	}
+	t.Setenv(UpdateReadmeScreenshotsEnv, "1")
+	for _, name := range readmeScreenshots {
+		path, ok, err := readmeScreenshot("contributor", name)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", name, ok, err)
+		}
+		if filepath.Base(path) != "portal-"+name+".png" || filepath.Base(filepath.Dir(path)) != "images" {
+			t.Errorf("%s goes to %s", name, path)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "..", "..", "README.md")); err != nil {
+			t.Errorf("%s is not in the repository's docs/images: %v", path, err)
+		}
+	}
+	for who, name := range map[string]string{"reader": "machine", "contributor": "jobs"} {
+		if _, ok, _ := readmeScreenshot(who, name); ok {
+			t.Errorf("the %s's %s page would replace a README screenshot", who, name)
 		}
 	}
 }
