@@ -357,7 +357,11 @@ func adminMachines(ctx context.Context, c *cobra.Command, vault string) []cobra.
 	if cp == nil {
 		return nil
 	}
-	ms, err := cp.Machines(ctx, vault)
+	vaultID := resolveVaultID(ctx, cp, vault)
+	if vaultID == "" {
+		return nil
+	}
+	ms, err := cp.Machines(ctx, vaultID)
 	if err != nil {
 		return nil
 	}
@@ -373,7 +377,15 @@ func adminPoints(ctx context.Context, c *cobra.Command, vault, machine string) [
 	if cp == nil {
 		return nil
 	}
-	ps, err := cp.Points(ctx, vault, machine, c.Name() == "undelete")
+	vaultID := resolveVaultID(ctx, cp, vault)
+	if vaultID == "" {
+		return nil
+	}
+	machineID := resolveMachineID(ctx, cp, vaultID, machine)
+	if machineID == "" {
+		return nil
+	}
+	ps, err := cp.Points(ctx, vaultID, machineID, c.Name() == "undelete")
 	if err != nil {
 		return nil
 	}
@@ -382,4 +394,41 @@ func adminPoints(ctx context.Context, c *cobra.Command, vault, machine string) [
 		out = append(out, cobra.CompletionWithDesc(p.ID, p.Time.Local().Format("2006-01-02 15:04")))
 	}
 	return out
+}
+
+// resolveVaultID is the ID of the vault an argument names by ID or name,
+// as the admin commands accept either; "" when none or several match.
+func resolveVaultID(ctx context.Context, cp *cpclient.Client, arg string) string {
+	vs, err := cp.Vaults(ctx)
+	if err != nil {
+		return ""
+	}
+	var ids []string
+	for _, v := range vs {
+		if v.ID == arg || strings.EqualFold(v.Name, arg) {
+			ids = append(ids, v.ID)
+		}
+	}
+	if len(ids) != 1 {
+		return ""
+	}
+	return ids[0]
+}
+
+// resolveMachineID is resolveVaultID for a machine of a vault.
+func resolveMachineID(ctx context.Context, cp *cpclient.Client, vaultID, arg string) string {
+	ms, err := cp.Machines(ctx, vaultID)
+	if err != nil {
+		return ""
+	}
+	var ids []string
+	for _, m := range ms {
+		if m.ID == arg || strings.EqualFold(m.Name, arg) {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) != 1 {
+		return ""
+	}
+	return ids[0]
 }
