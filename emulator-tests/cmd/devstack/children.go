@@ -33,10 +33,12 @@ type demo struct {
 	Bin   string // folder with coffer and coffer-functions
 	Dir   string // the story's files: sample data, config, restores
 	Logs  string // folder for the child processes' logs
+	Out   string // the demo's folder, where the portal's screenshots go
 	log   io.Writer
 
 	mu    sync.Mutex
 	procs []*child
+	other map[string]int // processes the steps started and stopped themselves, checked gone at the end
 
 	// Found out by the steps.
 	cpURL     string // the standalone control plane
@@ -74,6 +76,17 @@ func (d *demo) addChild(c *child) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.procs = append(d.procs, c)
+}
+
+// ran records a process a step started and stopped itself (the browser),
+// so the end of the demo checks it is gone with the rest.
+func (d *demo) ran(name string, pid int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.other == nil {
+		d.other = map[string]int{}
+	}
+	d.other[name] = pid
 }
 
 // children are the processes the steps started, by name.

@@ -142,7 +142,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig, steps []demoSte
 	if err != nil {
 		return rep, fmt.Errorf("start the local stack: %w", err)
 	}
-	d := &demo{Stack: s, Bin: cfg.Bin, Dir: filepath.Join(cfg.StateDir, "story"), Logs: cfg.StateDir, log: logf}
+	d := &demo{Stack: s, Bin: cfg.Bin, Dir: filepath.Join(cfg.StateDir, "story"), Logs: cfg.StateDir, Out: cfg.StateDir, log: logf}
 	rep.PIDs, rep.Addrs = s.PIDs(), s.Addrs()
 	defer func() {
 		fmt.Fprintln(out, "==> Stopping everything the demo started")
@@ -150,6 +150,9 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig, steps []demoSte
 		for name, c := range d.children() {
 			rep.PIDs[name], rep.Addrs[name] = c.pid, c.addr
 		}
+		d.mu.Lock()
+		maps.Copy(rep.PIDs, d.other)
+		d.mu.Unlock()
 		stopErr := errors.Join(d.stopChildren(), s.Stop(), stack.CheckGone(rep.PIDs, rep.Addrs))
 		if stopErr != nil {
 			fmt.Fprintf(out, "    FAILED: %s\n", strings.ReplaceAll(stopErr.Error(), "\n", "\n    "))

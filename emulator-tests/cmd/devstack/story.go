@@ -43,6 +43,7 @@ func storySteps() []demoStep {
 		{"Change some files and back up again", stepSecondBackup},
 		{"Restore into another folder and compare", stepRestore},
 		{"A failed backup emails an alert", stepFailedBackup},
+		{"See it in the vault portal", stepPortal},
 		{"Delete the data with a PIN, then undelete it", stepDeleteUndelete},
 		{"Delete again, move the clock 15 days and purge", stepPurge},
 	}

@@ -143,7 +143,8 @@ func TestWholeDemoEndToEnd(t *testing.T) {
 		"`coffer admin jobs --status failed` shows it", `"[Coffer] CRITICAL: Backup failed on branch-01 (vault branch-offices)"`,
 		"lists it as deleted", "Undeleted it: branch-01 is stopped", "with its 2 recovery points back",
 		"15 days ahead", "ran PurgeSoftDeleted on a host-mode coffer-functions", "are gone for good",
-		"no port is left open", "Demo finished: all 10 steps passed.",
+		"The vault portal is at http://127.0.0.1:",
+		"no port is left open", "Demo finished: all 11 steps passed.",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q", want)
@@ -171,8 +172,41 @@ func TestWholeDemoEndToEnd(t *testing.T) {
 			t.Errorf("%s is not among the stopped processes: %s", want, line[1])
 		}
 	}
+	// With Chromium the portal's overview and machine page are saved as
+	// PNGs beside the transcript, and the browser is among the processes
+	// checked gone; without it the step says so in one line.
+	if findChromium() != "" {
+		for _, f := range []string{"portal-overview.png", "portal-machine.png"} {
+			b, err := os.ReadFile(filepath.Join(dir, "demo", f))
+			if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+				t.Errorf("screenshot %s: %d bytes, %v", f, len(b), err)
+			}
+		}
+		if !names["chromium"] {
+			t.Errorf("the browser is not among the stopped processes: %s", line[1])
+		}
+	} else if !strings.Contains(out.String(), "Chromium is not installed") {
+		t.Error("without Chromium the demo does not say why it saved no screenshots")
+	}
 	transcript, err := os.ReadFile(filepath.Join(dir, "demo", transcriptFile))
 	if err != nil || !strings.Contains(string(transcript), "$ coffer restore latest --target") {
 		t.Errorf("transcript: %v\n%s", err, transcript)
+	}
+}
+
+// Without Chromium the portal step names the portal's address, says in one
+// line that it saves no screenshots, and passes.
+func TestPortalStepWithoutChromiumSaysSoAndPasses(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	d := &demo{cpURL: "http://127.0.0.1:7071", Out: t.TempDir()}
+	msg, err := stepPortal(t.Context(), d)
+	if err != nil {
+		t.Fatalf("the portal step failed without Chromium: %v", err)
+	}
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "Chromium is not installed") || !strings.Contains(msg, "http://127.0.0.1:7071/portal/") {
+		t.Errorf("the portal step said %q", msg)
+	}
+	if shots, _ := filepath.Glob(filepath.Join(d.Out, "*.png")); len(shots) > 0 {
+		t.Errorf("screenshots without a browser: %v", shots)
 	}
 }
