@@ -165,3 +165,28 @@ func TestLimitUploadStillBacksUp(t *testing.T) {
 		t.Fatalf("backup --limit-upload: %+v", r)
 	}
 }
+
+func TestListFilesAndUploadLimit(t *testing.T) {
+	got, err := scanLines(strings.NewReader("# comment\n\n  /srv/share  \n/home/ann\r\n#/not/this\n"))
+	if err != nil || !slices.Equal(got, []string{"/srv/share", "/home/ann"}) {
+		t.Errorf("scanLines = %q, %v", got, err)
+	}
+	for _, tc := range []struct {
+		kib     int
+		wantBps float64 // 0: no limiter
+		wantErr bool
+	}{
+		{0, 0, false},
+		{100, 100 * 1024, false},
+		{-5, 0, true},
+	} {
+		b := backupFilterFlags{limitUpload: tc.kib}
+		lim, err := b.uploadLimiter()
+		switch {
+		case tc.wantErr && err == nil, !tc.wantErr && err != nil:
+			t.Errorf("--limit-upload %d: err %v", tc.kib, err)
+		case tc.wantBps == 0 && lim != nil, tc.wantBps != 0 && (lim == nil || float64(lim.Limit()) != tc.wantBps):
+			t.Errorf("--limit-upload %d: limiter %v, want %v B/s", tc.kib, lim, tc.wantBps)
+		}
+	}
+}
