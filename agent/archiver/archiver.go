@@ -121,6 +121,10 @@ type Progress struct {
 	BytesStored          atomic.Int64
 	Warnings             atomic.Int64
 	WalkDone             atomic.Bool
+	// TotalFiles and TotalBytes are what a scan ahead of the walk found
+	// (scan.go), complete once ScanDone is set: the totals for a bar.
+	TotalFiles, TotalBytes atomic.Int64
+	ScanDone               atomic.Bool
 }
 
 // Result is the new point and what went wrong along the way.
@@ -251,6 +255,11 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 
 	// Walk. It returns once every directory has been listed; the root tree
 	// is finished when the last file and directory below it are.
+	scanCtx, stopScan := context.WithCancel(ctx)
+	var scanning sync.WaitGroup
+	scanning.Go(func() { a.scan(scanCtx, roots) })
+	defer func() { stopScan(); scanning.Wait() }() // never outlives the backup
+
 	a.fail(a.walk(ctx, roots))
 	a.prog.WalkDone.Store(true)
 	close(a.fileCh)

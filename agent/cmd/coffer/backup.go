@@ -146,7 +146,7 @@ and the point is registered with the control plane.`,
 			}
 			defer vssDone()
 			opts.ReadFrom = readFrom
-			stop := startProgress(c.ErrOrStderr(), backupProgress(opts.Progress))
+			stop := startBackupProgress(c, asJSON, opts.Progress)
 			res, err := archiver.Backup(ctx, r, paths, opts)
 			stop()
 			if err != nil {
@@ -266,7 +266,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 			return findParent(ctx, r, paths, s.Config.MachineName)
 		}
 	}
-	stop := startProgress(c.ErrOrStderr(), backupProgress(o.Archiver.Progress))
+	stop := startBackupProgress(c, asJSON, o.Archiver.Progress)
 	res, err := s.Backup(ctx, o)
 	stop()
 	if err != nil {

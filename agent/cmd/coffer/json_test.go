@@ -72,6 +72,18 @@ func TestJSONIsCamelCaseWithSecondsAndEmptyLists(t *testing.T) {
 	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
 		t.Fatalf("second backup: %+v", r)
 	}
+	// --json streams status objects, one a line, on standard error, the
+	// last with every byte done; the summary alone is on standard output.
+	statuses := decodeAll(t, first.err)
+	last := statuses[len(statuses)-1].(map[string]any)
+	if last["messageType"] != "status" || last["bytesDone"] != last["totalBytes"] || last["totalsKnown"] != true {
+		t.Errorf("last status of backup --json: %v", last)
+	}
+	for _, st := range statuses {
+		for _, p := range jsonProblems(st, "backup status") {
+			t.Errorf("coffer backup --json: %s", p)
+		}
+	}
 	docs := map[string]string{"backup": first.out}
 	for name, args := range map[string][]string{
 		"points": {"points"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
@@ -78,18 +80,102 @@ func bar(done, total int64) string {
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "] "
 }
 
+// backupTotals are the files and bytes the backup will go through: the
+// scan ahead's once it is done (or the walk's, if that ended first), else
+// the larger of the two counts so far; known says they are final.
+func backupTotals(p *archiver.Progress) (files, bytes int64, known bool) {
+	files, bytes = max(p.TotalFiles.Load(), p.FilesSeen.Load()), max(p.TotalBytes.Load(), p.BytesSeen.Load())
+	return files, bytes, p.ScanDone.Load() || p.WalkDone.Load()
+}
+
 func backupProgress(p *archiver.Progress) progressLine {
 	return func(el time.Duration) string {
-		files, total := p.FilesDone.Load(), p.FilesSeen.Load()
-		bytes, btotal := p.BytesDone.Load(), p.BytesSeen.Load()
-		walked := p.WalkDone.Load()
+		files, bytes := p.FilesDone.Load(), p.BytesDone.Load()
+		tfiles, tbytes, known := backupTotals(p)
 		of := "+"
-		if walked {
+		if known {
 			of = ""
 		}
-		return fmt.Sprintf("%s%d/%d%s files, %s/%s%s%s, %d warnings", bar(bytes, btotal), files, total, of,
-			cli.HumanBytes(bytes), cli.HumanBytes(btotal), of, rateAndETA(bytes, btotal, el, walked), p.Warnings.Load())
+		// Read, new and uploaded are shown apart: on a slow or throttled
+		// link the upload is what the backup waits for. Reading runs at
+		// most a few packs ahead of the uploads (the pack buffers are
+		// their back-pressure), so the bar and rate, drawn from the bytes
+		// gone through, follow the upload once those buffers are full;
+		// when everything is read, the line says the rest is uploading.
+		line := fmt.Sprintf("%s%d/%d%s files, %s/%s%s; read %s, new %s, uploaded %s%s, %d warnings", bar(bytes, tbytes), files, tfiles, of,
+			cli.HumanBytes(bytes), cli.HumanBytes(tbytes), of, cli.HumanBytes(p.BytesRead.Load()), cli.HumanBytes(p.BytesNew.Load()),
+			cli.HumanBytes(p.BytesStored.Load()), rateAndETA(bytes, tbytes, el, known), p.Warnings.Load())
+		if known && files >= tfiles && p.WalkDone.Load() {
+			line += "; uploading the last packs"
+		}
+		return line
 	}
+}
+
+// backupStatus is one line of `coffer backup --json`'s progress stream,
+// written to standard error once a second; the summary follows on
+// standard output, as one document, when the backup ends.
+type backupStatus struct {
+	MessageType      string  `json:"messageType"` // "status"
+	SecondsElapsed   float64 `json:"secondsElapsed"`
+	SecondsRemaining float64 `json:"secondsRemaining,omitempty"`
+	PercentDone      float64 `json:"percentDone"` // 0 to 1, of the bytes
+	TotalFiles       int64   `json:"totalFiles"`
+	FilesDone        int64   `json:"filesDone"`
+	TotalBytes       int64   `json:"totalBytes"`
+	BytesDone        int64   `json:"bytesDone"`
+	BytesRead        int64   `json:"bytesRead"`
+	BytesNew         int64   `json:"bytesNew"`
+	BytesUploaded    int64   `json:"bytesUploaded"`
+	TotalsKnown      bool    `json:"totalsKnown"`
+	Warnings         int64   `json:"warnings"`
+}
+
+func backupStatusOf(p *archiver.Progress, el time.Duration) backupStatus {
+	tfiles, tbytes, known := backupTotals(p)
+	st := backupStatus{MessageType: "status", SecondsElapsed: el.Seconds(), TotalFiles: tfiles, FilesDone: p.FilesDone.Load(),
+		TotalBytes: tbytes, BytesDone: p.BytesDone.Load(), BytesRead: p.BytesRead.Load(), BytesNew: p.BytesNew.Load(),
+		BytesUploaded: p.BytesStored.Load(), TotalsKnown: known, Warnings: p.Warnings.Load()}
+	if tbytes > 0 {
+		st.PercentDone = float64(min(st.BytesDone, tbytes)) / float64(tbytes)
+	}
+	if known && st.BytesDone > 0 && tbytes > st.BytesDone && el > 0 {
+		st.SecondsRemaining = float64(tbytes-st.BytesDone) / (float64(st.BytesDone) / el.Seconds())
+	}
+	return st
+}
+
+// startBackupProgress shows a backup's progress: the live line, or with
+// --json one status object a second on standard error (standard output
+// keeps the single summary document scripts already parse).
+func startBackupProgress(c *cobra.Command, asJSON bool, p *archiver.Progress) func() {
+	if !asJSON {
+		return startProgress(c.ErrOrStderr(), backupProgress(p))
+	}
+	return startStatusStream(c.ErrOrStderr(), time.Second, func(el time.Duration) any { return backupStatusOf(p, el) })
+}
+
+// startStatusStream writes status(elapsed) as one JSON line every period,
+// and once more when stopped so the last figures are always seen.
+func startStatusStream(w io.Writer, period time.Duration, status func(time.Duration) any) func() {
+	start := time.Now()
+	enc := json.NewEncoder(w)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				_ = enc.Encode(status(time.Since(start)))
+				return
+			case <-t.C:
+				_ = enc.Encode(status(time.Since(start)))
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func restoreProgress(p *restorer.Progress) progressLine {
