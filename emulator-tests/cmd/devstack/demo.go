@@ -84,9 +84,11 @@ func newDemo(stateDir *string) *cobra.Command {
 		Long: `Start a private local stack, check each emulator answers, then run Coffer's
 story with the coffer and coffer-functions executables found in --bin: a
 vault, a registered agent, backups, a byte-for-byte restore, a failed backup
-and its alert email, deleting and undeleting data with a PIN, and the purge
-14 days later. Everything started is stopped and checked gone, also when a
-step fails; the exit status is non-zero if any step fails.`,
+and its alert email, the vault portal's overview and machine page (saved as
+PNGs in the demo's folder when Chromium is installed), deleting and
+undeleting data with a PIN, and the purge 14 days later. Everything started
+is stopped and checked gone, also when a step fails; the exit status is
+non-zero if any step fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			bin, err := binDir(bin)
