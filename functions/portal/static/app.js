@@ -12,6 +12,8 @@ const ROLE_OF = {
   putPolicy: CONTRIBUTOR, assignPolicy: CONTRIBUTOR, stop: OPERATOR, resume: OPERATOR,
   deleteData: CONTRIBUTOR, undelete: CONTRIBUTOR, restoreGrant: OPERATOR,
   deletePoint: CONTRIBUTOR, undeletePoint: CONTRIBUTOR, ackAlert: OPERATOR,
+  // acknowledge ?falsePositive=true: teaches the ransomware alarm (api/ransomware.go)
+  ackFalsePositive: CONTRIBUTOR,
 };
 
 const state = { session: null, vaults: [], refresh: null };
@@ -416,7 +418,7 @@ async function overviewPage(main) {
         act(() => api('POST', '/vaults', { name: name.value, alertRecipients: list.length ? list : undefined, multiUserAuth: mua.checked }), 'Vault ' + name.value + ' created.');
       },
     },
-    h('div', { class: 'field' }, h('label', { for: 'new-vault-name' }, 'Vault name'), name, h('p', { class: 'hint', id: 'new-vault-hint' }, 'Up to 64 characters; the name agents and emails show.')),
+    h('div', { class: 'field' }, h('label', { for: 'new-vault-name' }, 'Vault name'), name, h('p', { class: 'hint', id: 'new-vault-hint' }, '1 to 64 letters, digits, hyphens (-), underscores (_) and dots (.), starting with a letter or a digit, and not 20 hexadecimal digits (that would read as a vault ID). Agents and emails show it.')),
     h('div', { class: 'field' }, h('label', { for: 'new-vault-recipients' }, 'Alert email recipients'), recipients, h('p', { class: 'hint', id: 'new-vault-recipients-hint' }, 'Comma-separated; optional.')),
     h('div', { class: 'field inline' }, mua, h('label', { for: 'new-vault-mua' }, 'Multi-user authorization'),
       h('p', { class: 'hint', id: 'new-vault-mua-hint' }, 'Operations that would take a security PIN need a Backup Security Admin\'s approval instead.')),
@@ -654,7 +656,11 @@ async function alertsPage(main, vaultID, query) {
       a.jobId && a.machineId ? h('a', { href: vaultLink(v.id, 'jobs?machine=' + encodeURIComponent(a.machineId)) }, 'The machine\'s jobs') : null),
     h('td', { class: 'ack' }, a.acknowledged ? 'acknowledged by ' + a.acknowledgedBy + ' at ' + fmtTime(a.acknowledgedAt)
       : (can('ackAlert') ? h('button', { type: 'button', 'data-action': 'ackAlert', 'aria-label': 'Acknowledge: ' + a.title,
-        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge'), 'Alert acknowledged.') }, 'Acknowledge') : 'open'))));
+        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge'), 'Alert acknowledged.') }, 'Acknowledge') : 'open',
+      // Only a Contributor may call a ransomware alarm a false positive: the
+      // machine's next backups are then judged against this change.
+      a.kind === 'possible_ransomware' && can('ackFalsePositive') ? h('button', { type: 'button', 'data-action': 'ackFalsePositive', 'aria-label': 'Not ransomware (false positive): ' + a.title,
+        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge?falsePositive=true'), 'Alert acknowledged as a false positive; the alarm learns this machine\'s pattern.') }, 'Not ransomware (false positive)') : null))));
   show(main, 'Alerts of ' + v.name, form,
     list.length ? h('table', { id: 'alerts' }, h('caption', {}, list.length + ' alerts, newest first'),
       h('thead', {}, h('tr', {}, ['Raised', 'Severity', 'Alert', 'Machine', 'Detail', 'Status'].map(t => h('th', { scope: 'col' }, t)))),
