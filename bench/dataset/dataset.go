@@ -59,8 +59,10 @@ func Generate(root string, kind Kind, seed uint64, scale float64) (Stats, error)
 		return genSource(root, seed, scale)
 	case Large:
 		return genLarge(root, seed, scale)
+	case Office:
+		return genOffice(root, seed, scale)
 	}
-	return Stats{}, fmt.Errorf("unknown dataset %q (want %q or %q)", kind, Source, Large)
+	return Stats{}, fmt.Errorf("unknown dataset %q (want %q, %q or %q)", kind, Source, Large, Office)
 }
 
 func emptyDir(root string) error {

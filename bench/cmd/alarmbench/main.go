@@ -48,7 +48,7 @@ func main() {
 	flag.Float64Var(&cfg.scale, "scale", 0.1, "dataset size, as for cofferbench (1.0: 50,000 files / 1 GiB plus 2 GiB of large files)")
 	flag.StringVar(&cfg.dir, "dir", ".bench/alarm", "work folder for the datasets and repositories (removed afterwards)")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
-	flag.StringVar(&datasets, "datasets", "source,large", "datasets, comma-separated")
+	flag.StringVar(&datasets, "datasets", "source,large", "datasets, comma-separated: source, large, office")
 	flag.IntVar(&cfg.days, "days", 10, "normal days per dataset of each kind (the 1% edits, then a typical office day's work), each judged against the days before")
 	flag.Float64Var(&cfg.change, "change", 0.01, "share of files a normal day edits (cofferbench's 1%)")
 	flag.IntVar(&cfg.trials, "trials", 5, "ransomware runs per share and naming, each with its own seed")
