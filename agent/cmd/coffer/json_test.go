@@ -107,6 +107,11 @@ func TestJSONIsCamelCaseWithSecondsAndEmptyLists(t *testing.T) {
 		t.Fatalf("diff: %+v", r)
 	}
 	docs["diff"] = r.out
+	r = coffer(t, nil, "restore", "--repo", repo, "--cache-dir", cache, "--json", "latest", "--target", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("restore: %+v", r)
+	}
+	docs["restore"] = r.out
 	if !strings.Contains(docs["check"], `"problems": []`) {
 		t.Errorf("check --json with no problem does not list them as []: %s", docs["check"])
 	}

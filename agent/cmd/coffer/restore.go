@@ -67,8 +67,8 @@ and a point an admin deleted is restored only with --deleted.`,
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(map[string]any{"point": p.ID, "target": target, "files": res.Files, "dirs": res.Dirs,
-					"links": res.Links, "skipped": res.Skipped, "copies": res.Copies, "failed": res.Failed, "warnings": res.Warnings,
-					"renamed": res.Renamed}); err != nil {
+					"links": res.Links, "skipped": res.Skipped, "copies": nonNil(res.Copies), "failed": nonNil(res.Failed), "warnings": nonNil(res.Warnings),
+					"renamed": nonNil(res.Renamed)}); err != nil {
 					return err
 				}
 			} else {
