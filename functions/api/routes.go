@@ -77,6 +77,7 @@ var routes = []route{
 	{http.MethodPost, "/vaults/:vault/machines/:machine/resume", operator, "resuming protection", (*server).resumeProtection},
 	{http.MethodPost, "/vaults/:vault/machines/:machine/undelete", contributor, "undeleting backup data", (*server).undeleteMachine},
 	{http.MethodPost, "/vaults/:vault/machines/:machine/restore-grant", operator, "allowing a restore from another machine", (*server).grantRestore},
+	{http.MethodGet, "/vaults/:vault/machines/:machine/usage", reader, "reading a machine's storage history", (*server).machineUsage},
 	{http.MethodGet, "/vaults/:vault/machines/:machine/points", reader, "listing recovery points", (*server).listPoints},
 	{http.MethodDelete, "/vaults/:vault/machines/:machine/points/:point", contributor, "deleting a recovery point", (*server).deletePoint},
 	{http.MethodPatch, "/vaults/:vault/machines/:machine/points/:point", contributor, "changing how long a recovery point is kept", (*server).updatePoint},

@@ -68,6 +68,10 @@ type Deps struct {
 	// Approvals keeps multi-user authorization requests; nil refuses
 	// every operation that needs one.
 	Approvals ApprovalStore
+
+	// Usage is the history of each machine's storage (usage.go); nil
+	// answers an empty history.
+	Usage UsageStore
 }
 
 type server struct{ Deps }

@@ -37,6 +37,7 @@ import (
 	"github.com/coffer-backup/coffer/functions/sas"
 	"github.com/coffer-backup/coffer/functions/tables"
 	"github.com/coffer-backup/coffer/functions/triggers"
+	"github.com/coffer-backup/coffer/functions/usage"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -149,6 +150,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	pins := pin.New(tsvc, now)
 	nonces := nonce.New(tsvc)
 	apprs := approvals.New(tsvc, now, cfg.ApprovalTTL)
+	usageHist := usage.New(tsvc)
 	a.Jobs = jobs.New(tsvc.NewClient("jobs"), now)
 	a.Alerts = alerts.New(tsvc.NewClient("alerts"), a.sender, now)
 	blobs := containers.New(bsvc, now)
@@ -162,7 +164,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	// the Functions host); New itself makes no network call, so the handler
 	// can listen at once (see storage.go).
 	digests := tsvc.NewClient("digests")
-	a.ensure = []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable, apprs.EnsureTable,
+	a.ensure = []func(context.Context) error{a.Registry.EnsureTables, a.Points.EnsureTable, pins.EnsureTable, nonces.EnsureTable, a.Jobs.EnsureTable, a.Alerts.EnsureTable, apprs.EnsureTable, usageHist.EnsureTable,
 		func(ctx context.Context) error { return tables.Ensure(ctx, digests) }}
 	a.tables = tsvc
 	a.storage = newStorageState()
@@ -181,7 +183,8 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 
 	a.Timers = &maintenance.Timers{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, Blobs: blobs, Now: now, Log: log, StaleAfter: cfg.StaleJobAfter,
-		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace}
+		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace,
+		Usage: usageHist, Sizes: blobs}
 
 	var auth api.Authenticator = api.AppService{}
 	if cfg.AuthMode == "tokens" {
@@ -201,7 +204,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,
 		PublicURL: cfg.PublicURL, KeyVaultURL: cfg.KeyVaultURL, BlobEndpoint: cfg.BlobEndpoint, TenantID: cfg.TenantID,
-		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants, Approvals: apprs})
+		SoftDelete: cfg.SoftDelete, Health: a.health, KeyVaultGrants: kvGrants, Approvals: apprs, Usage: usageHist})
 	prt.Register(a.handler)
 
 	a.timers, err = triggers.Timers(map[string]triggers.TimerFunc{

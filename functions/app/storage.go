@@ -20,7 +20,7 @@ import (
 // order the storage check reads them. Standalone, EnsureTables creates
 // them; under the Functions host the Bicep does (infra/core/storage), and
 // the app only checks that they are there.
-var TableNames = []string{"vaults", "machines", "policies", "points", "pins", "nonces", jobs.TableName, "alerts", "digests", "approvals"}
+var TableNames = []string{"vaults", "machines", "policies", "points", "pins", "nonces", jobs.TableName, "alerts", "digests", "approvals", "usage"}
 
 // Storage check timing. Right after `azd up` the app's role assignments can
 // take minutes to apply, and storage answers 403 meanwhile: the check is

@@ -78,6 +78,10 @@ type Timers struct {
 	StaleAfter  time.Duration
 	MissedGrace time.Duration
 	GCGrace     time.Duration
+	// Usage and Sizes keep a daily sample of each machine's storage
+	// (usage.go); without them MonitorBackups keeps none.
+	Usage UsageHistory
+	Sizes ContainerSizer
 }
 
 func (t *Timers) log() *slog.Logger {
@@ -275,12 +279,15 @@ type MonitorReport struct {
 	FailedJobs, MissedBackups, Republished int
 	// StoppedDigests is how many vaults were reminded of stopped machines.
 	StoppedDigests int
+	// UsageSamples is how many machines' storage was sampled (once a day).
+	UsageSamples int
 }
 
 // MonitorBackups fails jobs whose agents went silent, raises an alert for
 // each scheduled backup that did not start, reminds each vault daily of its
 // machines whose protection is stopped, republishes alerts Service Bus
-// did not take, and sweeps expired PINs and nonces.
+// did not take, sweeps expired PINs and nonces, and samples each machine's
+// storage once a day (usage.go).
 func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	var rep MonitorReport
 	now := t.Now()
@@ -311,7 +318,11 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 		if missed {
 			rep.MissedBackups++
 		}
-		return err
+		sampled, uerr := t.sampleUsage(ctx, m, now)
+		if sampled {
+			rep.UsageSamples++
+		}
+		return errors.Join(err, uerr)
 	})...)
 	for _, vaultID := range slices.Sorted(maps.Keys(stopped)) {
 		sent, err := t.stoppedDigest(ctx, vaultID, stopped[vaultID], now)
@@ -333,7 +344,7 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	if _, err := t.Nonces.Sweep(ctx, now.Add(-2*reqsign.Window)); err != nil {
 		errs = append(errs, err)
 	}
-	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "stoppedDigests", rep.StoppedDigests, "republished", rep.Republished, "errors", len(errs))
+	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "stoppedDigests", rep.StoppedDigests, "usageSamples", rep.UsageSamples, "republished", rep.Republished, "errors", len(errs))
 	return rep, errors.Join(errs...)
 }
 

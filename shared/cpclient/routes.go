@@ -280,6 +280,17 @@ func (c *Client) GrantRestore(ctx context.Context, vault, machine, source string
 	return call[wire.Machine](ctx, c, http.MethodPost, path(nil, "vaults", vault, "machines", machine, "restore-grant"), wire.RestoreGrant{Source: source})
 }
 
+// Usage is a machine's storage over the last days days (1 to
+// wire.MaxUsageDays; 0 for the server's default of 30), one sample a day,
+// oldest first.
+func (c *Client) Usage(ctx context.Context, vault, machine string, days int) ([]wire.UsageSample, error) {
+	var q url.Values
+	if days > 0 {
+		q = url.Values{"days": {strconv.Itoa(days)}}
+	}
+	return call[[]wire.UsageSample](ctx, c, http.MethodGet, path(q, "vaults", vault, "machines", machine, "usage"), nil)
+}
+
 // Points lists a machine's recovery points, with the soft-deleted ones
 // when withDeleted.
 func (c *Client) Points(ctx context.Context, vault, machine string, withDeleted bool) ([]wire.Point, error) {

@@ -32,6 +32,7 @@ var tableNames = [
   'pins'
   'nonces'
   'approvals'
+  'usage'
 ]
 
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
