@@ -441,10 +441,11 @@ async function vaultOf(id) {
 async function machinePage(main, vaultID, machineID) {
   const v = await vaultOf(vaultID);
   const base = '/vaults/' + v.id + '/machines/' + encodeURIComponent(machineID);
-  const [m, points, jobs, policies] = await Promise.all([
+  const [m, points, jobs, policies, usage] = await Promise.all([
     api('GET', base), api('GET', base + '/points?deleted=include'),
     api('GET', '/vaults/' + v.id + '/jobs?machine=' + encodeURIComponent(machineID) + '&limit=20'),
     api('GET', '/vaults/' + v.id + '/policies'),
+    api('GET', base + '/usage?days=90'),
   ]);
   const it = m.item || { points: 0, storageBytes: 0 };
   const facts = h('dl', { class: 'facts', id: 'backup-item' },
@@ -499,6 +500,7 @@ async function machinePage(main, vaultID, machineID) {
       h('thead', {}, h('tr', {}, ['Time', 'State', 'Retention', 'ID', 'Actions'].map(t => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, pointRows)) : h('p', {}, 'No recovery point yet.'),
     h('h2', {}, 'Jobs'), jobsTable(jobs, false),
+    storageChart(usage, it.storageBytes),
     backupCharts(jobs),
     h('p', {}, h('a', { href: vaultLink(v.id, 'jobs?machine=' + encodeURIComponent(m.id)) }, 'All jobs of ' + m.name)));
   show(main, 'Machine ' + m.name, ...content);
@@ -566,6 +568,17 @@ function backupCharts(jobs) {
       done.map(j => [j.startedAt, secs(j) > 0 ? round((j.progress.bytesDone || 0) / 1048576 / secs(j), 2) : null])),
     figure('chart-uploaded', 'Data uploaded by each backup (new, compressed and encrypted)', ['MiB'],
       done.map(j => [j.startedAt, round((j.progress.bytesUploaded || 0) / 1048576, 3)]))];
+}
+
+// storageChart is a machine's storage over 90 days: the control plane's
+// daily samples (GET .../usage), then the size measured for this page.
+function storageChart(samples, nowBytes) {
+  const mib = b => Math.round(b / 1048576 * 1000) / 1000;
+  const rows = samples.map(s => [s.at, mib(s.bytes)]);
+  rows.push([new Date().toISOString(), mib(nowBytes || 0)]);
+  return [h('h2', {}, 'Storage over time'),
+    samples.length ? null : h('p', { class: 'hint', id: 'storage-history-hint' }, 'The control plane records each machine\'s storage once a day; until the first sample, the chart shows only the size now.'),
+    figure('chart-storage', 'Storage used, last 90 days (one sample a day, then now)', ['MiB'], rows)];
 }
 
 // successChart is a vault's daily backup success rate over 30 days.
