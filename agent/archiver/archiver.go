@@ -125,6 +125,9 @@ type Progress struct {
 	// (scan.go), complete once ScanDone is set: the totals for a bar.
 	TotalFiles, TotalBytes atomic.Int64
 	ScanDone               atomic.Bool
+	// BytesNewStored is the plaintext of BytesNew already uploaded; the
+	// difference is what waits for the upload.
+	BytesNewStored atomic.Int64
 }
 
 // Result is the new point and what went wrong along the way.
@@ -239,8 +242,9 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	if !opts.DryRun {
 		a.blobs = repo.NewBlobWriter(ctx, repository.BlobWriterOptions{
 			Savers: opts.Workers, Uploads: opts.Uploads, IndexEvery: opts.IndexEvery,
-			Stored: func(n int64) { a.prog.BytesStored.Add(n) },
-			Failed: a.fail,
+			Stored:      func(n int64) { a.prog.BytesStored.Add(n) },
+			StoredPlain: func(n int64) { a.prog.BytesNewStored.Add(n) },
+			Failed:      a.fail,
 		})
 	}
 
@@ -393,6 +397,8 @@ func (a *archiver) runSealer(ctx context.Context) {
 	for j := range a.sealCh {
 		if ctx.Err() == nil && a.blobs != nil {
 			a.fail(a.blobs.SaveBlob(ctx, j.t, j.id, j.plain))
+		} else if a.blobs == nil {
+			a.prog.BytesNewStored.Add(int64(len(j.plain))) // a dry run uploads nothing: nothing waits for it
 		}
 		a.release(j.plain, j.pool)
 	}

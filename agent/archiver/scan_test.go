@@ -59,6 +59,11 @@ func TestScanKnowsTheTotalsBeforeAFileIsRead(t *testing.T) {
 				t.Fatalf("scan found %d files, %d bytes (done %v); the point holds %d files, %d bytes",
 					prog.TotalFiles.Load(), prog.TotalBytes.Load(), prog.ScanDone.Load(), s.Files, s.Bytes)
 			}
+			// Once the backup returns, every new byte is uploaded: nothing
+			// is left waiting for the upload in the progress display.
+			if prog.BytesNew.Load() == 0 || prog.BytesNewStored.Load() != prog.BytesNew.Load() {
+				t.Fatalf("%d new bytes, %d of them reported uploaded", prog.BytesNew.Load(), prog.BytesNewStored.Load())
+			}
 		})
 	}
 }

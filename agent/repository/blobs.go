@@ -45,6 +45,10 @@ type BlobWriterOptions struct {
 	IndexEvery int
 	// Stored, if set, is told the size of each pack once it is stored.
 	Stored func(bytes int64)
+	// StoredPlain, if set, is told the plaintext size of the blobs in each
+	// pack once it is stored: how much of what was handed in is uploaded,
+	// for a progress display that follows a slow upload.
+	StoredPlain func(bytes int64)
 	// Failed, if set, is told of a failure as soon as it happens, so the
 	// caller can stop its own work at once rather than at Finish.
 	Failed func(error)
@@ -253,6 +257,13 @@ func (w *BlobWriter) upload(p *Packer) error {
 	}
 	if w.o.Stored != nil {
 		w.o.Stored(int64(len(data)))
+	}
+	if w.o.StoredPlain != nil {
+		var plain int64
+		for _, e := range entries {
+			plain += int64(e.RawLength)
+		}
+		w.o.StoredPlain(plain)
 	}
 	if w.packs.Add(1)%int64(w.o.IndexEvery) == 0 {
 		return w.r.SaveIndex(w.ctx)

@@ -88,9 +88,20 @@ func backupTotals(p *archiver.Progress) (files, bytes int64, known bool) {
 	return files, bytes, p.ScanDone.Load() || p.WalkDone.Load()
 }
 
+// uploadedDone is how far the backup is, following the upload: the bytes
+// gone through less the new data among them still waiting to be uploaded.
+// When the link is fast it is the bytes gone through; when uploads lag
+// (throttled, slow link) it is what the upload has caught up with, so the
+// bar and ETA follow the upload rather than the reading.
+func uploadedDone(p *archiver.Progress) (done, waiting int64) {
+	waiting = max(0, p.BytesNew.Load()-p.BytesNewStored.Load())
+	return max(0, p.BytesDone.Load()-waiting), waiting
+}
+
 func backupProgress(p *archiver.Progress) progressLine {
 	return func(el time.Duration) string {
-		files, bytes := p.FilesDone.Load(), p.BytesDone.Load()
+		files := p.FilesDone.Load()
+		bytes, waiting := uploadedDone(p)
 		tfiles, tbytes, known := backupTotals(p)
 		of := "+"
 		if known {
@@ -107,6 +118,8 @@ func backupProgress(p *archiver.Progress) progressLine {
 			cli.HumanBytes(p.BytesStored.Load()), rateAndETA(bytes, tbytes, el, known), p.Warnings.Load())
 		if known && files >= tfiles && p.WalkDone.Load() {
 			line += "; uploading the last packs"
+		} else if waiting >= 32<<20 {
+			line += fmt.Sprintf("; %s waiting for the upload", cli.HumanBytes(waiting))
 		}
 		return line
 	}
@@ -127,6 +140,7 @@ type backupStatus struct {
 	BytesRead        int64   `json:"bytesRead"`
 	BytesNew         int64   `json:"bytesNew"`
 	BytesUploaded    int64   `json:"bytesUploaded"`
+	BytesWaiting     int64   `json:"bytesWaitingForUpload"` // new data read but not yet uploaded (plaintext)
 	TotalsKnown      bool    `json:"totalsKnown"`
 	Warnings         int64   `json:"warnings"`
 }
@@ -136,11 +150,13 @@ func backupStatusOf(p *archiver.Progress, el time.Duration) backupStatus {
 	st := backupStatus{MessageType: "status", SecondsElapsed: el.Seconds(), TotalFiles: tfiles, FilesDone: p.FilesDone.Load(),
 		TotalBytes: tbytes, BytesDone: p.BytesDone.Load(), BytesRead: p.BytesRead.Load(), BytesNew: p.BytesNew.Load(),
 		BytesUploaded: p.BytesStored.Load(), TotalsKnown: known, Warnings: p.Warnings.Load()}
+	done, waiting := uploadedDone(p)
+	st.BytesWaiting = waiting
 	if tbytes > 0 {
-		st.PercentDone = float64(min(st.BytesDone, tbytes)) / float64(tbytes)
+		st.PercentDone = float64(min(done, tbytes)) / float64(tbytes)
 	}
-	if known && st.BytesDone > 0 && tbytes > st.BytesDone && el > 0 {
-		st.SecondsRemaining = float64(tbytes-st.BytesDone) / (float64(st.BytesDone) / el.Seconds())
+	if known && done > 0 && tbytes > done && el > 0 {
+		st.SecondsRemaining = float64(tbytes-done) / (float64(done) / el.Seconds())
 	}
 	return st
 }

@@ -14,7 +14,8 @@ import (
 
 // TestBackupProgressUsesTheScanAhead: with the scan's totals the bar and
 // ETA are right from the start, while the walk's own counts still lag;
-// read, new and uploaded bytes are shown apart.
+// read, new and uploaded bytes are shown apart, and when uploads lag the
+// bar and ETA follow them.
 func TestBackupProgressUsesTheScanAhead(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -36,12 +37,33 @@ func TestBackupProgressUsesTheScanAhead(t *testing.T) {
 				p.BytesDone.Store(100 << 20)
 				p.BytesRead.Store(100 << 20)
 				p.BytesNew.Store(80 << 20)
+				p.BytesNewStored.Store(80 << 20)
 				p.BytesStored.Store(32 << 20)
 			},
 			want:      []string{"[##..................]", "50/1000 files", "100.0 MiB/1000.0 MiB", "read 100.0 MiB", "new 80.0 MiB", "uploaded 32.0 MiB", "about 1m30s left"},
 			wantNot:   []string{"+", "uploading the last"},
 			percent:   0.1,
 			remaining: 90,
+		},
+		{
+			// Half read, but the throttled upload has caught up with only
+			// 100 of the 400 MiB of new data: the bar, rate and ETA follow
+			// the upload.
+			name: "uploads lag",
+			set: func(p *archiver.Progress) {
+				p.TotalFiles.Store(100)
+				p.TotalBytes.Store(1000 << 20)
+				p.ScanDone.Store(true)
+				p.FilesDone.Store(50)
+				p.BytesDone.Store(500 << 20)
+				p.BytesRead.Store(500 << 20)
+				p.BytesNew.Store(400 << 20)
+				p.BytesNewStored.Store(100 << 20)
+				p.BytesStored.Store(90 << 20)
+			},
+			want:      []string{"[####................]", "200.0 MiB/1000.0 MiB", "read 500.0 MiB", "uploaded 90.0 MiB", "20.0 MiB/s", "about 40s left", "300.0 MiB waiting for the upload"},
+			percent:   0.2,
+			remaining: 40,
 		},
 		{
 			name: "scan still running",
