@@ -23,6 +23,7 @@ type pty struct {
 	mu            sync.Mutex
 	out           strings.Builder // everything coffer wrote to the terminal
 	changed       chan struct{}
+	drained       chan struct{} // closed once the master side reads EOF or EIO
 }
 
 func openPTY(t *testing.T) *pty {
@@ -42,8 +43,9 @@ func openPTY(t *testing.T) *pty {
 	if err != nil {
 		t.Fatalf("open pty slave: %v", err)
 	}
-	p := &pty{master: m, slave: s, changed: make(chan struct{}, 1)}
+	p := &pty{master: m, slave: s, changed: make(chan struct{}, 1), drained: make(chan struct{})}
 	go func() {
+		defer close(p.drained)
 		buf := make([]byte, 4096)
 		for {
 			k, err := m.Read(buf)
@@ -61,6 +63,19 @@ func openPTY(t *testing.T) *pty {
 	}()
 	t.Cleanup(func() { s.Close(); m.Close() })
 	return p
+}
+
+// drain waits, once coffer has exited, until everything it wrote has been
+// read: with the last slave descriptor closed, the master reads what is
+// left and then fails.
+func (p *pty) drain(t *testing.T) {
+	t.Helper()
+	p.slave.Close()
+	select {
+	case <-p.drained:
+	case <-time.After(time.Minute):
+		t.Fatal("the terminal's output was never drained")
+	}
 }
 
 func (p *pty) output() string {
@@ -154,7 +169,9 @@ func TestPassphraseIsAskedOnATerminalWithoutEcho(t *testing.T) {
 				p.waitFor(t, tc.prompts[i], 1)
 				p.typeSecret(t, a)
 			}
-			if code := exitCode(t, cmd); code != tc.code {
+			code := exitCode(t, cmd)
+			p.drain(t)
+			if code != tc.code {
 				t.Fatalf("exit %d, want %d; terminal: %q", code, tc.code, p.output())
 			}
 			if strings.Contains(p.output(), typed) {
@@ -186,7 +203,9 @@ func TestPassphraseChangeOnATerminalAsksTheOldThenTheNewTwice(t *testing.T) {
 	p.typeSecret(t, newPass)
 	p.waitFor(t, "Repeat new passphrase: ", 1)
 	p.typeSecret(t, newPass)
-	if code := exitCode(t, cmd); code != 0 {
+	code := exitCode(t, cmd)
+	p.drain(t)
+	if code != 0 {
 		t.Fatalf("exit %d; terminal: %q", code, p.output())
 	}
 	if out := p.output(); strings.Contains(out, newPass) || strings.Contains(out, pass) {
