@@ -127,7 +127,13 @@ func (f *repoFlags) backend(ctx context.Context) (storage.Backend, error) {
 	if f.upload != nil {
 		be = limit.New(be, limit.Options{Upload: f.upload})
 	}
-	return retry.New(be, retry.Policy{}), nil
+	be = retry.New(be, retry.Policy{})
+	if strings.Contains(f.repo, "://") {
+		if err := reach(ctx, be); err != nil {
+			return nil, err
+		}
+	}
+	return be, nil
 }
 
 // open opens the repository with the passphrase; it writes nothing.
