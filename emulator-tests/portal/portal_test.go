@@ -565,6 +565,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 	if n := c.count("#chart-duration details tbody tr"); n != 2 {
 		t.Errorf("the duration chart's table has %d rows, want the 2 backups", n)
 	}
+	// Storage over time: the daily samples (none yet, unless the monitor
+	// ran), then the size now.
+	c.waitFor("the storage chart is drawn", `!!document.querySelector('#chart-storage canvas')`)
+	if n := c.count("#chart-storage details tbody tr"); n < 1 {
+		t.Errorf("the storage chart's table has %d rows, want at least the size now", n)
+	}
 	if got.Item.NextRun == nil {
 		t.Error("the API gives no next run for a protected machine with a daily policy")
 	} else if s, want := c.text("#item-next"), got.Item.NextRun.UTC().Format("2006-01-02 15:04:05 UTC"); s != want {
@@ -660,6 +666,9 @@ func TestPortalInARealBrowser(t *testing.T) {
 
 	c.route(vaultLinkJS(v.ID, "alerts?show=all"), "Alerts of "+vaultName)
 	c.waitFor("the alert is listed", `!!document.querySelector(`+q(alertRow)+`)`)
+	if n := c.count(alertRow + ` button[data-action="ackFalsePositive"]`); n != 0 {
+		t.Error("a failed job's alert offers 'Not ransomware (false positive)'")
+	}
 	c.do("acknowledge the alert", chromedp.Click(alertRow+` button[data-action="ackAlert"]`))
 	c.waitFor("the alert is acknowledged", `(document.querySelector(`+q(alertRow+" td.ack")+`) || {textContent: ''}).textContent.startsWith('acknowledged by token:backup-contributor')`)
 	w.api("GET", "/api/v1/vaults/"+v.ID+"/alerts?kind="+wire.AlertJobFailed, nil, &alerts)

@@ -669,11 +669,11 @@ async function alertsPage(main, vaultID, query) {
       a.jobId && a.machineId ? h('a', { href: vaultLink(v.id, 'jobs?machine=' + encodeURIComponent(a.machineId)) }, 'The machine\'s jobs') : null),
     h('td', { class: 'ack' }, a.acknowledged ? 'acknowledged by ' + a.acknowledgedBy + ' at ' + fmtTime(a.acknowledgedAt)
       : (can('ackAlert') ? h('button', { type: 'button', 'data-action': 'ackAlert', 'aria-label': 'Acknowledge: ' + a.title,
-        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge'), 'Alert acknowledged.') }, 'Acknowledge') : 'open',
+        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge'), 'Alert acknowledged.') }, 'Acknowledge') : 'open'),
       // Only a Contributor may call a ransomware alarm a false positive: the
       // machine's next backups are then judged against this change.
       a.kind === 'possible_ransomware' && can('ackFalsePositive') ? h('button', { type: 'button', 'data-action': 'ackFalsePositive', 'aria-label': 'Not ransomware (false positive): ' + a.title,
-        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge?falsePositive=true'), 'Alert acknowledged as a false positive; the alarm learns this machine\'s pattern.') }, 'Not ransomware (false positive)') : null))));
+        onclick: () => act(() => api('POST', '/vaults/' + v.id + '/alerts/' + encodeURIComponent(a.id) + '/acknowledge?falsePositive=true'), 'Alert acknowledged as a false positive; the alarm learns this machine\'s pattern.') }, 'Not ransomware (false positive)') : null)));
   show(main, 'Alerts of ' + v.name, form,
     list.length ? h('table', { id: 'alerts' }, h('caption', {}, list.length + ' alerts, newest first'),
       h('thead', {}, h('tr', {}, ['Raised', 'Severity', 'Alert', 'Machine', 'Detail', 'Status'].map(t => h('th', { scope: 'col' }, t)))),
