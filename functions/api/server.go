@@ -150,7 +150,7 @@ func classify(err error) *httpError {
 		return &httpError{http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: msg}}
 	case errors.Is(err, containers.ErrBusy):
 		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: msg}}
-	case errors.Is(err, jobs.ErrBusy):
+	case errors.Is(err, jobs.ErrBusy), errors.Is(err, points.ErrContended):
 		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: msg + "; retry in a few seconds"}}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable, Message: "the request timed out inside the control plane; retry"}}

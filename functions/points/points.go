@@ -25,7 +25,19 @@ var (
 	ErrNotFound = errors.New("recovery point not found")
 	ErrInvalid  = errors.New("invalid recovery point")
 	ErrState    = errors.New("recovery point is not in a state that allows this")
+	// ErrContended: other writers on the same machine's points kept
+	// winning the race (instances of the control plane side by side).
+	ErrContended = errors.New("the machine's recovery points are being changed by other requests")
 )
+
+// contended marks the error of a read-and-retry loop that lost every race,
+// so the caller is told to retry rather than shown a server fault.
+func contended(what string, last error) error {
+	if tables.Changed(last) || tables.Exists(last) {
+		return fmt.Errorf("%s: %w: %w", what, ErrContended, last)
+	}
+	return fmt.Errorf("%s: %w", what, last)
+}
 
 // Store is the points table.
 type Store struct {
@@ -147,7 +159,7 @@ func (s *Store) Add(ctx context.Context, vaultID, machineID, pointID, jobID stri
 			return e.api(), nil
 		}
 	}
-	return wire.Point{}, fmt.Errorf("record point: %w", last)
+	return wire.Point{}, contended("record point", last)
 }
 
 // Get returns one point of a machine.
@@ -247,7 +259,7 @@ func (s *Store) modify(ctx context.Context, machineID, pointID string, change fu
 			return e.api(), nil
 		}
 	}
-	return wire.Point{}, fmt.Errorf("update point: %w", last)
+	return wire.Point{}, contended("update point", last)
 }
 
 // Remove forgets a point whose objects are gone from storage. A point that
@@ -276,7 +288,7 @@ func (s *Store) Remove(ctx context.Context, machineID, pointID string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("delete point record: %w", last)
+	return contended("delete point record", last)
 }
 
 // SetRetainUntil changes how long a point is kept past its policy's
