@@ -286,6 +286,14 @@ func agentBind(c echo.Context, v any) error {
 }
 
 // unavailable reports whether err is a dependency's outage rather than a bug.
+// storageRefused reports a 401 or 403 from Azure Storage itself: the
+// control plane's identity is not (yet) allowed there, which is the
+// deployment's state, not the client's mistake.
+func storageRefused(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized)
+}
+
 func unavailable(err error) bool {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {

@@ -172,9 +172,13 @@ func (s *server) handleError(err error, c echo.Context) {
 		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		he = &httpError{http.StatusInternalServerError, wire.Error{Code: wire.CodeInternal,
 			Message: "the control plane could not complete the request; retry, and if it keeps failing see the control plane's log"}}
-		if unavailable(err) {
+		switch {
+		case unavailable(err):
 			he = &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable,
 				Message: "a storage service the control plane depends on did not answer; retry later"}}
+		case storageRefused(err):
+			he = &httpError{http.StatusServiceUnavailable, wire.Error{Code: wire.CodeUnavailable,
+				Message: "storage refused the control plane's identity; right after a deployment its role assignments may still be spreading, so retry in a few minutes, and if it lasts see GET " + wire.Version + "/health"}}
 		}
 	}
 	if c.Request().Method == http.MethodHead {
