@@ -77,6 +77,12 @@ the control plane's COFFER_SOFT_DELETE_DAYS says more) before they are purged;
 ` + "`coffer admin key undelete`" + ` bring them back, and ` + "`coffer admin keys`" + ` lists the
 retired key files.
 
+Passphrases: each machine's passphrase is a Key Vault secret that only that
+machine can read or write (the role Coffer Machine Passphrase, granted on
+that one secret when the machine registers). No Coffer admin role and not the
+control plane can read a passphrase; to restore one machine's data on
+another, hand its passphrase over yourself (--source-passphrase-file).
+
 --json prints the control plane's JSON instead of a table.`
 	c.PersistentFlags().StringVar(&f.url, "url", "", "control plane URL (default $"+envURL+")")
 	c.PersistentFlags().StringVar(&f.token, "token", "", "bearer token: a local role token or an Entra ID access token (default $"+envToken+")")

@@ -631,6 +631,21 @@ func TestAdminHelpStatesThePINRules(t *testing.T) {
 	}
 }
 
+// The top-level help also says who can read passphrases and where retired
+// key files go.
+func TestAdminHelpStatesKeyRules(t *testing.T) {
+	out, err := runAdmin("--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"Coffer Machine Passphrase", "only that machine can read or write", "coffer admin key undelete", "soft-delete period"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("coffer admin --help lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // jsonText is s as a JSON string, quotes included.
 func jsonText(s string) string {
 	b, _ := json.Marshal(s)
