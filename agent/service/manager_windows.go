@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
@@ -66,20 +69,22 @@ func (windowsManager) Install(ctx context.Context, c Config) error {
 	case err == nil:
 		err = updateService(s, c)
 	case errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST):
-		// Delayed: the network and Azure's identity endpoints are more
-		// likely up, and boot isn't slowed.
+		// The delayed start is asked for separately (setDelayedStart), so
+		// that a service manager without it still gets the service.
 		s, err = m.CreateService(c.Name, c.Executable, mgr.Config{
-			StartType:        mgr.StartAutomatic,
-			DelayedAutoStart: true,
-			ErrorControl:     mgr.ErrorNormal,
-			DisplayName:      displayName,
-			Description:      description,
+			StartType:    mgr.StartAutomatic,
+			ErrorControl: mgr.ErrorNormal,
+			DisplayName:  displayName,
+			Description:  description,
 		}, c.Args...)
 	}
 	if err != nil {
 		return fmt.Errorf("creating service %s: %w", c.Name, err)
 	}
 	defer s.Close()
+	if err := setDelayedStart(s); err != nil {
+		return err
+	}
 
 	actions := []mgr.RecoveryAction{
 		{Type: mgr.ServiceRestart, Delay: restartDelay},
@@ -90,7 +95,9 @@ func (windowsManager) Install(ctx context.Context, c Config) error {
 		return fmt.Errorf("setting the service's restart on failure: %w", err)
 	}
 	// Also restart when coffer exits with an error rather than crashing.
-	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); notSupported(err) {
+		slog.Warn("this service control manager cannot restart the service when coffer exits with an error (only after a crash); recovery actions stay as they are", "service", c.Name, "err", err)
+	} else if err != nil {
 		return fmt.Errorf("setting the service's restart on failure: %w", err)
 	}
 	if err := setServiceEnv(c.Name, c.Env); err != nil {
@@ -111,30 +118,65 @@ func (windowsManager) Install(ctx context.Context, c Config) error {
 	return nil
 }
 
-// updateService points an existing service at the new command line and settings.
-func updateService(s *mgr.Service, c Config) error {
-	cfg, err := s.Config()
-	if err != nil {
-		s.Close()
-		return err
+// delayedStartWarned makes the warning about a missing delayed start one
+// per process.
+var delayedStartWarned sync.Once
+
+// setDelayedStart asks for a delayed automatic start: the network and
+// Azure's identity endpoints are more likely up, and boot isn't slowed. A
+// service manager that doesn't know the setting (wine 8, Windows builds
+// before Vista's) keeps the plain automatic start, with a warning.
+func setDelayedStart(s *mgr.Service) error {
+	d := windows.SERVICE_DELAYED_AUTO_START_INFO{IsDelayedAutoStartUp: 1}
+	err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, (*byte)(unsafe.Pointer(&d)))
+	if notSupported(err) {
+		delayedStartWarned.Do(func() {
+			slog.Warn("this service control manager has no delayed automatic start; the service starts at boot with the other automatic services", "service", s.Name, "err", err)
+		})
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("setting service %s to a delayed automatic start: %w; set it in services.msc (Startup type: Automatic (Delayed Start)) or retry from an elevated prompt", s.Name, err)
+	}
+	return nil
+}
+
+// notSupported says whether err is a service manager's way of saying it
+// doesn't implement a ChangeServiceConfig2 level.
+func notSupported(err error) bool {
+	return errors.Is(err, windows.ERROR_INVALID_LEVEL) || errors.Is(err, windows.ERROR_NOT_SUPPORTED) ||
+		errors.Is(err, windows.ERROR_CALL_NOT_IMPLEMENTED)
+}
+
+// updateService points an existing service at the new command line and
+// settings. It calls ChangeServiceConfig itself rather than
+// mgr.Service.UpdateConfig, which also reads and writes the delayed start
+// and fails on a service manager without it.
+func updateService(s *mgr.Service, c Config) error {
 	line := windows.EscapeArg(c.Executable)
 	for _, a := range c.Args {
 		line += " " + windows.EscapeArg(a)
 	}
-	cfg.BinaryPathName = line
-	cfg.StartType = mgr.StartAutomatic
-	cfg.DelayedAutoStart = true
-	cfg.ErrorControl = mgr.ErrorNormal
-	cfg.ServiceStartName = "LocalSystem"
-	cfg.Password = ""
-	cfg.DisplayName = displayName
-	cfg.Description = description
-	if err := s.UpdateConfig(cfg); err != nil {
+	err := windows.ChangeServiceConfig(s.Handle, windows.SERVICE_NO_CHANGE, mgr.StartAutomatic, mgr.ErrorNormal,
+		utf16(line), nil, nil, nil, utf16("LocalSystem"), nil, utf16(displayName))
+	if err == nil {
+		d := windows.SERVICE_DESCRIPTION{Description: utf16(description)}
+		err = windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DESCRIPTION, (*byte)(unsafe.Pointer(&d)))
+	}
+	if err != nil {
 		s.Close()
 		return err
 	}
 	return nil
+}
+
+// utf16 is windows.StringToUTF16Ptr for strings known to hold no NUL.
+func utf16(s string) *uint16 {
+	p, err := windows.UTF16PtrFromString(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // setServiceEnv stores the environment where the service control manager

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unsafe"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 )
 
@@ -17,14 +20,54 @@ func RunAsWindowsService(name string, run func(ctx context.Context) error) (bool
 	if err != nil {
 		return false, fmt.Errorf("checking whether coffer runs as a Windows service: %w", err)
 	}
-	if !isService {
+	// IsWindowsService also wants the parent in session 0, which wine 8
+	// doesn't give services.exe (session 1). A parent named services.exe
+	// elsewhere gets a try: if no service manager answers, coffer runs in
+	// the console as before.
+	maybe := !isService && parentIsServicesExe()
+	if !isService && !maybe {
 		return false, nil
 	}
 	h := &svcHandler{run: run}
 	if err := svc.Run(name, h); err != nil {
+		if maybe && errors.Is(err, windows.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+			return false, nil
+		}
 		return true, errors.Join(fmt.Errorf("running as Windows service %s: %w", name, err), h.err)
 	}
 	return true, h.err
+}
+
+// parentIsServicesExe says whether the parent process is named
+// services.exe, in any session.
+func parentIsServicesExe() bool {
+	var cur windows.PROCESS_BASIC_INFORMATION
+	n := uint32(unsafe.Sizeof(cur))
+	if windows.NtQueryInformationProcess(windows.CurrentProcess(), windows.ProcessBasicInformation, unsafe.Pointer(&cur), n, &n) != nil {
+		return false
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		n = uint32(len(buf))
+		err := windows.NtQuerySystemInformation(windows.SystemProcessInformation, unsafe.Pointer(&buf[0]), n, &n)
+		if err == nil {
+			break
+		}
+		if err != windows.STATUS_INFO_LENGTH_MISMATCH || len(buf) >= 64<<20 {
+			return false
+		}
+		buf = make([]byte, max(int(n), 2*len(buf)))
+	}
+	for off := uintptr(0); ; {
+		p := (*windows.SYSTEM_PROCESS_INFORMATION)(unsafe.Pointer(&buf[off]))
+		if p.UniqueProcessID == cur.InheritedFromUniqueProcessId {
+			return strings.EqualFold(p.ImageName.String(), "services.exe")
+		}
+		if p.NextEntryOffset == 0 {
+			return false
+		}
+		off += uintptr(p.NextEntryOffset)
+	}
 }
 
 type svcHandler struct {

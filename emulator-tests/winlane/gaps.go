@@ -25,3 +25,17 @@ var KnownGaps = []KnownGap{
 const wineSymlink = "wine 8: symlinks made by CreateSymbolicLink resolve nowhere and Lstat does not see them as links; check on Windows"
 
 func pkg(p string) string { return "github.com/coffer-backup/coffer/" + p }
+
+// ServiceGaps are what wine 8's service control manager cannot do, found
+// by the story's service step (service.go), which works around each one.
+// On a real Windows machine, checklist item 6 of docs/windows.md covers
+// them.
+var ServiceGaps = []string{
+	"ChangeServiceConfig2 level 3 (SERVICE_CONFIG_DELAYED_AUTO_START_INFO) answers ERROR_INVALID_LEVEL: coffer service install keeps a plain automatic start and warns once",
+	"ChangeServiceConfig2 level 4 (SERVICE_CONFIG_FAILURE_ACTIONS_FLAG) answers ERROR_INVALID_LEVEL: no restart when coffer run exits with an error; install warns",
+	"services.exe reports session 1, not 0, so svc.IsWindowsService is false; coffer run also tries the service dispatcher when its parent is services.exe",
+	"services.exe ignores the Environment value of the service's key, so --config-dir and --log-dir (COFFER_CONFIG_DIR, COFFER_LOG_DIR) do not reach the service; the step uses the default folder",
+	"services.exe gives services %ProgramData% = C:\\users\\Public, while console programs see C:\\ProgramData",
+	"automatic services start whenever the prefix's wineserver starts (wine's boot); the step keeps one wine program running so a stopped service stays stopped",
+	"no vault runs in the lane, so no scheduled backup: the service's coffer run reaches a control plane that refuses connections and keeps running",
+}

@@ -61,6 +61,7 @@ func (s *Story) Run(ctx context.Context) []Step {
 		{"coffer check --read-data", st.check},
 		{"coffer passphrase change", st.passphraseChange},
 		{"restore a point made on Linux with names Windows cannot hold", st.awkwardNames},
+		{"coffer service install, status, net stop, uninstall", st.service},
 	}
 	var done []Step
 	for _, step := range steps {
