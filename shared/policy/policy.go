@@ -50,7 +50,14 @@ type Policy struct {
 	// Exclude lists absolute paths or glob patterns; see [MatchExclude].
 	Exclude  []string `json:"exclude,omitempty"`
 	Throttle Throttle `json:"throttle"`
+	// UseVSS turns Volume Shadow Copy off for the scheduled backups of
+	// Windows machines when false; absent means true. See [Policy.VSS].
+	UseVSS *bool `json:"useVSS,omitempty"`
 }
+
+// VSS says whether scheduled backups on Windows read from a shadow copy of
+// each volume: true unless the policy sets useVSS to false.
+func (p *Policy) VSS() bool { return p.UseVSS == nil || *p.UseVSS }
 
 // Schedule says when backups run.
 type Schedule struct {

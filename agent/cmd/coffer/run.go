@@ -213,8 +213,9 @@ func (a *agentRun) backup(ctx context.Context, scheduled time.Time, catchUp bool
 		return findParent(ctx, r, p.Include, a.s.Config.MachineName)
 	}
 	// On Windows, read from a shadow copy of each volume (the service runs
-	// elevated); removed when the backup ends, or by the next one.
-	readFrom, vssDone, err := shadowCopies(true, p.Include)
+	// elevated) unless the policy says useVSS false; removed when the
+	// backup ends, or by the next one.
+	readFrom, vssDone, err := shadowCopies(p.VSS(), p.Include)
 	if err != nil {
 		a.log.Error("backup failed", "err", err)
 		return err
