@@ -33,32 +33,43 @@ func (s *server) getPolicy(c echo.Context) error {
 	return c.JSON(http.StatusOK, p.Doc)
 }
 
-func (s *server) putPolicy(c echo.Context) error {
+// policyBody reads the body's policy for the vault and policy named in the
+// path, decoded strictly and validated against the vault's security
+// features, as every route that takes a policy must.
+func (s *server) policyBody(c echo.Context) (*policy.Policy, wire.Vault, string, error) {
 	body, err := readBody(c)
 	if err != nil {
-		return err
+		return nil, wire.Vault{}, "", err
 	}
 	p, err := policy.Decode(body)
 	if err != nil {
-		return fail(http.StatusBadRequest, wire.CodeBadRequest, "%v", err)
+		return nil, wire.Vault{}, "", fail(http.StatusBadRequest, wire.CodeBadRequest, "%v", err)
 	}
-	ctx := c.Request().Context()
-	v, err := s.Registry.Vault(ctx, c.Param("vault"))
+	v, err := s.Registry.Vault(c.Request().Context(), c.Param("vault"))
 	if err != nil {
-		return err
+		return nil, wire.Vault{}, "", err
 	}
 	name := c.Param("policy")
 	if err := registry.CheckPolicyName(name); err != nil {
-		return err
+		return nil, wire.Vault{}, "", err
 	}
 	if err := p.Validate(v.SecurityFeatures); err != nil {
 		var ve *policy.ValidationError
 		if errors.As(err, &ve) {
-			return &httpError{http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation,
+			return nil, wire.Vault{}, "", &httpError{http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation,
 				Message: "the policy breaks these rules: " + ve.Error(), Details: ve.Violations}}
 		}
-		return fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
+		return nil, wire.Vault{}, "", fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
 	}
+	return p, v, name, nil
+}
+
+func (s *server) putPolicy(c echo.Context) error {
+	p, v, name, err := s.policyBody(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
 	done := func() {}
 	old, err := s.Registry.Policy(ctx, v.ID, name)
 	switch {

@@ -19,31 +19,11 @@ import (
 // version keep now, and why: the GFS picture an admin checks before
 // saving a retention change. The body is validated as PUT would.
 func (s *server) previewPolicy(c echo.Context) error {
-	body, err := readBody(c)
+	next, v, name, err := s.policyBody(c)
 	if err != nil {
 		return err
-	}
-	next, err := policy.Decode(body)
-	if err != nil {
-		return fail(http.StatusBadRequest, wire.CodeBadRequest, "%v", err)
 	}
 	ctx := c.Request().Context()
-	v, err := s.Registry.Vault(ctx, c.Param("vault"))
-	if err != nil {
-		return err
-	}
-	name := c.Param("policy")
-	if err := registry.CheckPolicyName(name); err != nil {
-		return err
-	}
-	if err := next.Validate(v.SecurityFeatures); err != nil {
-		var ve *policy.ValidationError
-		if errors.As(err, &ve) {
-			return &httpError{http.StatusUnprocessableEntity, wire.Error{Code: wire.CodeValidation,
-				Message: "the policy breaks these rules: " + ve.Error(), Details: ve.Violations}}
-		}
-		return fail(http.StatusUnprocessableEntity, wire.CodeValidation, "%v", err)
-	}
 	var old *policy.Policy
 	switch stored, err := s.Registry.Policy(ctx, v.ID, name); {
 	case err == nil:
