@@ -31,10 +31,7 @@ func TestBackupsKilledAtRandomMomentsLeaveASoundRepository(t *testing.T) {
 	t.Parallel()
 	rng := rng(t)
 	dir := t.TempDir()
-	repo, cache, src := filepath.Join(dir, "repo"), filepath.Join(dir, "cache"), filepath.Join(dir, "office")
-	env := []string{"COFFER_PASSPHRASE=" + passphrase, "COFFER_REPOSITORY=", "COFFER_CONFIG_DIR=" + filepath.Join(dir, "no-config"),
-		"XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}
-	backup := []string{"backup", "--repo", repo, "--cache-dir", cache, src}
+	repo, src, env, backup := localWorkspace(dir)
 	initCheap(t, repo)
 	mutate(t, rng, src, 8<<20)
 
@@ -82,6 +79,18 @@ func TestBackupsKilledAtRandomMomentsLeaveASoundRepository(t *testing.T) {
 // the cheapest key derivation a reader accepts: every coffer process opens
 // the repository, and the default costs half a second of two busy cores,
 // time in which a kill would land before the backup has begun.
+// localWorkspace lays out a standalone repository, its cache and the
+// folder backed up under dir, with the environment that keeps the coffer
+// process away from any real configuration, and the backup command line.
+func localWorkspace(dir string) (repo, src string, env, backup []string) {
+	repo, src = filepath.Join(dir, "repo"), filepath.Join(dir, "office")
+	cache := filepath.Join(dir, "cache")
+	env = []string{"COFFER_PASSPHRASE=" + passphrase, "COFFER_REPOSITORY=", "COFFER_CONFIG_DIR=" + filepath.Join(dir, "no-config"),
+		"XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}
+	backup = []string{"backup", "--repo", repo, "--cache-dir", cache, src}
+	return repo, src, env, backup
+}
+
 func initCheap(t *testing.T, dir string) {
 	t.Helper()
 	be, err := local.New(dir)

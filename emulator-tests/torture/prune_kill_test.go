@@ -31,10 +31,7 @@ func TestPrunesKilledAtRandomMomentsLeaveASoundRepository(t *testing.T) {
 	t.Parallel()
 	rng := rng(t)
 	dir := t.TempDir()
-	repo, cache, src := filepath.Join(dir, "repo"), filepath.Join(dir, "cache"), filepath.Join(dir, "office")
-	env := []string{"COFFER_PASSPHRASE=" + passphrase, "COFFER_REPOSITORY=", "COFFER_CONFIG_DIR=" + filepath.Join(dir, "no-config"),
-		"XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}
-	backup := []string{"backup", "--repo", repo, "--cache-dir", cache, src}
+	repo, src, env, backup := localWorkspace(dir)
 	pruneInitSmallPacks(t, repo)
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)
