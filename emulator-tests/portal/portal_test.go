@@ -103,30 +103,7 @@ func run(m *testing.M) int {
 		// The test skips with one line; nothing to start.
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "coffer-portal-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	coffer = filepath.Join(dir, "coffer")
-	if out, err := exec.Command("go", "build", "-o", coffer, "github.com/coffer-backup/coffer/agent/cmd/coffer").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	st, err = stack.Start(ctx, stack.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the local stack (run make deps):", err)
-		return 1
-	}
-	code := m.Run()
-	if err := st.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop the stack:", err)
-		code = 1
-	}
-	return code
+	return stack.RunStories(m, "coffer-portal-", func(c string, s *stack.Stack) { coffer, st = c, s })
 }
 
 const securityAdminToken = "security-admin-token-in-process-0123456789"

@@ -8,7 +8,6 @@ package ransomware
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,30 +41,7 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "coffer-ransomware-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	coffer = filepath.Join(dir, "coffer")
-	if out, err := exec.Command("go", "build", "-o", coffer, "github.com/coffer-backup/coffer/agent/cmd/coffer").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	st, err = stack.Start(ctx, stack.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the local stack (run make deps):", err)
-		return 1
-	}
-	code := m.Run()
-	if err := st.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop the stack:", err)
-		code = 1
-	}
-	return code
+	return stack.RunStories(m, "coffer-ransomware-", func(c string, s *stack.Stack) { coffer, st = c, s })
 }
 
 // office is a control plane, a vault, and one registered machine backing

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -291,4 +292,39 @@ func CheckGone(pids map[string]int, addrs map[string]string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Runner is what TestMain is given (*testing.M).
+type Runner interface{ Run() int }
+
+// RunStories is a TestMain for user stories that drive the real coffer
+// binary on the local stack: it builds coffer into a temporary folder,
+// starts the stack, hands both to ready, runs the tests and stops the
+// stack, whose failure to stop fails the run. It returns the exit code.
+func RunStories(m Runner, tempPrefix string, ready func(coffer string, st *Stack)) int {
+	dir, err := os.MkdirTemp("", tempPrefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	coffer := filepath.Join(dir, "coffer")
+	if out, err := exec.Command("go", "build", "-o", coffer, "github.com/coffer-backup/coffer/agent/cmd/coffer").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build coffer: %v\n%s", err, out)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	st, err := Start(ctx, Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the local stack (run make deps):", err)
+		return 1
+	}
+	ready(coffer, st)
+	code := m.Run()
+	if err := st.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop the stack:", err)
+		code = 1
+	}
+	return code
 }
