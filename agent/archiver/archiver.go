@@ -2,7 +2,7 @@
 //
 // The pipeline runs on every core with bounded memory:
 //
-//	walker (one goroutine: lists directories in order, spots hard links)
+//	walker (one goroutine: lists directories in order)
 //	  → file workers (read, chunk, hash; unchanged files reuse the parent point's chunks)
 //	  → seal workers (hand new blobs to the repository, which compresses,
 //	    encrypts, packs and uploads them)

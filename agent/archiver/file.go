@@ -15,7 +15,6 @@ import (
 
 type fileJob struct {
 	path  string
-	rel   string     // inside the point, for hard links
 	node  *tree.Node // name set; the rest is filled here, in place
 	old   *tree.Node // the same path in the parent point, if any
 	was   *tree.Node // a vanished file of the parent this one may replace under a new extension
@@ -75,17 +74,13 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	}
 	a.describe(n, j.path, meta)
 	if meta.Nlink > 1 {
-		key := [2]uint64{meta.Dev, meta.Inode}
-		j.links.mu.Lock()
-		first, seen := j.links.first[key]
-		if !seen {
-			j.links.first[key] = j.rel
-		}
-		j.links.mu.Unlock()
-		if seen {
-			n.Type, n.LinkTarget, n.Size = tree.HardLink, []byte(first), 0
+		g, reader := j.links.join([2]uint64{meta.Dev, meta.Inode})
+		if reader {
+			defer g.publish(n)
+		} else if a.copyLink(ctx, g, n) {
 			return
 		}
+		// The name that was read first was skipped: this one is read on its own.
 	}
 	a.stats.files.Add(1)
 	a.stats.bytes.Add(meta.Size)
@@ -190,6 +185,34 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 	n.Size, n.Content = size, refs
 	a.change.noteFile(a.repo.Index(), j.old, j.was, refs)
 	n.ModTime = before.ModTime.UnixNano()
+}
+
+// copyLink waits for the name of a hard-linked file that is being read and
+// makes n the same file under its own name. It reports false when that
+// read was skipped.
+func (a *archiver) copyLink(ctx context.Context, g *linkGroup, n *tree.Node) bool {
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		n.Type = 0
+		return true
+	}
+	if g.node.Type != tree.File {
+		return false
+	}
+	name := n.Name
+	*n = g.node
+	n.Name = name
+	a.stats.files.Add(1)
+	a.stats.bytes.Add(n.Size)
+	a.prog.BytesSeen.Add(n.Size)
+	a.prog.BytesDone.Add(n.Size)
+	for _, r := range n.Content {
+		if !r.Hole {
+			a.reference(r.ID)
+		}
+	}
+	return true
 }
 
 const sparseMin = 64 << 10

@@ -20,7 +20,6 @@ import (
 // dirState is a directory whose tree blob is not written yet.
 type dirState struct {
 	path    string // on disk
-	rel     string // inside the point, slash-separated
 	nodes   []tree.Node
 	pending atomic.Int64 // children not done, plus one while listing
 	parent  *dirState
@@ -66,10 +65,35 @@ func pathComponents(p string) []string {
 	return out
 }
 
-// hardLinks remembers the first path of each multiply-linked file.
+// hardLinks shares one read among the names of each multiply-linked file:
+// the first worker to reach one of them reads it, the others wait and copy
+// its node, so every name holds the same content whichever came first.
 type hardLinks struct {
-	mu    sync.Mutex
-	first map[[2]uint64]string
+	mu     sync.Mutex
+	groups map[[2]uint64]*linkGroup
+}
+
+type linkGroup struct {
+	done chan struct{}
+	node tree.Node // the reader's node once done is closed; Type 0 if it was skipped
+}
+
+// join returns the group of the file with this device and inode, and
+// whether the caller is the one to read it (and must publish).
+func (h *hardLinks) join(key [2]uint64) (*linkGroup, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.groups[key]; ok {
+		return g, false
+	}
+	g := &linkGroup{done: make(chan struct{})}
+	h.groups[key] = g
+	return g, true
+}
+
+func (g *linkGroup) publish(n *tree.Node) {
+	g.node = *n
+	close(g.done)
 }
 
 func (a *archiver) walk(ctx context.Context, roots []string) error {
@@ -84,8 +108,8 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 			old = t
 		}
 	}
-	root := &dirState{path: rootPath(), rel: ""}
-	links := &hardLinks{first: map[[2]uint64]string{}}
+	root := &dirState{path: rootPath()}
+	links := &hardLinks{groups: map[[2]uint64]*linkGroup{}}
 	return a.walkDir(ctx, root, buildTrie(roots), old, links)
 }
 
@@ -145,10 +169,6 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 	d.pending.Store(int64(len(entries)) + 1)
 	for i, e := range entries {
 		path := joinPath(d.path, e.name)
-		rel := e.name
-		if d.rel != "" {
-			rel = d.rel + "/" + e.name
-		}
 		node := &d.nodes[i]
 		node.Name = []byte(e.name)
 		oldNode := oldNodes[e.name]
@@ -157,7 +177,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			// cache their metadata costs a disk seek each.
 			a.prog.FilesSeen.Add(1)
 			select {
-			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
+			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -173,7 +193,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 		switch meta.Kind {
 		case fsmeta.Dir:
 			a.stats.dirs.Add(1)
-			child := &dirState{path: path, rel: rel, parent: d, slot: i}
+			child := &dirState{path: path, parent: d, slot: i}
 			if e.de != nil && a.otherDevice(meta) {
 				// A mount point under --one-file-system: kept, empty.
 				child.pending.Store(1)
@@ -196,7 +216,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			// A chosen path that is itself a file.
 			a.prog.FilesSeen.Add(1)
 			select {
-			case a.fileCh <- &fileJob{path: path, rel: rel, node: node, old: oldNode, dir: d, links: links}:
+			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, dir: d, links: links}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -270,6 +290,9 @@ func fillNode(n *tree.Node, m fsmeta.Meta) {
 	case fsmeta.File:
 		n.Type = tree.File
 		n.Size = m.Size
+		if m.Nlink > 1 {
+			n.Links = m.Nlink
+		}
 	case fsmeta.Dir:
 		n.Type = tree.Dir
 	case fsmeta.Symlink:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"runtime"
@@ -129,7 +130,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		if !shown(n) {
 			continue
 		}
-		e := fuse.DirEntry{Name: string(n.Name), Ino: ino(self, string(n.Name)), Mode: typeBits(n.Type)}
+		e := fuse.DirEntry{Name: string(n.Name), Ino: d.entryIno(self, n), Mode: typeBits(n.Type)}
 		if n.Type == tree.HardLink {
 			e.Ino = d.v.pathIno(string(n.LinkTarget))
 			e.Mode = syscall.S_IFREG
@@ -152,8 +153,18 @@ func shown(n *tree.Node) bool {
 	return err == nil
 }
 
+// entryIno is the inode number of an entry of this folder: every name of
+// a hard-linked file gets the file's one number, as a restore makes it.
+func (d *dirNode) entryIno(self uint64, n *tree.Node) uint64 {
+	if n.Type == tree.File && n.Links > 1 && n.Inode != 0 {
+		// NUL never occurs in a name, so this cannot be any entry's key.
+		return ino(d.v.ino, fmt.Sprintf("\x00link %d %d", n.Dev, n.Inode))
+	}
+	return ino(self, string(n.Name))
+}
+
 func (d *dirNode) child(ctx context.Context, n *tree.Node, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	id := ino(d.StableAttr().Ino, string(n.Name))
+	id := d.entryIno(d.StableAttr().Ino, n)
 	var node fs.InodeEmbedder
 	switch n.Type {
 	case tree.Dir:
@@ -364,6 +375,9 @@ func nodeAttr(n *tree.Node, a *fuse.Attr) {
 	a.Mode = typeBits(n.Type) | n.Mode&0o7777
 	a.Uid, a.Gid = n.UID, n.GID
 	a.Nlink = 1
+	if n.Type == tree.File && n.Links > 1 {
+		a.Nlink = uint32(min(n.Links, 1<<31))
+	}
 	switch n.Type {
 	case tree.Symlink:
 		a.Size = uint64(len(n.LinkTarget))

@@ -129,6 +129,9 @@ type restorer struct {
 	dirs   []dirMeta
 	links  []pendingLink
 	byRel  map[string]string // point path → restored path, for hard links
+	// Device and inode of a file with more than one name → the point
+	// path of the first name restored; later names are linked to it.
+	inodes map[[2]uint64]string
 
 	mu  sync.Mutex
 	res Result
@@ -164,7 +167,7 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 		opts.Progress = &Progress{}
 	}
 	r := &restorer{repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress,
-		chunks: map[crypto.ID][]target{}, byRel: map[string]string{}}
+		chunks: map[crypto.ID][]target{}, byRel: map[string]string{}, inodes: map[[2]uint64]string{}}
 	if r.trees == nil {
 		r.trees = repo
 	}
@@ -295,6 +298,14 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 			path, ok := r.claim(path)
 			if !ok {
 				continue
+			}
+			if n.Links > 1 && n.Inode != 0 {
+				key := [2]uint64{n.Dev, n.Inode}
+				if first, seen := r.inodes[key]; seen {
+					r.links = append(r.links, pendingLink{path: path, target: first, node: n})
+					continue
+				}
+				r.inodes[key] = childRel
 			}
 			// The file is created by the first chunk written to it, in the
 			// fetch workers; only files without chunks are created here.

@@ -135,6 +135,7 @@ func WriteTar(ctx context.Context, blobs BlobLoader, trees TreeLoader, root cryp
 	tw := tar.NewWriter(w)
 	dir = strings.Trim(dir, "/")
 	written := map[string]bool{}
+	inodes := map[[2]uint64]string{} // a multiply-linked file's first name written
 	var walk func(rel string, n *tree.Node) error
 	walk = func(rel string, n *tree.Node) error {
 		if err := ctx.Err(); err != nil {
@@ -184,6 +185,12 @@ func WriteTar(ctx context.Context, blobs BlobLoader, trees TreeLoader, root cryp
 			}
 			return walk(rel, target)
 		case tree.File:
+			key := [2]uint64{n.Dev, n.Inode}
+			linked := n.Links > 1 && n.Inode != 0
+			if first, ok := inodes[key]; ok && linked {
+				h.Typeflag, h.Linkname = tar.TypeLink, first
+				return tw.WriteHeader(h)
+			}
 			h.Typeflag, h.Size = tar.TypeReg, n.Size
 			if err := tw.WriteHeader(h); err != nil {
 				return err
@@ -192,6 +199,9 @@ func WriteTar(ctx context.Context, blobs BlobLoader, trees TreeLoader, root cryp
 				return fmt.Errorf("/%s: %w", rel, err)
 			}
 			written[rel] = true
+			if linked {
+				inodes[key] = rel
+			}
 			return nil
 		}
 		return nil // FIFOs, sockets, devices: not restored

@@ -30,6 +30,8 @@ const (
 	Device
 	// HardLink is a further name of a file stored earlier in the same
 	// point; LinkTarget holds the first name's path from the point's root.
+	// Only points made before Links existed hold it; readers still follow
+	// it, the archiver no longer writes it.
 	HardLink
 )
 
@@ -91,6 +93,12 @@ type Node struct {
 	Xattrs     []Xattr    `cbor:"17,keyasint,omitempty"`
 	WinAttrs   uint32     `cbor:"18,keyasint,omitempty"`
 	WinSD      []byte     `cbor:"19,keyasint,omitempty"` // Windows security descriptor (ACLs)
+	// Links is the number of names a file had when it was backed up, set
+	// only above one. Every name of a hard-linked file is stored as a file
+	// with the same content, Inode and Dev, so a point does not depend on
+	// which name was read first, and any one name restores on its own; the
+	// restorer links names that share Inode and Dev again.
+	Links uint64 `cbor:"20,keyasint,omitempty"`
 }
 
 // Tree is one directory's entries.

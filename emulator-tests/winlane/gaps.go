@@ -16,8 +16,6 @@ var KnownGaps = []KnownGap{
 		"test: checks point paths (/C/…) with filepath.Dir/Base, which use \\ on Windows; use path.Dir/Base (and wine's symlinks)"},
 	{pkg("agent/archiver"), "TestFilterLeavesOutWhatResticWould",
 		"test: writes a.tmp and a.TMP side by side, one file on Windows' case-insensitive file systems; use distinct names there (and decide whether --exclude should ignore case on Windows)"},
-	{pkg("agent/archiver"), "TestDryRunWritesNothingAndCountsWhatWouldBeStored",
-		"flaky under wine (passed, then failed): the dry run and the backup built different trees and the second dry run read 30 bytes, the size of treegen's hard-linked file; which name of a hard link is stored as the file follows the walk order (see 86d637b); make that choice deterministic"},
 	{pkg("agent/repostats"), "TestMeasure",
 		"Windows: fsmeta.DataExtents finds no holes (FSCTL_QUERY_ALLOCATED_RANGES not implemented), so treegen's sparse file is stored whole and the test's 'dedup ratio above 1' fails; implement hole detection or make the test say why Windows differs"},
 }
