@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -151,33 +148,16 @@ func binDir(bin string) (string, error) {
 	return filepath.Dir(self), nil
 }
 
-// freePort asks the OS for a loopback port nobody uses now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	return port, err
-}
-
-func randomToken() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// startControlPlane starts a coffer-functions for the story (see the
-// package function) with the contributor token alone, and records it so it
+// startControlPlane starts a coffer-functions for the story (see
+// stack.StartControlPlane) with the contributor token alone, and records it so it
 // is stopped with the other children.
 func (d *demo) startControlPlane(ctx context.Context, name string, standalone bool) (string, error) {
 	logPath := "" // discarded
 	if d.Logs != "" {
 		logPath = filepath.Join(d.Logs, name+".log")
 	}
-	p, url, addr, err := startControlPlane(ctx, cpSpec{Name: name, Bin: d.Bin, StackEnv: d.Stack.Environ(),
-		Tokens: roleTokens{Contributor: d.token}, Standalone: standalone, LogPath: logPath})
+	p, url, addr, err := stack.StartControlPlane(ctx, stack.ControlPlane{Name: name, Path: exe(d.Bin, "coffer-functions"),
+		StackEnv: d.Stack.Environ(), Tokens: stack.RoleTokens{Contributor: d.token}, Standalone: standalone, LogPath: logPath})
 	if p != nil {
 		d.addChild(&child{name: name, p: p, pid: p.PID(), addr: addr})
 		d.logf("started %s (pid %d) on %s, standalone %t", name, p.PID(), addr, standalone)

@@ -164,8 +164,8 @@ func serve(dir, bin string) error {
 	// New tokens each time: a browser session signed under the old ones
 	// ends with the stack, and nothing else depends on them (machines sign
 	// their requests with their own keys).
-	tokens := newRoleTokens()
-	cp, url, addr, err := startControlPlane(startCtx, cpSpec{Name: controlPlaneName, Bin: bin, StackEnv: s.Environ(),
+	tokens := stack.NewRoleTokens()
+	cp, url, addr, err := stack.StartControlPlane(startCtx, stack.ControlPlane{Name: controlPlaneName, Path: exe(bin, "coffer-functions"), StackEnv: s.Environ(),
 		Tokens: tokens, Standalone: true, LogPath: controlPlaneLog(abs)})
 	if cp != nil {
 		st.PIDs[controlPlaneName], st.Addrs["controlplane"] = cp.PID(), addr
@@ -176,7 +176,7 @@ func serve(dir, bin string) error {
 	} else {
 		st.ControlPlane = url
 		st.Env[envControlPlaneURL], st.Env[envAdminToken] = url, tokens.Contributor
-		for _, kv := range tokens.env() {
+		for _, kv := range tokens.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
 			st.Env[k] = v
 		}

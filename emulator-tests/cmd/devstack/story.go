@@ -19,6 +19,7 @@ import (
 
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
 	"github.com/coffer-backup/coffer/emulator-tests/smtpsink"
+	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -50,7 +51,7 @@ func storySteps() []demoStep {
 }
 
 func stepControlPlane(ctx context.Context, d *demo) (string, error) {
-	d.token = randomToken()
+	d.token = stack.RandomToken()
 	url, err := d.startControlPlane(ctx, "coffer-functions", true)
 	if err != nil {
 		return "", err
