@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -68,12 +70,46 @@ func NewEscrow(vaultURL, secretName, tenantID string) (*Escrow, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &azsecrets.ClientOptions{DisableChallengeResourceVerification: os.Getenv(EnvKeyVaultEmulator) == "1"}
+	opts := &azsecrets.ClientOptions{}
+	if os.Getenv(EnvKeyVaultEmulator) == "1" {
+		opts.DisableChallengeResourceVerification = true
+		t, err := emulatorTransport()
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			opts.Transport = t
+		}
+	}
 	c, err := azsecrets.NewClient(vaultURL, cred, opts)
 	if err != nil {
 		return nil, fmt.Errorf("Key Vault %s: %w", vaultURL, err)
 	}
 	return &Escrow{c: c, cred: cred, vault: vaultURL, name: secretName, log: slog.Default()}, nil
+}
+
+// emulatorTransport trusts the emulator's CA in SSL_CERT_FILE explicitly,
+// or returns nil without it. Go reads SSL_CERT_FILE only on Unix: on
+// Windows (and macOS) it verifies with the system's store, which does not
+// hold the emulator's CA, so coffer.exe could not reach a local stack,
+// under wine or on a developer's Windows machine. The emulator is the only
+// server this client talks to, so its CA alone is trusted.
+func emulatorTransport() (*http.Client, error) {
+	file := os.Getenv("SSL_CERT_FILE")
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read SSL_CERT_FILE to trust the Key Vault emulator: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("SSL_CERT_FILE %s holds no PEM certificate", file)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: t}, nil
 }
 
 // keyVaultCredential is the machine's identity for Key Vault.

@@ -32,8 +32,9 @@ var ServiceGaps = []string{
 	"ChangeServiceConfig2 level 3 (SERVICE_CONFIG_DELAYED_AUTO_START_INFO) answers ERROR_INVALID_LEVEL: coffer service install keeps a plain automatic start and warns once",
 	"ChangeServiceConfig2 level 4 (SERVICE_CONFIG_FAILURE_ACTIONS_FLAG) answers ERROR_INVALID_LEVEL: no restart when coffer run exits with an error; install warns",
 	"services.exe reports session 1, not 0, so svc.IsWindowsService is false; coffer run also tries the service dispatcher when its parent is services.exe",
-	"services.exe ignores the Environment value of the service's key, so --config-dir and --log-dir (COFFER_CONFIG_DIR, COFFER_LOG_DIR) do not reach the service; the step uses the default folder",
+	"services.exe ignores the Environment value of the service's key, so --config-dir and --log-dir (COFFER_CONFIG_DIR, COFFER_LOG_DIR) do not reach the service; the step uses the default folder, and sets what the service needs to reach the Key Vault emulator in the system environment (Session Manager\\Environment), which services.exe does pass on",
 	"services.exe gives services %ProgramData% = C:\\users\\Public, while console programs see C:\\ProgramData",
 	"automatic services start whenever the prefix's wineserver starts (wine's boot); the step keeps one wine program running so a stopped service stays stopped",
-	"no vault runs in the lane, so no scheduled backup: the service's coffer run reaches a control plane that refuses connections and keeps running",
+	"no Event Log is kept: ReportEvent only traces its strings (WINEDEBUG=+eventlog), and wevtutil lists no log (wevtutil el prints nothing) and finds no event (wevtutil qe Application prints nothing, exit 0); the step says so instead of asserting on the events, which checklist item 6 reads back on Windows",
+	"no recovery actions can be shown: the service is never made to fail, and level 4 (restart on non-crash failures) is missing",
 }

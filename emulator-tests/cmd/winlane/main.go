@@ -114,11 +114,13 @@ func run(ctx context.Context, log *slog.Logger, dir, only string, patterns []str
 		fmt.Println("Windows lane: the coffer CLI under wine")
 		bin := filepath.Join(dir, "bin")
 		s := &winlane.Story{W: w, Out: os.Stdout,
-			CofferExe: filepath.Join(bin, "coffer.exe"), Wintree: filepath.Join(bin, "wintree.exe"), CofferLin: filepath.Join(bin, "coffer")}
+			CofferExe: filepath.Join(bin, "coffer.exe"), Wintree: filepath.Join(bin, "wintree.exe"), CofferLin: filepath.Join(bin, "coffer"),
+			Functions: filepath.Join(bin, "coffer-functions")}
 		for _, b := range []struct{ goos, out, pkg string }{
 			{"windows", s.CofferExe, "./agent/cmd/coffer"},
 			{"windows", s.Wintree, "./emulator-tests/cmd/wintree"},
 			{"linux", s.CofferLin, "./agent/cmd/coffer"},
+			{"linux", s.Functions, "./functions/cmd/coffer-functions"},
 		} {
 			if err := build(ctx, root, b.goos, b.out, b.pkg); err != nil {
 				return false, err
