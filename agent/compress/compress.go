@@ -1,10 +1,11 @@
 // Package compress compresses chunk and object payloads before they are
 // sealed. The method is recorded per object so others can be added later.
 //
-// Choices, from BenchmarkCompress on 1 MiB inputs:
+// Choices, from BenchmarkModes (blobs of cofferbench's datasets) and
+// BenchmarkCompress (1 MiB inputs):
 //
-//   - Zstandard at SpeedFastest: about 1.3x the speed of SpeedDefault on
-//     text-like data for output only ~6% larger (27.6% vs 26.0% of input).
+//   - Zstandard, at the level the repository's Mode picks; Auto, the
+//     default, is SpeedDefault (see autoLevel and docs/benchmarks.md).
 //   - Inputs of 64 KiB or more are pre-checked by compressing their first
 //     16 KiB: if that sample does not save 1/32 the input is stored as is.
 //     On random data this is ~6x faster than compressing everything (zstd
@@ -18,6 +19,7 @@ package compress
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -46,6 +48,65 @@ func (m Method) String() string {
 // limit: a corrupt or hostile object (decompression bomb).
 var ErrTooLarge = errors.New("compress: decompressed size exceeds limit")
 
+// Mode is a repository's compression setting: how hard new data is
+// compressed. Every mode writes the same format (zstd frames or stored
+// bytes), so a repository's mode can change at any time and all data stays
+// readable. The zero value is Auto, so configs written before the setting
+// existed mean auto.
+type Mode uint8
+
+const (
+	Auto    Mode = iota // measured default: see autoLevel
+	Fastest             // zstd SpeedFastest
+	Default             // zstd SpeedDefault (restic's auto)
+	Max                 // zstd SpeedBestCompression: 5-8x the CPU of Default
+)
+
+var modeNames = [...]string{Auto: "auto", Fastest: "fastest", Default: "default", Max: "max"}
+
+// ModeNames lists the valid modes, for help texts and errors.
+func ModeNames() []string { return modeNames[:] }
+
+// String returns the mode's name as users type it.
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// ErrUnknownMode reports a compression mode name this build does not know.
+var ErrUnknownMode = errors.New("unknown compression mode")
+
+// ParseMode returns the mode named s.
+func ParseMode(s string) (Mode, error) {
+	for m, name := range modeNames {
+		if s == name {
+			return Mode(m), nil
+		}
+	}
+	return Auto, fmt.Errorf("%w %q: use one of %s", ErrUnknownMode, s, strings.Join(modeNames[:], ", "))
+}
+
+// MarshalText writes the mode's name, as configs store it.
+func (m Mode) MarshalText() ([]byte, error) {
+	if int(m) >= len(modeNames) {
+		return nil, fmt.Errorf("%w %d", ErrUnknownMode, uint8(m))
+	}
+	return []byte(modeNames[m]), nil
+}
+
+// UnmarshalText reads a mode's name; unknown names are an error wrapping
+// ErrUnknownMode.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 const (
 	// sampleSize is how much of a large input the pre-check looks at.
 	sampleSize = 16 << 10
@@ -54,12 +115,25 @@ const (
 	precheckMin = 4 * sampleSize
 )
 
+// encoders holds one encoder per zstd level, each made on first use: a
+// repository uses one or two levels, and an encoder at the higher levels
+// costs megabytes of tables per state. EncodeAll is safe for concurrent use;
+// each encoder keeps a pool of GOMAXPROCS states, so no blob pays for
+// creating one.
+var encoders [zstd.SpeedBestCompression + 1]func() (*zstd.Encoder, error)
+
+func init() {
+	for l := zstd.SpeedFastest; l <= zstd.SpeedBestCompression; l++ {
+		encoders[l] = sync.OnceValues(func() (*zstd.Encoder, error) {
+			// No frame checksum: the AEAD tag and the blob's keyed hash
+			// already verify every byte, and the 4 bytes per blob add up on
+			// many small files.
+			return zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false))
+		})
+	}
+}
+
 var (
-	encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-		// EncodeAll is safe for concurrent use; the encoder keeps a pool of
-		// GOMAXPROCS states.
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	})
 	decoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 		// DecodeAllCapLimit makes DecodeAll stop at cap(dst), which Decompress
 		// sets to the caller's limit: output can never grow beyond it.
@@ -72,23 +146,80 @@ var (
 // saves at least 1/32 of n; less is not worth a decompression on restore.
 func worthIt(c, n int) bool { return c <= n-n/32 && c < n }
 
-// Compress appends src compressed with zstd to dst, or src itself with None
-// if compression would save less than 1/32 of its size (random or
-// already-compressed data, and empty input).
-func Compress(dst, src []byte) (out []byte, m Method) {
-	return compressWith(dst, src, zstdSampleIncompressible)
+// Compress appends src compressed with zstd at the level mode m picks to
+// dst, or src itself with None if compression would save less than 1/32 of
+// its size (random or already-compressed data, and empty input).
+func Compress(dst, src []byte, m Mode) (out []byte, method Method) {
+	return compressWith(dst, src, planFor(m))
 }
 
-// compressWith is Compress with a pluggable incompressibility pre-check
-// (nil for none), so the benchmarks can compare them.
-func compressWith(dst, src []byte, incompressible func(sample []byte) bool) ([]byte, Method) {
-	enc, err := encoder()
-	if err != nil || len(src) == 0 {
-		// The encoder cannot fail with constant valid options; storing
-		// uncompressed is always correct.
+// A plan decides, from a probe of the input, the zstd level to compress it
+// with, or 0 to store it as is.
+type plan func(src []byte) zstd.EncoderLevel
+
+// planFor is each mode's plan. Every one skips data whose sample does not
+// compress, which costs ~1% on compressible data and saves compressing
+// media and archives for nothing.
+func planFor(m Mode) plan {
+	switch m {
+	case Fastest:
+		return fixed(zstd.SpeedFastest)
+	case Default:
+		return fixed(zstd.SpeedDefault)
+	case Max:
+		// SpeedBetterCompression was measured too: within 0.4% of Default.
+		return fixed(zstd.SpeedBestCompression)
+	}
+	return autoLevel
+}
+
+func fixed(l zstd.EncoderLevel) plan {
+	return func(src []byte) zstd.EncoderLevel {
+		if _, skip := probe(src); skip {
+			return 0
+		}
+		return l
+	}
+}
+
+// autoLevel is Auto's plan: the default level, restic's, after the
+// pre-check. BenchmarkModes measured the alternatives on cofferbench's
+// datasets: fastest stores 4.2% more of source and 1.5% more of large for
+// 0.7x the CPU; better saves under 0.4% for 1.3-1.5x the CPU; and using the
+// fastest level for barely compressible inputs (probe ratio above 0.85)
+// saved no measurable time on office.
+func autoLevel(src []byte) zstd.EncoderLevel {
+	if _, skip := probe(src); skip {
+		return 0
+	}
+	return zstd.SpeedDefault
+}
+
+// probe pre-checks inputs of 64 KiB or more by compressing their first
+// 16 KiB with the fastest encoder: skip reports whether the sample fails the
+// same 1/32 rule as the whole input, so the input should be stored as is.
+func probe(src []byte) (ratio float64, skip bool) {
+	if len(src) < precheckMin {
+		return 0, false
+	}
+	c := zstdSample(src[:sampleSize])
+	return float64(c) / sampleSize, !worthIt(c, sampleSize)
+}
+
+// compressWith is Compress with the plan given, so the benchmarks can
+// compare plans.
+func compressWith(dst, src []byte, p plan) ([]byte, Method) {
+	if len(src) == 0 {
+		return dst, None
+	}
+	l := p(src)
+	if l == 0 {
 		return append(dst, src...), None
 	}
-	if incompressible != nil && len(src) >= precheckMin && incompressible(src[:sampleSize]) {
+	enc, err := encoders[l]()
+	if err != nil {
+		// The encoder cannot fail with constant valid options; storing
+		// uncompressed is always correct.
 		return append(dst, src...), None
 	}
 	out := enc.EncodeAll(src, dst)
@@ -98,19 +229,22 @@ func compressWith(dst, src []byte, incompressible func(sample []byte) bool) ([]b
 	return out, Zstd
 }
 
-// zstdSampleIncompressible is Compress's pre-check: compress the sample with
-// the real encoder and apply the same 1/32 rule as to the whole input.
-func zstdSampleIncompressible(sample []byte) bool {
-	enc, err := encoder()
+// zstdSample is the size of sample compressed with the fastest encoder.
+func zstdSample(sample []byte) int {
+	enc, err := encoders[zstd.SpeedFastest]()
 	if err != nil {
-		return false
+		return len(sample)
 	}
 	bp := samplePool.Get().(*[]byte)
 	c := enc.EncodeAll(sample, (*bp)[:0])
-	incompressible := !worthIt(len(c), len(sample))
 	*bp = c
 	samplePool.Put(bp)
-	return incompressible
+	return len(c)
+}
+
+// zstdSampleIncompressible reports whether sample fails the 1/32 rule.
+func zstdSampleIncompressible(sample []byte) bool {
+	return !worthIt(zstdSample(sample), len(sample))
 }
 
 // Decompress appends the original of src, compressed with m, to dst. Output

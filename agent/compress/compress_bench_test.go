@@ -73,9 +73,17 @@ func BenchmarkCompress(b *testing.B) {
 		}
 		run("zstd-fastest", func(dst []byte) []byte { return fastest.EncodeAll(in.data, dst) })
 		run("zstd-default", func(dst []byte) []byte { return def.EncodeAll(in.data, dst) })
-		run("Compress-nocheck", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, nil); return out })
-		run("Compress-zstdsample", func(dst []byte) []byte { out, _ := Compress(dst, in.data); return out })
-		run("Compress-entropy", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, entropyIncompressible); return out })
+		withCheck := func(check func([]byte) bool) plan {
+			return func(src []byte) zstd.EncoderLevel {
+				if check != nil && len(src) >= precheckMin && check(src[:sampleSize]) {
+					return 0
+				}
+				return zstd.SpeedFastest
+			}
+		}
+		run("Compress-nocheck", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, withCheck(nil)); return out })
+		run("Compress-zstdsample", func(dst []byte) []byte { out, _ := Compress(dst, in.data, Fastest); return out })
+		run("Compress-entropy", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, withCheck(entropyIncompressible)); return out })
 		for _, check := range []struct {
 			name string
 			f    func([]byte) bool
@@ -93,7 +101,7 @@ func BenchmarkCompress(b *testing.B) {
 // BenchmarkDecompress measures restoring 1 MiB of text.
 func BenchmarkDecompress(b *testing.B) {
 	src := textBytes(1<<20, 1)
-	c, m := Compress(nil, src)
+	c, m := Compress(nil, src, Auto)
 	dst := make([]byte, 0, len(src))
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()

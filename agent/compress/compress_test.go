@@ -52,7 +52,7 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := []byte("prefix")
-			out, m := Compress(bytes.Clone(prefix), tc.src)
+			out, m := Compress(bytes.Clone(prefix), tc.src, Auto)
 			if m != tc.want {
 				t.Fatalf("method %v, want %v", m, tc.want)
 			}
@@ -87,7 +87,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestDecompressErrors(t *testing.T) {
 	text := textBytes(64<<10, 6)
-	comp, m := Compress(nil, text)
+	comp, m := Compress(nil, text, Auto)
 	if m != Zstd {
 		t.Fatal("text not compressed")
 	}
@@ -191,7 +191,7 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			var err error
 			for range 20 {
-				c, m := Compress(nil, src[g:])
+				c, m := Compress(nil, src[g:], Auto)
 				var out []byte
 				if out, err = Decompress(nil, c, m, len(src)); err == nil && !bytes.Equal(out, src[g:]) {
 					err = errors.New("mismatch")
@@ -211,7 +211,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func FuzzDecompress(f *testing.F) {
-	c, _ := Compress(nil, textBytes(10<<10, 8))
+	c, _ := Compress(nil, textBytes(10<<10, 8), Auto)
 	f.Add(c, uint8(Zstd), 20<<10)
 	f.Add(c, uint8(Zstd), 100)
 	f.Add([]byte("raw"), uint8(None), 10)
@@ -245,5 +245,76 @@ func TestPrechecks(t *testing.T) {
 		if got := zstdSampleIncompressible(tc.sample); got != tc.zsampled {
 			t.Errorf("%s: zstdSampleIncompressible = %v", tc.name, got)
 		}
+	}
+}
+
+func TestModesRoundTrip(t *testing.T) {
+	inputs := []struct {
+		name string
+		src  []byte
+		want Method
+	}{
+		{"empty", nil, None},
+		{"short text", []byte(strings.Repeat("hello ", 20)), Zstd},
+		{"text 1MiB", textBytes(1<<20, 12), Zstd},
+		{"random 1MiB", randomBytes(1<<20, 13), None},
+		{"random small", randomBytes(3000, 14), None},
+	}
+	for _, mode := range []Mode{Auto, Fastest, Default, Max} {
+		for _, in := range inputs {
+			t.Run(mode.String()+"/"+in.name, func(t *testing.T) {
+				out, m := Compress([]byte("dst"), in.src, mode)
+				if m != in.want {
+					t.Fatalf("method %v, want %v", m, in.want)
+				}
+				got, err := Decompress(nil, out[3:], m, len(in.src))
+				if err != nil || !bytes.Equal(got, in.src) {
+					t.Fatalf("round trip: %v", err)
+				}
+			})
+		}
+	}
+	// The modes differ: on text, max stores less than fastest.
+	text := textBytes(1<<20, 15)
+	fast, _ := Compress(nil, text, Fastest)
+	most, _ := Compress(nil, text, Max)
+	if len(most) >= len(fast) {
+		t.Errorf("max stored %d bytes, fastest %d", len(most), len(fast))
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Mode
+		ok   bool
+	}{
+		{"auto", Auto, true}, {"fastest", Fastest, true}, {"default", Default, true}, {"max", Max, true},
+		{"", Auto, false}, {"Max", Auto, false}, {"best", Auto, false}, {"zstd", Auto, false},
+	} {
+		got, err := ParseMode(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseMode(%q) = %v, %v", tc.in, got, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrUnknownMode) || !strings.Contains(err.Error(), "auto, fastest, default, max") {
+				t.Errorf("ParseMode(%q): error %q does not list the modes", tc.in, err)
+			}
+			continue
+		}
+		if got.String() != tc.in {
+			t.Errorf("%v.String() = %q", got, got.String())
+		}
+		b, err := got.MarshalText()
+		var back Mode
+		if err != nil || back.UnmarshalText(b) != nil || back != got {
+			t.Errorf("%v: text round trip gave %v (%v)", got, back, err)
+		}
+	}
+	if _, err := Mode(9).MarshalText(); err == nil {
+		t.Error("Mode(9) marshalled")
+	}
+	if s := Mode(9).String(); s != "Mode(9)" {
+		t.Errorf("Mode(9).String() = %q", s)
 	}
 }

@@ -174,7 +174,7 @@ func (r *Repository) ReadPackHeader(ctx context.Context, id crypto.ID, size int6
 // SealBlob compresses and encrypts one blob's plaintext. Safe for concurrent
 // use; the expensive part of a backup runs here on every core.
 func (r *Repository) SealBlob(dst []byte, t BlobType, id crypto.ID, plain []byte, scratch []byte) (sealed []byte, m compress.Method, scratchOut []byte) {
-	comp, m := compress.Compress(scratch[:0], plain)
+	comp, m := compress.Compress(scratch[:0], plain, r.cfg.Compression)
 	return r.key.Seal(dst, comp, blobAD(t, id)), m, comp
 }
 

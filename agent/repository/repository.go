@@ -17,11 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/chunker"
+	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/storage"
@@ -36,13 +38,17 @@ const FormatVersion = 1
 // write calls per TiB and keeps a backup's memory below restic's.
 const DefaultPackSize = 16 << 20
 
-// Config is the repository's plaintext settings, fixed at init.
+// Config is the repository's plaintext settings, fixed at init except
+// Compression, which SetCompression changes for new data.
 type Config struct {
 	Version  int            `json:"version"`
 	ID       string         `json:"id"`
 	Created  time.Time      `json:"created"`
 	Chunker  chunker.Params `json:"chunker"`
 	PackSize int            `json:"packSize"`
+	// Compression is how hard new blobs are compressed. Configs written
+	// before it existed have none: auto.
+	Compression compress.Mode `json:"compression"`
 }
 
 // keyFile is keys/<ID>: the master key wrapped by the passphrase.
@@ -80,6 +86,8 @@ type Options struct {
 	PackSize int               // Init only; 0 means DefaultPackSize
 	Chunker  *chunker.Params   // Init only; nil means chunker.DefaultParams
 	Hostname string            // recorded in the key file
+	// Compression is Init's compression mode; the zero value is auto.
+	Compression compress.Mode
 }
 
 func (o Options) clock() func() time.Time {
@@ -109,7 +117,7 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	cfg := Config{Version: FormatVersion, ID: hex.EncodeToString(id), Created: now().UTC(), Chunker: chunker.DefaultParams, PackSize: DefaultPackSize}
+	cfg := Config{Version: FormatVersion, ID: hex.EncodeToString(id), Created: now().UTC(), Chunker: chunker.DefaultParams, PackSize: DefaultPackSize, Compression: o.Compression}
 	if o.Chunker != nil {
 		cfg.Chunker = *o.Chunker
 	}
@@ -117,6 +125,9 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 		cfg.PackSize = o.PackSize
 	}
 	if err := cfg.Chunker.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Compression.MarshalText(); err != nil {
 		return nil, err
 	}
 	r := &Repository{be: be, key: key, cfg: cfg, now: now, index: NewIndex()}
@@ -181,18 +192,9 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("read repository config at %s: %w", be.Location(), err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("repository config at %s is damaged: %w", be.Location(), err)
-	}
-	if cfg.Version != FormatVersion {
-		return nil, fmt.Errorf("repository at %s has format version %d; this Coffer reads version %d: use a matching Coffer release", be.Location(), cfg.Version, FormatVersion)
-	}
-	if err := cfg.Chunker.Validate(); err != nil {
+	cfg, err := decodeConfig(b)
+	if err != nil {
 		return nil, fmt.Errorf("repository config at %s: %w", be.Location(), err)
-	}
-	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
-		return nil, fmt.Errorf("repository config at %s has an unusable pack size %d", be.Location(), cfg.PackSize)
 	}
 	r := &Repository{be: be, cfg: cfg, now: o.clock(), index: NewIndex()}
 	var tried int
@@ -237,6 +239,70 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 }
 
 var errStop = errors.New("stop")
+
+// decodeConfig parses and checks a config object. A compression mode this
+// build does not know (written by a newer release) is not an error: the
+// setting only steers how new data is written, every mode writes the same
+// format, so such a repository is read as usual and written as with auto.
+func decodeConfig(b []byte) (Config, error) {
+	var raw struct {
+		Config
+		Compression *string `json:"compression"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Config{}, fmt.Errorf("damaged: %w", err)
+	}
+	cfg := raw.Config
+	if raw.Compression != nil {
+		m, err := compress.ParseMode(*raw.Compression)
+		if err != nil {
+			slog.Warn("repository config: compression mode unknown to this Coffer; new data is compressed as with auto", "compression", *raw.Compression)
+		}
+		cfg.Compression = m
+	}
+	if cfg.Version != FormatVersion {
+		return Config{}, fmt.Errorf("format version %d; this Coffer reads version %d: use a matching Coffer release", cfg.Version, FormatVersion)
+	}
+	if err := cfg.Chunker.Validate(); err != nil {
+		return Config{}, err
+	}
+	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
+		return Config{}, fmt.Errorf("unusable pack size %d", cfg.PackSize)
+	}
+	return cfg, nil
+}
+
+// SetCompression changes how new data is compressed, by replacing the
+// config object; data already stored keeps its compression and stays
+// readable, since every blob records its own method. It needs storage that
+// can replace an object (a local folder, or a SAS with write permission);
+// backups already running keep the mode they started with.
+func (r *Repository) SetCompression(ctx context.Context, m compress.Mode) error {
+	if _, err := m.MarshalText(); err != nil {
+		return err
+	}
+	rp, ok := r.be.(replacer)
+	if !ok {
+		return fmt.Errorf("%s cannot replace the repository config, so its compression cannot change: %w", r.be.Location(), storage.ErrPermission)
+	}
+	// Re-read the stored config, so that only the compression changes even
+	// if this Repository was opened long ago.
+	b, err := storage.ReadAll(ctx, r.be, layout.Config)
+	if err != nil {
+		return fmt.Errorf("read repository config at %s: %w", r.be.Location(), err)
+	}
+	cfg, err := decodeConfig(b)
+	if err != nil {
+		return fmt.Errorf("repository config at %s: %w", r.be.Location(), err)
+	}
+	cfg.Compression = m
+	b, _ = json.MarshalIndent(cfg, "", "  ")
+	if err := rp.Replace(ctx, layout.Config, b); err != nil {
+		return fmt.Errorf("replace the repository config at %s: %w", r.be.Location(), err)
+	}
+	r.cfg = cfg
+	return nil
+}
 
 // ChangePassphrase writes a new key file wrapping the same master key with
 // newPassphrase, then deletes the key file that opened the repository. No
