@@ -83,7 +83,10 @@ func BenchmarkCompress(b *testing.B) {
 		}
 		run("Compress-nocheck", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, withCheck(nil)); return out })
 		run("Compress-zstdsample", func(dst []byte) []byte { out, _ := Compress(dst, in.data, Fastest); return out })
-		run("Compress-entropy", func(dst []byte) []byte { out, _ := compressWith(dst, in.data, withCheck(entropyIncompressible)); return out })
+		run("Compress-entropy", func(dst []byte) []byte {
+			out, _ := compressWith(dst, in.data, withCheck(entropyIncompressible))
+			return out
+		})
 		for _, check := range []struct {
 			name string
 			f    func([]byte) bool
