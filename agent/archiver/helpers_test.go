@@ -8,6 +8,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/fsmeta"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/treegen"
 	"github.com/coffer-backup/coffer/shared/storage"
@@ -76,4 +77,28 @@ func objects(t *testing.T, be storage.Backend, prefix string) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// ancestorsUnchanged notes the times of the folders above dir; the func it
+// returns reports whether none has changed since. A point's root tree holds
+// them (it mirrors dir's absolute path), and on a busy machine other
+// programs change shared folders such as /tmp at any moment, so a test that
+// compares whole points tries again when one did.
+func ancestorsUnchanged(t *testing.T, dir string) func() bool {
+	t.Helper()
+	times := func() []int64 {
+		var out []int64
+		for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+			m, err := fsmeta.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m.ModTime.UnixNano(), m.ChangeTime.UnixNano())
+			if filepath.Dir(p) == p {
+				return out
+			}
+		}
+	}
+	before := times()
+	return func() bool { return slices.Equal(before, times()) }
 }
