@@ -41,6 +41,9 @@ type Repository struct {
 	UnusedSize       int64   `json:"unusedSize"` // stored in packs but used by no point: what prune can free
 	DedupRatio       float64 `json:"dedupRatio"`
 	CompressionRatio float64 `json:"compressionRatio"`
+	// Compression is the mode new data is compressed with (the config's
+	// setting); stored data may have been written with another.
+	Compression string `json:"compression"`
 }
 
 // Stats is what Measure returns.
@@ -124,6 +127,7 @@ func Measure(ctx context.Context, r *repository.Repository, points []*repository
 	st.Repository.UnusedSize = max(0, st.Repository.PackSize-st.Repository.StoredSize)
 	st.Repository.DedupRatio = ratio(st.Repository.RestoreSize, dataRaw)
 	st.Repository.CompressionRatio = ratio(st.Repository.RawSize, st.Repository.StoredSize)
+	st.Repository.Compression = r.Config().Compression.String()
 	return st, nil
 }
 

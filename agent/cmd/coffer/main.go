@@ -88,7 +88,7 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error,
 		newInit(), newBackup(), newPoints(), newLs(), newRestore(), newCheck(), newPassphrase(),
 		newRegister(), newJobs(), newStatus(), newRun(), newService(), admincmd.New(),
 		newMount(), newDump(),
-		newForget(), newPrune(), newDiff(), newStats(), newFind(),
+		newForget(), newPrune(), newDiff(), newStats(), newFind(), newConfig(),
 	)
 	rejectUnknownCommands(root)
 	registerCompletions(root)

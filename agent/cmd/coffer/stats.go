@@ -76,4 +76,5 @@ func printStats(out io.Writer, st *repostats.Stats, repo bool) {
 		s.Points, cli.HumanBytes(s.RestoreSize), cli.HumanBytes(s.RawSize), s.DedupRatio, cli.HumanBytes(s.StoredSize), s.CompressionRatio)
 	fmt.Fprintf(out, "Packs: %d holding %s, of which %s no point uses (pack headers included; `coffer prune` frees unused data).\n",
 		s.Packs, cli.HumanBytes(s.PackSize), cli.HumanBytes(s.UnusedSize))
+	fmt.Fprintf(out, "New data is compressed with mode %s (`coffer config set compression MODE` changes it).\n", s.Compression)
 }
