@@ -85,8 +85,10 @@ func Make(dir string, o Options) error {
 	// Sparse: data, a 16 MiB hole, data, and a trailing hole.
 	if f, err := os.Create(filepath.Join(dir, "sparse.img")); err == nil {
 		f.Write(bytes.Repeat([]byte("head"), 1024))
+		// MakeSparse sets the final size and, on Windows, marks the file
+		// sparse first: NTFS would otherwise allocate the zeros.
+		fsmeta.MakeSparse(f, 24<<20)
 		f.WriteAt(bytes.Repeat([]byte("tail"), 1024), 16<<20)
-		f.Truncate(24 << 20)
 		f.Close()
 	}
 	// Extended attributes, where the file system has them.
