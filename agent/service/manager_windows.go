@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,15 +24,8 @@ func New() Manager { return windowsManager{} }
 
 type windowsManager struct{}
 
-const (
-	displayName = "Coffer backup agent"
-	description = "Backs up this computer's files to Azure on schedule and restores them (coffer run)."
-	// restartDelay matches systemd's RestartSec=30.
-	restartDelay = 30 * time.Second
-	// resetPeriod forgets past failures after a day, in seconds.
-	resetPeriod = 24 * 60 * 60
-	stopTimeout = 30 * time.Second
-)
+// stopTimeout bounds the wait for the service to stop before deleting it.
+const stopTimeout = 30 * time.Second
 
 func notAdmin(verb string) error {
 	return fmt.Errorf("%w: %s the service needs Administrator rights; run coffer service %s from an elevated prompt (Run as administrator)", ErrNotPrivileged, verbing(verb), verb)
@@ -50,11 +42,11 @@ func connect(verb string) (*mgr.Mgr, error) {
 	return m, nil
 }
 
-// Install creates the service (or updates it), runs it as LocalSystem at
-// boot, restarts it 30 s after a failure, registers the Event Log source and
-// starts it.
+// Install creates the service (or updates it) as WindowsDefinition says:
+// LocalSystem, a delayed automatic start, a restart 30 s after a failure.
+// It also registers the Event Log source and starts the service.
 func (windowsManager) Install(ctx context.Context, c Config) error {
-	c, err := c.normalize(filepath.IsAbs)
+	def, err := WindowsDefinition(c)
 	if err != nil {
 		return fmt.Errorf("installing the service: %w", err)
 	}
@@ -64,43 +56,46 @@ func (windowsManager) Install(ctx context.Context, c Config) error {
 	}
 	defer m.Disconnect()
 
-	s, err := m.OpenService(c.Name)
+	s, err := m.OpenService(def.Name)
 	switch {
 	case err == nil:
-		err = updateService(s, c)
+		err = updateService(s, def)
 	case errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST):
 		// The delayed start is asked for separately (setDelayedStart), so
 		// that a service manager without it still gets the service.
-		s, err = m.CreateService(c.Name, c.Executable, mgr.Config{
+		s, err = m.CreateService(def.Name, def.Executable, mgr.Config{
 			StartType:    mgr.StartAutomatic,
 			ErrorControl: mgr.ErrorNormal,
-			DisplayName:  displayName,
-			Description:  description,
-		}, c.Args...)
+			DisplayName:  def.DisplayName,
+			Description:  def.Description,
+			// No ServiceStartName: CreateService's default is LocalSystem,
+			// def.Account.
+		}, def.Args...)
 	}
 	if err != nil {
-		return fmt.Errorf("creating service %s: %w", c.Name, err)
+		return fmt.Errorf("creating service %s: %w", def.Name, err)
 	}
 	defer s.Close()
-	if err := setDelayedStart(s); err != nil {
-		return err
+	if def.DelayedStart {
+		if err := setDelayedStart(s); err != nil {
+			return err
+		}
 	}
 
-	actions := []mgr.RecoveryAction{
-		{Type: mgr.ServiceRestart, Delay: restartDelay},
-		{Type: mgr.ServiceRestart, Delay: restartDelay},
-		{Type: mgr.ServiceRestart, Delay: restartDelay},
+	actions := make([]mgr.RecoveryAction, def.Restarts)
+	for i := range actions {
+		actions[i] = mgr.RecoveryAction{Type: mgr.ServiceRestart, Delay: def.RestartDelay}
 	}
-	if err := s.SetRecoveryActions(actions, resetPeriod); err != nil {
+	if err := s.SetRecoveryActions(actions, uint32(def.ResetPeriod/time.Second)); err != nil {
 		return fmt.Errorf("setting the service's restart on failure: %w", err)
 	}
 	// Also restart when coffer exits with an error rather than crashing.
 	if err := s.SetRecoveryActionsOnNonCrashFailures(true); notSupported(err) {
-		slog.Warn("this service control manager cannot restart the service when coffer exits with an error (only after a crash); recovery actions stay as they are", "service", c.Name, "err", err)
+		slog.Warn("this service control manager cannot restart the service when coffer exits with an error (only after a crash); recovery actions stay as they are", "service", def.Name, "err", err)
 	} else if err != nil {
 		return fmt.Errorf("setting the service's restart on failure: %w", err)
 	}
-	if err := setServiceEnv(c.Name, c.Env); err != nil {
+	if err := setServiceEnv(def.Name, def.Environment); err != nil {
 		return fmt.Errorf("setting the service's environment: %w", err)
 	}
 	if err := installEventSource(); err != nil {
@@ -108,11 +103,11 @@ func (windowsManager) Install(ctx context.Context, c Config) error {
 	}
 	st, err := s.Query()
 	if err != nil {
-		return fmt.Errorf("querying service %s: %w", c.Name, err)
+		return fmt.Errorf("querying service %s: %w", def.Name, err)
 	}
 	if st.State == svc.Stopped {
 		if err := s.Start(); err != nil && !errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
-			return fmt.Errorf("starting service %s: %w; see the Application log in Event Viewer", c.Name, err)
+			return fmt.Errorf("starting service %s: %w; see the Application log in Event Viewer", def.Name, err)
 		}
 	}
 	return nil
@@ -152,15 +147,15 @@ func notSupported(err error) bool {
 // settings. It calls ChangeServiceConfig itself rather than
 // mgr.Service.UpdateConfig, which also reads and writes the delayed start
 // and fails on a service manager without it.
-func updateService(s *mgr.Service, c Config) error {
-	line := windows.EscapeArg(c.Executable)
-	for _, a := range c.Args {
+func updateService(s *mgr.Service, def WindowsService) error {
+	line := windows.EscapeArg(def.Executable)
+	for _, a := range def.Args {
 		line += " " + windows.EscapeArg(a)
 	}
 	err := windows.ChangeServiceConfig(s.Handle, windows.SERVICE_NO_CHANGE, mgr.StartAutomatic, mgr.ErrorNormal,
-		utf16(line), nil, nil, nil, utf16("LocalSystem"), nil, utf16(displayName))
+		utf16(line), nil, nil, nil, utf16(def.Account), nil, utf16(def.DisplayName))
 	if err == nil {
-		d := windows.SERVICE_DESCRIPTION{Description: utf16(description)}
+		d := windows.SERVICE_DESCRIPTION{Description: utf16(def.Description)}
 		err = windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DESCRIPTION, (*byte)(unsafe.Pointer(&d)))
 	}
 	if err != nil {
@@ -179,9 +174,10 @@ func utf16(s string) *uint16 {
 	return p
 }
 
-// setServiceEnv stores the environment where the service control manager
-// reads it when starting the service: the service key's Environment value.
-func setServiceEnv(name string, env map[string]string) error {
+// setServiceEnv stores the environment (KEY=VALUE lines) where the service
+// control manager reads it when starting the service: the service key's
+// Environment value. None removes the value.
+func setServiceEnv(name string, env []string) error {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `SYSTEM\CurrentControlSet\Services\`+name, registry.SET_VALUE)
 	if err != nil {
 		return err
@@ -193,11 +189,7 @@ func setServiceEnv(name string, env map[string]string) error {
 		}
 		return nil
 	}
-	var kv []string
-	for _, key := range sortedEnv(env) {
-		kv = append(kv, key+"="+env[key])
-	}
-	return k.SetStringsValue("Environment", kv)
+	return k.SetStringsValue("Environment", env)
 }
 
 const eventSourceKey = `SYSTEM\CurrentControlSet\Services\EventLog\Application\` + logging.EventSource
