@@ -20,7 +20,8 @@ const wineSymlink = "wine 8: symlinks made by CreateSymbolicLink resolve nowhere
 func pkg(p string) string { return "github.com/coffer-backup/coffer/" + p }
 
 // ServiceGaps are what wine 8's service control manager cannot do, found
-// by the story's service step (service.go), which works around each one.
+// by the story's service step (service.go), which works around each one it
+// can and says so for the rest.
 // On a real Windows machine, checklist item 6 of docs/windows.md covers
 // them.
 var ServiceGaps = []string{

@@ -181,7 +181,7 @@ func (st *storyState) service(ctx context.Context) (err error) {
 	}
 	fmt.Fprintf(st.Out, "    scheduled backup by the service: job %s %s, point %s, %d files\n", job.ID, job.Status, job.PointID, job.Progress.FilesDone)
 	fmt.Fprintf(st.Out, "    %s\n", events)
-	fmt.Fprintf(st.Out, "    wine's service manager: %d gaps worked around (winlane.ServiceGaps)\n", len(ServiceGaps))
+	fmt.Fprintf(st.Out, "    wine's service manager: %d gaps, worked around or reported (winlane.ServiceGaps)\n", len(ServiceGaps))
 	return nil
 }
 
