@@ -20,7 +20,8 @@ import (
 // process writes a file of the tree), points, ls, restore, a comparison of
 // the restored tree from inside Windows, check --read-data and a
 // passphrase change; then a point made on Linux with names Windows cannot
-// hold is restored under wine.
+// hold is restored under wine; last, coffer run runs as a Windows service
+// against a local vault and makes a scheduled backup (service.go).
 type Story struct {
 	W         *Wine
 	CofferExe string // coffer built for Windows
