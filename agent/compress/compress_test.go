@@ -259,6 +259,8 @@ func TestModesRoundTrip(t *testing.T) {
 		{"text 1MiB", textBytes(1<<20, 12), Zstd},
 		{"random 1MiB", randomBytes(1<<20, 13), None},
 		{"random small", randomBytes(3000, 14), None},
+		// A disk image's block: the probe must not judge it by its start.
+		{"random then zeros", append(randomBytes(512<<10, 16), make([]byte, 512<<10)...), Zstd},
 	}
 	for _, mode := range []Mode{Auto, Fastest, Default, Max} {
 		for _, in := range inputs {
