@@ -82,6 +82,11 @@ type Options struct {
 	Username string
 	Tags     []string
 	Progress *Progress // optional, read by the caller while the backup runs
+	// ScanAhead counts the files and bytes into Progress.TotalFiles and
+	// TotalBytes ahead of the walk (scan.go), so a progress bar has totals
+	// and an ETA early. It costs a second pass over the metadata, so set
+	// it only when someone watches the progress.
+	ScanAhead bool
 	// IndexEvery saves the index after this many packs (crash safety); 0 means 8.
 	IndexEvery int
 	// Exclude, when set, leaves out every file and folder (with its
@@ -261,7 +266,9 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	// is finished when the last file and directory below it are.
 	scanCtx, stopScan := context.WithCancel(ctx)
 	var scanning sync.WaitGroup
-	scanning.Go(func() { a.scan(scanCtx, roots) })
+	if opts.ScanAhead {
+		scanning.Go(func() { a.scan(scanCtx, roots) })
+	}
 	defer func() { stopScan(); scanning.Wait() }() // never outlives the backup
 
 	a.fail(a.walk(ctx, roots))

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -53,6 +54,55 @@ func TestOneFileSystemKeepsMountPointsEmpty(t *testing.T) {
 		}
 		if !one && err != nil {
 			t.Errorf("without --one-file-system the other file system's file is missing: %v", err)
+		}
+	}
+}
+
+// An unchanged file's extended attributes come from the parent point
+// (setting one changes the ctime); one set since then must still reach the
+// new point.
+func TestAnExtendedAttributeSetSinceTheLastPointIsBackedUp(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(src, "report.txt")
+	write(t, f, "content that does not change")
+	if err := unix.Setxattr(f, "user.coffer.first", []byte("1"), 0); err != nil {
+		t.Skipf("this file system keeps no user xattrs: %v", err)
+	}
+	r := newRepo(t)
+	first, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(f, "user.coffer.second", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	second, err := archiver.Backup(t.Context(), reopen(t, r), []string{src}, archiver.Options{Parent: first.Point})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing changed since: the parent's attributes carry over.
+	third, err := archiver.Backup(t.Context(), reopen(t, r), []string{src}, archiver.Options{Parent: second.Point})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"user.coffer.first", "user.coffer.second"}
+	for _, c := range []struct {
+		point *archiver.Result
+		want  []string
+	}{{first, []string{"user.coffer.first"}}, {second, both}, {third, both}} {
+		n, err := restorer.Lookup(t.Context(), reopen(t, r), c.point.Point.Tree, pointRel(src, "report.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, x := range n.Xattrs {
+			got = append(got, x.Name)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("point %s holds xattrs %v; want %v", c.point.Point.Tree, got, c.want)
 		}
 	}
 }

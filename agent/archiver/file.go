@@ -72,7 +72,17 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 		n.Type = 0
 		return
 	}
-	a.describe(n, j.path, meta)
+	fillNode(n, meta)
+	if o := j.old; o != nil && o.Type == tree.File && n.ChangeTime != 0 && o.ChangeTime == n.ChangeTime &&
+		o.Inode == n.Inode && o.Dev == n.Dev {
+		// Setting an extended attribute changes the ctime, so the parent
+		// point's are still right: one listxattr call less per unchanged
+		// file. (NTFS's change time is not relied on for ACLs.)
+		n.Xattrs = o.Xattrs
+	} else {
+		a.readXattrs(n, j.path)
+	}
+	a.readSecurity(n, j.path)
 	if meta.Nlink > 1 {
 		g, reader := j.links.join([2]uint64{meta.Dev, meta.Inode})
 		if reader {

@@ -49,7 +49,7 @@ func TestScanKnowsTheTotalsBeforeAFileIsRead(t *testing.T) {
 					}
 				}
 			}
-			res, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{Progress: prog, Filter: filter,
+			res, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{Progress: prog, ScanAhead: true, Filter: filter,
 				ReadFrom: func(p string) string { once.Do(waitScan); return p }})
 			if err != nil {
 				t.Fatal(err)

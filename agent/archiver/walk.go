@@ -273,6 +273,11 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 // (on Windows) security descriptor.
 func (a *archiver) describe(node *tree.Node, path string, meta fsmeta.Meta) {
 	fillNode(node, meta)
+	a.readXattrs(node, path)
+	a.readSecurity(node, path)
+}
+
+func (a *archiver) readXattrs(node *tree.Node, path string) {
 	if xs, err := fsmeta.ReadXattrs(path); err != nil {
 		a.warn(path, fmt.Errorf("extended attributes not backed up: %v", err))
 	} else {
@@ -280,6 +285,9 @@ func (a *archiver) describe(node *tree.Node, path string, meta fsmeta.Meta) {
 			node.Xattrs = append(node.Xattrs, tree.Xattr{Name: x.Name, Value: x.Value})
 		}
 	}
+}
+
+func (a *archiver) readSecurity(node *tree.Node, path string) {
 	if sd, err := fsmeta.ReadSecurityDescriptor(path); err == nil {
 		node.WinSD = sd
 	}

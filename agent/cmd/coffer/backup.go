@@ -130,7 +130,7 @@ and the point is registered with the control plane.`,
 			if err != nil {
 				return err
 			}
-			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, Uploads: uploadsFor(f.repo),
+			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: uploadsFor(f.repo),
 				Filter: filter, DryRun: bf.dryRun}
 			var list dryRunList
 			if bf.dryRun {
@@ -251,7 +251,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 	if pol != nil {
 		exclude = pol.Exclude
 	}
-	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, Uploads: 4, Filter: filter}}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: 4, Filter: filter}}
 	if bf.dryRun {
 		return vaultDryRun(c, s, o, force, asJSON)
 	}

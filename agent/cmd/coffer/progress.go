@@ -164,6 +164,17 @@ func backupStatusOf(p *archiver.Progress, el time.Duration) backupStatus {
 // startBackupProgress shows a backup's progress: the live line, or with
 // --json one status object a second on standard error (standard output
 // keeps the single summary document scripts already parse).
+// progressWatched reports whether anyone follows a command's progress: a
+// terminal on standard error, or --json's status stream. Only then is a
+// backup's scan ahead worth its second pass over the metadata.
+func progressWatched(c *cobra.Command, asJSON bool) bool {
+	if asJSON {
+		return true
+	}
+	f, ok := c.ErrOrStderr().(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func startBackupProgress(c *cobra.Command, asJSON bool, p *archiver.Progress) func() {
 	if !asJSON {
 		return startProgress(c.ErrOrStderr(), backupProgress(p))

@@ -138,3 +138,16 @@ func TestStatusStreamWritesOneJSONObjectPerLine(t *testing.T) {
 		t.Fatal(problems)
 	}
 }
+
+// The scan ahead costs a second pass over the metadata, so a backup whose
+// progress nobody follows (output to a file or pipe, no --json) skips it.
+func TestScanAheadOnlyWhenSomeoneWatches(t *testing.T) {
+	c := newRoot()
+	c.SetErr(&bytes.Buffer{})
+	if progressWatched(c, false) {
+		t.Error("a backup writing to a buffer scans ahead")
+	}
+	if !progressWatched(c, true) {
+		t.Error("a backup with --json does not scan ahead for its status stream")
+	}
+}
