@@ -125,13 +125,22 @@ const (
 // creating one.
 var encoders [zstd.SpeedBestCompression + 1]func() (*zstd.Encoder, error)
 
+// windowSize is how far back zstd looks for matches within a blob.
+const windowSize = 1 << 20
+
 func init() {
 	for l := zstd.SpeedFastest; l <= zstd.SpeedBestCompression; l++ {
 		encoders[l] = sync.OnceValues(func() (*zstd.Encoder, error) {
 			// No frame checksum: the AEAD tag and the blob's keyed hash
 			// already verify every byte, and the 4 bytes per blob add up on
-			// many small files.
-			return zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false))
+			// many small files. A 1 MiB window (the average chunk) and
+			// lower encoder memory keep each state's buffers small: with 2
+			// states, SpeedDefault retained 36 MiB of heap with the default
+			// 8 MiB window and 6 MiB with these, SpeedFastest 18 and 4, for
+			// output at most 0.01% larger and the same speed (measured on
+			// the BenchmarkModes corpora).
+			return zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false),
+				zstd.WithWindowSize(windowSize), zstd.WithLowerEncoderMem(true))
 		})
 	}
 }

@@ -261,6 +261,7 @@ func TestModesRoundTrip(t *testing.T) {
 		{"random small", randomBytes(3000, 14), None},
 		// A disk image's block: the probe must not judge it by its start.
 		{"random then zeros", append(randomBytes(512<<10, 16), make([]byte, 512<<10)...), Zstd},
+		{"text past the window", textBytes(3*windowSize, 17), Zstd},
 	}
 	for _, mode := range []Mode{Auto, Fastest, Default, Max} {
 		for _, in := range inputs {
@@ -272,6 +273,11 @@ func TestModesRoundTrip(t *testing.T) {
 				got, err := Decompress(nil, out[3:], m, len(in.src))
 				if err != nil || !bytes.Equal(got, in.src) {
 					t.Fatalf("round trip: %v", err)
+				}
+				// Decompress bounds its allocation by the declared size.
+				var h zstd.Header
+				if m == Zstd && len(in.src) >= 256 && (h.Decode(out[3:]) != nil || !h.HasFCS || h.HasCheckSum) {
+					t.Fatalf("frame header: size declared %v, checksum %v", h.HasFCS, h.HasCheckSum)
 				}
 			})
 		}
