@@ -2,9 +2,10 @@
 
 // Command cofferbench measures Coffer against restic and borg on the same
 // machine, disk and data: initial backup, no-change re-backup, re-backup
-// after 1% of the files changed, full restore, repository size and peak
-// memory, on two generated datasets, plus Coffer against Azurite. It prints
-// a Markdown report; `make bench` runs it.
+// after 1% of the files changed, full restore, restore of one file of
+// about 1 MiB to a pipe, repository size and peak memory, on generated
+// datasets, plus Coffer against Azurite. It prints a Markdown report that
+// checks each figure against issue 13's targets; `make bench` runs it.
 //
 // Run it from the repository root (it builds ./agent/cmd/coffer and finds
 // the Azurite npm package from there).

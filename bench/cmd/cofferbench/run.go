@@ -47,8 +47,9 @@ type target struct {
 	warnings int   // commands that exited with the tool's warning code
 	size     int64 // du of repoDir after all steps
 	cacheSz  int64
-	verify   string // "" until restored; "ok" or what differs
-	err      error  // first failure; later steps are skipped
+	verify   string      // "" until restored; "ok" or what differs
+	dump     *dumpResult // single-file restore from the latest backup
+	err      error       // first failure; later steps are skipped
 }
 
 type datasetResult struct {
@@ -56,6 +57,7 @@ type datasetResult struct {
 	stats     dataset.Stats
 	genTime   time.Duration
 	changed   dataset.Changed
+	one       oneFile // what the single-file restore fetches
 	passBytes int64
 	passTime  time.Duration
 	local     []*target // one per tool, local repositories
@@ -93,6 +95,16 @@ func medianOf(runs []*datasetResult) *datasetResult {
 				tg.res[s] = rs[len(rs)/2]
 			}
 		}
+		var ds []*dumpResult
+		for _, r := range runs {
+			if o := r.find(tg.label); o != nil && o.dump != nil {
+				ds = append(ds, o.dump)
+			}
+		}
+		if len(ds) > 0 {
+			slices.SortFunc(ds, func(a, b *dumpResult) int { return cmp.Compare(a.total, b.total) })
+			tg.dump = ds[len(ds)/2]
+		}
 		for _, r := range runs {
 			o := r.find(tg.label)
 			if o == nil {
@@ -103,6 +115,9 @@ func medianOf(runs []*datasetResult) *datasetResult {
 			}
 			if o.verify != "ok" && o.verify != "" {
 				tg.verify = o.verify
+			}
+			if o.dump != nil && o.dump.verify != "ok" {
+				tg.dump = o.dump
 			}
 			tg.warnings = max(tg.warnings, o.warnings)
 		}
@@ -191,12 +206,18 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 	if err != nil {
 		return dr, fmt.Errorf("digest source: %w", err)
 	}
+	// Picked from the changed tree, since that is what the latest backup holds.
+	if dr.one, err = pickOneFile(src, oneFileSize); err != nil {
+		return dr, err
+	}
+	progress("[%s] single-file restore: %s (%d bytes)", kind, dr.one.rel, dr.one.size)
 
 	// Phase 2, on the changed tree: re-backup, then restore what was just
 	// backed up and compare it with the source.
 	for _, tg := range all {
 		tg.timeBackup(ctx, stepChanged, src)
 		tg.timeRestore(ctx, base, src, want)
+		tg.timeDump(ctx, src, dr.one)
 		tg.measureSizes()
 	}
 	return dr, nil

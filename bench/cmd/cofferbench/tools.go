@@ -29,6 +29,9 @@ type tool struct {
 	init    func(repo, cache string) []string
 	backup  func(repo, src, cache string, n int) []string
 	restore func(repo, cache string, n int) []string
+	// dump writes one file (its absolute source path) of the latest backup
+	// to stdout; nil means the tool cannot, and the row says "not run".
+	dump func(repo, cache string, n int, path string) []string
 	// warnExit is the exit code that means "done, with warnings" (borg 1,
 	// coffer 3): the backup is complete, so its figures stand and the log
 	// says what the warning was. Zero means the tool has none.
@@ -50,6 +53,11 @@ func resticTool(bin, version string) *tool {
 		restore: func(repo, _ string, _ int) []string {
 			return []string{"restore", "latest", "--repo", repo, "--target", "{target}"}
 		},
+		// restic 0.14: `restic dump [flags] snapshotID file`, the file by
+		// the absolute path it was backed up from.
+		dump: func(repo, _ string, _ int, path string) []string {
+			return []string{"dump", "--repo", repo, "latest", path}
+		},
 	}
 }
 
@@ -67,7 +75,11 @@ func borgTool(bin, version string) *tool {
 		backup: func(repo, src, _ string, n int) []string {
 			return []string{"create", "--compression", "zstd,3", fmt.Sprintf("%s::a%d", repo, n), src}
 		},
-		restore:      func(repo, _ string, n int) []string { return []string{"extract", fmt.Sprintf("%s::a%d", repo, n)} },
+		restore: func(repo, _ string, n int) []string { return []string{"extract", fmt.Sprintf("%s::a%d", repo, n)} },
+		// borg stores paths without their leading slash.
+		dump: func(repo, _ string, n int, path string) []string {
+			return []string{"extract", "--stdout", fmt.Sprintf("%s::a%d", repo, n), strings.TrimPrefix(path, "/")}
+		},
 		restoreInCwd: true,
 		warnExit:     1,
 	}
@@ -87,6 +99,10 @@ func cofferTool(bin, version string) *tool {
 		},
 		restore: func(repo, cache string, _ int) []string {
 			return []string{"restore", "--repo", repo, "latest", "--target", "{target}", "--cache-dir", cache}
+		},
+		// Points hold the absolute path that was backed up, as restic's do.
+		dump: func(repo, cache string, _ int, path string) []string {
+			return []string{"dump", "--repo", repo, "latest", path, "--cache-dir", cache}
 		},
 		warnExit: 3,
 	}
