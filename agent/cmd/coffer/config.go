@@ -138,6 +138,13 @@ folder, or a container SAS with write permission.`,
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			m, _ := compress.ParseMode(args[1])
+			if vm, err := f.vaultMode(); err != nil {
+				return err
+			} else if vm {
+				// The machine's SAS may create but never overwrite, so a
+				// compromised machine cannot rewrite its repository.
+				return cli.Usagef("a vault's repository keeps the compression it was created with (auto): this machine's storage access can create objects but not replace the config; give --repo to change a standalone repository")
+			}
 			r, err := f.open(c.Context())
 			if err != nil {
 				return err

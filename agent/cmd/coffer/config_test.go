@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
 )
 
 func TestInitCompressionFlag(t *testing.T) {
@@ -137,5 +139,15 @@ func TestConfigWithoutCompression(t *testing.T) {
 	}
 	if got := configShowJSON(t, repo)["compression"]; got != "fastest" {
 		t.Fatalf("after set: compression %v", got)
+	}
+}
+
+// A registered machine's SAS cannot replace the config: config set says so
+// before asking for anything.
+func TestConfigSetInAVault(t *testing.T) {
+	t.Setenv("COFFER_REPOSITORY", "")
+	_, err := execute("config", "set", "compression", "max", "--config-dir", registered(t))
+	if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "vault") {
+		t.Fatalf("config set in a vault: %v", err)
 	}
 }
