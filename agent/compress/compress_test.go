@@ -33,6 +33,48 @@ func textBytes(n int, seed uint64) []byte {
 	return []byte(sb.String()[:n])
 }
 
+// wordsBytes returns n bytes of words drawn evenly from a vocabulary of
+// 5,000 random lower-case words: text with few repeats within a few KiB,
+// whose letters still code in about 5 bits each.
+func wordsBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 3))
+	words := make([]string, 5000)
+	for i := range words {
+		w := make([]byte, 3+r.IntN(8))
+		for j := range w {
+			w[j] = byte('a' + r.IntN(26))
+		}
+		words[i] = string(w)
+	}
+	var sb strings.Builder
+	for sb.Len() < n {
+		sb.WriteString(words[r.IntN(len(words))])
+		if r.IntN(12) == 0 {
+			sb.WriteString(".\n")
+		} else {
+			sb.WriteByte(' ')
+		}
+	}
+	return []byte(sb.String()[:n])
+}
+
+// TestVocabularyText: text without repeats in a small file or a sample
+// still compresses, in every mode; it used to be stored as is.
+func TestVocabularyText(t *testing.T) {
+	for _, mode := range []Mode{Auto, Fastest, Default, Max} {
+		for _, tc := range []struct {
+			n   int
+			max float64 // largest acceptable share of the input
+		}{{4 << 10, 0.65}, {1 << 20, 0.45}} {
+			src := wordsBytes(tc.n, 20)
+			out, m := Compress(nil, src, mode)
+			if m != Zstd || float64(len(out)) > tc.max*float64(len(src)) {
+				t.Errorf("%v, %d bytes: %v, %d bytes stored; want zstd, at most %.0f%%", mode, tc.n, m, len(out), 100*tc.max)
+			}
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	halfRandom := append(textBytes(300<<10, 3), randomBytes(300<<10, 4)...)
 	for _, tc := range []struct {
