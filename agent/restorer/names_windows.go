@@ -3,3 +3,8 @@ package restorer
 // noFollow is 0: Windows has no O_NOFOLLOW, but O_CREATE|O_EXCL (CREATE_NEW)
 // fails on any existing entry, a link included.
 const noFollow = 0
+
+// preCreate is false: without O_NOFOLLOW a reopened path could lead
+// through a planted reparse point, so each file is created, exclusively,
+// by the first chunk written to it.
+const preCreate = false
