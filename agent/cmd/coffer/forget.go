@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,6 +83,9 @@ func newForget() *cobra.Command {
 		asJSON    bool
 		withPrune bool
 		pf        pruneFlags
+		hosts     []string
+		tags      []string
+		paths     []string
 	)
 	c := &cobra.Command{
 		Use:   "forget --repo REPO --keep-… [--prune]",
@@ -96,6 +100,9 @@ A point is kept if any rule keeps it:
   --keep-monthly N   … months      --keep-yearly N   … years
   --keep-within D    every point less than D older than the group's newest (7d, 2w, 6m, 1y, 36h)
   --keep-tag T       every point tagged T (repeat for more tags)
+
+--host, --tag and --path narrow which points are judged at all, as in restic:
+points of other hosts, tags or paths are left alone.
 
 Forgetting removes points only; their data stays until ` + "`coffer prune`" + ` (or --prune).
 Needs delete rights: a folder, or a SAS with delete ("d").
@@ -129,7 +136,8 @@ In a vault, retention is the control plane's policy instead.`,
 			if err != nil {
 				return err
 			}
-			return runForget(c.Context(), c.OutOrStdout(), r, p, by, forgetRun{dryRun: dryRun, asJSON: asJSON, prune: withPrune, maxUnused: maxUnused})
+			sel := forget.Selection{Hosts: hosts, Tags: forget.ParseTags(tags), Paths: paths}
+			return runForget(c.Context(), c.OutOrStdout(), r, p, by, forgetRun{dryRun: dryRun, asJSON: asJSON, prune: withPrune, maxUnused: maxUnused, sel: sel})
 		},
 	}
 	f.add(c)
@@ -142,6 +150,9 @@ In a vault, retention is the control plane's policy instead.`,
 	fl.IntVar(&p.Yearly, "keep-yearly", 0, "keep the newest point of each of the newest N years")
 	fl.StringVar(&within, "keep-within", "", "keep every point within this duration of the group's newest (7d, 2w, 6m, 1y, 36h)")
 	fl.StringSliceVar(&p.Tags, "keep-tag", nil, "keep every point with this tag (repeatable)")
+	fl.StringArrayVar(&hosts, "host", nil, "judge only the points of this host (repeatable: any of them)")
+	fl.StringArrayVar(&tags, "tag", nil, "judge only the points with all of these comma-separated tags (repeatable: any of the lists)")
+	fl.StringArrayVar(&paths, "path", nil, "judge only the points that backed up this path (repeatable: all of them)")
 	fl.StringVar(&groupBy, "group-by", "host,paths", `judge points in groups of the same "host", "paths", both ("host,paths") or none ("")`)
 	fl.BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be removed")
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
@@ -169,6 +180,7 @@ func parseGroupBy(s string) (forget.GroupBy, error) {
 type forgetRun struct {
 	dryRun, asJSON, prune bool
 	maxUnused             float64
+	sel                   forget.Selection
 }
 
 func runForget(ctx context.Context, out io.Writer, r *repository.Repository, p forget.Policy, by forget.GroupBy, o forgetRun) error {
@@ -179,6 +191,12 @@ func runForget(ctx context.Context, out io.Writer, r *repository.Repository, p f
 	in := make([]forget.Point, len(points))
 	for i, pt := range points {
 		in[i] = forget.Point{ID: pt.ID, Time: pt.Time, Host: pt.Hostname, Paths: pt.Paths, Tags: pt.Tags}
+	}
+	if o.sel.Hosts != nil || o.sel.Tags != nil || o.sel.Paths != nil {
+		// A misspelt host must not look like a forget that found nothing to do.
+		if in = o.sel.Select(in); len(in) == 0 && len(points) > 0 {
+			return errors.New("no point matches --host, --tag and --path as given, so nothing was judged; `coffer points` lists each point's host, paths and tags")
+		}
 	}
 	groups, err := forget.Apply(in, p, by, time.Local)
 	if err != nil {

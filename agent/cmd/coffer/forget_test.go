@@ -84,3 +84,42 @@ func TestForgetAndPruneThroughTheCLI(t *testing.T) {
 		t.Fatalf("second prune: %+v", r)
 	}
 }
+
+// --host, --tag and --path choose which points forget judges; the others
+// are left alone whatever the keep rules say.
+func TestForgetJudgesOnlyTheSelectedPoints(t *testing.T) {
+	repo, src, cache := setup(t)
+	for i, b := range []struct{ host, tag string }{{"fs01", "weekly"}, {"fs01", "weekly"}, {"fs01", ""}, {"fs02", "weekly"}} {
+		os.WriteFile(filepath.Join(src, "notes.md"), []byte(strings.Repeat("x", 100+i)), 0o644)
+		args := []string{"backup", "--repo", repo, "--cache-dir", cache, "--host", b.host, src}
+		if b.tag != "" {
+			args = append(args, "--tag", b.tag)
+		}
+		if r := coffer(t, nil, args...); r.code != 0 {
+			t.Fatalf("backup %d: %+v", i, r)
+		}
+	}
+	r := coffer(t, nil, "forget", "--repo", repo, "--keep-last", "1", "--host", "fs01", "--tag", "weekly", "--path", src+"/", "--json")
+	var res forgetJSON
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &res) != nil {
+		t.Fatalf("forget: %+v", r)
+	}
+	// Of fs01's two weekly points the older goes; fs01's untagged point and
+	// fs02's are not judged.
+	if res.Removed != 1 || len(res.Groups) != 1 || len(res.Groups[0].Keep) != 1 || res.Groups[0].Keep[0].Host != "fs01" {
+		t.Fatalf("forget decided %+v", res)
+	}
+	r = coffer(t, nil, "points", "--repo", repo, "--json")
+	var left []struct {
+		Host string   `json:"host"`
+		Tags []string `json:"tags"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &left) != nil || len(left) != 3 {
+		t.Fatalf("points after forget: %+v", r)
+	}
+
+	r = coffer(t, nil, "forget", "--repo", repo, "--keep-last", "1", "--host", "fs0l")
+	if r.code != cli.ExitFailed || !strings.Contains(r.err, "no point matches") {
+		t.Fatalf("forget with a misspelt host: %+v, want exit %d saying no point matches", r, cli.ExitFailed)
+	}
+}
