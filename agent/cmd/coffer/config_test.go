@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,5 +150,21 @@ func TestConfigSetInAVault(t *testing.T) {
 	_, err := execute("config", "set", "compression", "max", "--config-dir", registered(t))
 	if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "vault") {
 		t.Fatalf("config set in a vault: %v", err)
+	}
+}
+
+func TestCompressionCompletion(t *testing.T) {
+	modes := []string{"auto", "fastest", "default", "max"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"init", "--compression", ""}, modes},
+		{[]string{"config", "set", ""}, []string{"compression"}},
+		{[]string{"config", "set", "compression", ""}, modes},
+	} {
+		if got, _ := complete(t, nil, tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }
