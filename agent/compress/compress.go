@@ -60,7 +60,7 @@ const (
 	Auto    Mode = iota // measured default: see autoLevel
 	Fastest             // zstd SpeedFastest
 	Default             // zstd SpeedDefault (restic's auto)
-	Max                 // zstd SpeedBestCompression: 8-11x the CPU of Default
+	Max                 // zstd SpeedBestCompression: 8-13x the CPU of Default
 )
 
 var modeNames = [...]string{Auto: "auto", Fastest: "fastest", Default: "default", Max: "max"}
@@ -209,8 +209,8 @@ func fixed(l zstd.EncoderLevel) plan {
 
 // autoLevel is Auto's plan: the default level, restic's, after the
 // pre-check. BenchmarkModes measured the alternatives on cofferbench's
-// datasets: fastest stores 4.4% more of source and 1.5% more of large for
-// about 0.7x the CPU; better saves under 0.4% for 1.3-1.7x the CPU; and
+// datasets: fastest stores 4.3% more of source and 1.5% more of large for
+// 0.55-0.75x the CPU; better saves under 0.4% for 1.3-1.7x the CPU; and
 // using the fastest level for barely compressible inputs (probe ratio
 // above 0.85) saved no measurable time on office.
 func autoLevel(src []byte) zstd.EncoderLevel {
