@@ -19,7 +19,7 @@ import (
 // compressionHelp says what each mode costs, for --compression and
 // `config set`: figures from docs/benchmarks.md ("Compression modes").
 const compressionHelp = "auto (the default: zstd's default level, as restic's auto, skipping data that does not compress), " +
-	"fastest (about 0.7x the CPU, 0.4-4% larger), default, or max (zstd's best level: 0.3-3% smaller, 8-11x the CPU)"
+	"fastest (0.55-0.75x the CPU, 0.6-5% larger), default, or max (zstd's best level: 0.3-3% smaller, 8-13x the CPU)"
 
 // modeFlag is --compression. Checked as it is parsed, a bad value is a
 // usage error (exit 2) that lists the valid ones.
