@@ -36,7 +36,8 @@ type Result struct {
 	User, Sys time.Duration
 	// MaxRSS is the peak resident set size in bytes of the process and of
 	// every descendant it waited for (getrusage semantics: the kernel
-	// reports the largest single process, not a sum).
+	// reports the largest single process, not a sum), measured through a
+	// launcher (launch.go) so the harness's own peak does not count.
 	MaxRSS   int64
 	ExitCode int
 	Stdout   string // the last 64 KiB
@@ -69,8 +70,16 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdout = io.MultiWriter(stdout, shared)
 	cmd.Stderr = io.MultiWriter(stderr, shared)
 
+	l, err := ThroughLauncher(cmd)
+	if err != nil {
+		return Result{ExitCode: -1}, err
+	}
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Start()
+	l.Started()
+	if err == nil {
+		err = cmd.Wait()
+	}
 	wall := time.Since(start)
 
 	res := Result{Wall: wall, Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
@@ -80,6 +89,9 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			res.MaxRSS = maxRSSBytes(ru)
 		}
+	}
+	if u, ok := l.Usage(); ok {
+		res.User, res.Sys, res.MaxRSS = u.User, u.Sys, u.MaxRSS
 	}
 	fmt.Fprintf(log, "# exit %d, wall %s, user %s, sys %s, max RSS %d MiB\n",
 		res.ExitCode, wall.Round(time.Millisecond), res.User.Round(time.Millisecond), res.Sys.Round(time.Millisecond), res.MaxRSS>>20)

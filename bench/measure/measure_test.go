@@ -48,3 +48,26 @@ func TestDiskUsageCountsBlocks(t *testing.T) {
 		t.Error("disk usage of a missing folder succeeded")
 	}
 }
+
+func TestMain(m *testing.M) {
+	MaybeLaunch()
+	os.Exit(m.Run())
+}
+
+// Go starts children with vfork, which seeds a child's peak RSS with the
+// parent's; measured through the launcher, a tiny command stays tiny
+// however much the harness once held.
+func TestTheHarnessPeakDoesNotCountForTheCommand(t *testing.T) {
+	held := make([]byte, 256<<20)
+	for i := range held {
+		held[i] = 1
+	}
+	r, err := Run(context.Background(), Cmd{Path: "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxRSS <= 0 || r.MaxRSS > 64<<20 {
+		t.Errorf("true used %d MiB while the harness held 256 MiB; want its own few MiB", r.MaxRSS>>20)
+	}
+	held[len(held)-1] = 2 // keep it live until after the run
+}

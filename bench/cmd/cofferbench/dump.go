@@ -133,9 +133,16 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 	defer pr.Close()
 	cmd.Stdout = pw
 
+	l, err := measure.ThroughLauncher(cmd)
+	if err != nil {
+		pw.Close()
+		return dumpResult{}, err
+	}
 	var d dumpResult
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	l.Started()
+	if err != nil {
 		pw.Close()
 		return d, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
 	}
@@ -165,6 +172,9 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			d.maxRSS = rusageMaxRSS(ru)
+		}
+		if u, ok := l.Usage(); ok {
+			d.maxRSS = u.MaxRSS // the command's own, not the harness's (measure.Launch)
 		}
 		fmt.Fprintf(log, "# exit %d, wall %s, first byte %s, %d bytes, max RSS %d MiB\n",
 			ps.ExitCode(), d.total.Round(time.Millisecond), d.firstByte.Round(time.Millisecond), d.bytes, d.maxRSS>>20)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/bench/dataset"
+	"github.com/coffer-backup/coffer/bench/measure"
 )
 
 type config struct {
@@ -41,12 +42,13 @@ type config struct {
 }
 
 func main() {
+	measure.MaybeLaunch() // when started as a launcher of a measured command
 	var cfg config
 	var tools, datasets string
 	flag.Float64Var(&cfg.scale, "scale", 1.0, "dataset size: 1.0 is 50,000 files / 1 GiB plus 2 GiB of large files; 0.05 is a quick run")
 	flag.StringVar(&cfg.dir, "dir", ".bench", "work folder for datasets, repositories and logs (on the disk to measure)")
 	flag.StringVar(&tools, "tools", "coffer,restic,borg", "tools to measure, comma-separated")
-	flag.StringVar(&datasets, "datasets", "source,large", "datasets to run, comma-separated: source, large, office")
+	flag.StringVar(&datasets, "datasets", "source,large,office", "datasets to run, comma-separated: source, large, office")
 	flag.BoolVar(&cfg.azurite, "azurite", true, "also measure Coffer against a repository in Azurite")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep datasets, repositories and restores after the run")
 	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
