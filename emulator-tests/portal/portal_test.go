@@ -146,6 +146,18 @@ func (w *world) api(method, path string, body, out any) {
 	}
 }
 
+// policyVSS is a stored policy's useVSS, read through the API.
+func policyVSS(w *world, vaultID, name string) *bool {
+	w.t.Helper()
+	var doc struct {
+		Policy struct {
+			UseVSS *bool `json:"useVSS"`
+		} `json:"policy"`
+	}
+	w.api("GET", "/api/v1/vaults/"+vaultID+"/policies/"+name, nil, &doc)
+	return doc.Policy.UseVSS
+}
+
 // machine is one registered agent.
 type machine struct {
 	w   *world
@@ -480,8 +492,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 		chromedp.Click(`#policy-form button[type="submit"]`))
 	c.waitFor("the time's rule is shown next to its field", `document.getElementById('pf-schedule-times-error').textContent.trim() !== ''`)
 	c.check("policy-invalid")
-	c.do("fix the time and save", chromedp.SetValue("#pf-schedule-times", "22:00"), chromedp.Click(`#policy-form button[type="submit"]`))
+	c.do("fix the time, turn shadow copies off and save", chromedp.SetValue("#pf-schedule-times", "22:00"), chromedp.Click("#pf-useVSS"),
+		chromedp.Click(`#policy-form button[type="submit"]`))
 	c.waitFor("the policy is saved", `document.getElementById('status').textContent.includes('Policy office saved')`)
+	if vss := policyVSS(w, v.ID, "office"); vss == nil || *vss {
+		t.Fatalf("the editor saved useVSS %v, want false", vss)
+	}
 
 	// Assigned on the machine page.
 	c.route(vaultLinkJS(v.ID, "machines/"+m.ID), "Machine branch-portal")
@@ -808,6 +824,10 @@ func TestPortalInARealBrowser(t *testing.T) {
 		chromedp.SetValue("#pf-throttle-workKbps", "512"), chromedp.SetValue("#pf-throttle-nonWorkKbps", "512"),
 		chromedp.Click(`#policy-form button[type="submit"]`))
 	c.waitFor("the policy is saved", `document.getElementById('status').textContent.includes('Policy office saved')`)
+	// Saving the policy again from the editor keeps what it did not touch.
+	if vss := policyVSS(w, v.ID, "office"); vss == nil || *vss {
+		t.Errorf("saving the bandwidth limit changed useVSS to %v; want it left false", vss)
+	}
 	noise := make([]byte, 1<<20)
 	rand.Read(noise)
 	if err := os.WriteFile(filepath.Join(src, "fresh.bin"), noise, 0o644); err != nil {

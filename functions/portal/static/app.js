@@ -750,7 +750,10 @@ function policyEditor(v, name, doc) {
       field('retention.yearlyMonth', 'Yearly point\'s month (1–12)', num(r.yearlyMonth))),
     h('fieldset', { disabled: ro }, h('legend', {}, 'What to back up'),
       field('include', 'Include (one path per line)', h('textarea', {}, (p.include || []).join('\n'))),
-      field('exclude', 'Exclude (one pattern per line)', h('textarea', {}, (p.exclude || []).join('\n')))),
+      field('exclude', 'Exclude (one pattern per line)', h('textarea', {}, (p.exclude || []).join('\n'))),
+      h('div', { class: 'field inline', 'data-field': 'useVSS' }, h('input', { type: 'checkbox', id: 'pf-useVSS', checked: p.useVSS !== false, 'aria-describedby': 'pf-useVSS-hint' }),
+        h('label', { for: 'pf-useVSS' }, 'Read Windows machines\' files from a shadow copy (VSS)'),
+        h('p', { class: 'hint', id: 'pf-useVSS-hint' }, 'Open and locked files are read as they were at one instant. Turn off only if shadow copies fail on these machines.'))),
     h('fieldset', { disabled: ro }, h('legend', {}, 'Network throttling'),
       h('div', { class: 'field inline' }, h('input', { type: 'checkbox', id: 'pf-throttle-enabled', checked: !!t.enabled }), h('label', { for: 'pf-throttle-enabled' }, 'Limit bandwidth')),
       dayBoxes('throttle.workDays', 'Work days', t.workDays),
@@ -772,6 +775,8 @@ function policyEditor(v, name, doc) {
       retention: { dailyDays: int('retention.dailyDays') || 0, weeklyWeeks: int('retention.weeklyWeeks'), weeklyDay: val('retention.weeklyDay') || undefined, monthlyMonths: int('retention.monthlyMonths'),
         monthlyDay: int('retention.monthlyDay'), yearlyYears: int('retention.yearlyYears'), yearlyMonth: int('retention.yearlyMonth') },
       include: lines('include'), exclude: lines('exclude'),
+      // Always sent: a policy saved here must keep what the CLI set.
+      useVSS: document.getElementById('pf-useVSS').checked,
       throttle: document.getElementById('pf-throttle-enabled').checked ? { enabled: true, workDays: days('throttle.workDays'), workStart: val('throttle.workStart'), workEnd: val('throttle.workEnd'),
         workKbps: int('throttle.workKbps'), nonWorkKbps: int('throttle.nonWorkKbps') } : { enabled: false },
     };
