@@ -274,7 +274,7 @@ func TestMetadataIsNeverAppliedThroughAPlantedLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &restorer{}
-	r.applyMeta(planted, &tree.Node{Name: []byte("planted"), Type: tree.File, Mode: 0o777, WinSD: []byte("acl")})
+	r.applyMeta(planted, metaOf(&tree.Node{Name: []byte("planted"), Type: tree.File, Mode: 0o777, WinSD: []byte("acl")}))
 	if got := sds(); len(got) > 0 {
 		t.Errorf("a security descriptor was applied to %q", got)
 	}
