@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/find"
 	"github.com/coffer-backup/coffer/agent/restorer"
 	"github.com/coffer-backup/coffer/agent/treegen"
 )
@@ -93,7 +94,7 @@ func TestAnExtendedAttributeSetSinceTheLastPointIsBackedUp(t *testing.T) {
 		point *archiver.Result
 		want  []string
 	}{{first, []string{"user.coffer.first"}}, {second, both}, {third, both}} {
-		n, err := restorer.Lookup(t.Context(), reopen(t, r), c.point.Point.Tree, pointRel(src, "report.txt"))
+		n, err := restorer.Lookup(t.Context(), reopen(t, r), c.point.Point.Tree, find.PointPath(filepath.Join(src, "report.txt")))
 		if err != nil {
 			t.Fatal(err)
 		}

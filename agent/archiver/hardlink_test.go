@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/find"
 	"github.com/coffer-backup/coffer/agent/restorer"
 	"github.com/coffer-backup/coffer/agent/tree"
 	"github.com/coffer-backup/coffer/agent/treegen"
@@ -44,12 +44,6 @@ func linkedTree(t *testing.T) (src string, names []string, content []byte) {
 	return src, names, content
 }
 
-// pointRel is where a path below src sits in a point of src.
-func pointRel(src, name string) string {
-	vol := filepath.VolumeName(src)
-	return strings.TrimSuffix(strings.TrimSuffix(vol, ":")+"/"+strings.Trim(filepath.ToSlash(src[len(vol):]), "/")+"/"+name, "/")
-}
-
 func TestEveryNameOfAHardLinkedFileIsStoredAlikeWhicheverIsReadFirst(t *testing.T) {
 	src, names, content := linkedTree(t)
 	r := newRepo(t)
@@ -65,7 +59,7 @@ func TestEveryNameOfAHardLinkedFileIsStoredAlikeWhicheverIsReadFirst(t *testing.
 			first = res
 		}
 		// src's own tree: the folders above it change on a busy machine.
-		n, err := restorer.Lookup(t.Context(), reopen(t, r), res.Point.Tree, pointRel(src, ""))
+		n, err := restorer.Lookup(t.Context(), reopen(t, r), res.Point.Tree, find.PointPath(src))
 		if err != nil || n.Subtree == nil {
 			t.Fatalf("src in the point: %v", err)
 		}
@@ -78,7 +72,7 @@ func TestEveryNameOfAHardLinkedFileIsStoredAlikeWhicheverIsReadFirst(t *testing.
 	r = reopen(t, r)
 	var want *tree.Node
 	for _, name := range names {
-		n, err := restorer.Lookup(t.Context(), r, first.Point.Tree, pointRel(src, name))
+		n, err := restorer.Lookup(t.Context(), r, first.Point.Tree, find.PointPath(filepath.Join(src, name)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +118,7 @@ func TestEveryNameOfAHardLinkedFileIsStoredAlikeWhicheverIsReadFirst(t *testing.
 
 	t.Run("any one name restores on its own", func(t *testing.T) {
 		dst := t.TempDir()
-		out, err := restorer.Restore(t.Context(), r, first.Point, restorer.Options{Target: dst, Include: []string{pointRel(src, names[2])}})
+		out, err := restorer.Restore(t.Context(), r, first.Point, restorer.Options{Target: dst, Include: []string{find.PointPath(filepath.Join(src, names[2]))}})
 		if err != nil || len(out.Failed) > 0 {
 			t.Fatalf("restore of %s alone: %+v, %v", names[2], out, err)
 		}
