@@ -2,7 +2,10 @@
 
 package restorer
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
 // noFollow keeps a file open from following a symlink planted in its place.
 const noFollow = syscall.O_NOFOLLOW
@@ -10,3 +13,12 @@ const noFollow = syscall.O_NOFOLLOW
 // preCreate: files are created while planning and reopened by the fetch
 // workers; O_NOFOLLOW and an identity check keep the reopening safe.
 const preCreate = true
+
+// fileID is a file's device and inode, read from the stat the caller has
+// (fsmeta.FromFileInfo would also look up owner names, twice per file).
+func fileID(fi os.FileInfo) [2]uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return [2]uint64{uint64(st.Dev), uint64(st.Ino)}
+	}
+	return [2]uint64{}
+}

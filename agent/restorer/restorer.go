@@ -590,19 +590,14 @@ func (st *fileState) create() error {
 		os.Remove(st.path)
 		return err
 	}
-	m := fsmeta.FromFileInfo(fi)
-	st.created, st.made = true, [2]uint64{m.Dev, m.Inode}
+	st.created, st.made = true, fileID(fi)
 	return nil
 }
 
 // same reports whether f is the file the plan created.
 func (st *fileState) same(f *os.File) bool {
 	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	m := fsmeta.FromFileInfo(fi)
-	return [2]uint64{m.Dev, m.Inode} == st.made
+	return err == nil && fileID(fi) == st.made
 }
 
 // open opens the file on first use, creating it if the plan did not, and
