@@ -63,7 +63,7 @@ func MaybeLaunch() {
 	cmd.Wait()
 	u := Usage{ExitCode: cmd.ProcessState.ExitCode(), User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		u.MaxRSS = maxRSSBytes(ru)
+		u.MaxRSS = MaxRSSBytes(ru)
 	}
 	json.NewEncoder(report).Encode(u)
 	report.Close()

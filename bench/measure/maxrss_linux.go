@@ -2,5 +2,5 @@ package measure
 
 import "syscall"
 
-// Linux reports ru_maxrss in kibibytes.
-func maxRSSBytes(ru *syscall.Rusage) int64 { return ru.Maxrss * 1024 }
+// MaxRSSBytes is ru_maxrss in bytes: Linux reports kibibytes.
+func MaxRSSBytes(ru *syscall.Rusage) int64 { return ru.Maxrss * 1024 }

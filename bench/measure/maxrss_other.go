@@ -5,4 +5,4 @@ package measure
 import "syscall"
 
 // The BSDs report ru_maxrss in kibibytes, as Linux does.
-func maxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) * 1024 }
+func MaxRSSBytes(ru *syscall.Rusage) int64 { return int64(ru.Maxrss) * 1024 }

@@ -87,7 +87,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 		res.ExitCode = ps.ExitCode()
 		res.User, res.Sys = ps.UserTime(), ps.SystemTime()
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			res.MaxRSS = maxRSSBytes(ru)
+			res.MaxRSS = MaxRSSBytes(ru)
 		}
 	}
 	if u, ok := l.Usage(); ok {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -171,7 +170,7 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 	d.total = time.Since(start)
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			d.maxRSS = rusageMaxRSS(ru)
+			d.maxRSS = measure.MaxRSSBytes(ru)
 		}
 		if u, ok := l.Usage(); ok {
 			d.maxRSS = u.MaxRSS // the command's own, not the harness's (measure.Launch)
@@ -194,15 +193,6 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 		d.verify = "ok"
 	}
 	return d, nil
-}
-
-// rusageMaxRSS is ru_maxrss in bytes: macOS reports bytes, Linux and the
-// BSDs kibibytes (as bench/measure reads it).
-func rusageMaxRSS(ru *syscall.Rusage) int64 {
-	if runtime.GOOS == "darwin" {
-		return int64(ru.Maxrss)
-	}
-	return int64(ru.Maxrss) * 1024
 }
 
 func firstWord(a []string) string {
