@@ -440,3 +440,34 @@ func testDelete(t *testing.T, b storage.Backend, o Options) {
 		t.Fatalf("re-created object reads %q, want second", got)
 	}
 }
+
+// Replacer is a backend that can atomically replace an object (the local
+// folder and the in-memory store; Azure's answers differ for a missing
+// blob and are tested beside it).
+type Replacer interface {
+	storage.Backend
+	Replace(ctx context.Context, name string, data []byte) error
+}
+
+// RunReplace checks Replace on an empty backend: a missing object is
+// ErrNotFound, an existing one is replaced whole each time, and no
+// temporary object is left to list.
+func RunReplace(t *testing.T, b Replacer) {
+	t.Helper()
+	if err := b.Replace(ctx(t), "refs/p", []byte("new")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("replace of a missing object: %v, want ErrNotFound", err)
+	}
+	mustCreate(t, b, "refs/p", []byte("old"))
+	for _, want := range []string{"newer content", "x"} {
+		if err := b.Replace(ctx(t), "refs/p", []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := storage.ReadAll(ctx(t), b, "refs/p")
+		if err != nil || string(got) != want {
+			t.Fatalf("after replace: %q, %v; want %q", got, err, want)
+		}
+	}
+	if n := len(listAll(t, b, "refs/")); n != 1 {
+		t.Fatalf("%d objects listed after replacing, want 1 (no temp files)", n)
+	}
+}
