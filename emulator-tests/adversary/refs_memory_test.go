@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/coffer-backup/coffer/shared/cpclient"
 	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
+	"github.com/coffer-backup/coffer/shared/packrefs/packrefstest"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -94,11 +94,11 @@ func TestSixteenMaximumSizePackListsAtOnceStayUnder256MB(t *testing.T) {
 		agents = append(agents, &cpclient.Client{BaseURL: url, MachineID: reg.MachineID, Key: priv, HTTP: &http.Client{Timeout: 5 * time.Minute}})
 		// Written with the account key here; an agent writes the same
 		// through its create-only SAS.
-		g := &refsMemList{n: refsMemMaxPacks()}
+		g := &packrefstest.Generated{Point: refsMemPoint, N: refsMemMaxPacks()}
 		if _, err := blobs.UploadStream(ctx, reg.Container, packrefs.Name(refsMemPoint), g, nil); err != nil {
 			t.Fatalf("upload the list of machine %d: %v", i, err)
 		}
-		size = g.written
+		size = g.Written
 		if _, err := blobs.UploadBuffer(ctx, reg.Container, layout.Point(refsMemPoint), []byte("sealed point"), nil); err != nil {
 			t.Fatalf("upload the point of machine %d: %v", i, err)
 		}
@@ -217,38 +217,4 @@ func refsMemRead(pid int) (refsMemStat, error) {
 		return s, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 	}
 	return s, sc.Err()
-}
-
-// refsMemList writes a valid list of n sorted packs on the fly.
-type refsMemList struct {
-	n, i    int
-	buf     []byte
-	done    bool
-	written int64
-}
-
-func (g *refsMemList) Read(b []byte) (int, error) {
-	if g.buf == nil {
-		g.buf = make([]byte, 0, 64<<10)
-		g.buf = append(g.buf, `{"version":1,"point":"`+refsMemPoint+`","packs":[`...)
-	}
-	for len(g.buf) < cap(g.buf)-80 && !g.done {
-		if g.i < g.n {
-			if g.i > 0 {
-				g.buf = append(g.buf, ',')
-			}
-			g.buf = fmt.Appendf(g.buf, `"%064x"`, g.i+1)
-			g.i++
-			continue
-		}
-		g.buf = append(g.buf, "]}"...)
-		g.done = true
-	}
-	if len(g.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, g.buf)
-	g.buf = g.buf[:copy(g.buf, g.buf[n:])]
-	g.written += int64(n)
-	return n, nil
 }

@@ -3,8 +3,6 @@ package containers
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"sync"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/coffer-backup/coffer/shared/layout"
 	"github.com/coffer-backup/coffer/shared/packrefs"
+	"github.com/coffer-backup/coffer/shared/packrefs/packrefstest"
 )
 
 // The check merges the list with the listing of data/ across listing pages:
@@ -131,7 +130,7 @@ func TestGCMemoryDoesNotFollowTheLists(t *testing.T) {
 	ctx := t.Context()
 	f.packs(newIDs(3)...)
 	p := newID()
-	gen := &gcMemList{point: p, n: 400_000}
+	gen := &packrefstest.Generated{Point: p, N: 400_000}
 	if _, err := f.cc.NewBlockBlobClient(packrefs.Name(p)).UploadStream(ctx, gen, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -144,40 +143,8 @@ func TestGCMemoryDoesNotFollowTheLists(t *testing.T) {
 		t.Fatalf("GC = %+v, %v", res, err)
 	}
 	got := after.TotalAlloc - before.TotalAlloc
-	t.Logf("GC over a list of %d packs (%d bytes) allocated %d bytes", gen.n, 67*gen.n, got)
+	t.Logf("GC over a list of %d packs (%d bytes) allocated %d bytes", gen.N, 67*gen.N, got)
 	if got > 4<<20 {
 		t.Fatal("over 4 MiB: memory follows the lists")
 	}
-}
-
-// gcMemList writes a valid list of n sorted packs on the fly.
-type gcMemList struct {
-	point string
-	n, i  int
-	buf   []byte
-	done  bool
-}
-
-func (g *gcMemList) Read(b []byte) (int, error) {
-	if g.buf == nil {
-		g.buf = append(make([]byte, 0, 64<<10), `{"version":1,"point":"`+g.point+`","packs":[`...)
-	}
-	for len(g.buf) < cap(g.buf)-80 && !g.done {
-		if g.i < g.n {
-			if g.i > 0 {
-				g.buf = append(g.buf, ',')
-			}
-			g.buf = fmt.Appendf(g.buf, `"%064x"`, g.i+1)
-			g.i++
-			continue
-		}
-		g.buf = append(g.buf, "]}"...)
-		g.done = true
-	}
-	if len(g.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, g.buf)
-	g.buf = g.buf[:copy(g.buf, g.buf[n:])]
-	return n, nil
 }
