@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,24 +20,11 @@ import (
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/mount"
+	"github.com/coffer-backup/coffer/agent/mount/mounttest"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/treegen"
 	"github.com/coffer-backup/coffer/shared/storage/local"
 )
-
-// RequireFUSE skips a test, with one line saying why, where this machine
-// cannot mount.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("skipped: /dev/fuse is missing, so nothing can be mounted here")
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		if _, err := exec.LookPath("fusermount"); err != nil {
-			t.Skip("skipped: fusermount is missing; install fuse3 (make deps does)")
-		}
-	}
-}
 
 var pass = []byte("correct horse battery staple")
 
@@ -81,7 +67,7 @@ func mountRepo(t *testing.T, r *repository.Repository, o mount.Options) string {
 }
 
 func TestMountShowsEveryFileAndLinkAsBackedUp(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	if err := treegen.Make(src, treegen.Options{Seed: 14, Files: 80, MaxSize: 300 << 10, BigFiles: 2, Special: true}); err != nil {
@@ -123,7 +109,7 @@ func TestMountShowsEveryFileAndLinkAsBackedUp(t *testing.T) {
 }
 
 func TestMountServesRandomReads(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	if err := treegen.Make(src, treegen.Options{Seed: 15, Files: 10, MaxSize: 600 << 10, BigFiles: 3, Special: true}); err != nil {
@@ -164,7 +150,7 @@ func TestMountServesRandomReads(t *testing.T) {
 }
 
 func TestNewPointsAppearWhileMounted(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	os.WriteFile(filepath.Join(src, "f"), []byte("first"), 0o644)
@@ -201,7 +187,7 @@ func TestNewPointsAppearWhileMounted(t *testing.T) {
 }
 
 func TestDamagedChunkFailsOnlyTheReadsThatNeedIt(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	if err := treegen.Make(src, treegen.Options{Seed: 16, Files: 30, MaxSize: 200 << 10, BigFiles: 2}); err != nil {

@@ -12,21 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// requireFUSE skips a test, with one line saying why, where this machine
-// cannot mount.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("skipped: /dev/fuse is missing, so nothing can be mounted here")
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		if _, err := exec.LookPath("fusermount"); err != nil {
-			t.Skip("skipped: fusermount is missing; install fuse3 (make deps does)")
-		}
-	}
-}
+	"github.com/coffer-backup/coffer/agent/mount/mounttest"
+)
 
 func mounted(t *testing.T, dir string) bool {
 	t.Helper()
@@ -92,7 +80,7 @@ func exited(t *testing.T, cmd *exec.Cmd) {
 }
 
 func TestMountUnmountsCleanlyOnCtrlC(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	repo, src, cache := setup(t)
 	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
 		t.Fatalf("backup: %+v", r)
@@ -114,7 +102,7 @@ func TestMountUnmountsCleanlyOnCtrlC(t *testing.T) {
 }
 
 func TestMountInUseIsDetachedOnCtrlCAndExitsWhenReleased(t *testing.T) {
-	requireFUSE(t)
+	mounttest.RequireFUSE(t)
 	repo, src, cache := setup(t)
 	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
 		t.Fatalf("backup: %+v", r)
