@@ -180,8 +180,7 @@ type machine struct {
 // coffer runs the agent with the stack's environment.
 func (m *machine) coffer(args ...string) (string, string, error) {
 	cmd := exec.Command(coffer, append(args, "--config-dir", m.Dir)...)
-	cmd.Env = append(os.Environ(), m.w.env...)
-	cmd.Env = append(cmd.Env, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	cmd.Env = stack.AgentEnv(m.w.env, m.Dir)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

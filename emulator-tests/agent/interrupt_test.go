@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/coffer-backup/coffer/emulator-tests/stack"
 )
 
 // Ctrl-C during a backup through the vault: one line saying what is kept,
@@ -39,7 +41,7 @@ func TestCtrlCDuringAVaultBackupSaysWhatIsKept(t *testing.T) {
 	w.assignPolicy(m, src)
 
 	cmd := exec.Command(coffer, "backup", "--json", "--limit-upload", "8192", "--config-dir", m.Dir)
-	cmd.Env = append(append(os.Environ(), m.w.env...), "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	cmd.Env = stack.AgentEnv(m.w.env, m.Dir)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/vault"
 	"github.com/coffer-backup/coffer/emulator-tests/keyvault"
+	"github.com/coffer-backup/coffer/emulator-tests/stack"
 	"github.com/coffer-backup/coffer/functions/config"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -99,9 +100,7 @@ func (kv *rbacVault) identity(t *testing.T, objectID string) identity {
 // cofferAs runs the agent on machine m signed in to Key Vault as id.
 func (m *machine) cofferAs(kv *rbacVault, id identity, args ...string) *exec.Cmd {
 	cmd := exec.Command(coffer, append(args, "--config-dir", m.Dir)...)
-	cmd.Env = append(os.Environ(), m.w.env...)
-	cmd.Env = append(cmd.Env, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"),
-		"SSL_CERT_FILE="+kv.caBundle, vault.EnvKeyVaultToken+"="+id.Token)
+	cmd.Env = append(stack.AgentEnv(m.w.env, m.Dir), "SSL_CERT_FILE="+kv.caBundle, vault.EnvKeyVaultToken+"="+id.Token)
 	return cmd
 }
 

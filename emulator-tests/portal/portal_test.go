@@ -167,8 +167,7 @@ type machine struct {
 
 func (m *machine) coffer(args ...string) (string, string, error) {
 	cmd := exec.Command(coffer, append(args, "--config-dir", m.Dir)...)
-	cmd.Env = append(os.Environ(), m.w.env...)
-	cmd.Env = append(cmd.Env, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	cmd.Env = stack.AgentEnv(m.w.env, m.Dir)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -834,7 +833,7 @@ func TestPortalInARealBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	slow := exec.Command(coffer, "backup", "--json", "--config-dir", m.Dir)
-	slow.Env = append(append(os.Environ(), w.env...), "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(m.Dir, "cache"))
+	slow.Env = stack.AgentEnv(w.env, m.Dir)
 	var slowOut bytes.Buffer
 	slow.Stdout, slow.Stderr = &slowOut, &slowOut
 	if err := slow.Start(); err != nil {

@@ -328,3 +328,12 @@ func RunStories(m Runner, tempPrefix string, ready func(coffer string, st *Stack
 	}
 	return code
 }
+
+// AgentEnv is the environment of a registered machine's coffer: this
+// process's, the stack's variables (env), no passphrase or standalone
+// repository leaking from the caller's shell, and a cache inside the
+// machine's config folder.
+func AgentEnv(env []string, configDir string) []string {
+	out := append(os.Environ(), env...)
+	return append(out, "COFFER_PASSPHRASE=", "COFFER_REPOSITORY=", "XDG_CACHE_HOME="+filepath.Join(configDir, "cache"))
+}
