@@ -10,15 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,24 +39,13 @@ type controlPlane struct {
 	p    *proc.Process
 }
 
-var listening = regexp.MustCompile(`coffer-functions listening on (http://\S+)`)
-
-// env is the control plane's settings: the stack, the RBAC Key Vault, the
-// three role tokens and the dev clock.
-func (f *fixture) env(publicURL string) []string {
+// env is the stack's settings plus the RBAC Key Vault the adversary
+// fixture adds; StartControlPlane adds the role tokens, the dev clock and
+// the rest.
+func (f *fixture) env() []string {
 	return append(f.st.Environ(),
 		stack.EnvKeyVault+"="+f.kv.URL(),
 		stack.EnvSSLCertFile+"="+f.kvCAPath,
-		config.PublicURL+"="+publicURL,
-		config.TokenContributor+"="+contributorToken,
-		config.TokenOperator+"="+operatorToken,
-		config.TokenReader+"="+readerToken,
-		config.TokenSecurityAdmin+"="+securityAdminToken,
-		config.DevClock+"=1",
-		config.AlertsQueue+"=alerts",
-		config.AuthMode+"=tokens",
-		config.Port+"=",
-		config.WebsiteAuthEnabled+"=",
 		config.KeyVaultResourceID+"="+keyvault.DefaultResourceID,
 		config.KeyVaultMachineRole+"="+keyvault.RoleMachinePassphrase,
 		config.ARMEndpoint+"="+f.kv.URL(),
@@ -72,38 +58,18 @@ func (f *fixture) env(publicURL string) []string {
 // also answers the invocations the Functions host posts (POST /<Function>),
 // which is how a test runs a timer at a moved time.
 func (f *fixture) startControlPlane(ctx context.Context, name string, standalone bool) (*controlPlane, error) {
-	var lastErr error
-	for range 3 { // the port may be taken between the check and the start
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	p, url, _, err := stack.StartControlPlane(ctx, stack.ControlPlane{
+		Name: name, Path: filepath.Join(f.bin, "coffer-functions"), StackEnv: f.env(), Standalone: standalone,
+		Tokens:  stack.RoleTokens{Contributor: contributorToken, Operator: operatorToken, Reader: readerToken, SecurityAdmin: securityAdminToken},
+		LogPath: filepath.Join(f.dir, name+".log"),
+	})
+	if err != nil {
+		if p != nil {
+			p.Stop(10 * time.Second)
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		var got string
-		p, err := proc.Start(ctx, proc.Spec{
-			Name: name, Path: filepath.Join(f.bin, "coffer-functions"),
-			Args:    []string{"--standalone=" + strconv.FormatBool(standalone), "--addr", addr},
-			Env:     f.env("http://" + addr),
-			LogPath: filepath.Join(f.dir, name+".log"),
-			Ready: func(line string) bool {
-				if m := listening.FindStringSubmatch(line); m != nil {
-					got = m[1]
-					return true
-				}
-				return false
-			},
-		})
-		if err != nil {
-			lastErr = fmt.Errorf("start %s (log in %s): %w", name, filepath.Join(f.dir, name+".log"), err)
-			if strings.Contains(err.Error(), "address already in use") {
-				continue
-			}
-			return nil, lastErr
-		}
-		return &controlPlane{name: name, url: got, p: p}, nil
+		return nil, err
 	}
-	return nil, lastErr
+	return &controlPlane{name: name, url: url, p: p}, nil
 }
 
 func (c *controlPlane) stop() { c.p.Stop(10 * time.Second) }
