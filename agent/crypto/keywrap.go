@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"golang.org/x/crypto/argon2"
 )
 
 // MinPassphraseLen is the minimum passphrase length in characters (runes).
@@ -104,7 +102,7 @@ func CheckPassphrase(p []byte) error {
 
 // kekAEAD derives the key-encryption key from passphrase and returns its AEAD.
 func kekAEAD(passphrase []byte, p KDFParams) (cipher.AEAD, error) {
-	kek := argon2.IDKey(passphrase, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32)
+	kek := deriveKEK(passphrase, p)
 	defer clear(kek)
 	block, err := aes.NewCipher(kek)
 	if err != nil {
