@@ -345,22 +345,33 @@ func decompressZstd(dst, src []byte, maxSize int) ([]byte, error) {
 // declare their size.
 const noFCSFirstTry = 64 << 10
 
-// decodeCapped decodes src appended to dst with room for at most limit bytes.
+// decodeSlack is room the decoder gets past the output's limit. With it,
+// klauspost's decoder copies literals and matches 16 bytes at a time; a
+// buffer that ends exactly at the limit makes it copy byte-exact, which made
+// zstd half the CPU of restoring a tree of small files.
+const decodeSlack = 64
+
+// decodeCapped decodes src appended to dst with room for at most limit
+// bytes: the decoder may use decodeSlack bytes beyond, but output that does
+// is refused.
 func decodeCapped(dec *zstd.Decoder, dst, src []byte, limit int) ([]byte, error) {
 	n := len(dst)
-	if cap(dst)-n < limit {
-		grown := make([]byte, n, n+limit)
+	if cap(dst)-n < limit+decodeSlack {
+		grown := make([]byte, n, n+limit+decodeSlack)
 		copy(grown, dst)
 		dst = grown
 	}
 	// The full slice expression hides any spare capacity of the caller's
-	// dst beyond limit from the cap-limited decoder.
-	out, err := dec.DecodeAll(src, dst[:n:n+limit])
+	// dst beyond limit and the slack from the cap-limited decoder.
+	out, err := dec.DecodeAll(src, dst[:n:n+limit+decodeSlack])
 	if err != nil {
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 			return dst[:n], fmt.Errorf("compress: zstd: %w (%w)", ErrTooLarge, err)
 		}
 		return dst[:n], fmt.Errorf("compress: zstd: %w", err)
+	}
+	if len(out)-n > limit {
+		return dst[:n], fmt.Errorf("compress: zstd: output passes the %d-byte limit: %w", limit, ErrTooLarge)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -101,16 +102,21 @@ func BenchmarkCompress(b *testing.B) {
 	}
 }
 
-// BenchmarkDecompress measures restoring 1 MiB of text.
+// BenchmarkDecompress measures restoring text in one blob: 16 KiB, as most
+// files of a source tree, and a 1 MiB chunk.
 func BenchmarkDecompress(b *testing.B) {
-	src := textBytes(1<<20, 1)
-	c, m := Compress(nil, src, Auto)
-	dst := make([]byte, 0, len(src))
-	b.SetBytes(int64(len(src)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Decompress(dst[:0], c, m, len(src)); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{16 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			src := textBytes(size, 1)
+			c, m := Compress(nil, src, Auto)
+			dst := make([]byte, 0, len(src)+decodeSlack)
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decompress(dst[:0], c, m, len(src)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -368,3 +368,32 @@ func TestParseMode(t *testing.T) {
 		t.Errorf("Mode(9).String() = %q", s)
 	}
 }
+
+// TestLimitExactWithSlack: the decoder gets decodeSlack bytes of room past
+// the limit for speed, but output inside that room is still refused, and
+// output exactly at the limit is not.
+func TestLimitExactWithSlack(t *testing.T) {
+	text := textBytes(1000, 9)
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frame bytes.Buffer
+	enc.Reset(&frame) // streaming: no declared size, so only the limit stops it
+	if _, err := enc.Write(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range [][]byte{frame.Bytes(), enc.EncodeAll(text, nil)} {
+		if out, err := Decompress(nil, src, Zstd, len(text)); err != nil || !bytes.Equal(out, text) {
+			t.Fatalf("at the limit: %d bytes, %v", len(out), err)
+		}
+		for _, lim := range []int{len(text) - 1, len(text) - decodeSlack/2} {
+			if _, err := Decompress([]byte("d"), src, Zstd, lim); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("limit %d for %d bytes: err = %v, want ErrTooLarge", lim, len(text), err)
+			}
+		}
+	}
+}
