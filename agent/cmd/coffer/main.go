@@ -31,8 +31,10 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
+	stopProfile := startCPUProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
+	stopProfile()
 	interrupted := ctx.Err() != nil // before stop, which cancels ctx too
 	stop()
 	switch {
