@@ -384,13 +384,16 @@ func blobAD(t BlobType, id crypto.ID) []byte {
 }
 
 // readRange reads a byte range of an object.
-func (r *Repository) readRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+func (r *Repository) readRange(ctx context.Context, buf []byte, name string, off, n int64) ([]byte, error) {
 	rc, err := r.be.Read(ctx, name, off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	buf := make([]byte, n)
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, n, err)
 	}

@@ -509,16 +509,25 @@ func spans(entries []repository.BlobEntry) [][]repository.BlobEntry {
 	return out
 }
 
+// packBufs are one fetch's buffers: the span read, and a blob's decrypted
+// and decompressed bytes. Reused across packs, so a restore allocates per
+// worker, not per blob.
+type packBufs struct{ span, comp, plain []byte }
+
+var packBufPool = sync.Pool{New: func() any { return new(packBufs) }}
+
 func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []repository.BlobEntry) error {
 	// A local store does not look at the context: an interrupted restore
 	// stops here, between packs.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	bufs := packBufPool.Get().(*packBufs)
+	defer packBufPool.Put(bufs)
 	start := int64(entries[0].Offset)
 	last := entries[len(entries)-1]
 	end := int64(last.Offset) + int64(last.Length)
-	span, err := r.repo.ReadPack(ctx, pack, start, end-start)
+	span, err := r.repo.ReadPackInto(ctx, bufs.span, pack, start, end-start)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -530,15 +539,20 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 		}
 		return nil
 	}
+	bufs.span = span
 	for _, e := range entries {
 		sealed := span[int64(e.Offset)-start : int64(e.Offset)-start+int64(e.Length)]
-		plain, err := r.repo.OpenBlob(e, sealed)
+		var plain []byte
+		plain, bufs.comp, err = r.repo.OpenBlobInto(bufs.plain, bufs.comp, e, sealed)
+		if cap(plain) > cap(bufs.plain) {
+			bufs.plain = plain
+		}
 		for _, t := range r.chunks[e.ID] {
 			if err != nil {
 				r.failFile(t.file, err)
 				continue
 			}
-			r.writeChunk(t, plain)
+			r.writeChunk(t, plain) // copies: plain is reused for the next blob
 		}
 	}
 	return nil
