@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/coffer-backup/coffer/agent/compress"
 )
 
 // singlePass is the machine's ceiling for a backup that reads every byte
@@ -31,6 +33,15 @@ import (
 // to keep several reads in flight per core. With one reader per core the
 // "limit" on the source tree would be the disk's queue depth of 2.
 func singlePass(root string) (bytes int64, elapsed time.Duration, err error) {
+	return sealPass(root, "single pass", false)
+}
+
+// sealPass reads every regular file under root in 1 MiB pieces, hashes
+// each with BLAKE3 and seals it with AES-256-GCM, first compressing it
+// with Coffer's compressor at the default mode if squeeze is set. It
+// returns the bytes read and the time from listing the files to the last
+// seal.
+func sealPass(root, name string, squeeze bool) (bytes int64, elapsed time.Duration, err error) {
 	start := time.Now()
 	var files []string
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -40,21 +51,45 @@ func singlePass(root string) (bytes int64, elapsed time.Duration, err error) {
 		return err
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("single pass: list files: %w", err)
+		return 0, 0, fmt.Errorf("%s: list files: %w", name, err)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return 0, 0, fmt.Errorf("single pass: key: %w", err)
+		return 0, 0, fmt.Errorf("%s: key: %w", name, err)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return 0, 0, fmt.Errorf("single pass: %w", err)
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return 0, 0, fmt.Errorf("single pass: %w", err)
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
 	}
+	total, err := onWorkers(len(files), func(w int) func(i int) (int64, error) {
+		s := &sealer{
+			name:    name,
+			aead:    aead,
+			buf:     make([]byte, 1<<20),
+			sealed:  make([]byte, 0, 1<<20+aead.Overhead()),
+			nonce:   make([]byte, aead.NonceSize()),
+			squeeze: squeeze,
+		}
+		binary.LittleEndian.PutUint32(s.nonce, uint32(w)) // distinct per worker
+		return func(i int) (int64, error) { return s.file(files[i]) }
+	})
+	return total, time.Since(start), err
+}
 
+const passWorkersPerCore = 4
+
+// passWorkers is how many goroutines every probe runs.
+func passWorkers() int { return passWorkersPerCore * runtime.GOMAXPROCS(0) }
+
+// onWorkers calls the function newWorker(w) returns for every index in
+// [0, n), on passWorkers goroutines that each take the next index. A worker
+// whose call fails stops; the others finish the remaining indexes. It
+// returns the sum of the calls' counts and every error.
+func onWorkers(n int, newWorker func(w int) func(i int) (int64, error)) (int64, error) {
 	var (
 		mu    sync.Mutex
 		next  int
@@ -62,24 +97,20 @@ func singlePass(root string) (bytes int64, elapsed time.Duration, err error) {
 		errs  []error
 		wg    sync.WaitGroup
 	)
-	for w := range passWorkersPerCore * runtime.GOMAXPROCS(0) {
+	for w := range passWorkers() {
 		wg.Go(func() {
-			buf := make([]byte, 1<<20)
-			sealed := make([]byte, 0, len(buf)+aead.Overhead())
-			nonce := make([]byte, aead.NonceSize())
-			binary.LittleEndian.PutUint32(nonce, uint32(w)) // distinct per worker
-			var ctr uint64
-			var n int64
+			do := newWorker(w)
+			var n64 int64
 			for {
 				mu.Lock()
 				i := next
 				next++
 				mu.Unlock()
-				if i >= len(files) {
+				if i >= n {
 					break
 				}
-				got, err := hashAndSeal(files[i], buf, sealed, nonce, &ctr, aead)
-				n += got
+				got, err := do(i)
+				n64 += got
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)
@@ -88,31 +119,46 @@ func singlePass(root string) (bytes int64, elapsed time.Duration, err error) {
 				}
 			}
 			mu.Lock()
-			total += n
+			total += n64
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return total, time.Since(start), errors.Join(errs...)
+	return total, errors.Join(errs...)
 }
 
-const passWorkersPerCore = 4
+// sealer is one worker's buffers for sealPass.
+type sealer struct {
+	name    string
+	aead    cipher.AEAD
+	buf     []byte
+	sealed  []byte
+	packed  []byte // compressed piece, when squeeze is set
+	nonce   []byte
+	ctr     uint64
+	squeeze bool
+}
 
-func hashAndSeal(path string, buf, sealed, nonce []byte, ctr *uint64, aead cipher.AEAD) (int64, error) {
+func (s *sealer) file(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("single pass: %w", err)
+		return 0, fmt.Errorf("%s: %w", s.name, err)
 	}
 	defer f.Close()
 	h := blake3.New()
 	var n int64
 	for {
-		k, err := io.ReadFull(f, buf)
+		k, err := io.ReadFull(f, s.buf)
 		if k > 0 {
-			h.Write(buf[:k])
-			*ctr++
-			binary.LittleEndian.PutUint64(nonce[4:], *ctr)
-			sealed = aead.Seal(sealed[:0], nonce, buf[:k], nil)
+			piece := s.buf[:k]
+			h.Write(piece)
+			if s.squeeze {
+				s.packed, _ = compress.Compress(s.packed[:0], piece, compress.Auto)
+				piece = s.packed
+			}
+			s.ctr++
+			binary.LittleEndian.PutUint64(s.nonce[4:], s.ctr)
+			s.sealed = s.aead.Seal(s.sealed[:0], s.nonce, piece, nil)
 			n += int64(k)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -121,7 +167,7 @@ func hashAndSeal(path string, buf, sealed, nonce []byte, ctr *uint64, aead ciphe
 			return n, nil
 		}
 		if err != nil {
-			return n, fmt.Errorf("single pass: read %s: %w", path, err)
+			return n, fmt.Errorf("%s: read %s: %w", s.name, path, err)
 		}
 	}
 }

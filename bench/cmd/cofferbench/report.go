@@ -333,6 +333,7 @@ func (r *report) datasetTable(b *bytes.Buffer, d *datasetResult) {
 		w("\n\n")
 	}
 	w("Single-pass limit (read every file + BLAKE3 + AES-256-GCM, %d cores, %d readers, caches dropped): **%.0f MB/s** (%.2f s).\n\n", runtime.GOMAXPROCS(0), passWorkersPerCore*runtime.GOMAXPROCS(0), limit, d.passTime.Seconds())
+	floorTable(b, d)
 
 	for _, tg := range d.all() {
 		if tg.err != nil {
@@ -474,4 +475,54 @@ func fsType(dir string) string {
 		}
 	}
 	return fmt.Sprintf("%s on %s", typ, dev)
+}
+
+// floorTable is the floors measured in the run, each against restic's time
+// for the step it bounds: restic's time ÷ the floor is the best ratio any
+// tool could reach, so a target above it is out of reach on this machine.
+func floorTable(b *bytes.Buffer, d *datasetResult) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("Floors measured in this run:\n\n")
+	w("| Step | Floor (least work of the step) | Floor time | restic | Best possible ratio (restic ÷ floor) | Target | Target reachable? |\n")
+	w("|---|---|---:|---:|---:|---|---|\n")
+	res := d.byName("restic")
+	rows := []struct {
+		s     step
+		what  string
+		floor time.Duration
+	}{
+		{stepBackup, "read every file + BLAKE3 + compress (auto) + AES-256-GCM, 1 MiB pieces", d.floors.compress},
+		{stepNoChange, "walk every folder + lstat every entry", d.floors.walk},
+		{stepChanged, fmt.Sprintf("walk + lstat, and read the %d changed file(s)", len(d.changed.Files)), d.floors.changed},
+		{stepRestore, "create folders and files, write non-zero data, truncate sparse, chmod, chtimes (no fsync)", d.floors.write},
+	}
+	for _, r := range rows {
+		ft, rt, ratio, reach := "—", "—", "—", "—"
+		if r.floor > 0 {
+			// Walks take milliseconds at small scales: three decimals.
+			ft = fmt.Sprintf("%.3f s", r.floor.Seconds())
+			switch r.s {
+			case stepBackup:
+				ft = fmt.Sprintf("%.3f s (%.0f MB/s)", r.floor.Seconds(), mbps(d.floors.compressBytes, r.floor))
+			case stepRestore:
+				ft = fmt.Sprintf("%.3f s (%.0f MB/s)", r.floor.Seconds(), mbps(d.stats.Bytes, r.floor))
+			}
+		}
+		var rw time.Duration
+		if res != nil && res.res[r.s] != nil {
+			rw = res.res[r.s].Wall
+			rt = fmt.Sprintf("%.2f s", rw.Seconds())
+		}
+		want := stepTargets[r.s]
+		if r.floor > 0 && rw > 0 {
+			x := rw.Seconds() / r.floor.Seconds()
+			ratio = fmt.Sprintf("%.2f×", x)
+			reach = "yes"
+			if x < want {
+				reach = "no: out of reach"
+			}
+		}
+		w("| %s | %s | %s | %s | %s | ≥ %.1f× faster | %s |\n", stepNames[r.s], r.what, ft, rt, ratio, want, reach)
+	}
+	w("\nA floor is work every backup or restore of that step must do at least, measured on the same disk with caches dropped (%d goroutines), so restic's time ÷ the floor is the highest ratio any tool could reach here.\n\n", passWorkers())
 }

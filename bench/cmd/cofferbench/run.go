@@ -60,6 +60,7 @@ type datasetResult struct {
 	one       oneFile // what the single-file restore fetches
 	passBytes int64
 	passTime  time.Duration
+	floors    floorTimes
 	local     []*target // one per tool, local repositories
 	azurite   *target   // coffer against Azurite, if measured
 	notes     []string
@@ -82,6 +83,25 @@ func medianOf(runs []*datasetResult) *datasetResult {
 	}
 	slices.Sort(times)
 	last.passTime = times[len(times)/2]
+	// A floor is zero where it failed: take the median of those measured.
+	floor := func(get func(*floorTimes) *time.Duration) {
+		var ts []time.Duration
+		for _, r := range runs {
+			if t := *get(&r.floors); t > 0 {
+				ts = append(ts, t)
+			}
+		}
+		var m time.Duration
+		if len(ts) > 0 {
+			slices.Sort(ts)
+			m = ts[len(ts)/2]
+		}
+		*get(&last.floors) = m
+	}
+	floor(func(f *floorTimes) *time.Duration { return &f.walk })
+	floor(func(f *floorTimes) *time.Duration { return &f.changed })
+	floor(func(f *floorTimes) *time.Duration { return &f.compress })
+	floor(func(f *floorTimes) *time.Duration { return &f.write })
 	for _, tg := range last.all() {
 		for s := range numSteps {
 			var rs []*measure.Result
@@ -163,6 +183,8 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		return dr, err
 	}
 	progress("[%s] single-pass limit: %.0f MB/s", kind, mbps(dr.passBytes, dr.passTime))
+	dr.measureCompressFloor(src)
+	dr.measureWalkFloor(src)
 
 	for _, t := range tools {
 		tg, err := newTarget(t, t.name, base, string(kind))
@@ -211,6 +233,7 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		return dr, err
 	}
 	progress("[%s] single-file restore: %s (%d bytes)", kind, dr.one.rel, dr.one.size)
+	dr.measureChangedFloor(src)
 
 	// Phase 2, on the changed tree: re-backup, then restore what was just
 	// backed up and compare it with the source.
@@ -220,6 +243,7 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		tg.timeDump(ctx, src, dr.one)
 		tg.measureSizes()
 	}
+	dr.measureWriteFloor(src, filepath.Join(base, "floor-write"))
 	return dr, nil
 }
 
