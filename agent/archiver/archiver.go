@@ -168,7 +168,7 @@ type archiver struct {
 
 	change changeCounter
 
-	bufs    sync.Pool // chunk plaintext
+	bufs    *bufPool // chunk plaintext
 	bufSize int
 
 	root chan crypto.ID
@@ -228,7 +228,7 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	}
 	// Most chunks are near the average; the rare large one grows its buffer.
 	a.bufSize = 2 * repo.Config().Chunker.Avg
-	a.bufs.New = func() any { b := make([]byte, 0, a.bufSize); return &b }
+	a.bufs = newBufPool(a.bufSize)
 
 	// One error path: the first failure, in whichever stage, cancels the
 	// backup with itself as the cause, and the backup returns that cause
@@ -393,8 +393,7 @@ func (a *archiver) saveBlob(ctx context.Context, t repository.BlobType, id crypt
 
 func (a *archiver) release(b []byte, pooled bool) {
 	if pooled {
-		b = b[:0]
-		a.bufs.Put(&b)
+		a.bufs.put(b)
 	}
 }
 

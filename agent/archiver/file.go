@@ -144,24 +144,15 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 		}
 		ch.Reset(io.NewSectionReader(f, ex.Offset, ex.Length))
 		got := int64(0)
-		// Small files, the many, get a buffer of their own size; larger ones
-		// cycle through pooled chunk-sized buffers.
-		small := ex.Length < int64(a.bufSize)
 		for {
-			var bp *[]byte
-			if small {
-				b := make([]byte, 0, ex.Length)
-				bp = &b
-			} else {
-				bp = a.bufs.Get().(*[]byte)
-			}
+			bp := a.bufs.get(int(min(ex.Length-got, int64(a.bufSize))))
 			data, err := ch.Next((*bp)[:0])
 			if err == io.EOF {
-				a.release(*bp, !small)
+				a.release(*bp, true)
 				break
 			}
 			if err != nil {
-				a.release(*bp, !small)
+				a.release(*bp, true)
 				a.warn(j.path, fmt.Errorf("read failed after %d bytes: %v", ex.Offset+got, err))
 				a.skip(j, listed)
 				return
@@ -171,7 +162,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 			got += int64(len(data))
 			a.prog.BytesRead.Add(int64(len(data)))
 			a.prog.BytesDone.Add(int64(len(data)))
-			a.saveBlob(ctx, repository.DataBlob, id, data, !small)
+			a.saveBlob(ctx, repository.DataBlob, id, data, true)
 			if ctx.Err() != nil {
 				return
 			}
