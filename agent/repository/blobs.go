@@ -232,7 +232,7 @@ func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool) {
 		})
 	}
 	for s := range in {
-		if p.Count() > 0 && p.Size()+len(s.data) > w.size {
+		if p.Count() > 0 && (p.Size()+len(s.data) > w.size || p.SizeWith(len(s.data)) > w.size+packSlack) {
 			flush()
 		}
 		p.Add(s.t, s.id, s.data, s.rawLen, s.method)

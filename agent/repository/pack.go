@@ -97,6 +97,17 @@ func (p *Packer) Add(t BlobType, id crypto.ID, sealed []byte, rawLen int, m comp
 // Size is the bytes added so far.
 func (p *Packer) Size() int { return len(p.buf) }
 
+// maxEntryBytes bounds one header entry as encoded (a test checks it).
+const maxEntryBytes = 64
+
+// SizeWith bounds the finished pack's size if a sealed blob of n bytes were
+// added: blobs, header and its length. A pack of many small blobs (a folder
+// of mail) has a header of a megabyte or more, which must fit the buffer,
+// or appending it copies the whole pack to a larger one.
+func (p *Packer) SizeWith(n int) int {
+	return len(p.buf) + n + (len(p.entries)+1)*maxEntryBytes + 9 + crypto.Overhead + 4
+}
+
 // Count is the number of blobs added so far.
 func (p *Packer) Count() int { return len(p.entries) }
 
