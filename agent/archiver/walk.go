@@ -168,6 +168,9 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 	d.nodes = make([]tree.Node, len(entries))
 	d.pending.Store(int64(len(entries)) + 1)
 	for i, e := range entries {
+		// Let the listing go as it is used: a large folder's entries
+		// would otherwise stay until its last file is queued.
+		entries[i] = entry{}
 		path := joinPath(d.path, e.name)
 		node := &d.nodes[i]
 		node.Name = []byte(e.name)
@@ -244,12 +247,15 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 		if d.pending.Add(-1) != 0 {
 			return
 		}
-		nodes := make([]tree.Node, 0, len(d.nodes))
+		// Filtered in place: a folder of 100,000 files holds tens of MB
+		// of nodes, and a copy of them was the backup's peak.
+		nodes := d.nodes[:0]
 		for _, n := range d.nodes {
 			if n.Type != 0 { // zero: skipped, with a warning
 				nodes = append(nodes, n)
 			}
 		}
+		d.nodes = nil
 		enc, err := tree.Encode(&tree.Tree{Nodes: nodes})
 		if err != nil {
 			a.fail(fmt.Errorf("encode the listing of %s: %w", d.path, err))
