@@ -7,12 +7,13 @@ import (
 )
 
 // startCPUProfile writes a CPU profile of the whole command to the file
-// COFFER_CPUPROFILE names, for `go tool pprof`: how the benchmarks'
-// figures were taken apart (docs/benchmarks.md). Unset, it does nothing.
+// COFFER_CPUPROFILE names, and a heap profile at its end to the file
+// COFFER_MEMPROFILE names, for `go tool pprof`: how the benchmarks'
+// figures were taken apart (docs/benchmarks.md). Unset, they do nothing.
 func startCPUProfile() (stop func()) {
 	path := os.Getenv("COFFER_CPUPROFILE")
 	if path == "" {
-		return func() {}
+		return writeHeapProfile
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -27,5 +28,24 @@ func startCPUProfile() (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		writeHeapProfile()
+	}
+}
+
+// writeHeapProfile writes what is live when the command ends, which for a
+// backup is the whole point's bookkeeping (index, trees, references).
+func writeHeapProfile() {
+	path := os.Getenv("COFFER_MEMPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coffer: COFFER_MEMPROFILE:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "coffer: COFFER_MEMPROFILE:", err)
 	}
 }
