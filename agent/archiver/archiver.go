@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
@@ -153,9 +155,9 @@ type archiver struct {
 
 	devices map[uint64]bool // the chosen paths' file systems, for Filter.OneFileSystem
 
-	sealCh chan sealJob
-	fileCh chan *fileJob
-
+	sealCh  chan sealJob
+	fileCh  chan *fileJob
+	walkers *errgroup.Group // lists folders in parallel
 
 	refsMu sync.Mutex
 	refs   map[crypto.ID]struct{} // every blob the point references
@@ -344,7 +346,6 @@ func (a *archiver) warn(path string, err error) {
 	a.prog.Warnings.Add(1)
 }
 
-// reference notes that the point needs a blob.
 // referenceNew records id as referenced and reports whether it was not
 // yet: the one set stands for both the point's references and the blobs
 // this run has sent for sealing (a second set of them was 15 MB on a
@@ -359,6 +360,7 @@ func (a *archiver) referenceNew(id crypto.ID) bool {
 	return true
 }
 
+// reference notes that the point needs a blob.
 func (a *archiver) reference(ids ...crypto.ID) {
 	a.refsMu.Lock()
 	for _, id := range ids {
