@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +26,15 @@ import (
 
 // floorTimes are a dataset's floors; zero when not measured or failed.
 type floorTimes struct {
-	walk          time.Duration // metaWalk: bounds the no-change re-backup
-	changed       time.Duration // changedPass: bounds the re-backup after 1% changed
-	compress      time.Duration // compressPass: bounds the initial backup
-	compressBytes int64         // what compressPass read
-	write         time.Duration // writeFloor: bounds the full restore
+	walk        time.Duration // metaWalk: bounds the no-change re-backup
+	changed     time.Duration // changedPass: bounds the re-backup after 1% changed
+	backup      time.Duration // backupPass: bounds the initial backup
+	backupBytes int64         // what backupPass read
+	write       time.Duration // writeFloor: bounds the full restore
+	// open is a Coffer command that opens the repository and does nothing
+	// else: its peak RSS bounds every Coffer command's, since each derives
+	// the key with Argon2id (64 MiB) first. Nil when not measured.
+	open *measure.Result
 }
 
 // dropCaches empties the page cache before each probe; the tests replace
@@ -59,16 +64,6 @@ func changedPass(root string, changed []string) (read int64, elapsed time.Durati
 	start := time.Now()
 	_, read, err = walkAndRead(root, files)
 	return read, time.Since(start), err
-}
-
-// compressPass is singlePass with each 1 MiB piece compressed by Coffer's
-// compressor at the default mode (compress.Auto: stored as is when a sample
-// does not compress, else zstd at restic's level) before it is sealed: the
-// least an initial backup must do to keep the repository as small as
-// restic's. It returns the bytes read.
-func compressPass(root string) (bytes int64, elapsed time.Duration, err error) {
-	dropCaches()
-	return sealPass(root, "compress pass", true)
 }
 
 // walkAndRead lists root's tree on passWorkers goroutines: each takes a
@@ -354,14 +349,32 @@ func (d *datasetResult) floorFailed(what string, err error) {
 	progress("[%s] %s", d.kind, n)
 }
 
-func (d *datasetResult) measureCompressFloor(src string) {
-	n, t, err := compressPass(src)
+func (d *datasetResult) measureBackupFloor(src, out string) {
+	n, t, err := backupPass(src, out)
 	if err != nil {
 		d.floorFailed("Initial backup", err)
 		return
 	}
-	d.floors.compress, d.floors.compressBytes = t, n
-	progress("[%s] floor, initial backup (read + BLAKE3 + compress + AES-GCM): %.3f s, %.0f MB/s", d.kind, t.Seconds(), mbps(n, t))
+	d.floors.backup, d.floors.backupBytes = t, n
+	progress("[%s] floor, initial backup (read extents + CDC + BLAKE3 + compress + AES-GCM + write): %.3f s, %.0f MB/s of %.1f MiB read", d.kind, t.Seconds(), mbps(n, t), mib(n))
+}
+
+// measureOpenFloor runs `coffer config show` against tg's repository: the
+// command opens the repository (reads its config and key file and derives
+// the key with Argon2id) and prints a few settings, nothing else. Its peak
+// RSS is the least any Coffer command takes.
+func (d *datasetResult) measureOpenFloor(ctx context.Context, tg *target) {
+	if tg == nil || tg.err != nil {
+		return
+	}
+	dropCaches()
+	r, err := tg.run(ctx, []string{"config", "show", "--repo", tg.repo, "--cache-dir", tg.cache}, "")
+	if err != nil {
+		d.floorFailed("Memory (open the repository)", err)
+		return
+	}
+	d.floors.open = &r
+	progress("[%s] floor, memory (coffer config show: open the repository only): %.1f MiB RSS, %.2f s", d.kind, mib(r.MaxRSS), r.Wall.Seconds())
 }
 
 func (d *datasetResult) measureWalkFloor(src string) {

@@ -108,12 +108,160 @@ func TestChangedPassReadsTheChangedFiles(t *testing.T) {
 	}
 }
 
-func TestCompressPassReadsEveryByte(t *testing.T) {
+func TestBackupPassReadsEveryDataByte(t *testing.T) {
 	root, total := floorTree(t)
-	n, d, err := compressPass(root)
-	if err != nil || n != total || d <= 0 {
-		t.Fatalf("compress pass read %d bytes in %v (%v), want %d", n, d, err, total)
+	out := filepath.Join(t.TempDir(), "floor-packs")
+	// c/disk.img is 9 MiB with 1 MiB of data: its 8 MiB of holes are not read.
+	n, d, err := backupPass(root, out)
+	if err != nil || n != total-8<<20 || d <= 0 {
+		t.Fatalf("backup pass read %d bytes in %v (%v), want %d", n, d, err, total-8<<20)
 	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("backup pass left its output folder: %v", err)
+	}
+	if _, _, err := backupPass(filepath.Join(root, "missing"), out); err == nil {
+		t.Error("a missing root passed without error")
+	}
+}
+
+// TestBackupPassSkipsHolesAndWritesPacks runs the backup floor on a tree
+// with a sparse file (a hole, then data at its end), a file larger than
+// one output file and a duplicate: it must read exactly the data bytes,
+// write every distinct chunk once, sealed, in files of at most 16 MiB, and
+// remove them afterwards.
+func TestBackupPassSkipsHolesAndWritesPacks(t *testing.T) {
+	old := dropCaches
+	dropCaches = func() {}
+	t.Cleanup(func() { dropCaches = old })
+
+	root := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	big, small, tail := random(20<<20), random(300<<10), random(256<<10)
+	for name, b := range map[string][]byte{"big.bin": big, "small.bin": small, "copy.bin": small} {
+		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(filepath.Join(root, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sparseSize = 16 << 20
+	if err := f.Truncate(sparseSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(tail, sparseSize-int64(len(tail))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := fi.Sys().(*syscall.Stat_t).Blocks * 512; used >= sparseSize/2 {
+		t.Skipf("the file system keeps no holes (%d bytes used of %d)", used, fi.Size())
+	}
+
+	out := filepath.Join(t.TempDir(), "floor-packs")
+	n, d, err := backupRun(root, out)
+	want := int64(len(big) + 2*len(small) + len(tail))
+	if err != nil || n != want || d <= 0 {
+		t.Fatalf("backup run read %d bytes in %v (%v), want %d (the holes unread)", n, d, err, want)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > floorPackSize {
+			t.Errorf("%s: %d bytes, want at most %d", e.Name(), fi.Size(), floorPackSize)
+		}
+		written += fi.Size()
+	}
+	// Random data is stored as is, plus a 16-byte GCM tag per chunk; the
+	// copy's chunk is not written again.
+	unique := int64(len(big) + len(small) + len(tail))
+	if len(ents) < 2 || written < unique || written > unique+4<<10 {
+		t.Errorf("wrote %d bytes in %d files, want %d bytes and a tag per chunk, in 2 files or more", written, len(ents), unique)
+	}
+	for _, e := range ents {
+		b := mustRead(t, filepath.Join(out, e.Name()))
+		for _, plain := range [][]byte{big, small, tail} {
+			if bytes.Contains(b, plain[:4096]) {
+				t.Fatalf("%s holds plaintext: not sealed", e.Name())
+			}
+		}
+	}
+
+	n2, _, err := backupPass(root, out)
+	if err != nil || n2 != want {
+		t.Fatalf("backup pass read %d bytes (%v), want %d", n2, err, want)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("backup pass left its output folder: %v", err)
+	}
+}
+
+// TestOpenFloorRunsConfigShow checks the memory floor runs `config show`
+// on the target's repository and cache, measured through the launcher; a
+// script stands in for coffer, which the test does not build.
+func TestOpenFloorRunsConfigShow(t *testing.T) {
+	old := dropCaches
+	dropCaches = func() {}
+	t.Cleanup(func() { dropCaches = old })
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "coffer")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"$@\" > \"$0.args\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	tg := &target{t: cofferTool(bin, "test"), label: "coffer", repo: "/r", cache: "/c", log: log}
+	d := &datasetResult{kind: dataset.Source}
+	d.measureOpenFloor(t.Context(), tg)
+	if d.floors.open == nil || d.floors.open.MaxRSS <= 0 || d.floors.open.Wall <= 0 || len(d.notes) > 0 {
+		t.Fatalf("open floor %+v, notes %q", d.floors.open, d.notes)
+	}
+	if got := strings.TrimSpace(string(mustRead(t, bin+".args"))); got != "config show --repo /r --cache-dir /c" {
+		t.Errorf("ran coffer %s", got)
+	}
+
+	// A failing command is a note, and leaves the floor unmeasured.
+	d = &datasetResult{kind: dataset.Source}
+	tg.t.bin = filepath.Join(dir, "missing")
+	d.measureOpenFloor(t.Context(), tg)
+	if d.floors.open != nil || len(d.notes) != 1 {
+		t.Errorf("a failed open floor gave %+v, notes %q", d.floors.open, d.notes)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestWriteFloorRecreatesTheTreeWithItsHoles(t *testing.T) {
@@ -176,19 +324,25 @@ func TestWriteFloorSkipsSymlinks(t *testing.T) {
 
 func TestFloorTableBoundsRestic(t *testing.T) {
 	log, _ := os.CreateTemp(t.TempDir(), "log")
-	sec := func(s float64) *measure.Result { return &measure.Result{Wall: time.Duration(s * float64(time.Second))} }
+	sec := func(s float64, rss int64) *measure.Result {
+		return &measure.Result{Wall: time.Duration(s * float64(time.Second)), MaxRSS: rss << 20}
+	}
 	rst := &target{t: &tool{name: "restic"}, label: "restic", log: log, verify: "ok",
-		res: [numSteps]*measure.Result{sec(30), sec(2), sec(4), sec(20)}}
+		res: [numSteps]*measure.Result{sec(30, 150), sec(2, 200), sec(4, 180), sec(20, 100)}}
 	d := &datasetResult{kind: dataset.Source, stats: dataset.Stats{Files: 1, Bytes: 1e9}, local: []*target{rst},
 		changed: dataset.Changed{Files: []string{"x"}},
-		floors:  floorTimes{compress: 10 * time.Second, compressBytes: 1e9, walk: time.Second, write: 5 * time.Second}}
+		floors: floorTimes{backup: 10 * time.Second, backupBytes: 5e8, walk: time.Second, write: 5 * time.Second,
+			open: &measure.Result{MaxRSS: 80 << 20, Wall: time.Second / 10}}}
 	out := (&report{datasets: []*datasetResult{d}}).markdown()
 	for _, want := range []string{
-		"| Initial backup | read every file + BLAKE3 + compress (auto) + AES-256-GCM, 1 MiB pieces | 10.000 s (100 MB/s) | 30.00 s | 3.00× | ≥ 2.5× faster | yes |",
+		"| Initial backup | read data extents + chunk (CDC) + BLAKE3 + compress (auto) + AES-256-GCM + write 16 MiB files | 10.000 s (100 MB/s) | 30.00 s | 3.00× | ≥ 2.5× faster | yes |",
 		"| No-change re-backup | walk every folder + lstat every entry | 1.000 s | 2.00 s | 2.00× | ≥ 4.0× faster | no: out of reach |",
 		"| Re-backup after 1% changed | walk + lstat, and read the 1 changed file(s) | — | 4.00 s | — | ≥ 3.0× faster | — |",
 		"| Full restore | create folders and files, write non-zero data, truncate sparse, chmod, chtimes (no fsync) | 5.000 s (200 MB/s) | 20.00 s | 4.00× | ≥ 2.0× faster | yes |",
 		"so restic's time ÷ the floor is the highest ratio",
+		"The initial-backup floor read 476.8 MiB of the dataset's 953.7 MiB (holes are not read)",
+		"| Peak RSS, largest backup command | `coffer config show`: open the repository (Argon2id key derivation, 64 MiB), nothing else | 80 MiB | 200 MiB | 0.40× (lowest possible) | ≤ 0.5× restic | yes |",
+		"| Peak RSS: full restore | `coffer config show`: open the repository (Argon2id key derivation, 64 MiB), nothing else | 80 MiB | 100 MiB | 0.80× (lowest possible) | ≤ 0.5× restic | no: out of reach |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
-
-	"github.com/coffer-backup/coffer/agent/compress"
 )
 
 // singlePass is the machine's ceiling for a backup that reads every byte
@@ -33,15 +31,13 @@ import (
 // to keep several reads in flight per core. With one reader per core the
 // "limit" on the source tree would be the disk's queue depth of 2.
 func singlePass(root string) (bytes int64, elapsed time.Duration, err error) {
-	return sealPass(root, "single pass", false)
+	return sealPass(root, "single pass")
 }
 
 // sealPass reads every regular file under root in 1 MiB pieces, hashes
-// each with BLAKE3 and seals it with AES-256-GCM, first compressing it
-// with Coffer's compressor at the default mode if squeeze is set. It
-// returns the bytes read and the time from listing the files to the last
-// seal.
-func sealPass(root, name string, squeeze bool) (bytes int64, elapsed time.Duration, err error) {
+// each with BLAKE3 and seals it with AES-256-GCM. It returns the bytes
+// read and the time from listing the files to the last seal.
+func sealPass(root, name string) (bytes int64, elapsed time.Duration, err error) {
 	start := time.Now()
 	var files []string
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -67,12 +63,11 @@ func sealPass(root, name string, squeeze bool) (bytes int64, elapsed time.Durati
 	}
 	total, err := onWorkers(len(files), func(w int) func(i int) (int64, error) {
 		s := &sealer{
-			name:    name,
-			aead:    aead,
-			buf:     make([]byte, 1<<20),
-			sealed:  make([]byte, 0, 1<<20+aead.Overhead()),
-			nonce:   make([]byte, aead.NonceSize()),
-			squeeze: squeeze,
+			name:   name,
+			aead:   aead,
+			buf:    make([]byte, 1<<20),
+			sealed: make([]byte, 0, 1<<20+aead.Overhead()),
+			nonce:  make([]byte, aead.NonceSize()),
 		}
 		binary.LittleEndian.PutUint32(s.nonce, uint32(w)) // distinct per worker
 		return func(i int) (int64, error) { return s.file(files[i]) }
@@ -129,14 +124,12 @@ func onWorkers(n int, newWorker func(w int) func(i int) (int64, error)) (int64, 
 
 // sealer is one worker's buffers for sealPass.
 type sealer struct {
-	name    string
-	aead    cipher.AEAD
-	buf     []byte
-	sealed  []byte
-	packed  []byte // compressed piece, when squeeze is set
-	nonce   []byte
-	ctr     uint64
-	squeeze bool
+	name   string
+	aead   cipher.AEAD
+	buf    []byte
+	sealed []byte
+	nonce  []byte
+	ctr    uint64
 }
 
 func (s *sealer) file(path string) (int64, error) {
@@ -152,10 +145,6 @@ func (s *sealer) file(path string) (int64, error) {
 		if k > 0 {
 			piece := s.buf[:k]
 			h.Write(piece)
-			if s.squeeze {
-				s.packed, _ = compress.Compress(s.packed[:0], piece, compress.Auto)
-				piece = s.packed
-			}
 			s.ctr++
 			binary.LittleEndian.PutUint64(s.nonce[4:], s.ctr)
 			s.sealed = s.aead.Seal(s.sealed[:0], s.nonce, piece, nil)

@@ -100,8 +100,19 @@ func medianOf(runs []*datasetResult) *datasetResult {
 	}
 	floor(func(f *floorTimes) *time.Duration { return &f.walk })
 	floor(func(f *floorTimes) *time.Duration { return &f.changed })
-	floor(func(f *floorTimes) *time.Duration { return &f.compress })
+	floor(func(f *floorTimes) *time.Duration { return &f.backup })
 	floor(func(f *floorTimes) *time.Duration { return &f.write })
+	var opens []*measure.Result
+	for _, r := range runs {
+		if r.floors.open != nil {
+			opens = append(opens, r.floors.open)
+		}
+	}
+	last.floors.open = nil
+	if len(opens) > 0 {
+		slices.SortFunc(opens, func(a, b *measure.Result) int { return cmp.Compare(a.MaxRSS, b.MaxRSS) })
+		last.floors.open = opens[len(opens)/2]
+	}
 	for _, tg := range last.all() {
 		for s := range numSteps {
 			var rs []*measure.Result
@@ -183,7 +194,7 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		return dr, err
 	}
 	progress("[%s] single-pass limit: %.0f MB/s", kind, mbps(dr.passBytes, dr.passTime))
-	dr.measureCompressFloor(src)
+	dr.measureBackupFloor(src, filepath.Join(base, "floor-packs"))
 	dr.measureWalkFloor(src)
 
 	for _, t := range tools {
@@ -244,6 +255,7 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		tg.measureSizes()
 	}
 	dr.measureWriteFloor(src, filepath.Join(base, "floor-write"))
+	dr.measureOpenFloor(ctx, dr.byName("coffer"))
 	return dr, nil
 }
 
