@@ -102,6 +102,12 @@ On a registered machine, without --repo, the backup runs as a job of the
 vault: the paths default to the policy's, progress and outcome are reported,
 and the point is registered with the control plane.`,
 		RunE: func(c *cobra.Command, args []string) error {
+			// A backup's live heap grows with the tree (the nodes of the
+			// folders in progress, the index, the references), so 25% over
+			// it is tens of MiB on a large tree. At 15% the backup of the
+			// office set (106,000 files) peaked at 182 MiB instead of 214,
+			// for 2-8% more time on the CPU-bound source set.
+			setGCPercent(15)
 			ctx := c.Context()
 			paths, err := bf.paths(c, args)
 			if err != nil {

@@ -25,12 +25,7 @@ import (
 )
 
 func main() {
-	// Backups churn through large buffers that die young; collecting more
-	// often keeps the peak near the live set; the heap is mostly pointer-free
-	// byte slices, so a collection costs little.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
+	setGCPercent(25)
 	stopProfile := startCPUProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
@@ -95,4 +90,15 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error,
 	rejectUnknownCommands(root)
 	registerCompletions(root)
 	return root
+}
+
+// setGCPercent sets how far the heap may grow past what is live before
+// the next collection, unless GOGC is set. Backups churn through large
+// buffers that die young; collecting more often keeps the peak near the
+// live set, and the heap is mostly pointer-free byte slices, so a
+// collection costs little.
+func setGCPercent(p int) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(p)
+	}
 }
