@@ -79,6 +79,7 @@ type Options struct {
 	Saved    TreeSaver         // optional
 	Workers  int               // compress-and-encrypt workers; 0 means GOMAXPROCS
 	Readers  int               // files read at once; 0 means max(8, 2×GOMAXPROCS): reads wait on the disk more than the CPU
+	Walkers  int               // folders listed at once; 0 means 8. One makes the order of a backup's writes repeatable
 	Uploads  int               // concurrent pack uploads; 0 means 2. Each holds a pack in memory.
 	Hostname string
 	Username string
@@ -202,6 +203,9 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2
+	}
+	if opts.Walkers <= 0 {
+		opts.Walkers = walkWorkers
 	}
 	if opts.IndexEvery <= 0 {
 		opts.IndexEvery = 8

@@ -113,7 +113,7 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 	root := &dirState{path: rootPath()}
 	links := &hardLinks{groups: map[[2]uint64]*linkGroup{}}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(walkWorkers)
+	g.SetLimit(a.opts.Walkers)
 	a.walkers = g
 	g.Go(func() error { return a.walkDir(gctx, root, buildTrie(roots), old, links) })
 	return g.Wait()

@@ -117,7 +117,10 @@ func backupArmed(ctx context.Context, r *repository.Repository, src string, arm 
 		return nil, err
 	}
 	arm()
-	return archiver.Backup(ctx, r, []string{src}, archiver.Options{Hostname: "torture", Workers: 1, Uploads: 1, IndexEvery: 2})
+	// One walker, one reader and one sealer keep the order in which blobs
+	// reach the packs, so a backup's writes are the same from run to run
+	// and the clean run's count of them holds for the crashed runs.
+	return archiver.Backup(ctx, r, []string{src}, archiver.Options{Hostname: "torture", Workers: 1, Walkers: 1, Readers: 1, Uploads: 1, IndexEvery: 2})
 }
 
 // sound fails t unless the repository checks clean with --read-data and
