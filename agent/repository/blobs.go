@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/shared/layout"
+	"github.com/coffer-backup/coffer/shared/storage"
 )
 
 // NewChunker returns a chunker that cuts content where every backup to this
@@ -80,6 +83,8 @@ type BlobWriter struct {
 	uploads     errgroup.Group
 	packs       atomic.Int64 // stored so far
 
+	spooler storage.Spooler // data packs are spooled to it, if set
+
 	bufSize int       // sealed blobs above a quarter of this use pooled buffers
 	sealds  sync.Pool // sealed blobs on their way into a pack
 	scratch sync.Pool // compression output
@@ -115,11 +120,18 @@ func (r *Repository) NewBlobWriter(ctx context.Context, o BlobWriterOptions) *Bl
 	w.sealds.New = func() any { b := make([]byte, 0, w.bufSize+64<<10); return &b }
 	w.scratch.New = func() any { var b []byte; return &b }
 	w.uploads.SetLimit(o.Uploads)
+	// A local folder takes data packs spooled to a temp file as they fill,
+	// so no pack is held in memory (two 16 MiB buffers were the largest
+	// item of a big backup's heap); other stores get them from memory.
+	dataSize := w.size + packSlack
+	if sp, ok := storage.AsSpooler(r.be); ok {
+		w.spooler, dataSize = sp, 0
+	}
 	// Tree packs are small and grow as needed.
-	dataPacks := newPackPool(o.Uploads+1, w.size+packSlack)
+	dataPacks := newPackPool(o.Uploads+1, dataSize)
 	treePacks := newPackPool(2, 1<<20)
-	w.packers.Go(func() { w.runPacker(w.data, dataPacks) })
-	w.packers.Go(func() { w.runPacker(w.trees, treePacks) })
+	w.packers.Go(func() { w.runPacker(w.data, dataPacks, w.spooler) })
+	w.packers.Go(func() { w.runPacker(w.trees, treePacks, nil) })
 	return w
 }
 
@@ -214,8 +226,13 @@ func newPackPool(n, size int) packPool {
 
 // runPacker fills packs and hands each full one to an upload. A pack is
 // closed before a blob would take it past the pack size.
-func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool) {
+func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool, sp storage.Spooler) {
 	p := <-pool
+	defer func() {
+		if p.Count() > 0 {
+			p.Reset() // not stored: drops its spool
+		}
+	}()
 	flush := func() {
 		if p.Count() == 0 {
 			return
@@ -235,6 +252,15 @@ func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool) {
 		if p.Count() > 0 && (p.Size()+len(s.data) > w.size || p.SizeWith(len(s.data)) > w.size+packSlack) {
 			flush()
 		}
+		if sp != nil && p.Count() == 0 {
+			spool, err := sp.Spool(w.ctx, layout.DataPrefix)
+			if err != nil {
+				w.releaseSealed(s.data)
+				w.fail(fmt.Errorf("start a pack: %w", err))
+				continue // drain: the writer has failed
+			}
+			p.spoolTo(spool)
+		}
 		p.Add(s.t, s.id, s.data, s.rawLen, s.method)
 		w.releaseSealed(s.data)
 		if p.Size() >= w.size {
@@ -252,11 +278,17 @@ func (w *BlobWriter) upload(p *Packer) error {
 	if err != nil {
 		return err
 	}
-	if err := w.r.SavePack(w.ctx, data, id, entries); err != nil {
+	size := int64(len(data))
+	if p.Spooled() {
+		size = int64(p.Size())
+		if err := w.r.savePackSpooled(w.ctx, p.spool, id, size, entries); err != nil {
+			return err
+		}
+	} else if err := w.r.SavePack(w.ctx, data, id, entries); err != nil {
 		return err
 	}
 	if w.o.Stored != nil {
-		w.o.Stored(int64(len(data)))
+		w.o.Stored(size)
 	}
 	if w.o.StoredPlain != nil {
 		var plain int64

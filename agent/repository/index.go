@@ -160,6 +160,17 @@ func (r *Repository) SavePack(ctx context.Context, data []byte, id crypto.ID, en
 	return nil
 }
 
+// savePackSpooled stores a pack written to a spool, as SavePack does one
+// in memory.
+func (r *Repository) savePackSpooled(ctx context.Context, s storage.Spool, id crypto.ID, size int64, entries []BlobEntry) error {
+	err := s.Commit(ctx, PackName(id))
+	if err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("store pack %s: %w", id, err)
+	}
+	r.index.add(id, size, entries, true)
+	return nil
+}
+
 // SaveIndex writes an index file for the packs saved since the last call.
 // Backups call it now and then, so a backup killed midway leaves its
 // uploaded packs indexed for the next one.

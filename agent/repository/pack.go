@@ -1,12 +1,14 @@
 package repository
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/tree"
 	"github.com/coffer-backup/coffer/shared/layout"
+	"github.com/coffer-backup/coffer/shared/storage"
 )
 
 // BlobType tells data chunks from tree blobs.
@@ -76,6 +79,14 @@ func init() {
 type Packer struct {
 	buf     []byte
 	entries []BlobEntry
+
+	// A spooled pack (spoolTo) writes its blobs out as they come and
+	// keeps only their running hash and size.
+	spool storage.Spool
+	out   *bufio.Writer
+	hash  hash.Hash
+	size  int
+	err   error // the first failed write to the spool
 }
 
 // NewPacker starts an empty pack with room for sizeHint bytes.
@@ -86,16 +97,57 @@ func NewPacker(sizeHint int) *Packer { return &Packer{buf: make([]byte, 0, sizeH
 func (p *Packer) Reset() {
 	p.buf = p.buf[:0]
 	p.entries = nil
+	if p.spool != nil {
+		p.spool.Abort() // a no-op once committed
+	}
+	p.spool, p.size, p.err = nil, 0, nil
+	if p.out != nil {
+		p.out.Reset(nil)
+	}
 }
+
+// spoolTo makes the (empty) pack write its bytes to s as they are added
+// instead of keeping them: a local folder takes a pack that way, and a
+// backup then holds no pack in memory.
+func (p *Packer) spoolTo(s storage.Spool) {
+	p.spool = s
+	if p.out == nil {
+		p.out = bufio.NewWriterSize(s, 256<<10)
+		p.hash = sha256.New()
+	} else {
+		p.out.Reset(s)
+		p.hash.Reset()
+	}
+}
+
+// Spooled reports whether the pack's bytes are in a spool, not in memory.
+func (p *Packer) Spooled() bool { return p.spool != nil }
 
 // Add appends a sealed blob.
 func (p *Packer) Add(t BlobType, id crypto.ID, sealed []byte, rawLen int, m compress.Method) {
-	p.entries = append(p.entries, BlobEntry{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLen), Method: m})
-	p.buf = append(p.buf, sealed...)
+	p.entries = append(p.entries, BlobEntry{Type: t, ID: id, Offset: uint32(p.Size()), Length: uint32(len(sealed)), RawLength: uint32(rawLen), Method: m})
+	p.write(sealed)
+}
+
+func (p *Packer) write(b []byte) {
+	if p.spool == nil {
+		p.buf = append(p.buf, b...)
+		return
+	}
+	if p.err == nil {
+		_, p.err = p.out.Write(b)
+	}
+	p.hash.Write(b)
+	p.size += len(b)
 }
 
 // Size is the bytes added so far.
-func (p *Packer) Size() int { return len(p.buf) }
+func (p *Packer) Size() int {
+	if p.spool != nil {
+		return p.size
+	}
+	return len(p.buf)
+}
 
 // maxEntryBytes bounds one header entry as encoded (a test checks it).
 const maxEntryBytes = 64
@@ -105,18 +157,34 @@ const maxEntryBytes = 64
 // of mail) has a header of a megabyte or more, which must fit the buffer,
 // or appending it copies the whole pack to a larger one.
 func (p *Packer) SizeWith(n int) int {
-	return len(p.buf) + n + (len(p.entries)+1)*maxEntryBytes + 9 + crypto.Overhead + 4
+	return p.Size() + n + (len(p.entries)+1)*maxEntryBytes + 9 + crypto.Overhead + 4
 }
 
 // Count is the number of blobs added so far.
 func (p *Packer) Count() int { return len(p.entries) }
 
-// Finish seals the header and returns the pack's bytes, its ID (the
-// SHA-256 of those bytes) and its entries.
+// Finish seals the header and returns the pack's bytes (nil for a spooled
+// pack, whose bytes are in its spool), its ID (the SHA-256 of those bytes)
+// and its entries.
 func (p *Packer) Finish(key *crypto.Key) (data []byte, id crypto.ID, entries []BlobEntry, err error) {
 	hdr, err := encMode.Marshal(p.entries)
 	if err != nil {
 		return nil, id, nil, fmt.Errorf("encode pack header: %w", err)
+	}
+	if p.spool != nil {
+		// The pack's bytes are in the spool: its ID comes from the
+		// running hash, and data is nil.
+		sealed := key.Seal(nil, hdr, adPackHeader)
+		p.write(sealed)
+		p.write(binary.LittleEndian.AppendUint32(nil, uint32(len(sealed))))
+		if p.err == nil {
+			p.err = p.out.Flush()
+		}
+		if p.err != nil {
+			return nil, id, nil, fmt.Errorf("write pack: %w", p.err)
+		}
+		copy(id[:], p.hash.Sum(nil))
+		return nil, id, p.entries, nil
 	}
 	start := len(p.buf)
 	p.buf = key.Seal(p.buf, hdr, adPackHeader)

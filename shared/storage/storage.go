@@ -60,3 +60,46 @@ func ReadAll(ctx context.Context, b Backend, name string) ([]byte, error) {
 	defer rc.Close()
 	return io.ReadAll(rc)
 }
+
+// Spooler is a Backend that can take an object written piece by piece to
+// a temporary place and named once it is whole: a local folder. A writer
+// that would otherwise hold a whole pack in memory until it is stored
+// spools it instead where the backend offers this (see AsSpooler).
+type Spooler interface {
+	// Spool starts an unnamed object that will be named below prefix.
+	Spool(ctx context.Context, prefix string) (Spool, error)
+}
+
+// Spool is an object being written. Exactly one of Commit and Abort must
+// be called.
+type Spool interface {
+	io.Writer
+	// Commit makes the bytes written durable and stores them under name,
+	// if no object has that name (ErrExists otherwise, and the spool is
+	// dropped).
+	Commit(ctx context.Context, name string) error
+	// Abort drops what was written.
+	Abort()
+}
+
+// Unwrapper is a wrapper that adds nothing a spooled write needs (retries
+// of whole-object calls): AsSpooler looks through it.
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// AsSpooler returns b's Spooler, looking through wrappers that implement
+// Unwrapper. A wrapper that does not (a throttle, say) hides the Spooler,
+// so that what it adds is never bypassed.
+func AsSpooler(b Backend) (Spooler, bool) {
+	for {
+		if s, ok := b.(Spooler); ok {
+			return s, true
+		}
+		u, ok := b.(Unwrapper)
+		if !ok {
+			return nil, false
+		}
+		b = u.Unwrap()
+	}
+}

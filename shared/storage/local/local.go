@@ -123,26 +123,7 @@ func (b *Backend) Create(ctx context.Context, name string, data []byte) (err err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Link(tmp.Name(), final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			if fi, serr := os.Lstat(final); serr == nil && fi.IsDir() {
-				return fmt.Errorf("create %s: a folder of that name holds other objects: %w", name, err)
-			}
-			return fmt.Errorf("create %s: %w", name, storage.ErrExists)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("create %s: %w: %w; the folder must be writable and on a file system with hard links (not FAT)", name, storage.ErrPermission, err)
-		}
-		return fmt.Errorf("create %s: %w", name, mapErr(err))
-	}
-	// The link is durable only once the folder holding it, and any folder
-	// just created for it, are synced.
-	for _, d := range append([]string{parent}, newDirs...) {
-		if err := syncDir(d); err != nil {
-			return fmt.Errorf("create %s: sync folder %s: %w", name, d, mapErr(err))
-		}
-	}
-	return nil
+	return b.linkInPlace(name, tmp.Name(), final, newDirs)
 }
 
 // writeSync writes data in pieces, checking ctx between them, and syncs.

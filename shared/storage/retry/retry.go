@@ -214,3 +214,7 @@ func (r *backend) Delete(ctx context.Context, name string) error {
 		return false, err
 	})
 }
+
+// Unwrap returns the wrapped backend: a spooled write (storage.AsSpooler)
+// goes to it directly, as a local folder's writes need no retrying.
+func (r *backend) Unwrap() storage.Backend { return r.b }
