@@ -85,7 +85,10 @@ type Stats struct {
 	IndexFilesWritten int   `json:"indexFilesWritten"`
 	IndexFilesDeleted int   `json:"indexFilesDeleted"`
 	ListsRewritten    int   `json:"listsRewritten"`
-	DryRun            bool  `json:"dryRun,omitempty"`
+	// TempFilesRemoved are temp files that interrupted writes (a backup
+	// killed while a pack was spooling, say) left in a local folder.
+	TempFilesRemoved int  `json:"tempFilesRemoved"`
+	DryRun           bool `json:"dryRun,omitempty"`
 }
 
 // ErrDamaged stops a prune that cannot see everything points need: it
@@ -133,6 +136,15 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 		return st, fmt.Errorf("%w: damaged index files %v, damaged packs %v; run `coffer check --read-data` and repair first", ErrDamaged, ist.DamagedIndex, ist.DamagedPacks)
 	}
 	oldIndex := repo.LoadedIndexFiles()
+	if !o.DryRun {
+		// Holding the lock: no backup starts a write meanwhile, and those
+		// left from before are a day old at least.
+		n, err := repo.SweepTemps(ctx)
+		if err != nil {
+			log.WarnContext(ctx, "leftover temp files not all removed", "err", err)
+		}
+		st.TempFilesRemoved = n
+	}
 
 	ids, err := repo.ListPoints(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -169,6 +170,23 @@ func (r *Repository) savePackSpooled(ctx context.Context, s storage.Spool, id cr
 	}
 	r.index.add(id, size, entries, true)
 	return nil
+}
+
+// TempDebrisAge is how old a temp file of the storage must be before
+// SweepTemps takes it for debris: writes in progress rewrite theirs
+// continuously, so a day is far past any of them.
+const TempDebrisAge = 24 * time.Hour
+
+// SweepTemps removes temporary files that interrupted writes left in the
+// storage (a local folder's; other stores leave none) and reports how
+// many. Call it only while no other writer could be using them: prune
+// does, holding its lock.
+func (r *Repository) SweepTemps(ctx context.Context) (int, error) {
+	sw, ok := storage.AsTempSweeper(r.be)
+	if !ok {
+		return 0, nil
+	}
+	return sw.SweepTemps(ctx, r.now().Add(-TempDebrisAge))
 }
 
 // SaveIndex writes an index file for the packs saved since the last call.

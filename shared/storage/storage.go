@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Errors every backend reports in these terms, wrapped with detail.
@@ -82,24 +83,44 @@ type Spool interface {
 	Abort()
 }
 
-// Unwrapper is a wrapper that adds nothing a spooled write needs (retries
-// of whole-object calls): AsSpooler looks through it.
-type Unwrapper interface {
-	Unwrap() Backend
+// PassThrough is a wrapper whose additions (retries of whole-object calls)
+// a spooled write or a sweep does not need: AsSpooler and AsTempSweeper
+// look through it to the backend it wraps. A wrapper that adds something
+// those must not bypass (a throttle, a fault injector) does not implement
+// it.
+type PassThrough interface {
+	PassThrough() Backend
 }
 
 // AsSpooler returns b's Spooler, looking through wrappers that implement
-// Unwrapper. A wrapper that does not (a throttle, say) hides the Spooler,
-// so that what it adds is never bypassed.
-func AsSpooler(b Backend) (Spooler, bool) {
+// PassThrough. Any other wrapper (a throttle, say) hides the Spooler, so
+// that what it adds is never bypassed.
+func AsSpooler(b Backend) (Spooler, bool) { return find[Spooler](b) }
+
+// TempSweeper is a Backend that can leave temporary files behind (a local
+// folder, after a crash in the middle of a write) and remove them.
+type TempSweeper interface {
+	// SweepTemps removes the temporary files last written before cutoff
+	// and reports how many it removed.
+	SweepTemps(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// AsTempSweeper returns b's TempSweeper, looking through wrappers as
+// AsSpooler does.
+func AsTempSweeper(b Backend) (TempSweeper, bool) { return find[TempSweeper](b) }
+
+// find returns the first of b and the backends it wraps (through
+// PassThrough) that implements T.
+func find[T any](b Backend) (T, bool) {
 	for {
-		if s, ok := b.(Spooler); ok {
-			return s, true
+		if t, ok := b.(T); ok {
+			return t, true
 		}
-		u, ok := b.(Unwrapper)
+		w, ok := b.(PassThrough)
 		if !ok {
-			return nil, false
+			var zero T
+			return zero, false
 		}
-		b = u.Unwrap()
+		b = w.PassThrough()
 	}
 }

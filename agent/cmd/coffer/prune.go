@@ -72,6 +72,9 @@ func printPrune(out io.Writer, st prune.Stats) {
 		st.Points, st.BlobsUsed, cli.HumanBytes(st.BytesUsed), st.Packs, st.BlobsUnused, cli.HumanBytes(st.BytesUnused))
 	fmt.Fprintf(out, "Packs %sdeleted: %d; %srepacked: %d (%s copied into %d new packs).\n",
 		verb, st.PacksDeleted, verb, st.PacksRepacked, cli.HumanBytes(st.BytesRepacked), st.PacksWritten)
+	if st.TempFilesRemoved > 0 {
+		fmt.Fprintf(out, "Removed %d temp files that interrupted writes left behind.\n", st.TempFilesRemoved)
+	}
 	if st.KeptForLists > 0 {
 		fmt.Fprintf(out, "Kept whole: %d packs named by pack lists without their points (a backup saving its point, or one stopped).\n", st.KeptForLists)
 	}

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/coffer-backup/coffer/shared/storage"
 )
@@ -105,4 +107,36 @@ func (b *Backend) linkInPlace(name, tmp, final string, newDirs []string) error {
 		}
 	}
 	return nil
+}
+
+// SweepTemps removes the temp files (of Create, Replace and spools) last
+// written before cutoff: debris of a write a crash interrupted. A write in
+// progress rewrites its temp file continuously, so a cutoff hours back
+// never reaches one.
+func (b *Backend) SweepTemps(ctx context.Context, cutoff time.Time) (int, error) {
+	removed := 0
+	err := filepath.WalkDir(b.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove leftover temp file %s: %w", p, mapErr(err))
+		}
+		removed++
+		return nil
+	})
+	return removed, err
 }

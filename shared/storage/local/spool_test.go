@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/shared/storage"
+	"github.com/coffer-backup/coffer/shared/storage/faulty"
 	"github.com/coffer-backup/coffer/shared/storage/limit"
 	"github.com/coffer-backup/coffer/shared/storage/local"
 	"github.com/coffer-backup/coffer/shared/storage/retry"
@@ -38,9 +40,12 @@ func TestSpoolCommitsWholeAndLeavesNoTempFile(t *testing.T) {
 	if !ok {
 		t.Fatal("a local folder behind the retry wrapper offers no spool")
 	}
-	// A throttle must not be bypassed: it hides the spool.
+	// A throttle or a fault injector must not be bypassed: they hide it.
 	if _, ok := storage.AsSpooler(retry.New(limit.New(b, limit.Options{Concurrency: 1}), retry.Policy{})); ok {
 		t.Fatal("the spool is offered through a throttle")
+	}
+	if _, ok := storage.AsSpooler(faulty.New(b)); ok {
+		t.Fatal("the spool is offered through a fault injector")
 	}
 	ctx := t.Context()
 	s, err := sp.Spool(ctx, "data")
@@ -109,5 +114,45 @@ func slices(b []byte, n int) func(func([]byte) bool) {
 			}
 			b = b[k:]
 		}
+	}
+}
+
+func TestSweepTempsRemovesOnlyOldTempFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	b, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := b.Create(ctx, "data/ab/abcd", []byte("a pack")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := filepath.Join(dir, "data", ".tmp-crashed")
+	fresh := filepath.Join(dir, "data", "ab", ".tmp-writing")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("half a pack"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(old, now.Add(-48*time.Hour), now.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	sw, ok := storage.AsTempSweeper(retry.New(b, retry.Policy{}))
+	if !ok {
+		t.Fatal("a local folder offers no sweep")
+	}
+	n, err := sw.SweepTemps(ctx, now.Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d (%v), want the one old temp file", n, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatal("the old temp file is still there")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatal("a temp file being written was removed")
+	}
+	if got, err := storage.ReadAll(ctx, b, "data/ab/abcd"); err != nil || string(got) != "a pack" {
+		t.Fatalf("an object was touched: %q, %v", got, err)
 	}
 }

@@ -215,6 +215,7 @@ func (r *backend) Delete(ctx context.Context, name string) error {
 	})
 }
 
-// Unwrap returns the wrapped backend: a spooled write (storage.AsSpooler)
-// goes to it directly, as a local folder's writes need no retrying.
-func (r *backend) Unwrap() storage.Backend { return r.b }
+// PassThrough returns the wrapped backend: a spooled write or a sweep
+// (storage.AsSpooler, AsTempSweeper) goes to it directly, as a local
+// folder's writes need no retrying.
+func (r *backend) PassThrough() storage.Backend { return r.b }
