@@ -7,9 +7,10 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/coffer-backup/coffer/shared/packrefs/packrefstest"
 )
 
 func TestDecodeStreamAcceptsWhatEncodeWrites(t *testing.T) {
@@ -107,61 +108,14 @@ func (r iotest) Read([]byte) (int, error) { return 0, r.err }
 // A list one byte over MaxSize is refused however it is built, and without
 // reading further than that.
 func TestDecodeStreamRefusesOversizedLists(t *testing.T) {
-	r := &genList{n: MaxSize/67 + 10}
+	r := &packrefstest.Generated{Point: p, N: MaxSize/67 + 10}
 	_, err := DecodeStream(r, "", func(ID) error { return nil })
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("oversized list: %v", err)
 	}
-	if r.read > MaxSize+64<<10 {
-		t.Fatalf("read %d bytes of an oversized list", r.read)
+	if r.Written > MaxSize+64<<10 {
+		t.Fatalf("read %d bytes of an oversized list", r.Written)
 	}
-}
-
-// genList writes a valid list of n sorted packs on the fly, allocating
-// nothing after its first read.
-type genList struct {
-	n, i int
-	read int64
-	buf  []byte
-	done bool
-}
-
-func (g *genList) Read(b []byte) (int, error) {
-	if g.buf == nil {
-		g.buf = make([]byte, 0, 1024)
-		g.buf = append(g.buf, `{"version":1,"point":"`+p+`","packs":[`...)
-	}
-	for len(g.buf) < cap(g.buf)-80 && !g.done {
-		if g.i < g.n {
-			if g.i > 0 {
-				g.buf = append(g.buf, ',')
-			}
-			g.buf = append(g.buf, '"')
-			g.buf = strconv.AppendUint(append(g.buf, zeros[:64-digits(g.i)]...), uint64(g.i), 10)
-			g.buf = append(g.buf, '"')
-			g.i++
-			continue
-		}
-		g.buf = append(g.buf, "]}"...)
-		g.done = true
-	}
-	if len(g.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, g.buf)
-	g.buf = g.buf[:copy(g.buf, g.buf[n:])]
-	g.read += int64(n)
-	return n, nil
-}
-
-var zeros = strings.Repeat("0", 64)
-
-func digits(i int) int {
-	n := 1
-	for ; i >= 10; i /= 10 {
-		n++
-	}
-	return n
 }
 
 // Streaming the largest list allowed holds next to nothing.
@@ -171,7 +125,7 @@ func BenchmarkDecodeStreamMaxSize(b *testing.B) {
 	for b.Loop() {
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
-		h, err := DecodeStream(&genList{n: n}, "", func(ID) error { return nil })
+		h, err := DecodeStream(&packrefstest.Generated{Point: p, N: n}, "", func(ID) error { return nil })
 		runtime.ReadMemStats(&ms1)
 		if err != nil || h.Packs != n {
 			b.Fatalf("%+v %v", h, err)
