@@ -279,12 +279,12 @@ func (w *BlobWriter) upload(p *Packer) error {
 		return err
 	}
 	size := int64(len(data))
+	store := func(name string) error { return w.r.be.Create(w.ctx, name, data) }
 	if p.Spooled() {
 		size = int64(p.Size())
-		if err := w.r.savePackSpooled(w.ctx, p.spool, id, size, entries); err != nil {
-			return err
-		}
-	} else if err := w.r.SavePack(w.ctx, data, id, entries); err != nil {
+		store = func(name string) error { return p.spool.Commit(w.ctx, name) }
+	}
+	if err := w.r.storePack(id, size, entries, store); err != nil {
 		return err
 	}
 	if w.o.Stored != nil {

@@ -151,23 +151,18 @@ type indexPack struct {
 
 // SavePack stores a finished pack and records it in the index as pending.
 func (r *Repository) SavePack(ctx context.Context, data []byte, id crypto.ID, entries []BlobEntry) error {
-	err := r.be.Create(ctx, PackName(id), data)
+	return r.storePack(id, int64(len(data)), entries, func(name string) error { return r.be.Create(ctx, name, data) })
+}
+
+// storePack stores a pack of size bytes with store, whether it hands over
+// bytes in memory (SavePack) or names a spooled file, and indexes it.
+func (r *Repository) storePack(id crypto.ID, size int64, entries []BlobEntry, store func(name string) error) error {
+	err := store(PackName(id))
 	if err != nil && !errors.Is(err, storage.ErrExists) {
 		return fmt.Errorf("upload pack %s: %w", id, err)
 	}
 	// ErrExists: the same bytes are already there (packs are named by their
 	// hash), for instance from a retried upload.
-	r.index.add(id, int64(len(data)), entries, true)
-	return nil
-}
-
-// savePackSpooled stores a pack written to a spool, as SavePack does one
-// in memory.
-func (r *Repository) savePackSpooled(ctx context.Context, s storage.Spool, id crypto.ID, size int64, entries []BlobEntry) error {
-	err := s.Commit(ctx, PackName(id))
-	if err != nil && !errors.Is(err, storage.ErrExists) {
-		return fmt.Errorf("store pack %s: %w", id, err)
-	}
 	r.index.add(id, size, entries, true)
 	return nil
 }
