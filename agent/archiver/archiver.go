@@ -80,7 +80,7 @@ type Options struct {
 	Workers  int               // compress-and-encrypt workers; 0 means GOMAXPROCS
 	Readers  int               // files read at once; 0 means max(8, 2×GOMAXPROCS): reads wait on the disk more than the CPU
 	Walkers  int               // folders listed at once; 0 means 8. One makes the order of a backup's writes repeatable
-	Uploads  int               // concurrent pack uploads; 0 means 2. Each holds a pack in memory.
+	Uploads  int               // concurrent pack uploads; 0 means 2. Each holds a pack in memory, unless the storage spools them (a local folder)
 	Hostname string
 	Username string
 	Tags     []string

@@ -347,8 +347,8 @@ const noFCSFirstTry = 64 << 10
 
 // decodeSlack is room the decoder gets past the output's limit. With it,
 // klauspost's decoder copies literals and matches 16 bytes at a time; a
-// buffer that ends exactly at the limit makes it copy byte-exact, which made
-// zstd half the CPU of restoring a tree of small files.
+// buffer that ends exactly at the limit makes it copy byte-exact, and that
+// loop was 15% of the CPU of restoring the source benchmark set.
 const decodeSlack = 64
 
 // decodeCapped decodes src appended to dst with room for at most limit
