@@ -847,6 +847,25 @@ func TestPortalInARealBrowser(t *testing.T) {
 			<-slowDone
 		}
 	})
+	// The jobs page refreshes itself only while a job runs, so it is opened
+	// once the agent has reported the job: on a busy machine, key derivation
+	// and policy sync can take longer than the page takes to load.
+	waitRunning := time.Now().Add(90 * time.Second)
+	for {
+		var jobs []wire.Job
+		w.api("GET", "/api/v1/vaults/"+v.ID+"/jobs?machine="+m.ID+"&status="+wire.StatusInProgress, nil, &jobs)
+		if len(jobs) > 0 {
+			break
+		}
+		select {
+		case err := <-slowDone:
+			t.Fatalf("the throttled backup ended before it was seen running: %v\n%s", err, slowOut.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(waitRunning) {
+			t.Fatalf("the throttled backup never reported a running job:\n%s", slowOut.String())
+		}
+	}
 	c.route(vaultLinkJS(v.ID, "jobs?type=backup"), "Jobs of "+vaultName)
 	running := `[...document.querySelectorAll('tr.job')].find(tr => tr.querySelector('td.status').textContent === 'in progress')`
 	c.waitFor("the running backup shows progress", `(() => { const tr = `+running+`; if (!tr) return false;
