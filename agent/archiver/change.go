@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"bytes"
 	"path"
 	"slices"
 	"sync"
@@ -71,14 +72,17 @@ type changeCounter struct {
 // noteDir counts, for one listed folder that the parent had, the new files
 // whose extension is new to the folder, and pairs new files with the
 // vanished files they may have replaced. It returns that pairing: the old
-// node each new name stands for.
-func (c *changeCounter) noteDir(old *tree.Tree, names []string, regular []bool) map[string]*tree.Node {
+// node each new name stands for. oldIdx pairs names with old's nodes, as
+// matchOld does.
+func (c *changeCounter) noteDir(old *tree.Tree, names []string, regular []bool, oldIdx []int32) map[string]*tree.Node {
 	if old == nil {
 		return nil
 	}
-	present := make(map[string]bool, len(names))
-	for _, n := range names {
-		present[n] = true
+	present := make([]bool, len(old.Nodes))
+	for _, j := range oldIdx {
+		if j >= 0 {
+			present[j] = true
+		}
 	}
 	oldExts := map[string]bool{}
 	gone := map[string]*tree.Node{} // by name, and by name without extension
@@ -89,9 +93,13 @@ func (c *changeCounter) noteDir(old *tree.Tree, names []string, regular []bool) 
 			continue
 		}
 		files++
-		name := string(n.Name)
-		oldExts[path.Ext(name)] = true
-		if !present[name] {
+		// Looked up before it is set, so only a new extension is copied
+		// into a string.
+		if ext := nameExt(n.Name); !oldExts[string(ext)] {
+			oldExts[string(ext)] = true
+		}
+		if !present[i] {
+			name := string(n.Name)
 			gone[name] = n
 			if stem := stripExt(name); stem != name {
 				if _, dup := gone[stem+"\x00"]; !dup {
@@ -103,16 +111,12 @@ func (c *changeCounter) noteDir(old *tree.Tree, names []string, regular []bool) 
 	if files == 0 {
 		return nil
 	}
-	oldByName := make(map[string]*tree.Node, len(old.Nodes))
-	for i := range old.Nodes {
-		oldByName[string(old.Nodes[i].Name)] = &old.Nodes[i]
-	}
 	var pairs map[string]*tree.Node
 	for i, name := range names {
 		if !regular[i] {
 			continue
 		}
-		if o := oldByName[name]; o != nil && o.Type == tree.File {
+		if j := oldIdx[i]; j >= 0 && old.Nodes[j].Type == tree.File {
 			continue // not new
 		}
 		if ext := path.Ext(name); ext != "" && !oldExts[ext] {
@@ -137,6 +141,14 @@ func (c *changeCounter) noteDir(old *tree.Tree, names []string, regular []bool) 
 		}
 	}
 	return pairs
+}
+
+// nameExt is path.Ext of a node's name, without converting it to a string.
+func nameExt(name []byte) []byte {
+	if i := bytes.LastIndexByte(name, '.'); i >= 0 {
+		return name[i:]
+	}
+	return nil
 }
 
 func stripExt(name string) string { return name[:len(name)-len(path.Ext(name))] }

@@ -23,10 +23,18 @@ type fileJob struct {
 }
 
 func (a *archiver) runFileWorker(ctx context.Context) {
-	ch := a.repo.NewChunker()
+	// Made on the first file read: a re-backup that finds nothing changed
+	// needs none, and each holds a 1 MiB read buffer.
+	var ch *chunker.Chunker
+	getChunker := func() *chunker.Chunker {
+		if ch == nil {
+			ch = a.repo.NewChunker()
+		}
+		return ch
+	}
 	for j := range a.fileCh {
 		if ctx.Err() == nil {
-			a.processFile(ctx, ch, j)
+			a.processFile(ctx, getChunker, j)
 		}
 		a.prog.FilesDone.Add(1)
 		a.childDone(ctx, j.dir)
@@ -59,7 +67,7 @@ func (a *archiver) skip(j *fileJob, listedSize int64) {
 	}
 }
 
-func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *fileJob) {
+func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.Chunker, j *fileJob) {
 	n := j.node
 	meta, err := fsmeta.Lstat(j.path)
 	if err != nil {
@@ -136,6 +144,7 @@ func (a *archiver) processFile(ctx context.Context, ch *chunker.Chunker, j *file
 			extents = ex
 		}
 	}
+	ch := getChunker()
 	var refs []tree.Ref
 	var pos int64
 	for _, ex := range extents {

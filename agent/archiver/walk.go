@@ -162,20 +162,17 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 			entries = append(entries, entry{name: de.Name(), de: de})
 		}
 	}
-	var oldNodes map[string]*tree.Node
+	var (
+		oldIdx      []int32 // entry i's node in the parent is old.Nodes[oldIdx[i]], if not -1
+		renamedFrom map[string]*tree.Node
+	)
 	if old != nil {
-		oldNodes = make(map[string]*tree.Node, len(old.Nodes))
-		for i := range old.Nodes {
-			oldNodes[string(old.Nodes[i].Name)] = &old.Nodes[i]
-		}
-	}
-	var renamedFrom map[string]*tree.Node
-	if old != nil {
+		oldIdx = matchOld(entries, old.Nodes)
 		names, regular := make([]string, len(entries)), make([]bool, len(entries))
 		for i, e := range entries {
 			names[i], regular[i] = e.name, e.de != nil && e.de.Type().IsRegular()
 		}
-		renamedFrom = a.change.noteDir(old, names, regular)
+		renamedFrom = a.change.noteDir(old, names, regular, oldIdx)
 	}
 	d.nodes = make([]tree.Node, len(entries))
 	d.pending.Store(int64(len(entries)) + 1)
@@ -186,7 +183,10 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 		path := joinPath(d.path, e.name)
 		node := &d.nodes[i]
 		node.Name = []byte(e.name)
-		oldNode := oldNodes[e.name]
+		var oldNode *tree.Node
+		if oldIdx != nil && oldIdx[i] >= 0 {
+			oldNode = &old.Nodes[oldIdx[i]]
+		}
 		if e.de != nil && e.de.Type().IsRegular() {
 			// Files are examined by the readers, in parallel: on a cold
 			// cache their metadata costs a disk seek each.
@@ -256,6 +256,26 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 	}
 	a.childDone(ctx, d) // listing done
 	return nil
+}
+
+// matchOld pairs each entry with the parent point's node of the same name,
+// giving its index in old or -1. Both lists are sorted by name, so one
+// merge pairs them: maps by name of a 100,000-file folder cost tens of MB
+// and a tenth of a no-change backup's time.
+func matchOld(entries []entry, old []tree.Node) []int32 {
+	idx := make([]int32, len(entries))
+	j := 0
+	for i, e := range entries {
+		idx[i] = -1
+		for j < len(old) && string(old[j].Name) < e.name {
+			j++
+		}
+		if j < len(old) && string(old[j].Name) == e.name {
+			idx[i] = int32(j)
+			j++
+		}
+	}
+	return idx
 }
 
 // childDone counts one child of d as finished; the last one writes d's

@@ -17,12 +17,22 @@ import (
 
 // Lstat returns the metadata of path itself; a symlink is described, not
 // followed.
+//
+// It calls lstat itself rather than os.Lstat, whose FileInfo is a heap
+// allocation per call: 23 MB of garbage for a folder of 100,000 files on a
+// re-backup that reads nothing else.
 func Lstat(path string) (Meta, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return Meta{}, fmt.Errorf("fsmeta: %w", err)
+	var st syscall.Stat_t
+	for {
+		err := syscall.Lstat(path, &st)
+		if err == nil {
+			break
+		}
+		if err != syscall.EINTR {
+			return Meta{}, fmt.Errorf("fsmeta: %w", &fs.PathError{Op: "lstat", Path: path, Err: err})
+		}
 	}
-	return FromFileInfo(fi), nil
+	return fromStat(&st), nil
 }
 
 // FromFileInfo converts an os.Lstat or DirEntry.Info result without another
@@ -33,6 +43,10 @@ func FromFileInfo(fi fs.FileInfo) Meta {
 	if !ok || st == nil {
 		return genericMeta(fi)
 	}
+	return fromStat(st)
+}
+
+func fromStat(st *syscall.Stat_t) Meta {
 	m := Meta{
 		Kind:  kindOfStat(uint32(st.Mode)),
 		Mode:  uint32(st.Mode) & modePerm,

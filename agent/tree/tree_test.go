@@ -3,6 +3,7 @@ package tree
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
@@ -78,4 +79,29 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEncodedSizeHint: Encode's buffer is sized from the hint, so a hint
+// far below the encoding means copies as it grows, and far above means
+// memory held for nothing.
+func TestEncodedSizeHint(t *testing.T) {
+	id := crypto.ID{7}
+	var tr Tree
+	for i := range 1000 {
+		name := []byte(fmt.Sprintf("file-%05d.txt", i))
+		n := Node{Name: name, Type: File, Mode: 0o644, UID: 1000, GID: 1000, User: "someone", Group: "staff",
+			Size: 3 << 20, ModTime: 1764900000123456789, ChangeTime: 1764900000123456789, Inode: uint64(1e9 + i), Dev: 2049,
+			Content: []Ref{{ID: id, Size: 1 << 20}, {ID: id, Size: 1 << 20}, {ID: id, Size: 1 << 20}}}
+		if i%10 == 0 {
+			n = Node{Name: name, Type: Dir, Mode: 0o755, ModTime: 1764900000123456789, Inode: uint64(i), Subtree: &id}
+		}
+		tr.Nodes = append(tr.Nodes, n)
+	}
+	b, err := Encode(&tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hint := encodedSizeHint(&tr); hint < len(b) || hint > 2*len(b) {
+		t.Errorf("hint %d bytes for an encoding of %d", hint, len(b))
+	}
 }
