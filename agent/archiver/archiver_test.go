@@ -3,12 +3,17 @@ package archiver_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/checker"
+	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/restorer"
 	"github.com/coffer-backup/coffer/agent/treegen"
@@ -127,5 +132,76 @@ func TestInterruptedBackupLeavesAValidRepositoryAndItsUploadsAreReused(t *testin
 	}
 	if diffs, _ := treegen.Diff(src, treegen.Restored(dst, src)); len(diffs) > 0 {
 		t.Fatalf("restore differs: %v", diffs)
+	}
+}
+
+// savedTrees records the trees a backup encodes and writes.
+type savedTrees struct {
+	mu  sync.Mutex
+	ids []crypto.ID
+}
+
+func (s *savedTrees) SaveTree(id crypto.ID, _ []byte) {
+	s.mu.Lock()
+	s.ids = append(s.ids, id)
+	s.mu.Unlock()
+}
+
+// TestUnchangedFoldersKeepTheirTrees: a re-backup does not encode the tree
+// of a folder that has not changed; it keeps the parent point's, and a
+// change encodes only the trees from there to the root.
+func TestUnchangedFoldersKeepTheirTrees(t *testing.T) {
+	src := sourceTree(t, 12)
+	depth := strings.Count(filepath.ToSlash(src), "/") + 1 // the root and src's ancestors
+	r := newRepo(t)
+	var all savedTrees
+	first, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{Saved: &all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.ids) <= depth {
+		t.Fatalf("the first backup wrote %d trees; the test needs folders below %s", len(all.ids), src)
+	}
+	for range 3 { // other programs may change src's ancestors (/tmp) meanwhile
+		stable := ancestorsUnchanged(t, src)
+		var again savedTrees
+		same, err := archiver.Backup(t.Context(), reopen(t, r), []string{src}, archiver.Options{Parent: first.Point, Saved: &again})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stable() {
+			continue
+		}
+		if len(again.ids) != 0 || same.Point.Tree != first.Point.Tree {
+			t.Fatalf("no-change re-backup encoded %d trees and made root %s; want none and the parent's root %s", len(again.ids), same.Point.Tree, first.Point.Tree)
+		}
+		break
+	}
+
+	// A file's new time changes the trees from its folder to the root, and
+	// no other.
+	var file string
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && file == "" && d.Type().IsRegular() && filepath.Dir(p) != src {
+			file = p
+		}
+		return nil
+	})
+	if file == "" {
+		t.Fatalf("treegen made no file in a folder below %s", src)
+	}
+	onPath := strings.Count(filepath.ToSlash(filepath.Dir(file)), "/") + 1
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	var changed savedTrees
+	next, err := archiver.Backup(t.Context(), reopen(t, r), []string{src}, archiver.Options{Parent: first.Point, Saved: &changed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(changed.ids); n != onPath || next.Point.Tree == first.Point.Tree {
+		t.Errorf("after the time of %s changed the backup encoded %d trees, want the %d from its folder to the root; root changed: %v",
+			file, n, onPath, next.Point.Tree != first.Point.Tree)
 	}
 }

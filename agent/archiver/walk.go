@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/fsmeta"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/tree"
@@ -26,6 +27,11 @@ type dirState struct {
 	pending atomic.Int64 // children not done, plus one while listing
 	parent  *dirState
 	slot    int // our node in parent.nodes
+	// old is the parent point's tree of this folder, and oldID its ID, if
+	// the point had the folder: a folder whose nodes all come out the same
+	// keeps that tree without encoding it again.
+	old   *tree.Tree
+	oldID crypto.ID
 }
 
 // pathTrie holds the chosen paths, so the point's root mirrors their
@@ -110,7 +116,10 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 			old = t
 		}
 	}
-	root := &dirState{path: rootPath()}
+	root := &dirState{path: rootPath(), old: old}
+	if old != nil {
+		root.oldID = a.opts.Parent.Tree
+	}
 	links := &hardLinks{groups: map[[2]uint64]*linkGroup{}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Walkers)
@@ -220,6 +229,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 				if oldNode != nil && oldNode.Type == tree.Dir && oldNode.Subtree != nil {
 					if t, err := a.trees.LoadTree(ctx, *oldNode.Subtree); err == nil {
 						oldChild = t
+						child.old, child.oldID = t, *oldNode.Subtree
 					} else {
 						// Its files would look new and the parent's deleted.
 						a.change.incomplete.Store(true)
@@ -294,16 +304,25 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 			}
 		}
 		d.nodes = nil
-		enc, err := tree.Encode(&tree.Tree{Nodes: nodes})
-		if err != nil {
-			a.fail(fmt.Errorf("encode the listing of %s: %w", d.path, err))
-			return
+		var id crypto.ID
+		if d.old != nil && tree.NodesEqual(nodes, d.old.Nodes) && a.repo.HasBlob(d.oldID) {
+			// Unchanged: the same nodes encode to the same bytes, whose
+			// ID is the old one. Most folders of a re-backup.
+			id = d.oldID
+			a.reference(id)
+		} else {
+			enc, err := tree.Encode(&tree.Tree{Nodes: nodes})
+			if err != nil {
+				a.fail(fmt.Errorf("encode the listing of %s: %w", d.path, err))
+				return
+			}
+			id = a.repo.BlobID(enc)
+			if a.opts.Saved != nil && !a.opts.DryRun {
+				a.opts.Saved.SaveTree(id, enc)
+			}
+			a.saveBlob(ctx, repository.TreeBlob, id, enc, false)
 		}
-		id := a.repo.BlobID(enc)
-		if a.opts.Saved != nil && !a.opts.DryRun {
-			a.opts.Saved.SaveTree(id, enc)
-		}
-		a.saveBlob(ctx, repository.TreeBlob, id, enc, false)
+		d.old = nil
 		if d.parent == nil {
 			a.root <- id
 			return

@@ -101,6 +101,31 @@ type Node struct {
 	Links uint64 `cbor:"20,keyasint,omitempty"`
 }
 
+// Equal reports whether n and o encode to the same bytes: every field the
+// same, with nil and empty lists alike (the encoding omits both).
+func (n *Node) Equal(o *Node) bool {
+	return bytes.Equal(n.Name, o.Name) && n.Type == o.Type && n.Mode == o.Mode && n.UID == o.UID && n.GID == o.GID &&
+		n.User == o.User && n.Group == o.Group && n.Size == o.Size && n.ModTime == o.ModTime &&
+		n.ChangeTime == o.ChangeTime && n.Inode == o.Inode && n.Dev == o.Dev && n.Rdev == o.Rdev &&
+		bytes.Equal(n.LinkTarget, o.LinkTarget) && slices.Equal(n.Content, o.Content) &&
+		(n.Subtree == nil) == (o.Subtree == nil) && (n.Subtree == nil || *n.Subtree == *o.Subtree) &&
+		slices.EqualFunc(n.Xattrs, o.Xattrs, func(a, b Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) }) &&
+		n.WinAttrs == o.WinAttrs && bytes.Equal(n.WinSD, o.WinSD) && n.Links == o.Links
+}
+
+// NodesEqual reports whether two lists of nodes encode to the same bytes.
+func NodesEqual(a, b []Node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(&b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // Tree is one directory's entries.
 type Tree struct {
 	Nodes []Node `cbor:"1,keyasint"`

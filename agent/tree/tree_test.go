@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
@@ -103,5 +105,77 @@ func TestEncodedSizeHint(t *testing.T) {
 	}
 	if hint := encodedSizeHint(&tr); hint < len(b) || hint > 2*len(b) {
 		t.Errorf("hint %d bytes for an encoding of %d", hint, len(b))
+	}
+}
+
+// TestNodeEqualIsEncodingEqual: a re-backup keeps a folder's old tree when
+// its nodes are Equal, so Equal must hold exactly when the encodings do.
+// Every field is changed in turn, so a field added to Node but not to
+// Equal fails here.
+func TestNodeEqualIsEncodingEqual(t *testing.T) {
+	sub := crypto.ID{4}
+	base := Node{Name: []byte("n"), Type: File, Mode: 1, UID: 2, GID: 3, User: "u", Group: "g", Size: 2, ModTime: 5,
+		ChangeTime: 6, Inode: 7, Dev: 8, Rdev: 9, LinkTarget: []byte("l"), Content: []Ref{{ID: crypto.ID{1}, Size: 2}},
+		Subtree: &sub, Xattrs: []Xattr{{Name: "user.a", Value: []byte("v")}}, WinAttrs: 10, WinSD: []byte{1}, Links: 2}
+	enc := func(n Node) []byte {
+		b, err := encMode.Marshal(&Tree{Nodes: []Node{n}}) // not Encode: these nodes need not be valid
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	check := func(what string, a, b Node) {
+		t.Helper()
+		if eq, same := a.Equal(&b), bytes.Equal(enc(a), enc(b)); eq != same {
+			t.Errorf("%s: Equal says %v, the encodings being the same says %v", what, eq, same)
+		}
+	}
+	nt := reflect.TypeFor[Node]()
+	for i := range nt.NumField() {
+		f := nt.Field(i)
+		changed := base
+		changed.Content = slices.Clone(base.Content)
+		changed.Xattrs = slices.Clone(base.Xattrs)
+		v := reflect.ValueOf(&changed).Elem().Field(i)
+		switch x := v.Addr().Interface().(type) {
+		case *[]byte:
+			*x = append(slices.Clone(*x), 'x')
+		case *string:
+			*x += "x"
+		case *Type:
+			*x = Dir
+		case *[]Ref:
+			(*x)[0].Size++
+		case **crypto.ID:
+			other := crypto.ID{5}
+			*x = &other
+		case *[]Xattr:
+			(*x)[0].Value = []byte("w")
+		default:
+			switch v.Kind() {
+			case reflect.Uint32, reflect.Uint64:
+				v.SetUint(v.Uint() + 100)
+			case reflect.Int64:
+				v.SetInt(v.Int() + 100)
+			default:
+				t.Fatalf("field %s: the test does not know how to change a %s", f.Name, f.Type)
+			}
+		}
+		check("changed "+f.Name, base, changed)
+		if base.Equal(&changed) {
+			t.Errorf("a node with another %s is Equal to the original", f.Name)
+		}
+	}
+	same := base
+	sameSub := *base.Subtree
+	same.Subtree = &sameSub // another pointer to the same ID
+	check("same values", base, same)
+	empty, nilled := Node{Name: []byte("n"), Content: []Ref{}, Xattrs: []Xattr{}, WinSD: []byte{}, LinkTarget: []byte{}}, Node{Name: []byte("n")}
+	check("empty and nil lists", empty, nilled)
+	if !empty.Equal(&nilled) {
+		t.Error("empty and nil lists differ")
+	}
+	if NodesEqual([]Node{base}, []Node{base, base}) || !NodesEqual([]Node{base, same}, []Node{same, base}) {
+		t.Error("NodesEqual")
 	}
 }
