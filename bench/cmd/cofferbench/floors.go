@@ -31,6 +31,9 @@ type floorTimes struct {
 	backup      time.Duration // backupPass: bounds the initial backup
 	backupBytes int64         // what backupPass read
 	write       time.Duration // writeFloor: bounds the full restore
+	// size is sizeFloor's compressed bytes, of sizeRead read: bounds the
+	// repository size of any zstd-compressing repository.
+	size, sizeRead int64
 	// open is a Coffer command that opens the repository and does nothing
 	// else: its peak RSS bounds every Coffer command's, since each derives
 	// the key with Argon2id (64 MiB) first. Nil when not measured.

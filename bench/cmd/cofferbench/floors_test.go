@@ -349,3 +349,76 @@ func TestFloorTableBoundsRestic(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeFloorStoresEachChunkOnceCompressed: a copy of a file adds
+// nothing, text shrinks, random bytes do not, and holes are not read.
+func TestSizeFloorStoresEachChunkOnceCompressed(t *testing.T) {
+	root := t.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	noise := make([]byte, 3<<20)
+	for i := range noise {
+		noise[i] = byte(r.Uint32())
+	}
+	text := bytes.Repeat([]byte("a line of a log that repeats itself, as logs do\n"), 60000) // about 2.9 MB
+	write := func(name string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("noise", noise)
+	write("text", text)
+	stored, read, _, err := sizeFloor(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(noise) + len(text)); read != want {
+		t.Errorf("read %d bytes, want %d", read, want)
+	}
+	if stored < int64(len(noise)) || stored > int64(len(noise))+int64(len(noise))/50+int64(len(text))/20 {
+		t.Errorf("stored %d bytes for %d of noise and %d of text: noise cannot shrink, and the text should nearly vanish", stored, len(noise), len(text))
+	}
+
+	// A copy and a sparse file of holes around the same noise add almost nothing.
+	write("noise-copy", noise)
+	sparse, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sparse.WriteAt(noise, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := sparse.Truncate(20 << 20); err != nil {
+		t.Fatal(err)
+	}
+	sparse.Close()
+	again, read2, _, err := sizeFloor(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again > stored+64<<10 {
+		t.Errorf("with a copy of the noise and a sparse file around it the floor grew from %d to %d bytes", stored, again)
+	}
+	if read2 > read+int64(2*len(noise))+1<<20 {
+		t.Errorf("read %d bytes: the sparse file's holes were read", read2)
+	}
+}
+
+func TestSizeFloorTable(t *testing.T) {
+	log, _ := os.CreateTemp(t.TempDir(), "log")
+	rst := &target{t: &tool{name: "restic"}, label: "restic", log: log, verify: "ok", size: 1000 << 20}
+	for _, tc := range []struct {
+		floor int64
+		want  string
+	}{
+		{990 << 20, "| 990.0 MiB | 1000.0 MiB | 0.990× (lowest possible) | ≤ 0.97× restic | no: out of reach for zstd |"},
+		{900 << 20, "| 900.0 MiB | 1000.0 MiB | 0.900× (lowest possible) | ≤ 0.97× restic | yes |"},
+	} {
+		d := &datasetResult{kind: dataset.Office, stats: dataset.Stats{Files: 1, Bytes: 1e9}, local: []*target{rst},
+			floors: floorTimes{size: tc.floor, sizeRead: 1200 << 20}}
+		out := (&report{datasets: []*datasetResult{d}}).markdown()
+		if !strings.Contains(out, tc.want) || !strings.Contains(out, "The floor read 1200.0 MiB.") {
+			t.Errorf("report lacks %q:\n%s", tc.want, out)
+		}
+	}
+}

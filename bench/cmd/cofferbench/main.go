@@ -39,6 +39,9 @@ type config struct {
 	coffer   string // prebuilt coffer binary; empty builds ./agent/cmd/coffer
 	repeat   int
 	mount    bool
+	// sizeFloor also measures the repository size floor (sizefloor.go):
+	// zstd's strongest level over the whole dataset takes minutes.
+	sizeFloor bool
 }
 
 func main() {
@@ -55,6 +58,7 @@ func main() {
 	flag.Uint64Var(&cfg.seed, "seed", 1, "dataset seed: the same seed and scale give the same data")
 	flag.IntVar(&cfg.repeat, "repeat", 1, "run each dataset's whole sequence this many times (fresh data and repositories each time) and report the median of each figure")
 	flag.BoolVar(&cfg.mount, "mount", true, "also measure coffer mount against restic mount (Linux with FUSE): sequential read of a 256 MiB file, ls -lR of 50,000 files")
+	flag.BoolVar(&cfg.sizeFloor, "size-floor", false, "also measure the repository size floor: every distinct chunk as one zstd stream at the strongest level (minutes per dataset)")
 	flag.StringVar(&cfg.coffer, "coffer-bin", "", "measure this coffer binary (a release, say) instead of building ./agent/cmd/coffer")
 	flag.Parse()
 	cfg.tools = splitList(tools)

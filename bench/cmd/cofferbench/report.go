@@ -529,6 +529,33 @@ func floorTable(b *bytes.Buffer, d *datasetResult) {
 	}
 	w("\n\n")
 	memoryFloorTable(b, d)
+	sizeFloorTable(b, d)
+}
+
+// sizeFloorTable sets the size floor (sizefloor.go) against restic's
+// repository for the size target: floor ÷ restic's size is the lowest
+// ratio a repository compressing with zstd could reach.
+func sizeFloorTable(b *bytes.Buffer, d *datasetResult) {
+	if d.floors.size == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("Size floor measured in this run:\n\n")
+	w("| Measure | Floor (least any zstd-compressing repository stores) | Floor size | restic | Lowest possible ratio (floor ÷ restic) | Target | Target reachable? |\n")
+	w("|---|---|---:|---:|---:|---|---|\n")
+	rs, ratio, reach := "—", "—", "—"
+	if res := d.byName("restic"); res != nil && res.err == nil && res.size > 0 {
+		rs = fmt.Sprintf("%.1f MiB", mib(res.size))
+		x := float64(d.floors.size) / float64(res.size)
+		ratio = fmt.Sprintf("%.3f× (lowest possible)", x)
+		reach = "yes"
+		if x > targetSizeRatio {
+			reach = "no: out of reach for zstd"
+		}
+	}
+	w("| Repository size (du, after 3 backups) | the latest tree's distinct chunks (Coffer's chunker), once each, as one zstd stream at klauspost's strongest level with a %d MiB window; no encryption, headers, trees or index | %.1f MiB | %s | %s | ≤ %s× restic | %s |\n",
+		sizeFloorWindow>>20, mib(d.floors.size), rs, ratio, strconv.FormatFloat(targetSizeRatio, 'f', -1, 64), reach)
+	w("\nA repository compresses each chunk on its own, so its matches reach back one chunk at most, and everything it adds (encryption, headers, trees, the index, the older versions of the changed files) makes it larger: no zstd level or setting can store this data in less. The floor read %.1f MiB. Other compressors are not bounded by it: xz, or recompressing the deflate streams inside documents and the JPEGs, might do better at a far greater cost.\n\n", mib(d.floors.sizeRead))
 }
 
 // memoryFloorTable sets the peak RSS of a Coffer command that only opens

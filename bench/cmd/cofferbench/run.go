@@ -255,6 +255,9 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 		tg.measureSizes()
 	}
 	dr.measureWriteFloor(src, filepath.Join(base, "floor-write"))
+	if cfg.sizeFloor {
+		dr.measureSizeFloor(src)
+	}
 	dr.measureOpenFloor(ctx, dr.byName("coffer"))
 	return dr, nil
 }
