@@ -183,7 +183,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 
 	a.Timers = &maintenance.Timers{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, Blobs: blobs, Now: now, Log: log, StaleAfter: cfg.StaleJobAfter,
-		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace,
+		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace, OrphanAfter: maintenance.DefaultOrphanAfter,
 		Usage: usageHist, Sizes: blobs}
 
 	var auth api.Authenticator = api.AppService{}

@@ -137,6 +137,9 @@ type GCResult struct {
 	// of points the control plane never registered. Later collections
 	// leave them out without reporting them again.
 	Quarantined []Quarantined
+	// OrphansRemoved are the points whose orphaned pack lists (and point
+	// objects) this collection deleted (GCOptions.OrphanAfter), sorted.
+	OrphansRemoved []string
 }
 
 // GCOptions tune a collection.
@@ -150,6 +153,19 @@ type GCOptions struct {
 	// stops without deleting anything instead of quarantining it. nil
 	// means no point is registered.
 	Registered func(pointID string) bool
+	// OrphanAfter: a pack list whose point the control plane has not
+	// registered, last modified longer ago than this (by the injected
+	// clock), is an orphan, left by a backup killed between writing its
+	// list and registering its point, or by one whose point was refused.
+	// Such a list would keep its packs forever, so it is deleted, with its
+	// point object if any, once RegisteredNow confirms that the point is
+	// still not registered. Zero keeps every list.
+	OrphanAfter time.Duration
+	// RegisteredNow reports whether a point is registered at the moment it
+	// is asked: Registered may be a snapshot taken before the collection,
+	// and an orphan is deleted only if this says no. Required with
+	// OrphanAfter.
+	RegisteredNow func(ctx context.Context, pointID string) (bool, error)
 }
 
 // CollectGarbage is Collect with only a grace period.
@@ -188,6 +204,9 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 	grace := opts.Grace
 	if grace < 0 {
 		return res, fmt.Errorf("GC grace period %v is negative; use at least the longest a backup runs", grace)
+	}
+	if opts.OrphanAfter < 0 || (opts.OrphanAfter > 0 && opts.RegisteredNow == nil) {
+		return res, fmt.Errorf("GC orphan age %v needs a positive age and a RegisteredNow check", opts.OrphanAfter)
 	}
 	cc := c.svc.NewContainerClient(name)
 	cutoff := c.now().Add(-grace)
@@ -228,6 +247,9 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 	cands.seal()
 
 	keep := newKeepSet(c, opts.Registered, cands.mark)
+	if opts.OrphanAfter > 0 {
+		keep.orphanCutoff, keep.registeredNow, keep.container = c.now().Add(-opts.OrphanAfter), opts.RegisteredNow, name
+	}
 	nRefs, err := keep.addRefs(ctx, cc)
 	if err != nil {
 		return res, fmt.Errorf("garbage collection of container %s deleted nothing: %w", name, err)
@@ -246,6 +268,8 @@ func (c *Containers) Collect(ctx context.Context, name string, opts GCOptions) (
 	}
 	res.Referenced = len(cands.ids) - cands.unmarked()
 	res.Quarantined = keep.quarantined
+	res.OrphansRemoved = keep.orphans
+	slices.Sort(res.OrphansRemoved)
 	for _, q := range res.Quarantined {
 		c.log.WarnContext(ctx, "pack list quarantined: garbage collection leaves it out", "container", name, "object", q.Object, "reason", q.Reason)
 	}
@@ -384,6 +408,12 @@ type keepSet struct {
 	mu          sync.Mutex
 	read        map[string]azcore.ETag // refs object name → ETag read
 	quarantined []Quarantined
+	// orphanCutoff is zero unless orphans are removed: an unregistered
+	// point's list last modified before it is one (GCOptions.OrphanAfter).
+	orphanCutoff  time.Time
+	registeredNow func(context.Context, string) (bool, error)
+	container     string
+	orphans       []string // points whose orphan lists were deleted
 }
 
 func newKeepSet(c *Containers, registered func(string) bool, mark func(packrefs.ID)) *keepSet {
@@ -400,9 +430,10 @@ func newKeepSet(c *Containers, registered func(string) bool, mark func(packrefs.
 // an error.
 func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error) {
 	type todo struct {
-		obj   string
-		point string // "" if the name is not refs/<point ID>
-		etag  azcore.ETag
+		obj    string
+		point  string // "" if the name is not refs/<point ID>
+		etag   azcore.ETag
+		orphan bool // old enough to be an orphan if its point is not registered
 	}
 	var todos []todo
 	opts := &container.ListBlobsFlatOptions{Prefix: to.Ptr(layout.RefsPrefix), Include: container.ListBlobsInclude{Metadata: true}}
@@ -433,7 +464,9 @@ func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error
 			if quarantined(it.Metadata) && !(point != "" && k.registered(point)) {
 				continue // set aside by an earlier collection
 			}
-			todos = append(todos, todo{*it.Name, point, etag})
+			orphan := point != "" && !k.orphanCutoff.IsZero() && !k.registered(point) &&
+				it.Properties != nil && it.Properties.LastModified != nil && it.Properties.LastModified.Before(k.orphanCutoff)
+			todos = append(todos, todo{*it.Name, point, etag, orphan})
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -442,6 +475,13 @@ func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error
 		g.Go(func() error {
 			if t.point == "" {
 				return k.setAside(gctx, cc, t.obj, t.etag, "the name is not refs/<point ID>")
+			}
+			if t.orphan {
+				removed, err := k.removeOrphan(gctx, t.point)
+				if err != nil || removed {
+					return err
+				}
+				// Registered since the snapshot: its list is read below.
 			}
 			etag, err := k.readRefs(gctx, cc, t.obj, t.point)
 			if bloberror.HasCode(err, bloberror.BlobNotFound) {
@@ -466,6 +506,26 @@ func (k *keepSet) addRefs(ctx context.Context, cc *container.Client) (int, error
 		return 0, err
 	}
 	return len(todos), nil
+}
+
+// removeOrphan deletes an orphaned list and its point object, unless the
+// point has been registered since the collection began.
+func (k *keepSet) removeOrphan(ctx context.Context, point string) (bool, error) {
+	registered, err := k.registeredNow(ctx, point)
+	if err != nil {
+		return false, fmt.Errorf("is point %s registered: %w", point, err)
+	}
+	if registered {
+		return false, nil
+	}
+	if err := k.c.DeletePoint(ctx, k.container, point); err != nil {
+		return false, err
+	}
+	k.c.log.InfoContext(ctx, "orphaned pack list deleted: its point was never registered", "container", k.container, "point", point)
+	k.mu.Lock()
+	k.orphans = append(k.orphans, point)
+	k.mu.Unlock()
+	return true, nil
 }
 
 // setAside quarantines obj and notes it; an object changed since it was

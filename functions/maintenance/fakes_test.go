@@ -120,6 +120,17 @@ func (f *fakePoints) List(_ context.Context, machineID string, withDeleted bool)
 	return out, nil
 }
 
+func (f *fakePoints) Get(_ context.Context, machineID, pointID string) (wire.Point, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.points[machineID] {
+		if p.ID == pointID {
+			return p, nil
+		}
+	}
+	return wire.Point{}, fmt.Errorf("%w: no point %s", points.ErrNotFound, pointID)
+}
+
 func (f *fakePoints) Remove(_ context.Context, machineID, pointID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -294,6 +305,7 @@ type fakeBlobs struct {
 	deletedPoints     []string // container + "/" + point ID
 	collected         []string // containers
 	quarantine        map[string][]containers.Quarantined
+	opts              []containers.GCOptions // of each collection
 }
 
 func (f *fakeBlobs) Delete(_ context.Context, name string) error {
@@ -310,10 +322,11 @@ func (f *fakeBlobs) DeletePoint(_ context.Context, name, pointID string) error {
 	return nil
 }
 
-func (f *fakeBlobs) Collect(_ context.Context, name string, _ containers.GCOptions) (containers.GCResult, error) {
+func (f *fakeBlobs) Collect(_ context.Context, name string, o containers.GCOptions) (containers.GCResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.collected = append(f.collected, name)
+	f.opts = append(f.opts, o)
 	q := f.quarantine[name]
 	delete(f.quarantine, name)
 	return containers.GCResult{Quarantined: q}, nil
@@ -374,7 +387,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.timers = &Timers{Registry: e.reg, Points: e.points, PINs: e.pins, Nonces: e.nonces, Jobs: e.jobs, Alerts: e.alerts,
 		Blobs: e.blobs, Now: clock.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		StaleAfter: 2 * time.Hour, MissedGrace: DefaultMissedGrace, GCGrace: DefaultGCGrace}
+		StaleAfter: 2 * time.Hour, MissedGrace: DefaultMissedGrace, GCGrace: DefaultGCGrace, OrphanAfter: DefaultOrphanAfter}
 	return e
 }
 

@@ -2,10 +2,12 @@ package maintenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/coffer-backup/coffer/functions/containers"
+	"github.com/coffer-backup/coffer/functions/points"
 	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/retention"
@@ -77,7 +79,18 @@ func (t *Timers) collect(ctx context.Context, m registry.Machine) (containers.GC
 	for _, p := range ps {
 		registered[p.ID] = true
 	}
-	gc, err := t.Blobs.Collect(ctx, m.Container, containers.GCOptions{Grace: t.GCGrace, Registered: func(id string) bool { return registered[id] }})
+	opts := containers.GCOptions{Grace: t.GCGrace, Registered: func(id string) bool { return registered[id] }}
+	if t.OrphanAfter > 0 {
+		opts.OrphanAfter = t.OrphanAfter
+		opts.RegisteredNow = func(ctx context.Context, id string) (bool, error) {
+			_, err := t.Points.Get(ctx, m.ID, id)
+			if errors.Is(err, points.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	}
+	gc, err := t.Blobs.Collect(ctx, m.Container, opts)
 	for _, q := range gc.Quarantined {
 		v, _ := t.Registry.Vault(ctx, m.VaultID)
 		t.raise(ctx, wire.Alert{VaultID: m.VaultID, VaultName: v.Name, MachineID: m.ID, MachineName: m.Name,

@@ -36,6 +36,12 @@ const (
 	// DefaultGCGrace protects packs a running backup has uploaded but not
 	// yet named in a point's reference list.
 	DefaultGCGrace = 24 * time.Hour
+	// DefaultOrphanAfter: a pack list whose point was never registered is
+	// deleted, and its packs collected, once it is this old. An agent cut
+	// off from the control plane keeps its unregistered points and
+	// registers them when it is back, so this is far longer than any outage
+	// the missed-backup alerts would leave unnoticed.
+	DefaultOrphanAfter = 30 * 24 * time.Hour
 	// StoppedReminder is how often a vault is reminded of its machines
 	// whose protection is stopped: they run no backups and raise no
 	// missed-backup alerts, so without it they would be forgotten.
@@ -78,6 +84,7 @@ type Timers struct {
 	StaleAfter  time.Duration
 	MissedGrace time.Duration
 	GCGrace     time.Duration
+	OrphanAfter time.Duration // zero keeps orphaned pack lists
 	// Usage and Sizes keep a daily sample of each machine's storage
 	// (usage.go); without them MonitorBackups keeps none.
 	Usage UsageHistory

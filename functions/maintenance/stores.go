@@ -29,6 +29,8 @@ type PointStore interface {
 	// List returns a machine's points, oldest first; soft-deleted ones only
 	// when withDeleted.
 	List(ctx context.Context, machineID string, withDeleted bool) ([]wire.Point, error)
+	// Get returns one point, or an error wrapping points.ErrNotFound.
+	Get(ctx context.Context, machineID, pointID string) (wire.Point, error)
 	Remove(ctx context.Context, machineID, pointID string) error
 }
 
