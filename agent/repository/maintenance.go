@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -121,12 +122,24 @@ func (r *Repository) refreshPruneLock(info PruneLockInfo) func(context.Context) 
 			}
 		}
 	}()
+	// Releasing twice deletes once: a second delete could remove the lock
+	// of a prune that started meanwhile. A failed delete may be retried.
+	var (
+		mu       sync.Mutex
+		released bool
+		stopOnce sync.Once
+	)
 	return func(ctx context.Context) error {
-		close(stop)
-		<-done
-		if err := r.be.Delete(ctx, PruneLock); err != nil && !storage.IsNotFound(err) {
-			return fmt.Errorf("remove the prune lock %s: %w; backups are refused until it is gone: delete it by hand", PruneLock, err)
+		stopOnce.Do(func() { close(stop); <-done })
+		mu.Lock()
+		defer mu.Unlock()
+		if released {
+			return nil
 		}
+		if err := r.be.Delete(ctx, PruneLock); err != nil && !storage.IsNotFound(err) {
+			return fmt.Errorf("remove the prune lock %s: %w; backups wait for it, then are refused, until it is gone: delete it by hand", PruneLock, err)
+		}
+		released = true
 		return nil
 	}
 }
@@ -181,16 +194,17 @@ var ErrConcurrentPrune = errors.New("a prune ran on the repository during this b
 // good. The last case is told by the index files LoadIndex read: a prune
 // that deleted anything replaced them.
 func (r *Repository) checkConcurrentPrune(ctx context.Context, packs []crypto.ID) error {
-	held, err := r.readPruneLock(ctx)
+	held, err := r.waitForPrune(ctx)
 	if err != nil {
 		return err
 	}
-	if held != nil && r.stale(held) {
-		held = nil // left by a killed prune: what it left is sound
-	}
 	if held != nil {
-		return fmt.Errorf("%w (process %d on %s, since %s): it may remove data this backup reuses, so the point was not saved; run the backup again once the prune is over (or, if no prune runs, delete %s from the repository)",
-			ErrConcurrentPrune, held.PID, held.Hostname, held.Time.Format(time.RFC3339), PruneLock)
+		waited := ""
+		if r.pruneWait > 0 {
+			waited = fmt.Sprintf(" and still ran after %v of waiting", r.pruneWait)
+		}
+		return fmt.Errorf("%w (process %d on %s, since %s)%s: it may remove data this backup reuses, so the point was not saved; run the backup again once the prune is over (or, if no prune runs, delete %s from the repository)",
+			ErrConcurrentPrune, held.PID, held.Hostname, held.Time.Format(time.RFC3339), waited, PruneLock)
 	}
 	if r.indexFiles == nil {
 		return nil // the index was never loaded: a new repository, nothing reused
@@ -209,6 +223,42 @@ func (r *Repository) checkConcurrentPrune(ctx context.Context, packs []crypto.ID
 		}
 	}
 	return nil
+}
+
+// pruneWaitPoll is how often a point waiting for a prune looks at the lock.
+var pruneWaitPoll = 5 * time.Second
+
+// waitForPrune returns the lock of a running prune, after waiting up to
+// r.pruneWait for it to go, or nil once no live prune holds it. Waiting is
+// safe: the point's list is already stored, so a prune that lists it keeps
+// its packs, and one that did not is caught by the index files' check that
+// follows.
+func (r *Repository) waitForPrune(ctx context.Context) (*PruneLockInfo, error) {
+	deadline := r.now().Add(r.pruneWait)
+	told := false
+	for {
+		held, err := r.readPruneLock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if held == nil || r.stale(held) {
+			return nil, nil // none, or left by a killed prune: what it left is sound
+		}
+		if !r.now().Before(deadline) {
+			return held, nil
+		}
+		if !told && r.pruneWaiting != nil {
+			r.pruneWaiting(*held)
+			told = true
+		}
+		t := time.NewTimer(pruneWaitPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // dropRefused deletes the pack list of a point SavePoint refused, if the

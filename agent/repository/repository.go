@@ -77,6 +77,9 @@ type Repository struct {
 	// indexFiles are the index files LoadIndex read, sorted: SavePoint
 	// compares them with what is stored to notice a prune (maintenance.go).
 	indexFiles []string
+	// pruneWait and pruneWaiting are Options.PruneWait and PruneWaiting.
+	pruneWait    time.Duration
+	pruneWaiting func(PruneLockInfo)
 }
 
 // Options tune Init and Open.
@@ -88,6 +91,11 @@ type Options struct {
 	Hostname string            // recorded in the key file
 	// Compression is Init's compression mode; the zero value is auto.
 	Compression compress.Mode
+	// PruneWait is how long SavePoint waits for a prune that holds the
+	// lock to finish before it refuses the point; zero refuses at once.
+	// PruneWaiting, if set, is told once when such a wait begins.
+	PruneWait    time.Duration
+	PruneWaiting func(PruneLockInfo)
 }
 
 func (o Options) clock() func() time.Time {
@@ -196,7 +204,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("repository config at %s: %w", be.Location(), err)
 	}
-	r := &Repository{be: be, cfg: cfg, now: o.clock(), index: NewIndex()}
+	r := &Repository{be: be, cfg: cfg, now: o.clock(), index: NewIndex(), pruneWait: o.PruneWait, pruneWaiting: o.PruneWaiting}
 	var tried int
 	var lastErr error
 	err = be.List(ctx, layout.KeysPrefix, func(fi storage.Info) error {

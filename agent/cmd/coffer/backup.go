@@ -128,6 +128,7 @@ and the point is registered with the control plane.`,
 			if f.upload, err = bf.uploadLimiter(); err != nil {
 				return err
 			}
+			f.json = asJSON
 			r, err := f.openIndexed(ctx)
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
@@ -34,7 +35,14 @@ type repoFlags struct {
 
 	session *vault.Session // set in vault mode: no --repo, and this machine is registered
 	upload  *rate.Limiter  // backup --limit-upload, for a standalone repository
+	json    bool           // the command's output is JSON: no text notices on stderr
 }
+
+// pruneWait is how long a backup that finishes while a prune holds the
+// repository's lock waits for it before giving up its point. A prune of a
+// large remote repository can take hours, and the backup's work is kept
+// for its next run either way.
+const pruneWait = 6 * time.Hour
 
 func (f *repoFlags) add(c *cobra.Command) {
 	c.Flags().StringVarP(&f.repo, "repo", "r", os.Getenv("COFFER_REPOSITORY"), "repository: a local folder or an Azure Blob container URL with a SAS (default $COFFER_REPOSITORY)")
@@ -166,7 +174,12 @@ func (f *repoFlags) open(ctx context.Context) (*repository.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := repository.Open(ctx, be, pass, repository.Options{})
+	r, err := repository.Open(ctx, be, pass, repository.Options{PruneWait: pruneWait, PruneWaiting: func(l repository.PruneLockInfo) {
+		if !f.json {
+			fmt.Fprintf(os.Stderr, "A prune (process %d on %s, since %s) holds the repository's lock: waiting up to %v for it to finish before saving the point. Ctrl-C stops the backup; what it uploaded is reused by the next one.\n",
+				l.PID, l.Hostname, l.Time.Local().Format("2006-01-02 15:04"), pruneWait)
+		}
+	}})
 	if errors.Is(err, repository.ErrWrongPassphrase) {
 		return nil, fmt.Errorf("%w; check COFFER_PASSPHRASE or --passphrase-file", err)
 	}
