@@ -184,7 +184,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	a.Timers = &maintenance.Timers{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, Blobs: blobs, Now: now, Log: log, StaleAfter: cfg.StaleJobAfter,
 		MissedGrace: maintenance.DefaultMissedGrace, GCGrace: maintenance.DefaultGCGrace, OrphanAfter: maintenance.DefaultOrphanAfter,
-		Usage: usageHist, Sizes: blobs}
+		Usage: usageHist, Sizes: blobs, Approvals: apprs}
 
 	var auth api.Authenticator = api.AppService{}
 	if cfg.AuthMode == "tokens" {

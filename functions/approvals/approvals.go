@@ -287,3 +287,69 @@ func (s *Store) Finish(ctx context.Context, vaultID, id string, res wire.Approva
 		return e.stored(s.now()), nil
 	}
 }
+
+// InterruptedAfter is how long an approved request may stay without an
+// outcome before it counts as interrupted: its operation runs within the
+// approving call, in seconds.
+const InterruptedAfter = 15 * time.Minute
+
+// KeepDecided is how long a decided or lapsed request is kept, as the
+// vault's record of who asked for what and who allowed it.
+const KeepDecided = 365 * 24 * time.Hour
+
+// MarkInterrupted finds approved requests decided before cutoff that have
+// no outcome (the control plane stopped while it ran them, or before) and
+// records them as failed, so they are neither shown as running for ever
+// nor run again: whether the operation took effect is for an admin to
+// check. It returns the requests it marked.
+func (s *Store) MarkInterrupted(ctx context.Context, cutoff time.Time) ([]Stored, error) {
+	es, err := tables.Query[entity](ctx, s.t, "Status eq '"+wire.ApprovalApproved+"' and DecidedAt lt '"+tables.Time(cutoff)+"'", 0)
+	if err != nil {
+		return nil, fmt.Errorf("list approved requests without an outcome: %w", err)
+	}
+	var out []Stored
+	for _, found := range es {
+		e, etag, err := s.get(ctx, found.PartitionKey, found.RowKey)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if e.Status != wire.ApprovalApproved {
+			continue // finished meanwhile
+		}
+		e.Status, e.ResultStatus, e.ResultCode = wire.ApprovalFailed, 500, wire.CodeInterrupted
+		e.ResultMsg = "the control plane stopped while it ran the approved operation, or before: check whether it took effect, and ask again if it did not"
+		err = tables.Replace(ctx, s.t, e, etag)
+		if tables.Changed(err) {
+			continue // finished meanwhile; the next sweep looks again if not
+		}
+		if err != nil {
+			return out, fmt.Errorf("record approval request %s as interrupted: %w", e.RowKey, err)
+		}
+		out = append(out, e.stored(s.now()))
+	}
+	return out, nil
+}
+
+// Sweep deletes requests made before cutoff that are over: rejected,
+// executed, failed or lapsed. Pending and approved ones are left to the
+// time limit and MarkInterrupted.
+func (s *Store) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
+	es, err := tables.Query[entity](ctx, s.t, "RequestedAt lt '"+tables.Time(cutoff)+"'", 0)
+	if err != nil {
+		return 0, fmt.Errorf("list old approval requests: %w", err)
+	}
+	n := 0
+	for _, e := range es {
+		if st := e.stored(s.now()).Status; st == wire.ApprovalPending || st == wire.ApprovalApproved {
+			continue
+		}
+		if err := tables.Delete(ctx, s.t, e.PartitionKey, e.RowKey); err != nil && !tables.NotFound(err) {
+			return n, fmt.Errorf("delete old approval request %s: %w", e.RowKey, err)
+		}
+		n++
+	}
+	return n, nil
+}

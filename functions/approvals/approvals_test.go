@@ -127,3 +127,100 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An approved request whose run never recorded an outcome (the control
+// plane stopped) is marked failed once it is InterruptedAfter old: it is
+// not shown as running for ever, and nothing can run or finish it again.
+func TestInterruptedRunsAreMarkedFailed(t *testing.T) {
+	s, c := newStore(t)
+	ctx := context.Background()
+	vault := registry.NewID()
+	cut, err := s.Create(ctx, request(vault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran, err := s.Create(ctx, request(vault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Stored{cut, ran} {
+		if _, err := s.Decide(ctx, vault, r.ID, "bob@contoso.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Finish(ctx, vault, ran.ID, wire.ApprovalResult{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	mine := func(ms []Stored) []string {
+		var ids []string
+		for _, m := range ms {
+			if m.VaultID == vault {
+				ids = append(ids, m.ID)
+			}
+		}
+		return ids
+	}
+	c.Advance(InterruptedAfter - time.Minute)
+	if ms, err := s.MarkInterrupted(ctx, c.Now().Add(-InterruptedAfter)); err != nil || len(mine(ms)) != 0 {
+		t.Fatalf("a run still within its time was marked: %v, %v", mine(ms), err)
+	}
+	c.Advance(2 * time.Minute)
+	ms, err := s.MarkInterrupted(ctx, c.Now().Add(-InterruptedAfter))
+	if err != nil || len(mine(ms)) != 1 || mine(ms)[0] != cut.ID {
+		t.Fatalf("marked %v (%v), want only %s", mine(ms), err, cut.ID)
+	}
+	got, err := s.Get(ctx, vault, cut.ID)
+	if err != nil || got.Status != wire.ApprovalFailed || got.Result == nil || got.Result.Code != wire.CodeInterrupted {
+		t.Fatalf("the interrupted request reads %+v (%v)", got, err)
+	}
+	if r, _ := s.Get(ctx, vault, ran.ID); r.Status != wire.ApprovalExecuted {
+		t.Errorf("the request that ran is %s", r.Status)
+	}
+	if _, err := s.Finish(ctx, vault, cut.ID, wire.ApprovalResult{Status: 200}); !errors.Is(err, ErrDecided) {
+		t.Errorf("a late outcome overwrote the interrupted mark: %v", err)
+	}
+	if _, err := s.Decide(ctx, vault, cut.ID, "eve@contoso.com", true, ""); !errors.Is(err, ErrDecided) {
+		t.Errorf("the interrupted request was approved again: %v", err)
+	}
+	if ms, _ := s.MarkInterrupted(ctx, c.Now()); len(mine(ms)) != 0 {
+		t.Errorf("marked twice: %v", mine(ms))
+	}
+}
+
+// Sweep deletes requests that are over once they are older than the cutoff,
+// and keeps the rest.
+func TestSweepDeletesOnlyOldFinishedRequests(t *testing.T) {
+	s, c := newStore(t)
+	ctx := context.Background()
+	vault := registry.NewID()
+	mk := func(decide func(id string)) string {
+		r, err := s.Create(ctx, request(vault))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if decide != nil {
+			decide(r.ID)
+		}
+		return r.ID
+	}
+	approve := func(id string) {
+		if _, err := s.Decide(ctx, vault, id, "bob@contoso.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rejected := mk(func(id string) { s.Decide(ctx, vault, id, "bob@contoso.com", false, "") })
+	executed := mk(func(id string) { approve(id); s.Finish(ctx, vault, id, wire.ApprovalResult{Status: 204}) })
+	lapsed := mk(nil) // pending until its time limit
+	running := mk(approve)
+	c.Advance(400 * 24 * time.Hour)
+	recent := mk(func(id string) { s.Decide(ctx, vault, id, "bob@contoso.com", false, "") })
+	if _, err := s.Sweep(ctx, c.Now().Add(-KeepDecided)); err != nil {
+		t.Fatal(err)
+	}
+	for id, kept := range map[string]bool{rejected: false, executed: false, lapsed: false, running: true, recent: true} {
+		_, err := s.Get(ctx, vault, id)
+		if gone := errors.Is(err, ErrNotFound); gone == kept {
+			t.Errorf("request %s: kept %v, want %v (%v)", id, !gone, kept, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/functions/alerts"
+	"github.com/coffer-backup/coffer/functions/approvals"
 	"github.com/coffer-backup/coffer/functions/containers"
 	"github.com/coffer-backup/coffer/functions/jobs"
 	"github.com/coffer-backup/coffer/functions/registry"
@@ -89,6 +90,16 @@ type Timers struct {
 	// (usage.go); without them MonitorBackups keeps none.
 	Usage UsageHistory
 	Sizes ContainerSizer
+	// Approvals, when set, has MonitorBackups mark approved runs that
+	// never finished as interrupted, and sweep requests over for a year.
+	Approvals ApprovalKeeper
+}
+
+// ApprovalKeeper is what the monitor needs of multi-user authorization
+// requests: *approvals.Store.
+type ApprovalKeeper interface {
+	MarkInterrupted(ctx context.Context, cutoff time.Time) ([]approvals.Stored, error)
+	Sweep(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 func (t *Timers) log() *slog.Logger {
@@ -288,6 +299,8 @@ type MonitorReport struct {
 	StoppedDigests int
 	// UsageSamples is how many machines' storage was sampled (once a day).
 	UsageSamples int
+	// Interrupted is how many approved operations were found cut off.
+	Interrupted int
 }
 
 // MonitorBackups fails jobs whose agents went silent, raises an alert for
@@ -351,8 +364,35 @@ func (t *Timers) MonitorBackups(ctx context.Context) (MonitorReport, error) {
 	if _, err := t.Nonces.Sweep(ctx, now.Add(-2*reqsign.Window)); err != nil {
 		errs = append(errs, err)
 	}
-	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "stoppedDigests", rep.StoppedDigests, "usageSamples", rep.UsageSamples, "republished", rep.Republished, "errors", len(errs))
+	if t.Approvals != nil {
+		n, err := t.keepApprovals(ctx, now)
+		rep.Interrupted = n
+		errs = append(errs, err)
+	}
+	t.log().Info("monitor finished", "failedJobs", rep.FailedJobs, "missedBackups", rep.MissedBackups, "stoppedDigests", rep.StoppedDigests, "usageSamples", rep.UsageSamples, "republished", rep.Republished, "interrupted", rep.Interrupted, "errors", len(errs))
 	return rep, errors.Join(errs...)
+}
+
+// keepApprovals marks approved operations whose run never recorded an
+// outcome as interrupted, raising a critical alert for each (whether the
+// operation took effect must be checked by someone), and deletes requests
+// over for longer than approvals.KeepDecided.
+func (t *Timers) keepApprovals(ctx context.Context, now time.Time) (int, error) {
+	cut, err := t.Approvals.MarkInterrupted(ctx, now.Add(-approvals.InterruptedAfter))
+	for _, a := range cut {
+		v, _ := t.Registry.Vault(ctx, a.VaultID)
+		t.raise(ctx, wire.Alert{VaultID: a.VaultID, VaultName: v.Name, Severity: wire.SeverityCritical, Kind: wire.AlertCriticalOperation,
+			Title: "Approved operation interrupted in vault " + v.Name + ": " + a.Operation,
+			Detail: fmt.Sprintf("Request %s by %s, approved by %s, did not finish: the control plane stopped while it ran, or before. "+
+				"It will not run again. Check whether it took effect (%s %s), and ask again if it did not.", a.ID, a.RequestedBy, a.DecidedBy, a.Method, a.Path)})
+	}
+	if err != nil {
+		return len(cut), fmt.Errorf("approval requests: %w", err)
+	}
+	if _, err := t.Approvals.Sweep(ctx, now.Add(-approvals.KeepDecided)); err != nil {
+		return len(cut), fmt.Errorf("approval requests: %w", err)
+	}
+	return len(cut), nil
 }
 
 // stoppedDigest raises one warning listing a vault's machines whose

@@ -1,11 +1,13 @@
 package maintenance
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coffer-backup/coffer/functions/approvals"
 	"github.com/coffer-backup/coffer/shared/reqsign"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
@@ -232,5 +234,55 @@ func TestMonitorSweepsPINsAndNonces(t *testing.T) {
 func (e *env) raise(a wire.Alert) {
 	if _, err := e.alerts.Raise(e.ctx(), a); err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// fakeApprovals hands out interrupted runs once and records the cutoffs.
+type fakeApprovals struct {
+	cut           []approvals.Stored
+	interruptedAt []time.Time
+	sweptBefore   []time.Time
+}
+
+func (f *fakeApprovals) MarkInterrupted(_ context.Context, cutoff time.Time) ([]approvals.Stored, error) {
+	f.interruptedAt = append(f.interruptedAt, cutoff)
+	out := f.cut
+	f.cut = nil
+	return out, nil
+}
+
+func (f *fakeApprovals) Sweep(_ context.Context, cutoff time.Time) (int, error) {
+	f.sweptBefore = append(f.sweptBefore, cutoff)
+	return 0, nil
+}
+
+// An approved operation whose run never finished raises one critical
+// alert saying it will not run again; requests over for a year are swept.
+func TestMonitorReportsInterruptedApprovals(t *testing.T) {
+	e := newEnv(t)
+	v := e.vault(true, 7)
+	fa := &fakeApprovals{cut: []approvals.Stored{{Approval: wire.Approval{ID: "a1", VaultID: v.ID, Operation: "delete backup data of pc-1",
+		Method: "POST", Path: "/vaults/" + v.ID + "/machines/m/stop", RequestedBy: "ann", DecidedBy: "bob", Status: wire.ApprovalFailed}}}}
+	e.timers.Approvals = fa
+	for range 2 {
+		if _, err := e.timers.MonitorBackups(e.ctx()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var raised []wire.Alert
+	for _, a := range e.alerts.raised {
+		if strings.Contains(a.Title, "interrupted") {
+			raised = append(raised, a)
+		}
+	}
+	if len(raised) != 1 || raised[0].Severity != wire.SeverityCritical || raised[0].VaultID != v.ID ||
+		!strings.Contains(raised[0].Detail, "will not run again") || !strings.Contains(raised[0].Detail, "a1") {
+		t.Fatalf("alerts for the interrupted run: %+v", raised)
+	}
+	if want := start.Add(-approvals.InterruptedAfter); len(fa.interruptedAt) != 2 || !fa.interruptedAt[0].Equal(want) {
+		t.Errorf("asked for runs cut off before %v, want %v", fa.interruptedAt, want)
+	}
+	if want := start.Add(-approvals.KeepDecided); len(fa.sweptBefore) != 2 || !fa.sweptBefore[0].Equal(want) {
+		t.Errorf("swept requests before %v, want %v", fa.sweptBefore, want)
 	}
 }

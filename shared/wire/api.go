@@ -47,6 +47,7 @@ const (
 	CodeApprovalDecided       = "approval_decided"       // the approval request was already approved or rejected
 	CodeJobFinished           = "job_finished"           // progress reported for a job that already ended
 	CodePointIncomplete       = "point_incomplete"       // the point names packs that are not in storage
+	CodeInterrupted           = "interrupted"            // an approved operation's run was cut off; check whether it took effect
 	CodeInternal              = "internal"               // the server's fault; retry later
 	CodeUnavailable           = "unavailable"            // a dependency is down; retry later
 )

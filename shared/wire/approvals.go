@@ -10,7 +10,7 @@ import (
 // and ends executed or failed.
 const (
 	ApprovalPending  = "pending"
-	ApprovalApproved = "approved" // decided, being executed (stays so if the control plane stopped meanwhile: it never runs twice)
+	ApprovalApproved = "approved" // decided, being executed; if the control plane stopped meanwhile, the monitor marks it failed (code interrupted) after 15 minutes: it never runs twice
 	ApprovalExecuted = "executed"
 	ApprovalFailed   = "failed" // approved, but the operation was refused when it ran (the machine changed meanwhile, say)
 	ApprovalRejected = "rejected"
