@@ -19,7 +19,7 @@ import (
 )
 
 // SecretName is the Key Vault secret that escrows a machine's passphrase.
-func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
+func SecretName(machineID string) string { return registry.SecretName(machineID) }
 
 // KeyVaultGranter assigns a machine's Key Vault identity the machine
 // passphrase role on one secret (kvgrant.Granter).

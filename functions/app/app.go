@@ -200,6 +200,7 @@ func New(cfg config.Config, clock *Clock, log *slog.Logger, underHost bool) (*Ap
 	var kvGrants api.KeyVaultGranter
 	if grants != nil {
 		kvGrants = grants
+		a.Timers.KeyVault = grants // a purged machine's role goes with it
 	}
 	a.handler = api.New(api.Deps{Registry: a.Registry, Points: a.Points, PINs: pins, Nonces: nonces, Jobs: a.Jobs,
 		Alerts: a.Alerts, SAS: issuer, Blobs: blobs, Auth: auth, Now: now, Log: log,

@@ -137,6 +137,36 @@ func (g *Granter) Grant(ctx context.Context, secret, principalID string) error {
 		principalID, secret, runtime.NewResponseError(resp))
 }
 
+// Revoke removes the assignment Grant made for the same secret and
+// principal: a purged machine's identity keeps no role on its secret. One
+// that is already gone is success.
+func (g *Granter) Revoke(ctx context.Context, secret, principalID string) error {
+	if !secretRE.MatchString(secret) {
+		return fmt.Errorf("kvgrant: %q is not a Key Vault secret name", secret)
+	}
+	if !guidRE.MatchString(principalID) {
+		return fmt.Errorf("kvgrant: the machine's Key Vault principal %q is not an object ID (a GUID)", principalID)
+	}
+	scope := g.vaultID + "/secrets/" + secret
+	name := assignmentName(scope, strings.ToLower(principalID), g.roleDef)
+	req, err := runtime.NewRequest(ctx, http.MethodDelete,
+		g.endpoint+scope+"/providers/Microsoft.Authorization/roleAssignments/"+name+"?api-version="+apiVersion)
+	if err != nil {
+		return fmt.Errorf("kvgrant: %w", err)
+	}
+	resp, err := g.pl.Do(req)
+	if err != nil {
+		return fmt.Errorf("remove machine principal %s's role on Key Vault secret %s: %w", principalID, secret, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent, http.StatusNotFound:
+		return nil
+	}
+	return fmt.Errorf("remove machine principal %s's role on Key Vault secret %s (the control plane's identity needs its conditioned Role Based Access Control Administrator role on the vault; see infra/core/security/keyvault.bicep): %w",
+		principalID, secret, runtime.NewResponseError(resp))
+}
+
 func responseCode(err error) string {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {

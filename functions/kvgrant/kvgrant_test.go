@@ -123,3 +123,43 @@ func TestOptionsAndArgumentsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// Revoke takes back exactly what Grant gave: the machine can no longer
+// read or write its secret, another machine's role stays, and revoking
+// again (or what was never granted) succeeds.
+func TestRevokeTakesTheMachineItsRoleBack(t *testing.T) {
+	kv, g := setup(t)
+	const machineB = "bbbbbbbb-0000-4000-8000-00000000000b"
+	a, b := machineClient(t, kv, machineA), machineClient(t, kv, machineB)
+	ctx := t.Context()
+	v := "a passphrase of sixteen or more"
+	for _, grant := range []struct{ secret, principal string }{{"coffer-passphrase-m1", machineA}, {"coffer-passphrase-m2", machineB}} {
+		if err := g.Grant(ctx, grant.secret, grant.principal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.SetSecret(ctx, "coffer-passphrase-m1", azsecrets.SetSecretParameters{Value: &v}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Revoke(ctx, "coffer-passphrase-m1", strings.ToUpper(machineA)); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	var re *azcore.ResponseError
+	if _, err := a.GetSecret(ctx, "coffer-passphrase-m1", "", nil); !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+		t.Fatalf("the purged machine still reads its secret: %v", err)
+	}
+	if _, err := b.SetSecret(ctx, "coffer-passphrase-m2", azsecrets.SetSecretParameters{Value: &v}, nil); err != nil {
+		t.Fatalf("another machine lost its role: %v", err)
+	}
+	if err := g.Revoke(ctx, "coffer-passphrase-m1", machineA); err != nil {
+		t.Fatalf("revoking again: %v", err)
+	}
+	if err := g.Revoke(ctx, "coffer-passphrase-m9", machineA); err != nil {
+		t.Fatalf("revoking what was never granted: %v", err)
+	}
+	for _, bad := range [][2]string{{"no/such secret", machineA}, {"coffer-passphrase-m1", "not-a-guid"}} {
+		if err := g.Revoke(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("Revoke(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+}

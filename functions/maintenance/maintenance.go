@@ -90,9 +90,18 @@ type Timers struct {
 	// (usage.go); without them MonitorBackups keeps none.
 	Usage UsageHistory
 	Sizes ContainerSizer
+	// KeyVault, when set, removes a purged machine's role on its
+	// passphrase secret (kvgrant.Granter).
+	KeyVault KeyVaultRevoker
 	// Approvals, when set, has MonitorBackups mark approved runs that
 	// never finished as interrupted, and sweep requests over for a year.
 	Approvals ApprovalKeeper
+}
+
+// KeyVaultRevoker removes the role a machine's Key Vault identity was
+// assigned on its secret at registration.
+type KeyVaultRevoker interface {
+	Revoke(ctx context.Context, secret, principalID string) error
 }
 
 // ApprovalKeeper is what the monitor needs of multi-user authorization
@@ -168,6 +177,12 @@ func (t *Timers) purgeMachine(ctx context.Context, m registry.Machine, now time.
 		}
 		for _, p := range ps {
 			if err := t.Points.Remove(ctx, m.ID, p.ID); err != nil {
+				return err
+			}
+		}
+		// Before the record goes: it is the only note of the identity.
+		if t.KeyVault != nil && m.KeyVaultPrincipal != "" {
+			if err := t.KeyVault.Revoke(ctx, registry.SecretName(m.ID), m.KeyVaultPrincipal); err != nil {
 				return err
 			}
 		}

@@ -1,11 +1,14 @@
 package maintenance
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coffer-backup/coffer/functions/registry"
 	"github.com/coffer-backup/coffer/shared/wire"
 )
 
@@ -159,5 +162,54 @@ func TestPurgeWaitsForARunningJobAtMostTheBound(t *testing.T) {
 	}
 	if got := e.points.ids(m.ID); !slices.Equal(got, []string{"keep"}) {
 		t.Fatalf("points left %v", got)
+	}
+}
+
+// fakeRevoker records the roles taken back, and fails while told to.
+type fakeRevoker struct {
+	revoked []string // secret + " " + principal
+	fail    error
+}
+
+func (f *fakeRevoker) Revoke(_ context.Context, secret, principal string) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	f.revoked = append(f.revoked, secret+" "+principal)
+	return nil
+}
+
+// A purged machine's Key Vault identity loses its role on the passphrase
+// secret before the machine's record, the only note of that identity,
+// goes; if the role cannot be taken back, the record stays for the next
+// run. A machine that gave no identity needs nothing revoked.
+func TestPurgeTakesBackTheMachinesKeyVaultRole(t *testing.T) {
+	e := newEnv(t)
+	kv := &fakeRevoker{fail: errors.New("Resource Manager is unreachable")}
+	e.timers.KeyVault = kv
+	v := e.vault(true, 7)
+	m := e.machine(v, "pc-1", wire.MachineDeleted, start.Add(-time.Minute))
+	m.KeyVaultPrincipal = "aaaaaaaa-0000-4000-8000-00000000000a"
+	e.put(m)
+	bare := e.machine(v, "pc-2", wire.MachineDeleted, start.Add(-time.Minute))
+
+	if _, err := e.timers.PurgeSoftDeleted(e.ctx()); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("purge with Resource Manager down: %v", err)
+	}
+	if _, kept := e.reg.machine(m.ID); !kept {
+		t.Fatal("the record went though its identity kept its role: nothing could revoke it later")
+	}
+	if _, kept := e.reg.machine(bare.ID); kept {
+		t.Error("a machine without a Key Vault identity waited for Resource Manager")
+	}
+	kv.fail = nil
+	if _, err := e.timers.PurgeSoftDeleted(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := e.reg.machine(m.ID); kept {
+		t.Fatal("the machine was not purged once its role was revoked")
+	}
+	if want := []string{registry.SecretName(m.ID) + " " + m.KeyVaultPrincipal}; !slices.Equal(kv.revoked, want) {
+		t.Fatalf("revoked %v, want %v", kv.revoked, want)
 	}
 }

@@ -42,6 +42,10 @@ type machineEntity struct {
 	// KeyChangeUntil: a PIN allowed a passphrase change; the old key file
 	// may be retired until then.
 	KeyChangeUntil string
+	// KeyVaultPrincipal is the object ID of the machine's Key Vault
+	// identity, given at registration, so the role it was assigned on its
+	// secret can be removed when the machine is purged.
+	KeyVaultPrincipal string
 }
 
 type nameClaim struct {
@@ -80,12 +84,18 @@ type Machine struct {
 	RestoreSource  string
 	RestoreUntil   time.Time
 	KeyChangeUntil time.Time
+	// KeyVaultPrincipal is the machine's Key Vault identity, if it gave one.
+	KeyVaultPrincipal string
 }
 
 func (m *machineEntity) full() Machine {
 	return Machine{Machine: m.api(), PublicKey: m.PublicKey, LastMissed: tables.ParseTime(m.LastMissed),
-		RestoreSource: m.RestoreSource, RestoreUntil: tables.ParseTime(m.RestoreUntil), KeyChangeUntil: tables.ParseTime(m.KeyChangeUntil)}
+		RestoreSource: m.RestoreSource, RestoreUntil: tables.ParseTime(m.RestoreUntil), KeyChangeUntil: tables.ParseTime(m.KeyChangeUntil),
+		KeyVaultPrincipal: m.KeyVaultPrincipal}
 }
+
+// SecretName is the Key Vault secret that escrows a machine's passphrase.
+func SecretName(machineID string) string { return "coffer-passphrase-" + machineID }
 
 // ContainerName is a machine's blob container.
 func ContainerName(machineID string) string { return "coffer-" + machineID }
@@ -142,7 +152,7 @@ func (r *Registry) Register(ctx context.Context, reg wire.Register) (wire.Machin
 	}
 	m := machineEntity{PartitionKey: "m", RowKey: id, VaultID: reg.VaultID, Name: reg.MachineName, OS: reg.OS,
 		AgentVersion: reg.AgentVersion, PublicKey: reg.PublicKey, Container: ContainerName(id),
-		State: wire.MachineProtected, RegisteredAt: tables.Time(r.now())}
+		State: wire.MachineProtected, RegisteredAt: tables.Time(r.now()), KeyVaultPrincipal: reg.KeyVaultPrincipalID}
 	if err := tables.Add(ctx, r.machines, &m); err != nil {
 		tables.Delete(ctx, r.machines, "n", claim.RowKey)
 		return wire.Machine{}, fmt.Errorf("store machine: %w", err)

@@ -79,10 +79,15 @@ func TestNamesAreUniqueIgnoringCaseAndFreedByRemoval(t *testing.T) {
 		t.Fatalf("a second vault named %s: %v", v.Name, err)
 	}
 	pub, _, _ := reqsign.NewKey()
-	reg := wire.Register{VaultID: v.ID, MachineName: "Branch-01", PublicKey: reqsign.EncodePublicKey(pub)}
+	reg := wire.Register{VaultID: v.ID, MachineName: "Branch-01", PublicKey: reqsign.EncodePublicKey(pub),
+		KeyVaultPrincipalID: "aaaaaaaa-0000-4000-8000-00000000000a"}
 	m, err := r.Register(ctx, reg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Kept for the purge, which takes the identity's Key Vault role back.
+	if full, err := r.Machine(ctx, m.ID); err != nil || full.KeyVaultPrincipal != reg.KeyVaultPrincipalID {
+		t.Fatalf("the machine's Key Vault identity was not kept: %q, %v", full.KeyVaultPrincipal, err)
 	}
 	reg.MachineName = "branch-01"
 	if _, err := r.Register(ctx, reg); !errors.Is(err, ErrConflict) {
