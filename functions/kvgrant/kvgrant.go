@@ -95,18 +95,9 @@ func New(o Options) (*Granter, error) {
 // and principal, so a retried registration makes the same assignment, and
 // one that already exists is success.
 func (g *Granter) Grant(ctx context.Context, secret, principalID string) error {
-	if !secretRE.MatchString(secret) {
-		return fmt.Errorf("kvgrant: %q is not a Key Vault secret name", secret)
-	}
-	if !guidRE.MatchString(principalID) {
-		return fmt.Errorf("kvgrant: the machine's Key Vault principal %q is not an object ID (a GUID)", principalID)
-	}
-	scope := g.vaultID + "/secrets/" + secret
-	name := assignmentName(scope, strings.ToLower(principalID), g.roleDef)
-	req, err := runtime.NewRequest(ctx, http.MethodPut,
-		g.endpoint+scope+"/providers/Microsoft.Authorization/roleAssignments/"+name+"?api-version="+apiVersion)
+	req, err := g.assignmentRequest(ctx, http.MethodPut, secret, principalID)
 	if err != nil {
-		return fmt.Errorf("kvgrant: %w", err)
+		return err
 	}
 	body := map[string]any{"properties": map[string]string{
 		"roleDefinitionId": g.roleDef,
@@ -141,18 +132,9 @@ func (g *Granter) Grant(ctx context.Context, secret, principalID string) error {
 // principal: a purged machine's identity keeps no role on its secret. One
 // that is already gone is success.
 func (g *Granter) Revoke(ctx context.Context, secret, principalID string) error {
-	if !secretRE.MatchString(secret) {
-		return fmt.Errorf("kvgrant: %q is not a Key Vault secret name", secret)
-	}
-	if !guidRE.MatchString(principalID) {
-		return fmt.Errorf("kvgrant: the machine's Key Vault principal %q is not an object ID (a GUID)", principalID)
-	}
-	scope := g.vaultID + "/secrets/" + secret
-	name := assignmentName(scope, strings.ToLower(principalID), g.roleDef)
-	req, err := runtime.NewRequest(ctx, http.MethodDelete,
-		g.endpoint+scope+"/providers/Microsoft.Authorization/roleAssignments/"+name+"?api-version="+apiVersion)
+	req, err := g.assignmentRequest(ctx, http.MethodDelete, secret, principalID)
 	if err != nil {
-		return fmt.Errorf("kvgrant: %w", err)
+		return err
 	}
 	resp, err := g.pl.Do(req)
 	if err != nil {
@@ -165,6 +147,25 @@ func (g *Granter) Revoke(ctx context.Context, secret, principalID string) error 
 	}
 	return fmt.Errorf("remove machine principal %s's role on Key Vault secret %s (the control plane's identity needs its conditioned Role Based Access Control Administrator role on the vault; see infra/core/security/keyvault.bicep): %w",
 		principalID, secret, runtime.NewResponseError(resp))
+}
+
+// assignmentRequest is a Resource Manager request on the assignment of
+// the machine role on secret to principalID, under the name derived from
+// them, so that Grant and Revoke always name the same assignment.
+func (g *Granter) assignmentRequest(ctx context.Context, method, secret, principalID string) (*policy.Request, error) {
+	if !secretRE.MatchString(secret) {
+		return nil, fmt.Errorf("kvgrant: %q is not a Key Vault secret name", secret)
+	}
+	if !guidRE.MatchString(principalID) {
+		return nil, fmt.Errorf("kvgrant: the machine's Key Vault principal %q is not an object ID (a GUID)", principalID)
+	}
+	scope := g.vaultID + "/secrets/" + secret
+	name := assignmentName(scope, strings.ToLower(principalID), g.roleDef)
+	req, err := runtime.NewRequest(ctx, method, g.endpoint+scope+"/providers/Microsoft.Authorization/roleAssignments/"+name+"?api-version="+apiVersion)
+	if err != nil {
+		return nil, fmt.Errorf("kvgrant: %w", err)
+	}
+	return req, nil
 }
 
 func responseCode(err error) string {
