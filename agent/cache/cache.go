@@ -14,6 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
@@ -31,10 +34,22 @@ type Source interface {
 
 // Cache is one repository's tree cache.
 type Cache struct {
-	dir string
-	src Source
-	max int64
+	dir   string
+	src   Source
+	max   int64
+	now   func() time.Time
+	added atomic.Int64 // bytes SaveTree wrote since New
 }
+
+// ledgerName is the file that remembers the cache's size, so that Trim
+// need not list the whole cache after every backup: with a long history
+// it holds hundreds of thousands of trees, and listing them cold took
+// longer than a re-backup that found nothing changed.
+const ledgerName = "size"
+
+// recountEvery is how often Trim lists the cache anyway, correcting the
+// ledger for what other processes sharing the cache wrote or removed.
+const recountEvery = 24 * time.Hour
 
 // DefaultDir is the per-user cache folder for a repository ID.
 func DefaultDir(repoID string) (string, error) {
@@ -53,7 +68,7 @@ func New(dir string, src Source, maxBytes int64) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "trees"), 0o700); err != nil {
 		return nil, fmt.Errorf("create cache folder %s: %w", dir, err)
 	}
-	return &Cache{dir: dir, src: src, max: maxBytes}, nil
+	return &Cache{dir: dir, src: src, max: maxBytes, now: time.Now}, nil
 }
 
 func (c *Cache) path(id crypto.ID) string {
@@ -93,12 +108,52 @@ func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
 	if err := os.WriteFile(tmp, encoded, 0o600); err != nil {
 		return
 	}
-	_ = os.Rename(tmp, p)
+	if os.Rename(tmp, p) == nil {
+		c.added.Add(int64(len(encoded)))
+	}
 }
 
 // Trim removes the least recently written entries until the cache fits its
-// bound.
+// bound. It lists the cache only when the ledger (the size at the last
+// count, plus what this process wrote since) says the bound is passed,
+// when there is no ledger, or once a day.
 func (c *Cache) Trim() error {
+	ledger := filepath.Join(c.dir, ledgerName)
+	if fi, err := os.Stat(ledger); err == nil && c.now().Sub(fi.ModTime()) < recountEvery {
+		if b, err := os.ReadFile(ledger); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n >= 0 {
+				if total := n + c.added.Load(); total <= c.max {
+					c.added.Store(0)
+					return writeLedger(ledger, total, fi.ModTime())
+				}
+			}
+		}
+	}
+	total, err := c.trim()
+	if err != nil {
+		return err
+	}
+	c.added.Store(0)
+	return writeLedger(ledger, total, c.now())
+}
+
+// writeLedger records the cache's size; counted is when it was last
+// listed, kept as the file's time so the daily recount is not put off by
+// the updates in between.
+func writeLedger(path string, total int64, counted time.Time) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(total, 10)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Chtimes(tmp, counted, counted); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// trim lists the cache, removes the least recently written entries until
+// it fits its bound, and returns its size afterwards.
+func (c *Cache) trim() (int64, error) {
 	type entry struct {
 		path string
 		size int64
@@ -117,10 +172,10 @@ func (c *Cache) Trim() error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return 0, err
 	}
 	if total <= c.max {
-		return nil
+		return total, nil
 	}
 	slices.SortFunc(all, func(a, b entry) int { return a.mod.Compare(b.mod) })
 	for _, e := range all {
@@ -131,5 +186,5 @@ func (c *Cache) Trim() error {
 			total -= e.size
 		}
 	}
-	return nil
+	return total, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/tree"
@@ -94,5 +95,69 @@ func TestTrimKeepsTheCacheWithinItsBound(t *testing.T) {
 	})
 	if total > 200 || total == 0 {
 		t.Fatalf("cache holds %d bytes after trimming to 200", total)
+	}
+}
+
+// Trim lists the cache only when its ledger says the bound is passed, or
+// once a day: a file put there behind the cache's back is noticed at the
+// daily count, not after every backup.
+func TestTrimCountsTheCacheOnlyWhenItMust(t *testing.T) {
+	f, ids := newFake(t, 20)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 120) // each tree is 9 bytes: ten fit, twenty do not
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return now }
+	size := func() (total int64) {
+		filepath.Walk(filepath.Join(dir, "trees"), func(_ string, fi os.FileInfo, _ error) error {
+			if fi != nil && !fi.IsDir() {
+				total += fi.Size()
+			}
+			return nil
+		})
+		return total
+	}
+	for _, id := range ids[:10] {
+		c.SaveTree(id, f.blobs[id])
+	}
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	junk := filepath.Join(dir, "trees", "zz", "junk")
+	os.MkdirAll(filepath.Dir(junk), 0o700)
+	if err := os.WriteFile(junk, make([]byte, 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(junk); err != nil {
+		t.Fatalf("the cache was listed although its ledger said it fits: %v", err)
+	}
+	// What this process writes is counted without listing: past the bound,
+	// Trim lists and trims.
+	for _, id := range ids[10:] {
+		c.SaveTree(id, f.blobs[id])
+	}
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(junk); err == nil || size() > 120 {
+		t.Fatalf("over its bound the cache was not trimmed: %d bytes, junk there: %v", size(), err == nil)
+	}
+
+	// A day later the cache is listed whatever the ledger says.
+	os.WriteFile(junk, make([]byte, 1000), 0o600)
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(junk); err != nil {
+		t.Fatal("listed again within the day")
+	}
+	now = now.Add(recountEvery + time.Minute)
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(junk); err == nil || size() > 120 {
+		t.Fatalf("a day later the cache was not listed: %d bytes, junk there: %v", size(), err == nil)
 	}
 }
