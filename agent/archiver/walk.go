@@ -124,7 +124,7 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Walkers)
 	a.walkers = g
-	g.Go(func() error { return a.walkDir(gctx, root, buildTrie(roots), old, links) })
+	g.Go(func() error { return a.walkDir(gctx, root, buildTrie(roots), links) })
 	return g.Wait()
 }
 
@@ -148,8 +148,11 @@ type entry struct {
 }
 
 // walkDir lists one directory, queues its files and recurses into its
-// subdirectories. trie is non-nil while above the chosen paths.
-func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old *tree.Tree, links *hardLinks) error {
+// subdirectories. trie is non-nil while above the chosen paths. d.old, the
+// parent point's tree of the folder, stays until the folder's tree is
+// written (childDone), which cannot happen before its listing is done.
+func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, links *hardLinks) error {
+	old := d.old
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -225,17 +228,15 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, old
 				continue
 			}
 			sub := func() error {
-				var oldChild *tree.Tree
 				if oldNode != nil && oldNode.Type == tree.Dir && oldNode.Subtree != nil {
 					if t, err := a.trees.LoadTree(ctx, *oldNode.Subtree); err == nil {
-						oldChild = t
 						child.old, child.oldID = t, *oldNode.Subtree
 					} else {
 						// Its files would look new and the parent's deleted.
 						a.change.incomplete.Store(true)
 					}
 				}
-				return a.walkDir(ctx, child, e.trie, oldChild, links)
+				return a.walkDir(ctx, child, e.trie, links)
 			}
 			// Another walker if one is free, else this one.
 			if !a.walkers.TryGo(sub) {
