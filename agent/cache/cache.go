@@ -118,12 +118,13 @@ func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
 // count, plus what this process wrote since) says the bound is passed,
 // when there is no ledger, or once a day.
 func (c *Cache) Trim() error {
+	// Taken at once, so that a tree saved while Trim runs counts next time.
+	added := c.added.Swap(0)
 	ledger := filepath.Join(c.dir, ledgerName)
 	if fi, err := os.Stat(ledger); err == nil && c.now().Sub(fi.ModTime()) < recountEvery {
 		if b, err := os.ReadFile(ledger); err == nil {
 			if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n >= 0 {
-				if total := n + c.added.Load(); total <= c.max {
-					c.added.Store(0)
+				if total := n + added; total <= c.max {
 					return writeLedger(ledger, total, fi.ModTime())
 				}
 			}
@@ -131,9 +132,9 @@ func (c *Cache) Trim() error {
 	}
 	total, err := c.trim()
 	if err != nil {
+		c.added.Add(added) // not counted: still owed to the ledger
 		return err
 	}
-	c.added.Store(0)
 	return writeLedger(ledger, total, c.now())
 }
 
