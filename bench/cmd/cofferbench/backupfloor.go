@@ -177,6 +177,18 @@ type packWorker struct {
 	nfiles int
 }
 
+// backupExtents is what a backup reads of a file of size bytes, as
+// agent/archiver does: its data extents when it is above floorSparseMin
+// (holes are not read), else all of it.
+func backupExtents(f *os.File, size int64) []fsmeta.Extent {
+	if size > floorSparseMin {
+		if ex, err := fsmeta.DataExtents(f, size); err == nil {
+			return ex
+		}
+	}
+	return []fsmeta.Extent{{Offset: 0, Length: size}}
+}
+
 // file backs up the file at path and returns the bytes read from it.
 func (p *packWorker) file(path string) (int64, error) {
 	f, err := os.Open(path)
@@ -188,13 +200,7 @@ func (p *packWorker) file(path string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", p.name, err)
 	}
-	size := fi.Size()
-	extents := []fsmeta.Extent{{Offset: 0, Length: size}}
-	if size > floorSparseMin {
-		if ex, err := fsmeta.DataExtents(f, size); err == nil {
-			extents = ex
-		}
-	}
+	extents := backupExtents(f, fi.Size())
 	var n int64
 	var id [32]byte
 	for _, ex := range extents {

@@ -14,7 +14,6 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/coffer-backup/coffer/agent/chunker"
-	"github.com/coffer-backup/coffer/agent/fsmeta"
 )
 
 // sizeFloorWindow is the zstd window of the size floor: far beyond what a
@@ -61,13 +60,7 @@ func sizeFloor(root string) (stored, read int64, elapsed time.Duration, err erro
 		if err != nil {
 			return err
 		}
-		extents := []fsmeta.Extent{{Offset: 0, Length: fi.Size()}}
-		if fi.Size() > floorSparseMin {
-			if ex, err := fsmeta.DataExtents(f, fi.Size()); err == nil {
-				extents = ex
-			}
-		}
-		for _, ex := range extents {
+		for _, ex := range backupExtents(f, fi.Size()) {
 			ch.Reset(io.NewSectionReader(f, ex.Offset, ex.Length))
 			for {
 				buf, err = ch.Next(buf[:0])
