@@ -13,3 +13,7 @@ const preCreate = false
 
 // fileID is never asked for on Windows, where preCreate is false.
 func fileID(os.FileInfo) [2]uint64 { return [2]uint64{} }
+
+func openFile(path string, flags int, perm uint32) (*os.File, error) {
+	return os.OpenFile(path, flags, os.FileMode(perm))
+}

@@ -25,8 +25,9 @@ func TestAFileSwappedAfterThePlanIsNotWrittenThrough(t *testing.T) {
 		{"a symlink to another file", func(p string) error { return os.Symlink(victim, p) }},
 	} {
 		t.Run(swap.name, func(t *testing.T) {
+			r := &restorer{}
 			st := &fileState{path: filepath.Join(dir, "restored-"+strings.ReplaceAll(swap.name, " ", "-"))}
-			if err := st.create(); err != nil {
+			if err := r.create(st, false); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Remove(st.path); err != nil {
@@ -35,7 +36,7 @@ func TestAFileSwappedAfterThePlanIsNotWrittenThrough(t *testing.T) {
 			if err := swap.do(st.path); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.open(); err == nil {
+			if err := r.openFile(st); err == nil {
 				st.f.WriteAt([]byte("overwritten"), 0)
 				st.f.Close()
 				t.Fatal("the swapped-in file was opened for writing")
@@ -50,11 +51,12 @@ func TestAFileSwappedAfterThePlanIsNotWrittenThrough(t *testing.T) {
 	}
 
 	t.Run("the file the plan made", func(t *testing.T) {
+		r := &restorer{}
 		st := &fileState{path: filepath.Join(dir, "restored")}
-		if err := st.create(); err != nil {
+		if err := r.create(st, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.open(); err != nil {
+		if err := r.openFile(st); err != nil {
 			t.Fatalf("reopening the plan's own file: %v", err)
 		}
 		st.f.Close()

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -103,6 +104,7 @@ type Rename struct {
 
 type fileState struct {
 	path      string
+	index     int // place in plan order
 	meta      nodeMeta
 	size      int64
 	remaining atomic.Int64 // chunks still to write
@@ -127,18 +129,33 @@ type restorer struct {
 	trees TreeLoader
 	prog  *Progress
 
+	ahead  *treeAhead // the plan's listings, loaded ahead of it
 	chunks map[crypto.ID][]target
-	files  []*fileState
-	dirs   []dirMeta
-	links  []pendingLink
-	byRel  map[string]string // point path → restored path, for hard links
+	// files grows under planMu while the plan runs; createAhead waits on
+	// planned for more, until planDone.
+	files    []*fileState
+	planMu   sync.Mutex
+	planned  sync.Cond
+	planDone bool
+	dirs     []dirMeta
+	links    []pendingLink
+	byRel    map[string]string // point path → restored path, for hard links
 	// Device and inode of a file with more than one name → the point
 	// path of the first name restored; later names are linked to it.
 	inodes map[[2]uint64]string
 
+	// open counts the files held open: createAhead keeps a file it makes
+	// open for the fetch only while this is under maxOpenAhead.
+	open atomic.Int64
+
 	mu  sync.Mutex
 	res Result
 }
+
+// maxOpenAhead bounds the files createAhead holds open for the fetch. The
+// fetch takes packs in plan order, so it writes the files just created;
+// far more than its workers' packs hold would only spend descriptors.
+const maxOpenAhead = 512
 
 type dirMeta struct {
 	path string
@@ -209,22 +226,42 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 	if err != nil {
 		return nil, fmt.Errorf("load the point's root folder: %w", err)
 	}
-	if err := r.plan(ctx, root, abs, "", includes); err != nil {
-		return nil, err
-	}
-	r.prog.PlanDone.Store(true)
 	// Files are created by one goroutine in plan order, folder by folder,
-	// while the fetch runs: creating 50,000 files is about a second of
-	// system time that ext4 serialises, and the fetch's decompression has
-	// the other core meanwhile. Packs were written in about the order the
-	// backup walked, so the fetch mostly finds its files made; one it gets
-	// to first it creates itself (fileState.open).
+	// from the moment the plan names them until the fetch is done:
+	// creating 50,000 files is seconds of system time that ext4 serialises
+	// per folder, and the plan (listings read, folders made) and the
+	// fetch's decompression have the other core meanwhile. Packs are taken
+	// in plan order, so the fetch mostly finds its files made; one it gets
+	// to first it creates itself (openFile).
+	planStart := time.Now()
+	r.planned.L = &r.planMu
+	createCtx, stopCreating := context.WithCancel(ctx)
+	defer stopCreating()
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
-		r.createAhead(ctx)
+		r.createAhead(createCtx)
 	}()
+	planCtx, endPlan := context.WithCancel(ctx)
+	r.ahead = newTreeAhead(r.trees, len(includes) == 0)
+	err = r.plan(planCtx, root, abs, "", includes, false)
+	endPlan() // loads still started stop; what they loaded is dropped
+	r.ahead = nil
+	r.planMu.Lock()
+	r.planDone = true
+	r.planned.Broadcast()
+	r.planMu.Unlock()
+	if err != nil {
+		stopCreating()
+		<-created
+		r.removeUnfinished()
+		return nil, err
+	}
+	r.prog.PlanDone.Store(true)
+	slog.Debug("restore planned", "files", len(r.files), "folders", len(r.dirs), "chunks", len(r.chunks),
+		"seconds", time.Since(planStart).Seconds())
 	err = r.fetch(ctx)
+	stopCreating()
 	<-created
 	if err != nil {
 		r.removeUnfinished()
@@ -278,18 +315,35 @@ func wanted(rel string, includes []string) (take, descend bool) {
 }
 
 // plan walks a tree, creating what needs no content and recording which
-// chunks go where.
-func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, includes []string) error {
+// chunks go where. fresh says this restore created dir just now.
+func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, includes []string, fresh bool) error {
+	// In a folder this restore has just made, nothing can be in the way,
+	// so entries are not looked up first (one lstat per file saved). Only
+	// on Linux: elsewhere a folder may ignore case or normalise names, so
+	// two of the point's names can meet there, and the second must become
+	// a marked copy rather than fail its exclusive create.
+	claim := r.claim
+	if fresh && runtime.GOOS == "linux" {
+		claim = func(path string) (string, bool) { return path, true }
+	}
+	var subdirs []crypto.ID
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		if n.Type != tree.Dir || n.Subtree == nil {
+			continue
+		}
+		if take, descend := wanted(childPath(rel, string(n.Name)), includes); take || descend {
+			subdirs = append(subdirs, *n.Subtree)
+		}
+	}
+	r.ahead.prefetch(ctx, subdirs)
 	for i := range t.Nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n := &t.Nodes[i]
 		name := string(n.Name)
-		childRel := name
-		if rel != "" {
-			childRel = rel + "/" + name
-		}
+		childRel := childPath(rel, name)
 		take, descend := wanted(childRel, includes)
 		if !take && !(descend && n.Type == tree.Dir) {
 			continue
@@ -311,16 +365,17 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 		}
 		switch n.Type {
 		case tree.Dir:
-			if err := r.makeDir(path); err != nil {
+			made, err := r.makeDir(path)
+			if err != nil {
 				r.fail(path, err)
 				continue
 			}
-			sub, err := r.trees.LoadTree(ctx, *n.Subtree)
+			sub, err := r.ahead.LoadTree(ctx, *n.Subtree)
 			if err != nil {
 				r.fail(path, fmt.Errorf("its listing could not be read, so nothing below it was restored: %v", err))
 				continue
 			}
-			if err := r.plan(ctx, sub, path, childRel, includes); err != nil {
+			if err := r.plan(ctx, sub, path, childRel, includes, made); err != nil {
 				return err
 			}
 			if take {
@@ -328,7 +383,7 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 				r.dirs = append(r.dirs, dirMeta{path, metaOf(n)})
 			}
 		case tree.File:
-			path, ok := r.claim(path)
+			path, ok := claim(path)
 			if !ok {
 				continue
 			}
@@ -340,9 +395,12 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 				}
 				r.inodes[key] = childRel
 			}
-			st := &fileState{path: path, meta: metaOf(n), size: n.Size}
+			st := &fileState{path: path, index: len(r.files), meta: metaOf(n), size: n.Size}
 			r.byRel[childRel] = path
+			r.planMu.Lock()
 			r.files = append(r.files, st)
+			r.planned.Signal()
+			r.planMu.Unlock()
 			r.res.Files++
 			r.prog.FilesTotal.Add(1)
 			r.prog.BytesTotal.Add(n.Size)
@@ -361,7 +419,7 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 				r.completeFile(st)
 			}
 		case tree.Symlink:
-			path, ok := r.claim(path)
+			path, ok := claim(path)
 			if !ok {
 				continue
 			}
@@ -372,7 +430,7 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 			r.res.Links++
 			r.applyMeta(path, metaOf(n))
 		case tree.HardLink:
-			path, ok := r.claim(path)
+			path, ok := claim(path)
 			if !ok {
 				continue
 			}
@@ -384,27 +442,35 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 	return nil
 }
 
-// makeDir creates a folder, or accepts an existing real folder. An
-// existing symlink or file in its place is never followed.
-func (r *restorer) makeDir(path string) error {
-	err := os.Mkdir(path, 0o700)
+// childPath is the point path of name in the folder at rel.
+func childPath(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// makeDir creates a folder, or accepts an existing real folder, and says
+// which. An existing symlink or file in its place is never followed.
+func (r *restorer) makeDir(path string) (made bool, err error) {
+	err = os.Mkdir(path, 0o700)
 	if err == nil || !errors.Is(err, fs.ErrExist) {
-		return err
+		return err == nil, err
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if fi.IsDir() {
-		return nil
+		return false, nil
 	}
 	if r.opts.Conflict == Overwrite {
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("replace the existing %s with a folder: %v", fi.Mode().Type(), err)
+			return false, fmt.Errorf("replace the existing %s with a folder: %v", fi.Mode().Type(), err)
 		}
-		return os.Mkdir(path, 0o700)
+		return true, os.Mkdir(path, 0o700)
 	}
-	return fmt.Errorf("a %s is in the way of a folder; move it, or restore again overwriting what is in the way", describe(fi))
+	return false, fmt.Errorf("a %s is in the way of a folder; move it, or restore again overwriting what is in the way", describe(fi))
 }
 
 // claim decides where a non-folder entry goes given what exists there.
@@ -469,10 +535,18 @@ func describe(fi fs.FileInfo) string {
 	return "special file"
 }
 
-// fetch reads every needed pack, in parallel, and writes its chunks.
+// fetch reads every needed pack, in parallel, and writes its chunks. Packs
+// are taken in the order the plan first needs them, which is about the
+// order createAhead makes the files, so the files a worker writes are
+// mostly already made and still open.
 func (r *restorer) fetch(ctx context.Context) error {
 	idx := r.repo.Index()
-	byPack := map[crypto.ID][]repository.BlobEntry{}
+	type packWork struct {
+		pack    crypto.ID
+		entries []repository.BlobEntry
+		first   int // the earliest file in plan order that needs the pack
+	}
+	byPack := map[crypto.ID]*packWork{}
 	for id, targets := range r.chunks {
 		loc, ok := idx.Lookup(id)
 		if !ok {
@@ -481,14 +555,25 @@ func (r *restorer) fetch(ctx context.Context) error {
 			}
 			continue
 		}
-		byPack[loc.Pack] = append(byPack[loc.Pack], loc.BlobEntry)
+		w := byPack[loc.Pack]
+		if w == nil {
+			w = &packWork{pack: loc.Pack, first: targets[0].file.index}
+			byPack[loc.Pack] = w
+		}
+		w.entries = append(w.entries, loc.BlobEntry)
+		w.first = min(w.first, targets[0].file.index) // targets are in plan order
 	}
+	work := make([]*packWork, 0, len(byPack))
+	for _, w := range byPack {
+		work = append(work, w)
+	}
+	slices.SortFunc(work, func(a, b *packWork) int { return a.first - b.first })
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
-	for pack, entries := range byPack {
-		slices.SortFunc(entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
-		for _, span := range spans(entries) {
-			g.Go(func() error { return r.restorePack(gctx, pack, span) })
+	for _, w := range work {
+		slices.SortFunc(w.entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
+		for _, span := range spans(w.entries) {
+			g.Go(func() error { return r.restorePack(gctx, w.pack, span) })
 		}
 	}
 	return g.Wait()
@@ -572,7 +657,7 @@ func (r *restorer) writeChunk(t target, data []byte) {
 		return
 	}
 	st.mu.Lock()
-	if err := st.open(); err != nil {
+	if err := r.openFile(st); err != nil {
 		st.mu.Unlock()
 		r.failFile(st, err)
 		return
@@ -598,38 +683,71 @@ func (r *restorer) chunkDone(st *fileState) {
 // folder order: created by the fetch workers in pack order instead, eight
 // at a time into the same folders, files contend for each folder's lock,
 // and on the 50,000-file benchmark set creation took 30% of a restore's
-// CPU. It stops when ctx ends.
+// CPU. A file it makes stays open for the fetch while fewer than
+// maxOpenAhead are, so it is not looked up again by path to be written
+// and finished. It stops when ctx ends.
 func (r *restorer) createAhead(ctx context.Context) {
 	if !preCreate {
 		return
 	}
-	for _, st := range r.files {
-		if ctx.Err() != nil {
+	// Wake the wait below when ctx ends.
+	stop := context.AfterFunc(ctx, func() {
+		r.planMu.Lock()
+		r.planned.Broadcast()
+		r.planMu.Unlock()
+	})
+	defer stop()
+	for next := 0; ; {
+		r.planMu.Lock()
+		for next == len(r.files) && !r.planDone && ctx.Err() == nil {
+			r.planned.Wait()
+		}
+		batch := r.files[next:]
+		r.planMu.Unlock()
+		if len(batch) == 0 || ctx.Err() != nil {
 			return
 		}
-		st.mu.Lock()
-		if st.created || st.f != nil || st.failed.Load() || st.done.Load() {
-			st.mu.Unlock()
-			continue
-		}
-		err := st.create()
-		st.mu.Unlock()
-		if err != nil && st.failed.CompareAndSwap(false, true) {
-			// Its chunks are skipped as they arrive; the last completes it.
-			r.fail(st.path, err)
-			r.mu.Lock()
-			r.res.Files--
-			r.mu.Unlock()
+		next += len(batch)
+		for _, st := range batch {
+			if ctx.Err() != nil {
+				return
+			}
+			r.createOne(st)
 		}
 	}
 }
 
-// create makes the file, empty, and notes its identity, so that reopening
-// it later writes only to this file. Callers hold st.mu, or own st.
-func (st *fileState) create() error {
-	f, err := os.OpenFile(st.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
+// createOne creates st ahead of the fetch, unless the fetch has already
+// created, finished or failed it.
+func (r *restorer) createOne(st *fileState) {
+	st.mu.Lock()
+	if st.created || st.f != nil || st.failed.Load() || st.done.Load() {
+		st.mu.Unlock()
+		return
+	}
+	err := r.create(st, r.open.Load() < maxOpenAhead)
+	st.mu.Unlock()
+	if err != nil && st.failed.CompareAndSwap(false, true) {
+		// Its chunks are skipped as they arrive; the last completes it.
+		r.fail(st.path, err)
+		r.mu.Lock()
+		r.res.Files--
+		r.mu.Unlock()
+	}
+}
+
+// create makes the file, empty. Kept open, it is st.f; closed, its
+// identity is noted, so that reopening it later writes only to this file.
+// Callers hold st.mu, or own st.
+func (r *restorer) create(st *fileState, keepOpen bool) error {
+	f, err := openFile(st.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
 	if err != nil {
 		return err
+	}
+	if keepOpen {
+		st.f, st.created = f, true
+		r.open.Add(1)
+		return nil
 	}
 	fi, err := f.Stat()
 	if cerr := f.Close(); err == nil {
@@ -651,7 +769,7 @@ func (st *fileState) same(f *os.File) bool {
 
 // open opens the file on first use, creating it if the plan did not, and
 // keeps it open until complete. Callers hold st.mu.
-func (st *fileState) open() error {
+func (r *restorer) openFile(st *fileState) error {
 	if st.f != nil {
 		return nil
 	}
@@ -660,7 +778,7 @@ func (st *fileState) open() error {
 		// Never through a link or over something planted since planning.
 		flags |= os.O_CREATE | os.O_EXCL
 	}
-	f, err := os.OpenFile(st.path, flags, 0o600)
+	f, err := openFile(st.path, flags, 0o600)
 	if err != nil {
 		// Whatever is there now (a planted link, say) is not ours to remove.
 		st.created = false
@@ -676,7 +794,16 @@ func (st *fileState) open() error {
 		}
 	}
 	st.f, st.created = f, true
+	r.open.Add(1)
 	return nil
+}
+
+// closeFile closes st.f. Callers hold st.mu, or own st.
+func (r *restorer) closeFile(st *fileState) error {
+	err := st.f.Close()
+	st.f = nil
+	r.open.Add(-1)
+	return err
 }
 
 // completeFile closes a file whose chunks are all written and sets its
@@ -685,7 +812,7 @@ func (r *restorer) completeFile(st *fileState) {
 	st.mu.Lock()
 	if !st.failed.Load() && (!st.created || st.holes) {
 		// Empty and sparse files: set the size so untouched ranges stay holes.
-		err := st.open()
+		err := r.openFile(st)
 		if err == nil {
 			err = fsmeta.MakeSparse(st.f, st.size)
 		}
@@ -694,12 +821,15 @@ func (r *restorer) completeFile(st *fileState) {
 			r.fail(st.path, err)
 		}
 	}
+	applied := false
 	if st.f != nil {
-		if err := st.f.Close(); err != nil && !st.failed.Load() {
+		if !st.failed.Load() {
+			applied = r.applyMetaOpen(st)
+		}
+		if err := r.closeFile(st); err != nil && !st.failed.Load() {
 			st.failed.Store(true)
 			r.fail(st.path, err)
 		}
-		st.f = nil
 	}
 	st.mu.Unlock()
 	if st.failed.Load() {
@@ -708,9 +838,25 @@ func (r *restorer) completeFile(st *fileState) {
 		}
 		return
 	}
-	r.applyMeta(st.path, st.meta)
+	if !applied {
+		r.applyMeta(st.path, st.meta)
+	}
 	st.done.Store(true)
 	r.prog.FilesDone.Add(1)
+}
+
+// applyMetaOpen sets a file's metadata through its open descriptor, when
+// it can: not extended attributes or security descriptors, which applyMeta
+// sets by path. It reports whether it did.
+func (r *restorer) applyMetaOpen(st *fileState) bool {
+	if len(st.meta.xattrs) > 0 || len(st.meta.winSD) > 0 {
+		return false
+	}
+	ok, err := fsmeta.ApplyFile(st.f, fsMetaOf(st.meta), fsmeta.ApplyOptions{Owner: r.opts.Owner})
+	if ok && err != nil {
+		r.warn(st.path, err)
+	}
+	return ok
 }
 
 // removeUnfinished removes, after an interrupted fetch, every file it
@@ -719,8 +865,7 @@ func (r *restorer) completeFile(st *fileState) {
 func (r *restorer) removeUnfinished() {
 	for _, st := range r.files {
 		if st.f != nil {
-			st.f.Close()
-			st.f = nil
+			r.closeFile(st)
 		}
 		if st.created && !st.done.Load() {
 			os.Remove(st.path)
@@ -761,6 +906,20 @@ var localOS = runtime.GOOS
 // where one would be applied.
 var writeSD = fsmeta.WriteSecurityDescriptor
 
+func fsMetaOf(n nodeMeta) fsmeta.Meta {
+	m := fsmeta.Meta{Mode: n.mode, UID: n.uid, GID: n.gid, User: n.user, Group: n.group,
+		ModTime: time.Unix(0, n.modTime), WinAttrs: n.attrs}
+	switch n.typ {
+	case tree.Dir:
+		m.Kind = fsmeta.Dir
+	case tree.Symlink:
+		m.Kind = fsmeta.Symlink
+	default:
+		m.Kind = fsmeta.File
+	}
+	return m
+}
+
 // applyMeta sets an entry's metadata on the entry itself. No ACL and no
 // attribute is ever applied through a link: a symlink gets only what is
 // set on the link itself (times, and on Linux its own xattrs), and an entry
@@ -777,16 +936,7 @@ func (r *restorer) applyMeta(path string, n nodeMeta) {
 		r.warn(path, fmt.Errorf("metadata not restored: a %s is now in its place", describe(fi)))
 		return
 	}
-	m := fsmeta.Meta{Mode: n.mode, UID: n.uid, GID: n.gid, User: n.user, Group: n.group,
-		ModTime: time.Unix(0, n.modTime), WinAttrs: n.attrs}
-	switch n.typ {
-	case tree.Dir:
-		m.Kind = fsmeta.Dir
-	case tree.Symlink:
-		m.Kind = fsmeta.Symlink
-	default:
-		m.Kind = fsmeta.File
-	}
+	m := fsMetaOf(n)
 	if len(n.xattrs) > 0 {
 		xs := make([]fsmeta.Xattr, len(n.xattrs))
 		for i, x := range n.xattrs {
