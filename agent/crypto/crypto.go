@@ -137,7 +137,8 @@ func (k *Key) Seal(dst, plaintext, additionalData []byte) []byte {
 // Open authenticates and decrypts a sealed object and appends the plaintext
 // to dst. Any modification, truncation, wrong key or wrong additional data
 // returns an error wrapping ErrAuth; dst is then returned unchanged in length.
-// dst and sealed must not overlap.
+// dst and sealed must not overlap, except that sealed[:0] as dst decrypts in
+// sealed's own storage (the plaintext then starts where sealed did).
 func (k *Key) Open(dst, sealed, additionalData []byte) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return dst, fmt.Errorf("crypto: sealed object is %d bytes, shorter than the %d-byte overhead: %w", len(sealed), Overhead, ErrAuth)

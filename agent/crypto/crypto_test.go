@@ -356,3 +356,23 @@ func TestDefaultKDFParams(t *testing.T) {
 		t.Fatal("salts repeat")
 	}
 }
+
+// Open into sealed[:0] decrypts in sealed's own storage, as a restore
+// opens the blobs of a span it has read, and still refuses damage.
+func TestOpenInPlace(t *testing.T) {
+	k := mustKey(t)
+	plain := bytes.Repeat([]byte("in place "), 1000)
+	sealed := k.Seal(nil, plain, []byte("ad"))
+	got, err := k.Open(sealed[:0], sealed, []byte("ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, plain) || &got[0] != &sealed[0] {
+		t.Fatal("not decrypted in place")
+	}
+	sealed = k.Seal(nil, plain, []byte("ad"))
+	sealed[len(sealed)/2] ^= 1
+	if _, err := k.Open(sealed[:0], sealed, []byte("ad")); !errors.Is(err, ErrAuth) {
+		t.Fatalf("tampered, in place: err = %v, want ErrAuth", err)
+	}
+}

@@ -601,10 +601,10 @@ func spans(entries []repository.BlobEntry) [][]repository.BlobEntry {
 	return out
 }
 
-// packBufs are one fetch's buffers: the span read, and a blob's decrypted
-// and decompressed bytes. Reused across packs, so a restore allocates per
-// worker, not per blob.
-type packBufs struct{ span, comp, plain []byte }
+// packBufs are one fetch's buffers: the span read, in which each blob is
+// also decrypted, and a compressed blob's decompressed bytes. Reused across
+// packs, so a restore allocates per worker, not per blob.
+type packBufs struct{ span, plain []byte }
 
 var packBufPool = sync.Pool{New: func() any { return new(packBufs) }}
 
@@ -614,11 +614,11 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	bufs := packBufPool.Get().(*packBufs)
-	defer packBufPool.Put(bufs)
 	start := int64(entries[0].Offset)
 	last := entries[len(entries)-1]
 	end := int64(last.Offset) + int64(last.Length)
+	bufs := packBufPool.Get().(*packBufs)
+	defer packBufPool.Put(bufs)
 	span, err := r.repo.ReadPackInto(ctx, bufs.span, pack, start, end-start)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -635,10 +635,7 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 	for _, e := range entries {
 		sealed := span[int64(e.Offset)-start : int64(e.Offset)-start+int64(e.Length)]
 		var plain []byte
-		plain, bufs.comp, err = r.repo.OpenBlobInto(bufs.plain, bufs.comp, e, sealed)
-		if cap(plain) > cap(bufs.plain) {
-			bufs.plain = plain
-		}
+		plain, bufs.plain, err = r.repo.OpenBlobInPlace(bufs.plain, e, sealed)
 		for _, t := range r.chunks[e.ID] {
 			if err != nil {
 				r.failFile(t.file, err)
