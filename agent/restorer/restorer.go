@@ -104,7 +104,7 @@ type Rename struct {
 
 type fileState struct {
 	path      string
-	index     int // place in plan order
+	index     int // place in its batch, in plan order
 	meta      nodeMeta
 	size      int64
 	remaining atomic.Int64 // chunks still to write
@@ -129,20 +129,20 @@ type restorer struct {
 	trees TreeLoader
 	prog  *Progress
 
-	ahead  *treeAhead // the plan's listings, loaded ahead of it
-	chunks map[crypto.ID][]target
-	// files grows under planMu while the plan runs; createAhead waits on
-	// planned for more, until planDone.
-	files    []*fileState
-	planMu   sync.Mutex
-	planned  sync.Cond
-	planDone bool
-	dirs     []dirMeta
-	links    []pendingLink
-	byRel    map[string]string // point path → restored path, for hard links
-	// Device and inode of a file with more than one name → the point
-	// path of the first name restored; later names are linked to it.
-	inodes map[[2]uint64]string
+	ahead *treeAhead // the plan's listings, loaded ahead of it
+	// batch is the files the plan is gathering; it is handed to the fetch
+	// through batches when full, so memory follows a batch, not the tree.
+	batch   *batch
+	batches chan *batch
+	dirs    []dirMeta
+	links   []pendingLink
+	// Device and inode of a file with more than one name → that name's
+	// file, which later names are linked to.
+	inodes map[[2]uint64]*fileState
+	// Point path → where it went, for the entries of the point not
+	// restored under their own name: renamed, restored as a copy, or
+	// skipped (""). Old points' hard links name their first path.
+	moved map[string]string
 
 	// open counts the files held open: createAhead keeps a file it makes
 	// open for the fetch only while this is under maxOpenAhead.
@@ -151,6 +151,20 @@ type restorer struct {
 	mu  sync.Mutex
 	res Result
 }
+
+// batch is a part of the plan restored on its own: its files, and which
+// of its chunks go where. A chunk also needed by a later batch is read
+// again then, which on the benchmark sets is rare: packs hold chunks in the
+// order the backup walked, which is the plan's.
+type batch struct {
+	files  []*fileState
+	chunks map[crypto.ID][]target
+}
+
+// batchFiles bounds a batch. With about 500 bytes of plan per file, two
+// batches in hand are a few megabytes whatever the tree's size; a whole
+// plan of 106,000 files was half of a restore's peak memory.
+var batchFiles = 4096 // a variable only so tests can make batches small
 
 // maxOpenAhead bounds the files createAhead holds open for the fetch. The
 // fetch takes packs in plan order, so it writes the files just created;
@@ -162,8 +176,12 @@ type dirMeta struct {
 	meta nodeMeta
 }
 
+// pendingLink is a further name of a file, made once the file is: first
+// is that file, or target its point path (old points' hard links).
 type pendingLink struct {
-	path, target string
+	path   string
+	first  *fileState
+	target string
 }
 
 // nodeMeta is what a restore sets on an entry once written: a copy, so a
@@ -203,7 +221,7 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 		opts.Progress = &Progress{}
 	}
 	r := &restorer{repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress,
-		chunks: map[crypto.ID][]target{}, byRel: map[string]string{}, inodes: map[[2]uint64]string{}}
+		inodes: map[[2]uint64]*fileState{}, moved: map[string]string{}}
 	if r.trees == nil {
 		r.trees = repo
 	}
@@ -226,45 +244,38 @@ func Restore(ctx context.Context, repo *repository.Repository, point *repository
 	if err != nil {
 		return nil, fmt.Errorf("load the point's root folder: %w", err)
 	}
-	// Files are created by one goroutine in plan order, folder by folder,
-	// from the moment the plan names them until the fetch is done:
-	// creating 50,000 files is seconds of system time that ext4 serialises
-	// per folder, and the plan (listings read, folders made) and the
-	// fetch's decompression have the other core meanwhile. Packs are taken
-	// in plan order, so the fetch mostly finds its files made; one it gets
-	// to first it creates itself (openFile).
-	planStart := time.Now()
-	r.planned.L = &r.planMu
-	createCtx, stopCreating := context.WithCancel(ctx)
-	defer stopCreating()
-	created := make(chan struct{})
-	go func() {
-		defer close(created)
-		r.createAhead(createCtx)
-	}()
+	// The plan runs in its own goroutine and hands over a batch at a time;
+	// each is fetched while the next is planned.
 	planCtx, endPlan := context.WithCancel(ctx)
-	r.ahead = newTreeAhead(r.trees, len(includes) == 0)
-	err = r.plan(planCtx, root, abs, "", includes, false)
-	endPlan() // loads still started stop; what they loaded is dropped
-	r.ahead = nil
-	r.planMu.Lock()
-	r.planDone = true
-	r.planned.Broadcast()
-	r.planMu.Unlock()
-	if err != nil {
-		stopCreating()
-		<-created
-		r.removeUnfinished()
-		return nil, err
+	defer endPlan()
+	r.batches = make(chan *batch, 1)
+	planned := make(chan error, 1)
+	go func() {
+		defer close(r.batches)
+		start := time.Now()
+		r.ahead = newTreeAhead(r.trees, len(includes) == 0)
+		r.batch = newBatch()
+		err := r.plan(planCtx, root, abs, "", includes, false)
+		if err == nil {
+			err = r.handOver(planCtx)
+		}
+		r.prog.PlanDone.Store(err == nil)
+		slog.Debug("restore planned", "files", r.prog.FilesTotal.Load(), "folders", len(r.dirs),
+			"seconds", time.Since(start).Seconds(), "err", err)
+		planned <- err
+	}()
+	for b := range r.batches {
+		if err = r.restoreBatch(ctx, b); err != nil {
+			break
+		}
 	}
-	r.prog.PlanDone.Store(true)
-	slog.Debug("restore planned", "files", len(r.files), "folders", len(r.dirs), "chunks", len(r.chunks),
-		"seconds", time.Since(planStart).Seconds())
-	err = r.fetch(ctx)
-	stopCreating()
-	<-created
+	endPlan()
+	for range r.batches { // files of batches not fetched were never created
+	}
+	if planErr := <-planned; err == nil {
+		err = planErr
+	}
 	if err != nil {
-		r.removeUnfinished()
 		return nil, err
 	}
 	r.finishLinks()
@@ -284,6 +295,7 @@ func (r *restorer) fail(path string, err error) {
 }
 
 func (r *restorer) rename(rel, path, name string) {
+	r.moved[rel] = path
 	r.mu.Lock()
 	r.res.Renamed = append(r.res.Renamed, Rename{Path: rel, As: path})
 	r.res.Warnings = append(r.res.Warnings, Failure{Path: path,
@@ -324,7 +336,7 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 	// a marked copy rather than fail its exclusive create.
 	claim := r.claim
 	if fresh && runtime.GOOS == "linux" {
-		claim = func(path string) (string, bool) { return path, true }
+		claim = func(path, _ string) (string, bool) { return path, true }
 	}
 	var subdirs []crypto.ID
 	for i := range t.Nodes {
@@ -379,47 +391,19 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 				return err
 			}
 			if take {
-				r.res.Dirs++
+				r.count(&r.res.Dirs, 1)
 				r.dirs = append(r.dirs, dirMeta{path, metaOf(n)})
 			}
 		case tree.File:
-			path, ok := claim(path)
+			path, ok := claim(path, childRel)
 			if !ok {
 				continue
 			}
-			if n.Links > 1 && n.Inode != 0 {
-				key := [2]uint64{n.Dev, n.Inode}
-				if first, seen := r.inodes[key]; seen {
-					r.links = append(r.links, pendingLink{path: path, target: first})
-					continue
-				}
-				r.inodes[key] = childRel
-			}
-			st := &fileState{path: path, index: len(r.files), meta: metaOf(n), size: n.Size}
-			r.byRel[childRel] = path
-			r.planMu.Lock()
-			r.files = append(r.files, st)
-			r.planned.Signal()
-			r.planMu.Unlock()
-			r.res.Files++
-			r.prog.FilesTotal.Add(1)
-			r.prog.BytesTotal.Add(n.Size)
-			var off, count int64
-			for _, ref := range n.Content {
-				if ref.Hole {
-					st.holes = true
-				} else {
-					r.chunks[ref.ID] = append(r.chunks[ref.ID], target{st, off})
-					count++
-				}
-				off += ref.Size
-			}
-			st.remaining.Store(count)
-			if count == 0 {
-				r.completeFile(st)
+			if err := r.planFile(ctx, n, path); err != nil {
+				return err
 			}
 		case tree.Symlink:
-			path, ok := claim(path)
+			path, ok := claim(path, childRel)
 			if !ok {
 				continue
 			}
@@ -427,10 +411,10 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 				r.fail(path, fmt.Errorf("create symlink: %v", err))
 				continue
 			}
-			r.res.Links++
+			r.count(&r.res.Links, 1)
 			r.applyMeta(path, metaOf(n))
 		case tree.HardLink:
-			path, ok := claim(path)
+			path, ok := claim(path, childRel)
 			if !ok {
 				continue
 			}
@@ -440,6 +424,92 @@ func (r *restorer) plan(ctx context.Context, t *tree.Tree, dir, rel string, incl
 		}
 	}
 	return nil
+}
+
+// planFile adds a file to the batch, or a further name of a file already
+// planned to the links, and hands the batch over when it is full.
+func (r *restorer) planFile(ctx context.Context, n *tree.Node, path string) error {
+	var key [2]uint64
+	if n.Links > 1 && n.Inode != 0 {
+		key = [2]uint64{n.Dev, n.Inode}
+		if first, seen := r.inodes[key]; seen {
+			r.links = append(r.links, pendingLink{path: path, first: first})
+			return nil
+		}
+	}
+	b := r.batch
+	st := &fileState{path: path, index: len(b.files), meta: metaOf(n), size: n.Size}
+	if key != [2]uint64{} {
+		r.inodes[key] = st
+	}
+	b.files = append(b.files, st)
+	r.count(&r.res.Files, 1)
+	r.prog.FilesTotal.Add(1)
+	r.prog.BytesTotal.Add(n.Size)
+	var off, count int64
+	for _, ref := range n.Content {
+		if ref.Hole {
+			st.holes = true
+		} else {
+			b.chunks[ref.ID] = append(b.chunks[ref.ID], target{st, off})
+			count++
+		}
+		off += ref.Size
+	}
+	st.remaining.Store(count)
+	if count == 0 {
+		r.completeFile(st)
+	}
+	if len(b.files) >= batchFiles {
+		return r.handOver(ctx)
+	}
+	return nil
+}
+
+func newBatch() *batch { return &batch{chunks: map[crypto.ID][]target{}} }
+
+// handOver gives the batch to the fetch and starts the next one.
+func (r *restorer) handOver(ctx context.Context) error {
+	if len(r.batch.files) == 0 {
+		return nil
+	}
+	select {
+	case r.batches <- r.batch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.batch = newBatch()
+	return nil
+}
+
+// restoreBatch creates and writes a batch's files.
+//
+// Files are created by one goroutine in plan order while the fetch runs:
+// creating 50,000 files is seconds of system time that ext4 serialises per
+// folder, and the fetch's decompression has the other core meanwhile.
+// Packs are taken in plan order, so the fetch mostly finds its files made;
+// one it gets to first it creates itself (openFile).
+func (r *restorer) restoreBatch(ctx context.Context, b *batch) error {
+	createCtx, stopCreating := context.WithCancel(ctx)
+	created := make(chan struct{})
+	go func() {
+		defer close(created)
+		r.createAhead(createCtx, b.files)
+	}()
+	err := r.fetch(ctx, b)
+	stopCreating()
+	<-created
+	if err != nil {
+		r.removeUnfinished(b.files)
+	}
+	return err
+}
+
+// count adds to a result counter the fetch also changes.
+func (r *restorer) count(c *int64, n int64) {
+	r.mu.Lock()
+	*c += n
+	r.mu.Unlock()
 }
 
 // childPath is the point path of name in the folder at rel.
@@ -473,8 +543,9 @@ func (r *restorer) makeDir(path string) (made bool, err error) {
 	return false, fmt.Errorf("a %s is in the way of a folder; move it, or restore again overwriting what is in the way", describe(fi))
 }
 
-// claim decides where a non-folder entry goes given what exists there.
-func (r *restorer) claim(path string) (string, bool) {
+// claim decides where a non-folder entry goes given what exists there;
+// rel is its point path.
+func (r *restorer) claim(path, rel string) (string, bool) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return path, true
@@ -485,7 +556,8 @@ func (r *restorer) claim(path string) (string, bool) {
 	}
 	switch r.opts.Conflict {
 	case Skip:
-		r.res.Skipped++
+		r.count(&r.res.Skipped, 1)
+		r.moved[rel] = ""
 		return "", false
 	case Overwrite:
 		if fi.IsDir() {
@@ -499,7 +571,10 @@ func (r *restorer) claim(path string) (string, bool) {
 		return path, true
 	}
 	copyPath := copyName(path, time.Now())
+	r.mu.Lock()
 	r.res.Copies = append(r.res.Copies, copyPath)
+	r.mu.Unlock()
+	r.moved[rel] = copyPath
 	return copyPath, true
 }
 
@@ -539,7 +614,7 @@ func describe(fi fs.FileInfo) string {
 // are taken in the order the plan first needs them, which is about the
 // order createAhead makes the files, so the files a worker writes are
 // mostly already made and still open.
-func (r *restorer) fetch(ctx context.Context) error {
+func (r *restorer) fetch(ctx context.Context, b *batch) error {
 	idx := r.repo.Index()
 	type packWork struct {
 		pack    crypto.ID
@@ -547,7 +622,7 @@ func (r *restorer) fetch(ctx context.Context) error {
 		first   int // the earliest file in plan order that needs the pack
 	}
 	byPack := map[crypto.ID]*packWork{}
-	for id, targets := range r.chunks {
+	for id, targets := range b.chunks {
 		loc, ok := idx.Lookup(id)
 		if !ok {
 			for _, t := range targets {
@@ -573,7 +648,7 @@ func (r *restorer) fetch(ctx context.Context) error {
 	for _, w := range work {
 		slices.SortFunc(w.entries, func(a, b repository.BlobEntry) int { return int(a.Offset) - int(b.Offset) })
 		for _, span := range spans(w.entries) {
-			g.Go(func() error { return r.restorePack(gctx, w.pack, span) })
+			g.Go(func() error { return r.restorePack(gctx, b, w.pack, span) })
 		}
 	}
 	return g.Wait()
@@ -608,7 +683,7 @@ type packBufs struct{ span, plain []byte }
 
 var packBufPool = sync.Pool{New: func() any { return new(packBufs) }}
 
-func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []repository.BlobEntry) error {
+func (r *restorer) restorePack(ctx context.Context, b *batch, pack crypto.ID, entries []repository.BlobEntry) error {
 	// A local store does not look at the context: an interrupted restore
 	// stops here, between packs.
 	if err := ctx.Err(); err != nil {
@@ -625,7 +700,7 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 			return ctx.Err()
 		}
 		for _, e := range entries {
-			for _, t := range r.chunks[e.ID] {
+			for _, t := range b.chunks[e.ID] {
 				r.failFile(t.file, fmt.Errorf("pack %s could not be read: %v", pack, err))
 			}
 		}
@@ -636,7 +711,7 @@ func (r *restorer) restorePack(ctx context.Context, pack crypto.ID, entries []re
 		sealed := span[int64(e.Offset)-start : int64(e.Offset)-start+int64(e.Length)]
 		var plain []byte
 		plain, bufs.plain, err = r.repo.OpenBlobInPlace(bufs.plain, e, sealed)
-		for _, t := range r.chunks[e.ID] {
+		for _, t := range b.chunks[e.ID] {
 			if err != nil {
 				r.failFile(t.file, err)
 				continue
@@ -683,34 +758,15 @@ func (r *restorer) chunkDone(st *fileState) {
 // CPU. A file it makes stays open for the fetch while fewer than
 // maxOpenAhead are, so it is not looked up again by path to be written
 // and finished. It stops when ctx ends.
-func (r *restorer) createAhead(ctx context.Context) {
+func (r *restorer) createAhead(ctx context.Context, files []*fileState) {
 	if !preCreate {
 		return
 	}
-	// Wake the wait below when ctx ends.
-	stop := context.AfterFunc(ctx, func() {
-		r.planMu.Lock()
-		r.planned.Broadcast()
-		r.planMu.Unlock()
-	})
-	defer stop()
-	for next := 0; ; {
-		r.planMu.Lock()
-		for next == len(r.files) && !r.planDone && ctx.Err() == nil {
-			r.planned.Wait()
-		}
-		batch := r.files[next:]
-		r.planMu.Unlock()
-		if len(batch) == 0 || ctx.Err() != nil {
+	for _, st := range files {
+		if ctx.Err() != nil {
 			return
 		}
-		next += len(batch)
-		for _, st := range batch {
-			if ctx.Err() != nil {
-				return
-			}
-			r.createOne(st)
-		}
+		r.createOne(st)
 	}
 }
 
@@ -859,8 +915,8 @@ func (r *restorer) applyMetaOpen(st *fileState) bool {
 // removeUnfinished removes, after an interrupted fetch, every file it
 // created but did not complete, so none looks restored; complete ones stay
 // for the next attempt. The fetch workers have all returned.
-func (r *restorer) removeUnfinished() {
-	for _, st := range r.files {
+func (r *restorer) removeUnfinished(files []*fileState) {
+	for _, st := range files {
 		if st.f != nil {
 			r.closeFile(st)
 		}
@@ -882,17 +938,47 @@ func (r *restorer) failFile(st *fileState, err error) {
 
 func (r *restorer) finishLinks() {
 	for _, l := range r.links {
-		first, ok := r.byRel[l.target]
-		if !ok {
-			r.fail(l.path, fmt.Errorf("hard link to %s, which was not restored", l.target))
+		first, err := r.linkTarget(l)
+		if err != nil {
+			r.fail(l.path, err)
 			continue
 		}
 		if err := os.Link(first, l.path); err != nil {
 			r.fail(l.path, fmt.Errorf("create hard link: %v", err))
 			continue
 		}
-		r.res.Links++
+		r.count(&r.res.Links, 1)
 	}
+}
+
+// linkTarget is the restored file a further name links to.
+func (r *restorer) linkTarget(l pendingLink) (string, error) {
+	if l.first != nil {
+		if !l.first.done.Load() {
+			return "", errors.New("a further name of a file that was not restored")
+		}
+		return l.first.path, nil
+	}
+	// An old point's hard link names its file's point path. It went where
+	// the plan put it: under its own name, unless moved says otherwise.
+	if p, ok := r.moved[l.target]; ok {
+		if p == "" {
+			return "", fmt.Errorf("hard link to %s, which was not restored", l.target)
+		}
+		return p, nil
+	}
+	p := r.opts.Target
+	for _, name := range strings.Split(l.target, "/") {
+		local, _, err := LocalName(name, localOS)
+		if err != nil { // no file of the point has such a path
+			return "", fmt.Errorf("hard link to %s, which was not restored", l.target)
+		}
+		p = filepath.Join(p, local)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() || !strings.HasPrefix(p, r.opts.Target+string(filepath.Separator)) {
+		return "", fmt.Errorf("hard link to %s, which was not restored", l.target)
+	}
+	return p, nil
 }
 
 // localOS is the system whose naming rules apply; tests set "windows" to
