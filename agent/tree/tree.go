@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fxamacker/cbor/v2"
@@ -197,14 +198,17 @@ func encodedSizeHint(t *Tree) int {
 
 // Decode decodes and validates a tree.
 func Decode(b []byte) (*Tree, error) {
-	var t Tree
-	if err := decMode.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("decode tree: %w", err)
+	t, err := decodeFast(b)
+	if err != nil {
+		t = &Tree{}
+		if err := decMode.Unmarshal(b, t); err != nil {
+			return nil, fmt.Errorf("decode tree: %w", err)
+		}
 	}
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	return &t, nil
+	return t, nil
 }
 
 // ErrInvalid marks a tree that breaks the format's rules.
@@ -214,43 +218,55 @@ var ErrInvalid = errors.New("invalid tree")
 // the fields each type needs.
 func (t *Tree) Validate() error {
 	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		if err := ValidName(n.Name); err != nil {
+		var prev *Node
+		if i > 0 {
+			prev = &t.Nodes[i-1]
+		}
+		if err := t.Nodes[i].validate(prev); err != nil {
 			return err
-		}
-		if i > 0 && bytes.Compare(t.Nodes[i-1].Name, n.Name) >= 0 {
-			return fmt.Errorf("%w: entries %q and %q are duplicated or out of order", ErrInvalid, t.Nodes[i-1].Name, n.Name)
-		}
-		switch n.Type {
-		case File:
-			var total int64
-			for _, r := range n.Content {
-				if r.Size < 0 {
-					return fmt.Errorf("%w: %q has a negative piece size", ErrInvalid, n.Name)
-				}
-				total += r.Size
-			}
-			if total != n.Size || n.Size < 0 {
-				return fmt.Errorf("%w: %q has size %d but its content adds up to %d", ErrInvalid, n.Name, n.Size, total)
-			}
-		case Dir:
-			if n.Subtree == nil {
-				return fmt.Errorf("%w: directory %q has no subtree", ErrInvalid, n.Name)
-			}
-		case Symlink, HardLink:
-			if len(n.LinkTarget) == 0 {
-				return fmt.Errorf("%w: link %q has no target", ErrInvalid, n.Name)
-			}
-		case FIFO, Socket, Device:
-		default:
-			return fmt.Errorf("%w: %q has unknown type %d", ErrInvalid, n.Name, n.Type)
 		}
 	}
 	return nil
 }
 
-// ValidName reports whether a name is safe to create inside a directory:
-// never empty, ".", "..", or containing a separator or NUL.
+// validate checks one node, and its order after prev (nil for the first).
+func (n *Node) validate(prev *Node) error {
+	if err := ValidName(n.Name); err != nil {
+		return err
+	}
+	if prev != nil && bytes.Compare(prev.Name, n.Name) >= 0 {
+		return fmt.Errorf("%w: entries %q and %q are duplicated or out of order", ErrInvalid, prev.Name, n.Name)
+	}
+	switch n.Type {
+	case File:
+		var total int64
+		for _, r := range n.Content {
+			if r.Size < 0 {
+				return fmt.Errorf("%w: %q has a negative piece size", ErrInvalid, n.Name)
+			}
+			if total > math.MaxInt64-r.Size { // pieces that wrap around to the right sum
+				return fmt.Errorf("%w: %q has pieces larger than any file", ErrInvalid, n.Name)
+			}
+			total += r.Size
+		}
+		if total != n.Size || n.Size < 0 {
+			return fmt.Errorf("%w: %q has size %d but its content adds up to %d", ErrInvalid, n.Name, n.Size, total)
+		}
+	case Dir:
+		if n.Subtree == nil {
+			return fmt.Errorf("%w: directory %q has no subtree", ErrInvalid, n.Name)
+		}
+	case Symlink, HardLink:
+		if len(n.LinkTarget) == 0 {
+			return fmt.Errorf("%w: link %q has no target", ErrInvalid, n.Name)
+		}
+	case FIFO, Socket, Device:
+	default:
+		return fmt.Errorf("%w: %q has unknown type %d", ErrInvalid, n.Name, n.Type)
+	}
+	return nil
+}
+
 func ValidName(name []byte) error {
 	switch {
 	case len(name) == 0:

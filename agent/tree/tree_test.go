@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -50,6 +51,8 @@ func TestInvalidTreesAreRefused(t *testing.T) {
 		"NUL":             {Name: []byte("a\x00"), Type: File},
 		"dir w/o subtree": {Name: []byte("d"), Type: Dir},
 		"size mismatch":   {Name: []byte("f"), Type: File, Size: 10, Content: []Ref{{Size: 3}}},
+		"pieces that wrap": {Name: []byte("w"), Type: File, Size: 0,
+			Content: []Ref{{Size: math.MaxInt64}, {Size: math.MaxInt64}, {Size: 2}}},
 		"link w/o target": {Name: []byte("l"), Type: Symlink},
 		"unknown type":    {Name: []byte("u"), Type: 99},
 	} {
