@@ -95,6 +95,20 @@ func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) 
 	return t, nil
 }
 
+// LoadTreeBytes is LoadTree without the decoding: a tree's encoding, from
+// the cache if it holds it, else from the repository (and kept).
+func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
+	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+		return b, nil
+	}
+	b, err := c.src.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.SaveTree(id, b)
+	return b, nil
+}
+
 // SaveTree keeps an encoded tree. Failures only cost a later fetch.
 func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
 	p := c.path(id)

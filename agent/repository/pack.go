@@ -348,6 +348,11 @@ func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error)
 	return r.OpenBlob(loc.BlobEntry, sealed)
 }
 
+// LoadTreeBytes reads one tree blob without decoding it.
+func (r *Repository) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
+	return r.LoadBlob(ctx, id)
+}
+
 // LoadTree reads and decodes one tree blob.
 func (r *Repository) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
 	b, err := r.LoadBlob(ctx, id)
