@@ -348,6 +348,24 @@ func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error)
 	return r.OpenBlob(loc.BlobEntry, sealed)
 }
 
+// LoadBlobInPlace is LoadBlob into the caller's buffers: the blob is read
+// into span and opened there (OpenBlobInPlace), a compressed one
+// decompressed into plain. Both come back, grown if needed, for the next
+// call. Streaming a 100 MiB file allocated two fresh buffers per chunk,
+// and on a virtual machine the first touch of each page is a trap.
+func (r *Repository) LoadBlobInPlace(ctx context.Context, id crypto.ID, span, plain []byte) (out, spanOut, plainOut []byte, err error) {
+	loc, ok := r.index.Lookup(id)
+	if !ok {
+		return nil, span, plain, fmt.Errorf("blob %s is in no index: the repository is missing data (run `coffer check`)", id)
+	}
+	span, err = r.ReadPackInto(ctx, span, loc.Pack, int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, span, plain, err
+	}
+	out, plain, err = r.OpenBlobInPlace(plain, loc.BlobEntry, span)
+	return out, span, plain, err
+}
+
 // LoadTreeBytes reads one tree blob without decoding it.
 func (r *Repository) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
 	return r.LoadBlob(ctx, id)

@@ -1,6 +1,9 @@
 package restorer_test
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/restorer"
+	"github.com/coffer-backup/coffer/agent/tree"
 	"github.com/coffer-backup/coffer/agent/treegen"
 )
 
@@ -75,5 +79,58 @@ func TestARestoreInManyBatchesIsExact(t *testing.T) {
 	if !prog.PlanDone.Load() || prog.FilesDone.Load() != prog.FilesTotal.Load() || prog.BytesDone.Load() != prog.BytesTotal.Load() {
 		t.Errorf("progress at the end: plan done %v, files %d/%d, bytes %d/%d", prog.PlanDone.Load(),
 			prog.FilesDone.Load(), prog.FilesTotal.Load(), prog.BytesDone.Load(), prog.BytesTotal.Load())
+	}
+}
+
+// WriteContent streams a file of many chunks, compressed and stored ones
+// in turn, through reused buffers: the bytes come out in order and whole.
+func TestWriteContentStreamsManyChunksInOrder(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	var want []byte
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 60 {
+		block := make([]byte, 40<<10+rng.IntN(40<<10))
+		if i%2 == 0 {
+			for j := range block {
+				block[j] = byte(rng.IntN(256))
+			}
+		} else {
+			copy(block, bytes.Repeat([]byte(fmt.Sprintf("line %d of some text\n", i)), len(block)))
+		}
+		want = append(want, block...)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t)
+	res, err := archiver.Backup(t.Context(), r, []string{src}, archiver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := reopen(t, r)
+	// The point holds src's path folder by folder (and a volume on
+	// Windows) down to the one file.
+	var n *tree.Node
+	for id := res.Point.Tree; n == nil; {
+		tr, err := r2.LoadTree(t.Context(), id)
+		if err != nil || len(tr.Nodes) != 1 {
+			t.Fatalf("a folder on the way holds %v (%v)", tr, err)
+		}
+		if tr.Nodes[0].Type == tree.File {
+			n = &tr.Nodes[0]
+		} else {
+			id = *tr.Nodes[0].Subtree
+		}
+	}
+	if len(n.Content) < 10 {
+		t.Fatalf("only %d chunks: the test needs many", len(n.Content))
+	}
+	var got bytes.Buffer
+	if err := restorer.WriteContent(t.Context(), r2, n.Content, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("streamed %d bytes that differ from the file's %d", got.Len(), len(want))
 	}
 }

@@ -23,6 +23,12 @@ type BlobLoader interface {
 // writes: enough to keep a remote container busy, a few MiB in memory.
 const streamAhead = 8
 
+// blobInPlaceLoader is a BlobLoader that reads into the caller's buffers
+// (repository.Repository).
+type blobInPlaceLoader interface {
+	LoadBlobInPlace(ctx context.Context, id crypto.ID, span, plain []byte) (out, spanOut, plainOut []byte, err error)
+}
+
 // WriteContent writes a file's content to w in order, fetching chunks
 // ahead in parallel. Holes are written as zeros.
 func WriteContent(ctx context.Context, blobs BlobLoader, refs []tree.Ref, w io.Writer) error {
@@ -30,7 +36,20 @@ func WriteContent(ctx context.Context, blobs BlobLoader, refs []tree.Ref, w io.W
 	defer cancel()
 	type fetched struct {
 		data []byte
+		bufs *packBufs // data's buffers, back to the pool once written
 		err  error
+	}
+	inPlace, _ := blobs.(blobInPlaceLoader)
+	load := func(id crypto.ID) fetched {
+		if inPlace == nil {
+			data, err := blobs.LoadBlob(ctx, id)
+			return fetched{data: data, err: err}
+		}
+		bufs := packBufPool.Get().(*packBufs)
+		var f fetched
+		f.data, bufs.span, bufs.plain, f.err = inPlace.LoadBlobInPlace(ctx, id, bufs.span, bufs.plain)
+		f.bufs = bufs
+		return f
 	}
 	pending := make(chan chan fetched, streamAhead)
 	go func() {
@@ -47,11 +66,11 @@ func WriteContent(ctx context.Context, blobs BlobLoader, refs []tree.Ref, w io.W
 				continue
 			}
 			go func() {
-				data, err := blobs.LoadBlob(ctx, r.ID)
-				if err == nil && int64(len(data)) != r.Size {
-					err = fmt.Errorf("chunk %s holds %d bytes where the listing says %d: the point is damaged (run `coffer check --read-data`)", r.ID, len(data), r.Size)
+				f := load(r.ID)
+				if f.err == nil && int64(len(f.data)) != r.Size {
+					f.err = fmt.Errorf("chunk %s holds %d bytes where the listing says %d: the point is damaged (run `coffer check --read-data`)", r.ID, len(f.data), r.Size)
 				}
-				ch <- fetched{data, err}
+				ch <- f
 			}()
 		}
 	}()
@@ -66,7 +85,11 @@ func WriteContent(ctx context.Context, blobs BlobLoader, refs []tree.Ref, w io.W
 			return f.err
 		}
 		if !r.Hole {
-			if _, err := w.Write(f.data); err != nil {
+			_, err := w.Write(f.data)
+			if f.bufs != nil {
+				packBufPool.Put(f.bufs)
+			}
+			if err != nil {
 				return err
 			}
 			continue
