@@ -194,10 +194,12 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		entries[i] = entry{}
 		path := joinPath(d.path, e.name)
 		node := &d.nodes[i]
-		node.Name = []byte(e.name)
 		var oldNode *tree.Node
 		if oldIdx != nil && oldIdx[i] >= 0 {
 			oldNode = &old.Nodes[oldIdx[i]]
+			node.Name = oldNode.Name // the same bytes, already in memory
+		} else {
+			node.Name = []byte(e.name)
 		}
 		if e.de != nil && e.de.Type().IsRegular() {
 			// Files are examined by the readers, in parallel: on a cold
