@@ -69,3 +69,26 @@ func TestABadListingRestoresNoneOfItsEntries(t *testing.T) {
 		t.Errorf("the rest was not restored: %v, %d files", err, res.Files)
 	}
 }
+
+// A root listing that fails its checks fails the whole restore, with or
+// without --include, and nothing is written.
+func TestABadRootListingFailsTheRestore(t *testing.T) {
+	root := crypto.ID{2}
+	bad, err := tree.Encode(&tree.Tree{Nodes: []tree.Node{
+		{Name: []byte("aa"), Type: tree.File}, {Name: []byte("ab"), Type: tree.File}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad = bytes.Replace(bad, []byte("ab"), []byte("a/"), 1)
+	for _, include := range [][]string{nil, {"aa"}} {
+		target := filepath.Join(t.TempDir(), "target")
+		_, err := Restore(t.Context(), emptyRepo(t), &repository.Point{Tree: root},
+			Options{Target: target, Include: include, Trees: encodedTrees{root: bad}})
+		if !errors.Is(err, tree.ErrInvalid) {
+			t.Errorf("include %v: err = %v, want an invalid tree", include, err)
+		}
+		if entries, _ := os.ReadDir(target); len(entries) > 0 {
+			t.Errorf("include %v: %d entries written", include, len(entries))
+		}
+	}
+}

@@ -367,6 +367,9 @@ func (r *restorer) plan(ctx context.Context, l listing, dir, rel string, include
 			}
 			return nil
 		})
+		if err != nil && rel == "" {
+			return fmt.Errorf("load the point's root folder: %w", err)
+		}
 		if err != nil {
 			r.fail(dir, fmt.Errorf("its listing could not be read, so nothing below it was restored: %v", err))
 			return nil
@@ -381,6 +384,9 @@ func (r *restorer) plan(ctx context.Context, l listing, dir, rel string, include
 	})
 	if err != nil && ctx.Err() == nil {
 		// A listing that fails its checks hands over none of its entries.
+		if rel == "" {
+			return fmt.Errorf("load the point's root folder: %w", err)
+		}
 		r.fail(dir, fmt.Errorf("its listing could not be read, so nothing below it was restored: %v", err))
 		return nil
 	}
