@@ -70,21 +70,31 @@ func TestRandomTreesRoundTripWithEveryFileKind(t *testing.T) {
 			if err != nil || len(points) != 1 || points[0].ID != res.Point.ID {
 				t.Fatalf("points = %v, %v", points, err)
 			}
-			dst := t.TempDir()
-			out, err := restorer.Restore(t.Context(), r2, points[0], restorer.Options{Target: dst, Owner: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out.Failed) > 0 || len(out.Warnings) > 0 {
-				t.Fatalf("failed %v, warnings %v", out.Failed, out.Warnings)
-			}
-			diffs, err := treegen.Diff(src, treegen.Restored(dst, src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(diffs) > 0 {
-				t.Fatalf("restore differs:\n%s", strings.Join(diffs, "\n"))
-			}
+			restoreExactly(t, r2, points[0], src, restorer.Options{Owner: true})
 		})
 	}
+}
+
+// restoreExactly restores point into a new folder and fails the test
+// unless the restore reports nothing and src comes back exactly. It
+// returns where src was restored.
+func restoreExactly(t *testing.T, r *repository.Repository, point *repository.Point, src string, opts restorer.Options) string {
+	t.Helper()
+	opts.Target = t.TempDir()
+	out, err := restorer.Restore(t.Context(), r, point, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Failed) > 0 || len(out.Warnings) > 0 {
+		t.Fatalf("failed %v, warnings %v", out.Failed, out.Warnings)
+	}
+	restored := treegen.Restored(opts.Target, src)
+	diffs, err := treegen.Diff(src, restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diffs) > 0 {
+		t.Fatalf("restore differs:\n%s", strings.Join(diffs, "\n"))
+	}
+	return restored
 }

@@ -290,17 +290,24 @@ func (d *fastDecoder) node(n *Node) bool {
 	})
 }
 
+// reused returns count zeroed elements of *buf, grown if it must be: in
+// Each's mode one node's lists are reused for the next.
+func reused[T any](buf *[]T, count int) []T {
+	if cap(*buf) < count {
+		*buf = make([]T, count)
+	}
+	s := (*buf)[:count]
+	clear(s)
+	return s
+}
+
 func (d *fastDecoder) content(n *Node) bool {
 	count, ok := d.array()
 	if !ok {
 		return false
 	}
 	if d.reuse {
-		if cap(d.refs) < count {
-			d.refs = make([]Ref, count)
-		}
-		n.Content = d.refs[:count]
-		clear(n.Content)
+		n.Content = reused(&d.refs, count)
 	} else {
 		// From one array for many nodes, as the arena does for bytes.
 		if cap(d.refs)-len(d.refs) < count {
@@ -339,11 +346,7 @@ func (d *fastDecoder) xattrs(n *Node) bool {
 		return false
 	}
 	if d.reuse {
-		if cap(d.xs) < count {
-			d.xs = make([]Xattr, count)
-		}
-		n.Xattrs = d.xs[:count]
-		clear(n.Xattrs)
+		n.Xattrs = reused(&d.xs, count)
 	} else {
 		n.Xattrs = make([]Xattr, count)
 	}
