@@ -281,24 +281,15 @@ func (r *Repository) OpenBlobInPlace(plain []byte, e BlobEntry, sealed []byte) (
 	if err != nil {
 		return nil, plain, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
 	}
-	out, plainOut = dec, plain
-	if e.Method == compress.None {
-		if len(out) > int(e.RawLength) {
-			return nil, plain, fmt.Errorf("%w: %s blob %s: %d stored bytes, the index says %d", ErrDamaged, e.Type, e.ID, len(out), e.RawLength)
-		}
-	} else {
-		out, err = compress.Decompress(plain[:0], dec, e.Method, int(e.RawLength))
-		if err != nil {
-			return nil, plain, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
-		}
-		// out's capacity is capped at this blob's size: keep the larger
-		// buffer, or every larger blob after a smaller one allocates.
-		if cap(out) > cap(plain) {
-			plainOut = out
-		}
+	out, err = r.plaintext(plain, e, dec)
+	// A decompressed blob's capacity is capped at its size: keep the
+	// larger buffer, or every larger blob after a smaller one allocates.
+	plainOut = plain
+	if e.Method != compress.None && cap(out) > cap(plain) {
+		plainOut = out
 	}
-	if len(out) != int(e.RawLength) || r.key.ChunkID(out) != e.ID {
-		return nil, plainOut, fmt.Errorf("%w: %s blob %s does not match its ID", ErrDamaged, e.Type, e.ID)
+	if err != nil {
+		return nil, plainOut, err
 	}
 	return out, plainOut, nil
 }
@@ -313,39 +304,47 @@ func (r *Repository) OpenBlobInto(plain, scratch []byte, e BlobEntry, sealed []b
 	if e.Method == compress.None {
 		dst = plain[:0] // stored as is: the decrypted bytes are the plaintext
 	}
-	comp, err := r.key.Open(dst, sealed, blobAD(e.Type, e.ID))
+	dec, err := r.key.Open(dst, sealed, blobAD(e.Type, e.ID))
 	if err != nil {
 		return plain, scratch, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
 	}
+	if e.Method != compress.None {
+		scratch = dec
+	}
+	out, err = r.plaintext(plain, e, dec)
+	if out == nil {
+		out = plain
+	}
+	return out, scratch, err
+}
+
+// plaintext turns a blob's decrypted bytes into its plaintext (dec itself
+// when the blob was stored as is, else dec decompressed into plain[:0])
+// and checks it against the blob's length and ID. It returns the
+// plaintext with the error when that does not match the ID, and nil on
+// any other failure.
+func (r *Repository) plaintext(plain []byte, e BlobEntry, dec []byte) ([]byte, error) {
+	out := dec
 	if e.Method == compress.None {
-		out = comp
 		if len(out) > int(e.RawLength) {
-			return plain, scratch, fmt.Errorf("%w: %s blob %s: %d stored bytes, the index says %d", ErrDamaged, e.Type, e.ID, len(out), e.RawLength)
+			return nil, fmt.Errorf("%w: %s blob %s: %d stored bytes, the index says %d", ErrDamaged, e.Type, e.ID, len(out), e.RawLength)
 		}
 	} else {
-		scratch = comp
-		out, err = compress.Decompress(plain[:0], comp, e.Method, int(e.RawLength))
-		if err != nil {
-			return plain, scratch, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
+		var err error
+		if out, err = compress.Decompress(plain[:0], dec, e.Method, int(e.RawLength)); err != nil {
+			return nil, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
 		}
 	}
 	if len(out) != int(e.RawLength) || r.key.ChunkID(out) != e.ID {
-		return out, scratch, fmt.Errorf("%w: %s blob %s does not match its ID", ErrDamaged, e.Type, e.ID)
+		return out, fmt.Errorf("%w: %s blob %s does not match its ID", ErrDamaged, e.Type, e.ID)
 	}
-	return out, scratch, nil
+	return out, nil
 }
 
-// LoadBlob reads one blob through the index.
+// LoadBlob reads one blob through the index, into a buffer of its own.
 func (r *Repository) LoadBlob(ctx context.Context, id crypto.ID) ([]byte, error) {
-	loc, ok := r.index.Lookup(id)
-	if !ok {
-		return nil, fmt.Errorf("blob %s is in no index: the repository is missing data (run `coffer check`)", id)
-	}
-	sealed, err := r.ReadPack(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
-	if err != nil {
-		return nil, err
-	}
-	return r.OpenBlob(loc.BlobEntry, sealed)
+	out, _, _, err := r.LoadBlobInPlace(ctx, id, nil, nil)
+	return out, err
 }
 
 // LoadBlobInPlace is LoadBlob into the caller's buffers: the blob is read
