@@ -10,8 +10,10 @@ import (
 // noFollow keeps a file open from following a symlink planted in its place.
 const noFollow = syscall.O_NOFOLLOW
 
-// preCreate: files are created while planning and reopened by the fetch
-// workers; O_NOFOLLOW and an identity check keep the reopening safe.
+// preCreate: files are created ahead of the fetch, which mostly writes them
+// through the descriptor kept open since; one closed meanwhile (beyond
+// maxOpenAhead) is reopened, and O_NOFOLLOW and an identity check keep the
+// reopening safe.
 const preCreate = true
 
 // fileID is a file's device and inode, read from the stat the caller has

@@ -523,13 +523,10 @@ func (r *restorer) handOver(ctx context.Context) error {
 	return nil
 }
 
-// restoreBatch creates and writes a batch's files.
-//
-// Files are created by one goroutine in plan order while the fetch runs:
-// creating 50,000 files is seconds of system time that ext4 serialises per
-// folder, and the fetch's decompression has the other core meanwhile.
-// Packs are taken in plan order, so the fetch mostly finds its files made;
-// one it gets to first it creates itself (openFile).
+// restoreBatch creates and writes a batch's files: createAhead makes them
+// in plan order while the fetch writes them, which mostly finds its files
+// made, since it takes packs in plan order; one it gets to first it
+// creates itself (openFile).
 func (r *restorer) restoreBatch(ctx context.Context, b *batch) error {
 	createCtx, stopCreating := context.WithCancel(ctx)
 	created := make(chan struct{})
