@@ -64,6 +64,10 @@ const (
 
 	// maxMapPairs is the CBOR decoder's MaxMapPairs.
 	maxMapPairs = 64
+
+	// minRefEncoding is the fewest bytes a content piece takes as Encode
+	// writes it: a map head, key 1 with a 32-byte ID, key 2 with a size.
+	minRefEncoding = 1 + 1 + 2 + 32 + 1 + 1
 )
 
 type fastDecoder struct {
@@ -173,7 +177,9 @@ func (d *fastDecoder) bytes() ([]byte, bool) {
 		return b, ok
 	}
 	if cap(d.arena)-len(d.arena) < len(b) {
-		d.arena = make([]byte, 0, max(64<<10, len(b)))
+		// What is left of the encoding bounds the strings still to come:
+		// a small folder's arena is its size, not 64 KiB.
+		d.arena = make([]byte, 0, len(b)+min(64<<10, d.left()))
 	}
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
@@ -311,7 +317,8 @@ func (d *fastDecoder) content(n *Node) bool {
 	} else {
 		// From one array for many nodes, as the arena does for bytes.
 		if cap(d.refs)-len(d.refs) < count {
-			d.refs = make([]Ref, 0, max(1024, count))
+			// Bounded by what is left of the encoding, as the arena is.
+			d.refs = make([]Ref, 0, count+min(1024, d.left()/minRefEncoding))
 		}
 		start := len(d.refs)
 		d.refs = d.refs[:start+count]
