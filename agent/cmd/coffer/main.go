@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -92,13 +91,3 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error,
 	return root
 }
 
-// setGCPercent sets how far the heap may grow past what is live before
-// the next collection, unless GOGC is set. Backups churn through large
-// buffers that die young; collecting more often keeps the peak near the
-// live set, and the heap is mostly pointer-free byte slices, so a
-// collection costs little.
-func setGCPercent(p int) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(p)
-	}
-}
