@@ -90,4 +90,3 @@ Exit codes: 0 completed, 3 completed with warnings, 1 failed, 2 usage error,
 	registerCompletions(root)
 	return root
 }
-
