@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/agent/archiver"
+	"github.com/coffer-backup/coffer/agent/cache"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/wire"
@@ -24,6 +25,10 @@ type BackupOptions struct {
 	RetainUntil *time.Time
 	// Exclude lists the policy's exclusions (paths or patterns).
 	Exclude []string
+	// CacheDir holds the local tree cache (a folder per repository);
+	// empty means the user's cache folder. Without the cache, a re-backup
+	// would fetch every folder listing of the previous point from Azure.
+	CacheDir string
 }
 
 // BackupResult is a finished vault backup.
@@ -119,6 +124,14 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 	if o.Parent != nil && opts.Parent == nil {
 		opts.Parent = o.Parent(r)
 	}
+	if opts.Trees == nil {
+		if tc, err := openTreeCache(o.CacheDir, r); err != nil {
+			slog.Warn("no local tree cache: the previous point's folder listings are fetched from storage", "err", err)
+		} else {
+			opts.Trees, opts.Saved = tc, tc
+			defer func() { _ = tc.Trim() }()
+		}
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -165,4 +178,17 @@ func errorCode(err error) string {
 		return "timeout"
 	}
 	return "backup_failed"
+}
+
+// openTreeCache opens the repository's folder in the local tree cache:
+// dir/<repository ID>, or the user's cache folder's when dir is empty.
+func openTreeCache(dir string, r *repository.Repository) (*cache.Cache, error) {
+	if dir == "" {
+		d, err := cache.DefaultDir(r.Config().ID)
+		if err != nil {
+			return nil, err
+		}
+		return cache.New(d, r, 0)
+	}
+	return cache.New(filepath.Join(dir, r.Config().ID), r, 0)
 }

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -251,6 +253,11 @@ func TestRegisterBackUpAndRestoreThroughTheVault(t *testing.T) {
 	if w.Rec.contains(*got.Value) {
 		t.Fatal("the passphrase reached the control plane during the backup")
 	}
+	// The point's folder listings are kept in the machine's cache, so the
+	// next backup compares against them without fetching each from Azure.
+	if n := cachedTrees(t, filepath.Join(m.Dir, "cache")); n == 0 {
+		t.Fatal("the vault backup kept no folder listing in the local cache: the next one would fetch every listing from storage")
+	}
 
 	// The admin sees the job completed and the point registered.
 	var job wire.Job
@@ -410,4 +417,23 @@ func TestPolicyExclusionsAreLeftOut(t *testing.T) {
 			t.Errorf("%s restored = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// cachedTrees counts the folder listings in a tree cache below dir.
+func cachedTrees(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && filepath.Base(filepath.Dir(filepath.Dir(p))) == "trees" {
+			n++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return n
 }

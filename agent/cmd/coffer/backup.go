@@ -116,7 +116,7 @@ and the point is registered with the control plane.`,
 			if vm, err := f.vaultMode(); err != nil {
 				return err
 			} else if vm {
-				return vaultBackup(c, f.session, paths, tags, noParent, asJSON, retainUntil, useVSS, &bf)
+				return vaultBackup(c, f.session, f.cacheDir, paths, tags, noParent, asJSON, retainUntil, useVSS, &bf)
 			}
 			if len(paths) == 0 {
 				return cli.Usagef("name at least one file or folder to back up")
@@ -207,7 +207,7 @@ func uploadsFor(repo string) int {
 }
 
 // vaultBackup is `coffer backup` on a registered machine.
-func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force, asJSON bool, retainUntil string, useVSS bool, bf *backupFilterFlags) error {
+func vaultBackup(c *cobra.Command, s *vault.Session, cacheDir string, paths, tags []string, force, asJSON bool, retainUntil string, useVSS bool, bf *backupFilterFlags) error {
 	ctx := c.Context()
 	// The flags' exclusions add to the policy's, which vault.Backup applies.
 	filter, err := bf.filter()
@@ -258,7 +258,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, paths, tags []string, force
 	if pol != nil {
 		exclude = pol.Exclude
 	}
-	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: 4, Filter: filter}}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, CacheDir: cacheDir, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: 4, Filter: filter}}
 	if bf.dryRun {
 		return vaultDryRun(c, s, o, force, asJSON)
 	}
