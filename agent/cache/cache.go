@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,10 @@ type Cache struct {
 	max   int64
 	now   func() time.Time
 	added atomic.Int64 // bytes SaveTree wrote since New
+
+	bmu     sync.Mutex
+	bundles []*openBundle // in use, from UseBundle
+	rec     *bundleWriter // being recorded, from RecordBundle
 }
 
 // ledgerName is the file that remembers the cache's size, so that Trim
@@ -78,8 +83,9 @@ func (c *Cache) path(id crypto.ID) string {
 
 // LoadTree returns a tree from the cache, or from the repository on a miss.
 func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
-	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+	if b := c.local(id); b != nil {
 		if t, err := tree.Decode(b); err == nil {
+			c.record(id, b)
 			return t, nil
 		}
 	}
@@ -98,7 +104,8 @@ func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) 
 // LoadTreeBytes is LoadTree without the decoding: a tree's encoding, from
 // the cache if it holds it, else from the repository (and kept).
 func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
-	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+	if b := c.local(id); b != nil {
+		c.record(id, b)
 		return b, nil
 	}
 	b, err := c.src.LoadBlob(ctx, id)
@@ -109,8 +116,24 @@ func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error)
 	return b, nil
 }
 
-// SaveTree keeps an encoded tree. Failures only cost a later fetch.
+// local is a tree's encoding from a bundle in use or the tree's own file,
+// if either holds it intact; nil otherwise.
+func (c *Cache) local(id crypto.ID) []byte {
+	if b := c.fromBundle(id); b != nil && c.src.Key().ChunkID(b) == id {
+		return b
+	}
+	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+		return b
+	}
+	return nil
+}
+
+// SaveTree keeps an encoded tree: in the bundle being recorded, or else in
+// a file of its own. Failures only cost a later fetch.
 func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
+	if c.record(id, encoded) {
+		return
+	}
 	p := c.path(id)
 	if _, err := os.Stat(p); err == nil {
 		return
@@ -133,7 +156,7 @@ func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
 // when there is no ledger, or once a day.
 func (c *Cache) Trim() error {
 	// Taken at once, so that a tree saved while Trim runs counts next time.
-	added := c.added.Swap(0)
+	added := c.added.Swap(0) - c.trimBundles()
 	ledger := filepath.Join(c.dir, ledgerName)
 	if fi, err := os.Stat(ledger); err == nil && c.now().Sub(fi.ModTime()) < recountEvery {
 		if b, err := os.ReadFile(ledger); err == nil {
@@ -188,6 +211,14 @@ func (c *Cache) trim() (int64, error) {
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
+	}
+	// Bundles count against the bound; trimBundles keeps their number down.
+	if des, err := os.ReadDir(filepath.Join(c.dir, bundleDir)); err == nil {
+		for _, de := range des {
+			if fi, err := de.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
 	}
 	if total <= c.max {
 		return total, nil

@@ -25,7 +25,7 @@ func (f *fakeRepo) LoadBlob(_ context.Context, id crypto.ID) ([]byte, error) {
 	return f.blobs[id], nil
 }
 
-func newFake(t *testing.T, n int) (*fakeRepo, []crypto.ID) {
+func newFake(t testing.TB, n int) (*fakeRepo, []crypto.ID) {
 	key, _ := crypto.NewKey()
 	f := &fakeRepo{key: key, blobs: map[crypto.ID][]byte{}}
 	var ids []crypto.ID

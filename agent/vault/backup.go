@@ -95,6 +95,7 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 }
 
 func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*archiver.Result, error) {
+	var finished *repository.Point // the point made, whose listings the cache's bundle holds
 	r, err := s.Repository(ctx)
 	if err != nil {
 		return nil, err
@@ -129,7 +130,19 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 			slog.Warn("no local tree cache: the previous point's folder listings are fetched from storage", "err", err)
 		} else {
 			opts.Trees, opts.Saved = tc, tc
-			defer func() { _ = tc.Trim() }()
+			defer tc.Close()
+			if opts.Parent != nil {
+				tc.UseBundle(opts.Parent.Tree, true)
+			}
+			if !opts.DryRun {
+				_ = tc.RecordBundle() // without it, listings are kept one file each
+			}
+			defer func() {
+				if finished != nil {
+					_ = tc.FinishBundle(finished.Tree)
+				}
+				_ = tc.Trim()
+			}()
 		}
 	}
 	done := make(chan struct{})
@@ -148,7 +161,11 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 			}
 		}
 	}()
-	return archiver.Backup(ctx, r, o.Paths, opts)
+	res, err := archiver.Backup(ctx, r, o.Paths, opts)
+	if err == nil && !opts.DryRun {
+		finished = res.Point
+	}
+	return res, err
 }
 
 // changeCounters is what the control plane's ransomware alarm compares:

@@ -146,6 +146,13 @@ and the point is registered with the control plane.`,
 			if !noParent {
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
+			defer tc.Close()
+			if opts.Parent != nil {
+				tc.UseBundle(opts.Parent.Tree, true)
+			}
+			if !bf.dryRun {
+				_ = tc.RecordBundle() // without it, listings are kept one file each
+			}
 			// A dry run is a look, not worth a snapshot of each volume.
 			readFrom, vssDone, err := shadowCopies(useVSS && !bf.dryRun, paths)
 			if err != nil {
@@ -162,6 +169,7 @@ and the point is registered with the control plane.`,
 			if bf.dryRun {
 				return printDryRun(c, res, &list, asJSON)
 			}
+			_ = tc.FinishBundle(res.Point.Tree)
 			_ = tc.Trim()
 			return printBackup(c, res, asJSON, nil)
 		},

@@ -41,6 +41,8 @@ attributes.
 			if err != nil {
 				return err
 			}
+			defer tc.Close()
+			tc.UseBundle(p.Tree, false)
 			n, err := restorer.Lookup(ctx, tc, p.Tree, args[1])
 			if err != nil {
 				return err // a path not in the point is a failure (1), like a missing point

@@ -53,6 +53,8 @@ and a point an admin deleted is restored only with --deleted.`,
 			if err != nil {
 				return err
 			}
+			defer tc.Close()
+			tc.UseBundle(p.Tree, len(include) == 0)
 			prog := &restorer.Progress{}
 			job := startRestoreJob(ctx, c.ErrOrStderr(), &f, prog)
 			stop := startProgress(c.ErrOrStderr(), restoreProgress(prog))

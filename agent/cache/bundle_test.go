@@ -1,0 +1,179 @@
+package cache
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/coffer-backup/coffer/agent/crypto"
+)
+
+// recordPoint runs what a backup does with the cache: it records every
+// listing it loads or saves, and names the bundle for the point's root.
+func recordPoint(t *testing.T, c *Cache, loaded, saved []crypto.ID, f *fakeRepo, root crypto.ID) {
+	t.Helper()
+	if err := c.RecordBundle(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range loaded {
+		if _, err := c.LoadTree(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range saved {
+		c.SaveTree(id, f.blobs[id])
+	}
+	if err := c.FinishBundle(root); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The next backup reads the whole point's listings from its bundle: no
+// fetch from the repository and no file per listing.
+func TestTheParentsListingsComeFromItsBundle(t *testing.T) {
+	f, ids := newFake(t, 6)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, ids[:3], ids[3:], f, ids[0])
+	c.Close()
+	if _, err := os.Stat(c.path(ids[4])); err == nil {
+		t.Fatal("a listing saved while recording also went to a file of its own")
+	}
+	os.RemoveAll(filepath.Join(dir, "trees"))
+	fetched := f.fetches
+
+	c2, _ := New(dir, f, 0)
+	defer c2.Close()
+	if !c2.UseBundle(ids[0], true) {
+		t.Fatal("the point's bundle was not found")
+	}
+	for _, id := range ids {
+		if b, err := c2.LoadTreeBytes(t.Context(), id); err != nil || string(b) != string(f.blobs[id]) {
+			t.Fatalf("listing %s: %q, %v", id, b, err)
+		}
+	}
+	if f.fetches != fetched {
+		t.Fatalf("%d listings were fetched from the repository, want none", f.fetches-fetched)
+	}
+}
+
+// A bundle is only a cache: a record that does not match its keyed ID is
+// fetched again, and a file that is not a bundle is not used.
+func TestATamperedBundleIsNotTrusted(t *testing.T) {
+	f, ids := newFake(t, 2)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, nil, ids, f, ids[0])
+	path := c.bundlePath(ids[0])
+	b, _ := os.ReadFile(path)
+	b[32+4] ^= 0xff // the first record's first byte
+	os.WriteFile(path, b, 0o600)
+	fetched := f.fetches
+
+	c2, _ := New(dir, f, 0)
+	defer c2.Close()
+	c2.UseBundle(ids[0], true)
+	got, err := c2.LoadTreeBytes(t.Context(), ids[0])
+	if err != nil || string(got) != string(f.blobs[ids[0]]) || f.fetches != fetched+1 {
+		t.Fatalf("tampered record: %q, %v, fetched %d", got, err, f.fetches-fetched)
+	}
+
+	os.WriteFile(path, []byte("not a bundle at all"), 0o600)
+	c3, _ := New(dir, f, 0)
+	defer c3.Close()
+	if c3.UseBundle(ids[0], true) {
+		t.Fatal("a file that is not a bundle was used")
+	}
+}
+
+// Trim keeps the newest bundles and removes what an interrupted backup
+// left, once it is old enough not to be another backup's, still running.
+func TestTrimKeepsTheNewestBundles(t *testing.T) {
+	f, ids := newFake(t, keepBundles+2)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return now }
+	for i, id := range ids {
+		recordPoint(t, c, nil, []crypto.ID{id}, f, id)
+		at := now.Add(time.Duration(i-len(ids)) * time.Hour)
+		os.Chtimes(c.bundlePath(id), at, at)
+	}
+	if err := c.RecordBundle(); err != nil { // a backup that never finished
+		t.Fatal(err)
+	}
+	leftover := c.rec.f.Name()
+	c.rec.f.Close()
+	c.rec = nil
+	if err := c.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		_, err := os.Stat(c.bundlePath(id))
+		if kept := i >= len(ids)-keepBundles; kept != (err == nil) {
+			t.Fatalf("bundle %d of %d: kept %v, want %v", i+1, len(ids), err == nil, kept)
+		}
+	}
+	if _, err := os.Stat(leftover); err != nil {
+		t.Fatal("a bundle still being recorded was removed")
+	}
+	now = now.Add(2 * recountEvery)
+	c.Trim()
+	if _, err := os.Stat(leftover); err == nil {
+		t.Fatal("an interrupted backup's unfinished bundle stayed")
+	}
+}
+
+// A backup that fails leaves no bundle behind.
+func TestAnAbortedBundleLeavesNothing(t *testing.T) {
+	f, ids := newFake(t, 1)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	if err := c.RecordBundle(); err != nil {
+		t.Fatal(err)
+	}
+	c.SaveTree(ids[0], f.blobs[ids[0]])
+	c.Close()
+	des, _ := os.ReadDir(filepath.Join(dir, bundleDir))
+	if len(des) != 0 {
+		t.Fatalf("left %d files in the bundle folder", len(des))
+	}
+}
+
+// The bundle index is read from a local file another process may have
+// damaged: anything is refused or read within bounds, never a panic.
+func FuzzBundleIndex(f *testing.F) {
+	fr, ids := newFake(f, 2)
+	dir := f.TempDir()
+	c, _ := New(dir, fr, 0)
+	c.RecordBundle()
+	for _, id := range ids {
+		c.SaveTree(id, fr.blobs[id])
+	}
+	c.FinishBundle(ids[0])
+	good, _ := os.ReadFile(c.bundlePath(ids[0]))
+	f.Add(good)
+	f.Add([]byte(bundleMagic))
+	f.Add(append(make([]byte, 12), bundleMagic...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "b")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		index, err := readBundleIndex(fh)
+		if err != nil {
+			return
+		}
+		for _, e := range index {
+			if e.off < 0 || e.off+int64(e.n) > int64(len(b)) {
+				t.Fatalf("record at %d+%d past the end of a %d-byte file", e.off, e.n, len(b))
+			}
+		}
+	})
+}
