@@ -419,7 +419,7 @@ func TestPolicyExclusionsAreLeftOut(t *testing.T) {
 	}
 }
 
-// cachedTrees counts the folder listings in a tree cache below dir.
+// cachedTrees counts the listing files and bundles in a tree cache below dir.
 func cachedTrees(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
@@ -427,7 +427,8 @@ func cachedTrees(t *testing.T, dir string) int {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && filepath.Base(filepath.Dir(filepath.Dir(p))) == "trees" {
+		// A listing of its own (trees/ab/abcd…), or a point's bundle of them.
+		if !d.IsDir() && (filepath.Base(filepath.Dir(filepath.Dir(p))) == "trees" || filepath.Base(filepath.Dir(p)) == "bundles") {
 			n++
 		}
 		return nil
