@@ -16,6 +16,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/fsmeta"
+	"github.com/coffer-backup/coffer/agent/hugemem"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/tree"
 )
@@ -186,7 +187,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		}
 		renamedFrom = a.change.noteDir(old, names, regular, oldIdx)
 	}
-	d.nodes = make([]tree.Node, len(entries))
+	d.nodes = hugemem.Make[tree.Node](len(entries))
 	d.pending.Store(int64(len(entries)) + 1)
 	for i, e := range entries {
 		// Let the listing go as it is used: a large folder's entries

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coffer-backup/coffer/agent/crypto"
+	"github.com/coffer-backup/coffer/agent/hugemem"
 )
 
 // errNotFast says the fast decoder met something outside the form Encode
@@ -40,7 +41,7 @@ func decodeFast(b []byte) (*Tree, error) {
 			if !ok || n > MaxNodes || n > uint64(d.left()) {
 				return nil, errNotFast
 			}
-			t.Nodes = make([]Node, n)
+			t.Nodes = hugemem.Make[Node](int(n))
 			for i := range t.Nodes {
 				if !d.node(&t.Nodes[i]) {
 					return nil, errNotFast
