@@ -15,6 +15,7 @@ import (
 
 type fileJob struct {
 	path  string
+	name  string     // in dir
 	node  *tree.Node // name set; the rest is filled here, in place
 	old   *tree.Node // the same path in the parent point, if any
 	was   *tree.Node // a vanished file of the parent this one may replace under a new extension
@@ -37,6 +38,7 @@ func (a *archiver) runFileWorker(ctx context.Context) {
 			a.processFile(ctx, getChunker, j)
 		}
 		a.prog.FilesDone.Add(1)
+		j.dir.fileDone()
 		a.childDone(ctx, j.dir)
 	}
 }
@@ -69,7 +71,7 @@ func (a *archiver) skip(j *fileJob, listedSize int64) {
 
 func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.Chunker, j *fileJob) {
 	n := j.node
-	meta, err := fsmeta.Lstat(j.path)
+	meta, err := fsmeta.LstatAt(j.dir.dir, j.name, j.path)
 	if err != nil {
 		a.warn(j.path, fmt.Errorf("cannot read its metadata: %v", err))
 		n.Type = 0

@@ -33,6 +33,18 @@ type dirState struct {
 	// keeps that tree without encoding it again.
 	old   *tree.Tree
 	oldID crypto.ID
+	// dir is the folder, open while its files are looked up in it
+	// (fsmeta.LstatAt); files counts those still to look up, plus one
+	// while listing. nil above the chosen paths.
+	dir   *os.File
+	files atomic.Int64
+}
+
+// fileDone counts one of d's files as looked up; the last closes d.dir.
+func (d *dirState) fileDone() {
+	if d.files.Add(-1) == 0 && d.dir != nil {
+		d.dir.Close()
+	}
 }
 
 // pathTrie holds the chosen paths, so the point's root mirrors their
@@ -164,10 +176,11 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		}
 		slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.name, y.name) })
 	} else {
-		des, err := readDir(d.path)
+		dir, des, err := readDir(d.path)
 		if err != nil {
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
+		d.dir = dir
 		for _, de := range des {
 			if a.skipEntry(joinPath(d.path, de.Name()), de) {
 				continue
@@ -189,6 +202,8 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 	}
 	d.nodes = hugemem.Make[tree.Node](len(entries))
 	d.pending.Store(int64(len(entries)) + 1)
+	d.files.Store(1)
+	defer d.fileDone() // the listing's
 	for i, e := range entries {
 		// Let the listing go as it is used: a large folder's entries
 		// would otherwise stay until its last file is queued.
@@ -206,14 +221,16 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 			// Files are examined by the readers, in parallel: on a cold
 			// cache their metadata costs a disk seek each.
 			a.prog.FilesSeen.Add(1)
+			d.files.Add(1)
 			select {
-			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
+			case a.fileCh <- &fileJob{path: path, name: e.name, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
 			case <-ctx.Done():
+				d.fileDone()
 				return ctx.Err()
 			}
 			continue
 		}
-		meta, err := fsmeta.Lstat(path)
+		meta, err := fsmeta.LstatAt(d.dir, e.name, path)
 		if err != nil {
 			a.warn(path, fmt.Errorf("cannot read its metadata: %v", err))
 			a.childDone(ctx, d)
@@ -250,9 +267,11 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		case fsmeta.File:
 			// A chosen path that is itself a file.
 			a.prog.FilesSeen.Add(1)
+			d.files.Add(1)
 			select {
-			case a.fileCh <- &fileJob{path: path, node: node, old: oldNode, dir: d, links: links}:
+			case a.fileCh <- &fileJob{path: path, name: e.name, node: node, old: oldNode, dir: d, links: links}:
 			case <-ctx.Done():
+				d.fileDone()
 				return ctx.Err()
 			}
 		case fsmeta.Symlink:
@@ -393,19 +412,18 @@ func joinPath(dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// readDir lists a directory sorted by name. Entry types come from the
-// listing itself, without a stat call per entry where the file system
-// reports them.
-func readDir(path string) ([]fs.DirEntry, error) {
-	f, err := os.Open(path)
+// readDir lists a directory sorted by name and returns it open, for its
+// entries to be looked up in it. Entry types come from the listing itself,
+// without a stat call per entry where the file system reports them.
+func readDir(path string) (*os.File, []fs.DirEntry, error) {
+	f, err := fsmeta.OpenDir(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	des, err := f.ReadDir(-1)
 	slices.SortFunc(des, func(x, y fs.DirEntry) int { return strings.Compare(x.Name(), y.Name()) })
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return des, err
+		return f, des, err
 	}
-	return des, nil
+	return f, des, nil
 }
