@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -8,35 +9,47 @@ import (
 	"sync"
 )
 
-// heapFloor is the heap a command may reach before collections follow
-// the live set closely. Every command that opens a repository has held
-// Argon2id's 64 MiB already (agent/crypto), and the runtime keeps those
-// pages for a while: a heap that stays within them costs little memory
-// the command has not peaked at anyway. Below it, collecting every 15% of
-// a 20 MB live set ran dozens of collections in a no-change re-backup of
-// `source`; with the floor it ran a few, for 0.2 s less (a seventh) and a
-// peak 2 MiB higher (48 MiB; 64 MiB added 3 MiB and saved no more).
-const heapFloor = 48 << 20
+// smallHeapLimit is the memory the runtime may fill before a collection
+// while what is live stays small. Every command that opens a repository
+// has held Argon2id's 64 MiB already (agent/crypto), and the runtime keeps
+// those pages for a while: a heap that stays within them costs little
+// memory the command has not peaked at anyway. Collecting every 15% of a
+// 20 MB live set instead ran dozens of collections in a no-change
+// re-backup of `source`; within the limit it runs a few, for a seventh
+// less time, peaking at 86 MiB instead of 84. A 64 MiB limit made the
+// scavenger hand Argon2id's pages back only for the heap to fault them in
+// again (4,000 faults more on `office`).
+//
+// A memory limit with GOGC off is the runtime's own way to say "collect
+// when the heap reaches this"; a large GOGC for a small live set was not:
+// the runtime applies GOGC to the stacks it will scan next time, so a
+// goroutine more could move the next collection tens of MB out.
+const smallHeapLimit = 80 << 20
+
+// smallLive is the live heap up to which the limit applies; above it
+// collections follow the live set by the command's percentage again, so
+// that a large live set never collects over and over against the limit.
+const smallLive = smallHeapLimit / 2
 
 var gcTuning struct {
 	sync.Mutex
-	percent int  // the set percentage, above the floor
+	percent int  // the command's percentage, for a large live set
 	armed   bool // a cleanup waits for the next collection
 }
 
 // setGCPercent sets how far the heap may grow past what is live before
-// the next collection, once the heap is past heapFloor, unless GOGC is
-// set. Backups churn through large buffers that die young; collecting
-// more often keeps the peak near the live set, and the heap is mostly
-// pointer-free byte slices, so a collection costs little.
+// the next collection, once the live set is past smallLive, unless GOGC or
+// GOMEMLIMIT is set. Backups churn through large buffers that die young;
+// collecting more often keeps the peak near the live set, and the heap is
+// mostly pointer-free byte slices, so a collection costs little.
 func setGCPercent(p int) {
-	if os.Getenv("GOGC") != "" {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	gcTuning.Lock()
 	defer gcTuning.Unlock()
 	gcTuning.percent = p
-	debug.SetGCPercent(gcPercentFor(readGCMetrics(), p, heapFloor))
+	applyGCSettings(gcSettingsFor(liveHeap(), p))
 	if !gcTuning.armed {
 		gcTuning.armed = true
 		armGCTuning()
@@ -55,40 +68,41 @@ func armGCTuning() {
 func retuneGC() {
 	gcTuning.Lock()
 	defer gcTuning.Unlock()
-	debug.SetGCPercent(gcPercentFor(readGCMetrics(), gcTuning.percent, heapFloor))
+	applyGCSettings(gcSettingsFor(liveHeap(), gcTuning.percent))
 }
 
-// gcPercentFor is the percentage that puts the next collection at the
-// live heap plus percent, or at floor if that is further. The runtime
-// grows the heap past the live set by the percentage of what it scans
-// (the live heap, goroutine stacks and globals), which the current goal
-// and percentage give.
-func gcPercentFor(m gcMetrics, percent int, floor uint64) int {
-	if m.live == 0 || m.percent <= 0 || m.goal <= m.live {
-		return percent
+type gcSettings struct {
+	percent int   // -1: off, the limit alone starts collections
+	limit   int64 // bytes; math.MaxInt64 for none
+}
+
+// gcSettingsFor is the limit for a small live heap (before the first
+// collection too), and the command's percentage for a large one.
+func gcSettingsFor(live uint64, percent int) gcSettings {
+	if live < smallLive {
+		return gcSettings{percent: -1, limit: smallHeapLimit}
 	}
-	scanned := (m.goal - m.live) * 100 / uint64(m.percent)
-	if scanned == 0 || m.live+scanned*uint64(percent)/100 >= floor {
-		return percent
+	return gcSettings{percent: percent, limit: math.MaxInt64}
+}
+
+func applyGCSettings(s gcSettings) {
+	// Raise the limit before turning GOGC off, and restore GOGC before
+	// lifting the limit, so that the heap is never left without either.
+	if s.percent < 0 {
+		debug.SetMemoryLimit(s.limit)
+		debug.SetGCPercent(s.percent)
+		return
 	}
-	return int((floor - m.live) * 100 / scanned)
+	debug.SetGCPercent(s.percent)
+	debug.SetMemoryLimit(s.limit)
 }
 
-// gcMetrics is what the last collection found live, and the heap size at
-// which the next starts under the current percentage.
-type gcMetrics struct {
-	live, goal uint64
-	percent    int
-}
-
-func readGCMetrics() gcMetrics {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}, {Name: "/gc/gogc:percent"}}
+// liveHeap is the heap the last collection found live; 0 before the first.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	v := func(i int) uint64 {
-		if s[i].Value.Kind() != metrics.KindUint64 {
-			return 0
-		}
-		return s[i].Value.Uint64()
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
 	}
-	return gcMetrics{live: v(0), goal: v(1), percent: int(v(2))}
+	return s[0].Value.Uint64()
 }

@@ -1,53 +1,72 @@
 package main
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
 
-func TestGCPercentFor(t *testing.T) {
+func TestGCSettingsFor(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name    string
-		m       gcMetrics
-		percent int
-		want    int
+		name string
+		live uint64
+		want gcSettings
 	}{
-		{"before the first collection", gcMetrics{}, 15, 15},
-		{"small live heap: the next collection at the floor", gcMetrics{live: 10 * mib, goal: 12 * mib, percent: 20}, 15, (48 - 10) * 100 / 10},
-		{"stacks and globals count as scanned", gcMetrics{live: 10 * mib, goal: 14 * mib, percent: 20}, 15, (48 - 10) * 100 / 20},
-		{"past the floor: the set percentage", gcMetrics{live: 60 * mib, goal: 69 * mib, percent: 15}, 15, 15},
-		{"just reaching the floor with the set percentage", gcMetrics{live: 42 * mib, goal: 48 * mib, percent: 15}, 15, 15},
-		{"GC off: left to the set percentage", gcMetrics{live: 10 * mib, goal: 0, percent: -1}, 25, 25},
+		{"before the first collection: the limit", 0, gcSettings{-1, smallHeapLimit}},
+		{"small live heap: the limit", 20 * mib, gcSettings{-1, smallHeapLimit}},
+		{"large live heap: the command's percentage, no limit", smallLive, gcSettings{15, math.MaxInt64}},
+		{"very large live heap", 500 * mib, gcSettings{15, math.MaxInt64}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := gcPercentFor(tt.m, tt.percent, 48*mib); got != tt.want {
-				t.Fatalf("gcPercentFor(%+v, %d) = %d, want %d", tt.m, tt.percent, got, tt.want)
+			if got := gcSettingsFor(tt.live, 15); got != tt.want {
+				t.Fatalf("gcSettingsFor(%d, 15) = %+v, want %+v", tt.live, got, tt.want)
 			}
 		})
 	}
 }
 
-// After each collection the percentage is set again from what is live: a
-// small heap may grow to the floor before the next one.
-func TestSetGCPercentRetunesAfterEachCollection(t *testing.T) {
+// After each collection the settings follow what is live: the limit while
+// the live set is small, the command's percentage once it is large, and
+// back.
+func TestGCSettingsFollowTheLiveHeap(t *testing.T) {
 	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	setGCPercent(15)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		runtime.GC()
-		m := readGCMetrics()
-		// The test binary's live heap is a few MiB, far below the floor.
-		if m.percent > 15 && m.goal >= heapFloor*9/10 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after collections the percentage is %d and the next collection at %d bytes; want it near the %d-byte floor", m.percent, m.goal, heapFloor)
-		}
-		runtime.Gosched()
+	read := func() (int, int64) {
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+		metrics.Read(s)
+		return int(s[0].Value.Uint64()), int64(s[1].Value.Uint64())
 	}
+	waitFor := func(what string, ok func(p int, l int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			runtime.GC()
+			p, l := read()
+			if ok(p, l) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GOGC %d, limit %d", what, p, l)
+			}
+			runtime.Gosched()
+		}
+	}
+	setGCPercent(15)
+	waitFor("small live heap", func(p int, l int64) bool { return l == smallHeapLimit })
+
+	big := make([]byte, smallLive+(8<<20))
+	for i := range big {
+		big[i] = 1
+	}
+	waitFor("large live heap", func(p int, l int64) bool { return p == 15 && l == math.MaxInt64 })
+	runtime.KeepAlive(big)
+	big = nil
+	waitFor("small again", func(p int, l int64) bool { return l == smallHeapLimit })
 }
