@@ -161,7 +161,8 @@ type archiver struct {
 	walkers *errgroup.Group // lists folders in parallel
 
 	refsMu sync.Mutex
-	refs   map[crypto.ID]struct{} // every blob the point references
+	refs   map[crypto.ID]struct{} // blobs the point references, but for unchanged files' content
+	packs  map[crypto.ID]struct{} // packs holding unchanged files' content (packSet)
 
 	warnMu   sync.Mutex
 	warnings []Warning
@@ -226,6 +227,7 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 		sealCh: make(chan sealJob, opts.Workers*2),
 		fileCh: make(chan *fileJob, opts.Readers*4),
 		refs:   map[crypto.ID]struct{}{},
+		packs:  map[crypto.ID]struct{}{},
 		root:   make(chan crypto.ID, 1),
 	}
 	if a.trees == nil {
@@ -373,9 +375,10 @@ func (a *archiver) reference(ids ...crypto.ID) {
 	a.refsMu.Unlock()
 }
 
-// referencedPacks maps every referenced blob to its pack.
+// referencedPacks maps every referenced blob to its pack, adding the
+// packs of the unchanged files' content.
 func (a *archiver) referencedPacks() ([]crypto.ID, error) {
-	set := map[crypto.ID]struct{}{}
+	set := a.packs
 	for id := range a.refs {
 		pack, ok := a.repo.BlobPack(id)
 		if !ok {
