@@ -107,7 +107,7 @@ and the point is registered with the control plane.`,
 			// it is tens of MiB on a large tree. At 15% the backup of the
 			// office set (106,000 files) peaked at 182 MiB instead of 214,
 			// for 2-8% more time on the CPU-bound source set.
-			setGCPercent(15)
+			setBackupGC(15)
 			ctx := c.Context()
 			paths, err := bf.paths(c, args)
 			if err != nil {

@@ -58,7 +58,7 @@ func TestGCSettingsFollowTheLiveHeap(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	setGCPercent(15)
+	setBackupGC(15)
 	waitFor("small live heap", func(p int, l int64) bool { return l == smallHeapLimit })
 
 	big := make([]byte, smallLive+(8<<20))

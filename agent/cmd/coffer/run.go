@@ -45,7 +45,7 @@ sent when it answers again. Install it as a service with
 ` + "`coffer service install`" + `.`,
 		Args: cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			setGCPercent(15) // it runs backups: see newBackup
+			setBackupGC(15) // it runs backups: see newBackup
 			if dir == "" {
 				dir = os.Getenv(service.EnvConfigDir)
 			}
