@@ -51,8 +51,9 @@ func setGCPercent(p int) {
 // unless GOGC or GOMEMLIMIT is set. Backups churn through large buffers
 // that die young; collecting often keeps the peak near a large live set,
 // and the heap is mostly pointer-free byte slices, so a collection costs
-// little. Restores keep their plain percentage: within the limit their
-// peak rose by 8-17 MiB for no gain in time.
+// little. Restores keep their plain percentage: within the limit a
+// restore of `large` peaked at 93 MiB instead of 83, with twice the page
+// faults, and was no faster.
 func setBackupGC(p int) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
