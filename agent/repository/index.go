@@ -278,7 +278,7 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 			plain, err := r.loadSealed(gctx, name, adIndex)
 			var f indexFile
 			if err == nil {
-				err = decMode.Unmarshal(plain, &f)
+				f, err = decodeIndex(plain)
 			}
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
