@@ -16,15 +16,16 @@ import (
 // memory the command has not peaked at anyway. Collecting every 15% of a
 // 20 MB live set instead ran dozens of collections in a no-change
 // re-backup of `source`; within the limit it runs a few, for a seventh
-// less time, peaking at 86 MiB instead of 84. A 64 MiB limit made the
-// scavenger hand Argon2id's pages back only for the heap to fault them in
-// again (4,000 faults more on `office`).
+// less time, at a peak 2-3 MiB higher. At 80 MiB the initial backup of
+// `source` peaked at 93 MiB instead of 86; at 64 MiB the scavenger handed
+// Argon2id's pages back only for the heap to fault them in again (1,400
+// faults more on `office`, and slower).
 //
 // A memory limit with GOGC off is the runtime's own way to say "collect
 // when the heap reaches this"; a large GOGC for a small live set was not:
 // the runtime applies GOGC to the stacks it will scan next time, so a
 // goroutine more could move the next collection tens of MB out.
-const smallHeapLimit = 80 << 20
+const smallHeapLimit = 72 << 20
 
 // smallLive is the live heap up to which the limit applies; above it
 // collections follow the live set by the command's percentage again, so
