@@ -157,7 +157,7 @@ type archiver struct {
 	devices map[uint64]bool // the chosen paths' file systems, for Filter.OneFileSystem
 
 	sealCh  chan sealJob
-	fileCh  chan *fileJob
+	fileCh  chan *fileBatch
 	walkers *errgroup.Group // lists folders in parallel
 
 	refsMu sync.Mutex
@@ -225,7 +225,7 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	a := &archiver{
 		repo: repo, opts: opts, trees: opts.Trees, prog: opts.Progress, start: time.Now(),
 		sealCh: make(chan sealJob, opts.Workers*2),
-		fileCh: make(chan *fileJob, opts.Readers*4),
+		fileCh: make(chan *fileBatch, opts.Readers*4),
 		refs:   map[crypto.ID]struct{}{},
 		packs:  map[crypto.ID]struct{}{},
 		root:   make(chan crypto.ID, 1),

@@ -14,6 +14,24 @@ import (
 	"github.com/coffer-backup/coffer/agent/tree"
 )
 
+// fileBatch is files of one folder for one reader. Handing files over one
+// at a time cost a re-backup of 50,000 unchanged files a sixth of its
+// time in channel hand-offs and wake-ups; files that may need reading
+// (new, or large) still go one to a batch, so that reads run in parallel.
+type fileBatch struct {
+	jobs  []fileJob
+	bytes int64 // the parent point's sizes of the files
+}
+
+// Batches are at most batchFiles files, of at most batchFileMax bytes
+// each as of the parent point, batchBytes in all: if they all changed,
+// one reader reads them at about the time the others take for theirs.
+const (
+	batchFiles   = 64
+	batchFileMax = 256 << 10
+	batchBytes   = 4 << 20
+)
+
 type fileJob struct {
 	path  string
 	name  string     // in dir
@@ -35,13 +53,16 @@ func (a *archiver) runFileWorker(ctx context.Context) {
 		return ch
 	}
 	packs := packSet{packs: map[crypto.ID]struct{}{}}
-	for j := range a.fileCh {
-		if ctx.Err() == nil {
-			a.processFile(ctx, getChunker, &packs, j)
+	for b := range a.fileCh {
+		for i := range b.jobs {
+			j := &b.jobs[i]
+			if ctx.Err() == nil {
+				a.processFile(ctx, getChunker, &packs, j)
+			}
+			a.prog.FilesDone.Add(1)
+			j.dir.fileDone()
+			a.childDone(ctx, j.dir)
 		}
-		a.prog.FilesDone.Add(1)
-		j.dir.fileDone()
-		a.childDone(ctx, j.dir)
 	}
 	a.refsMu.Lock()
 	for p := range packs.packs {

@@ -204,6 +204,45 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 	d.pending.Store(int64(len(entries)) + 1)
 	d.files.Store(1)
 	defer d.fileDone() // the listing's
+	var batch *fileBatch
+	send := func(b *fileBatch) error {
+		select {
+		case a.fileCh <- b:
+			return nil
+		case <-ctx.Done():
+			for range b.jobs {
+				d.fileDone()
+			}
+			return ctx.Err()
+		}
+	}
+	flush := func() error {
+		b := batch
+		batch = nil
+		if b == nil {
+			return nil
+		}
+		return send(b)
+	}
+	// queue hands a file to the readers: files the parent point had, small
+	// ones, in batches (see fileBatch); others one by one, so that large or
+	// new files are read in parallel.
+	queue := func(j fileJob) error {
+		a.prog.FilesSeen.Add(1)
+		d.files.Add(1)
+		if o := j.old; o == nil || o.Type != tree.File || o.Size > batchFileMax {
+			return send(&fileBatch{jobs: []fileJob{j}})
+		}
+		if batch == nil {
+			batch = &fileBatch{jobs: make([]fileJob, 0, min(batchFiles, len(entries)))}
+		}
+		batch.jobs = append(batch.jobs, j)
+		batch.bytes += j.old.Size
+		if len(batch.jobs) == batchFiles || batch.bytes >= batchBytes {
+			return flush()
+		}
+		return nil
+	}
 	for i, e := range entries {
 		// Let the listing go as it is used: a large folder's entries
 		// would otherwise stay until its last file is queued.
@@ -220,13 +259,8 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		if e.de != nil && e.de.Type().IsRegular() {
 			// Files are examined by the readers, in parallel: on a cold
 			// cache their metadata costs a disk seek each.
-			a.prog.FilesSeen.Add(1)
-			d.files.Add(1)
-			select {
-			case a.fileCh <- &fileJob{path: path, name: e.name, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}:
-			case <-ctx.Done():
-				d.fileDone()
-				return ctx.Err()
+			if err := queue(fileJob{path: path, name: e.name, node: node, old: oldNode, was: renamedFrom[e.name], dir: d, links: links}); err != nil {
+				return err
 			}
 			continue
 		}
@@ -258,21 +292,20 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 				}
 				return a.walkDir(ctx, child, e.trie, links)
 			}
-			// Another walker if one is free, else this one.
+			// Another walker if one is free, else this one, after
+			// handing over the files queued so far.
 			if !a.walkers.TryGo(sub) {
+				if err := flush(); err != nil {
+					return err
+				}
 				if err := sub(); err != nil {
 					return err
 				}
 			}
 		case fsmeta.File:
 			// A chosen path that is itself a file.
-			a.prog.FilesSeen.Add(1)
-			d.files.Add(1)
-			select {
-			case a.fileCh <- &fileJob{path: path, name: e.name, node: node, old: oldNode, dir: d, links: links}:
-			case <-ctx.Done():
-				d.fileDone()
-				return ctx.Err()
+			if err := queue(fileJob{path: path, name: e.name, node: node, old: oldNode, dir: d, links: links}); err != nil {
+				return err
 			}
 		case fsmeta.Symlink:
 			target, err := os.Readlink(path)
@@ -286,6 +319,9 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		default:
 			a.childDone(ctx, d)
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	a.childDone(ctx, d) // listing done
 	return nil
