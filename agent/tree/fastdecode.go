@@ -5,6 +5,7 @@ import (
 	"math"
 	"unicode/utf8"
 
+	"github.com/coffer-backup/coffer/agent/cborread"
 	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/hugemem"
 )
@@ -24,21 +25,21 @@ var errNotFast = errors.New("tree: not in the form Encode writes")
 // folder of 100,000 files took the CBOR decoder about 0.15 s and tens of
 // thousands of allocations each time it was read.
 func decodeFast(b []byte) (*Tree, error) {
-	d := fastDecoder{b: b}
+	d := fastDecoder{Reader: cborread.Reader{B: b}}
 	t := &Tree{}
-	pairs, ok := d.head(majorMap)
+	pairs, ok := d.Head(majorMap)
 	if !ok || pairs > 1 {
 		return nil, errNotFast
 	}
 	if pairs == 1 {
-		if k, ok := d.head(majorUint); !ok || k != 1 {
+		if k, ok := d.Head(majorUint); !ok || k != 1 {
 			return nil, errNotFast
 		}
-		if d.null() {
+		if d.Null() {
 			// Encode writes an empty tree's nodes as null.
 		} else {
-			n, ok := d.head(majorArray)
-			if !ok || n > MaxNodes || n > uint64(d.left()) {
+			n, ok := d.Head(majorArray)
+			if !ok || n > MaxNodes || n > uint64(d.Left()) {
 				return nil, errNotFast
 			}
 			t.Nodes = hugemem.Make[Node](int(n))
@@ -49,19 +50,19 @@ func decodeFast(b []byte) (*Tree, error) {
 			}
 		}
 	}
-	if d.off != len(d.b) {
+	if d.Off != len(d.B) {
 		return nil, errNotFast
 	}
 	return t, nil
 }
 
 const (
-	majorUint  = 0
-	majorNeg   = 1
-	majorBytes = 2
-	majorText  = 3
-	majorArray = 4
-	majorMap   = 5
+	majorUint  = cborread.Uint
+	majorNeg   = cborread.Neg
+	majorBytes = cborread.Bytes
+	majorText  = cborread.Text
+	majorArray = cborread.Array
+	majorMap   = cborread.Map
 
 	// maxMapPairs is the CBOR decoder's MaxMapPairs.
 	maxMapPairs = 64
@@ -72,8 +73,7 @@ const (
 )
 
 type fastDecoder struct {
-	b   []byte
-	off int
+	cborread.Reader
 	// arena holds the tree's byte strings, so a folder of many entries
 	// makes a few allocations rather than one or two per entry.
 	arena []byte
@@ -88,99 +88,20 @@ type fastDecoder struct {
 	sub   crypto.ID
 }
 
-func (d *fastDecoder) left() int { return len(d.b) - d.off }
-
-// head reads an item's initial byte and argument, if the item is of the
-// wanted major type with a definite length.
-func (d *fastDecoder) head(major byte) (uint64, bool) {
-	if d.off >= len(d.b) || d.b[d.off]>>5 != major {
-		return 0, false
-	}
-	info := d.b[d.off] & 0x1f
-	d.off++
-	var n int
-	switch {
-	case info < 24:
-		return uint64(info), true
-	case info == 24:
-		n = 1
-	case info == 25:
-		n = 2
-	case info == 26:
-		n = 4
-	case info == 27:
-		n = 8
-	default: // indefinite lengths and reserved values
-		return 0, false
-	}
-	if d.left() < n {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range d.b[d.off : d.off+n] {
-		v = v<<8 | uint64(c)
-	}
-	d.off += n
-	return v, true
-}
-
-func (d *fastDecoder) null() bool {
-	if d.off < len(d.b) && d.b[d.off] == 0xf6 {
-		d.off++
-		return true
-	}
-	return false
-}
-
-func (d *fastDecoder) uint(max uint64) (uint64, bool) {
-	v, ok := d.head(majorUint)
-	return v, ok && v <= max
-}
-
-func (d *fastDecoder) int64() (int64, bool) {
-	if d.off >= len(d.b) {
-		return 0, false
-	}
-	neg := d.b[d.off]>>5 == majorNeg
-	major := byte(majorUint)
-	if neg {
-		major = majorNeg
-	}
-	v, ok := d.head(major)
-	if !ok || v > math.MaxInt64 {
-		return 0, false
-	}
-	if neg {
-		return -1 - int64(v), true
-	}
-	return int64(v), true
-}
-
-// raw reads a byte string's bytes, in place.
-func (d *fastDecoder) raw(major byte) ([]byte, bool) {
-	n, ok := d.head(major)
-	if !ok || n > uint64(d.left()) {
-		return nil, false
-	}
-	b := d.b[d.off : d.off+int(n)]
-	d.off += int(n)
-	return b, true
-}
-
 // bytes reads a byte string into the arena. Encode writes a nil slice in
 // a field that is not omitted when empty (an attribute's value) as null.
 func (d *fastDecoder) bytes() ([]byte, bool) {
-	if d.null() {
+	if d.Null() {
 		return nil, true
 	}
-	b, ok := d.raw(majorBytes)
+	b, ok := d.Raw(majorBytes)
 	if !ok || d.reuse {
 		return b, ok
 	}
 	if cap(d.arena)-len(d.arena) < len(b) {
 		// What is left of the encoding bounds the strings still to come:
 		// a small folder's arena is its size, not 64 KiB.
-		d.arena = make([]byte, 0, len(b)+min(64<<10, d.left()))
+		d.arena = make([]byte, 0, len(b)+min(64<<10, d.Left()))
 	}
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
@@ -188,7 +109,7 @@ func (d *fastDecoder) bytes() ([]byte, bool) {
 }
 
 func (d *fastDecoder) text(last *string) (string, bool) {
-	b, ok := d.raw(majorText)
+	b, ok := d.Raw(majorText)
 	if !ok || !utf8.Valid(b) {
 		return "", false
 	}
@@ -201,7 +122,7 @@ func (d *fastDecoder) text(last *string) (string, bool) {
 
 func (d *fastDecoder) id() (crypto.ID, bool) {
 	var id crypto.ID
-	b, ok := d.raw(majorBytes)
+	b, ok := d.Raw(majorBytes)
 	if !ok || len(b) != len(id) {
 		return id, false
 	}
@@ -211,13 +132,13 @@ func (d *fastDecoder) id() (crypto.ID, bool) {
 
 // fields reads a map's pairs, handing each key to field; keys must rise.
 func (d *fastDecoder) fields(field func(key uint64) bool) bool {
-	n, ok := d.head(majorMap)
+	n, ok := d.Head(majorMap)
 	if !ok || n > maxMapPairs {
 		return false
 	}
 	var prev uint64
 	for i := uint64(0); i < n; i++ {
-		k, ok := d.head(majorUint)
+		k, ok := d.Head(majorUint)
 		if !ok || (i > 0 && k <= prev) || !field(k) {
 			return false
 		}
@@ -228,8 +149,8 @@ func (d *fastDecoder) fields(field func(key uint64) bool) bool {
 
 // array reads an array's length, bounded by what is left to read.
 func (d *fastDecoder) array() (int, bool) {
-	n, ok := d.head(majorArray)
-	if !ok || n > MaxNodes || n > uint64(d.left()) {
+	n, ok := d.Head(majorArray)
+	if !ok || n > MaxNodes || n > uint64(d.Left()) {
 		return 0, false
 	}
 	return int(n), true
@@ -243,33 +164,33 @@ func (d *fastDecoder) node(n *Node) bool {
 		case 1:
 			n.Name, ok = d.bytes()
 		case 2:
-			v, ok = d.uint(math.MaxUint8)
+			v, ok = d.Uint(math.MaxUint8)
 			n.Type = Type(v)
 		case 3:
-			v, ok = d.uint(math.MaxUint32)
+			v, ok = d.Uint(math.MaxUint32)
 			n.Mode = uint32(v)
 		case 4:
-			v, ok = d.uint(math.MaxUint32)
+			v, ok = d.Uint(math.MaxUint32)
 			n.UID = uint32(v)
 		case 5:
-			v, ok = d.uint(math.MaxUint32)
+			v, ok = d.Uint(math.MaxUint32)
 			n.GID = uint32(v)
 		case 6:
 			n.User, ok = d.text(&d.user)
 		case 7:
 			n.Group, ok = d.text(&d.group)
 		case 8:
-			n.Size, ok = d.int64()
+			n.Size, ok = d.Int64()
 		case 9:
-			n.ModTime, ok = d.int64()
+			n.ModTime, ok = d.Int64()
 		case 10:
-			n.ChangeTime, ok = d.int64()
+			n.ChangeTime, ok = d.Int64()
 		case 11:
-			n.Inode, ok = d.uint(math.MaxUint64)
+			n.Inode, ok = d.Uint(math.MaxUint64)
 		case 12:
-			n.Dev, ok = d.uint(math.MaxUint64)
+			n.Dev, ok = d.Uint(math.MaxUint64)
 		case 13:
-			n.Rdev, ok = d.uint(math.MaxUint64)
+			n.Rdev, ok = d.Uint(math.MaxUint64)
 		case 14:
 			n.LinkTarget, ok = d.bytes()
 		case 15:
@@ -286,12 +207,12 @@ func (d *fastDecoder) node(n *Node) bool {
 		case 17:
 			ok = d.xattrs(n)
 		case 18:
-			v, ok = d.uint(math.MaxUint32)
+			v, ok = d.Uint(math.MaxUint32)
 			n.WinAttrs = uint32(v)
 		case 19:
 			n.WinSD, ok = d.bytes()
 		case 20:
-			n.Links, ok = d.uint(math.MaxUint64)
+			n.Links, ok = d.Uint(math.MaxUint64)
 		}
 		return ok
 	})
@@ -319,7 +240,7 @@ func (d *fastDecoder) content(n *Node) bool {
 		// From one array for many nodes, as the arena does for bytes.
 		if cap(d.refs)-len(d.refs) < count {
 			// Bounded by what is left of the encoding, as the arena is.
-			d.refs = make([]Ref, 0, count+min(1024, d.left()/minRefEncoding))
+			d.refs = make([]Ref, 0, count+min(1024, d.Left()/minRefEncoding))
 		}
 		start := len(d.refs)
 		d.refs = d.refs[:start+count]
@@ -333,11 +254,11 @@ func (d *fastDecoder) content(n *Node) bool {
 			case 1:
 				r.ID, ok = d.id()
 			case 2:
-				r.Size, ok = d.int64()
+				r.Size, ok = d.Int64()
 			case 3:
-				if d.off < len(d.b) && (d.b[d.off] == 0xf4 || d.b[d.off] == 0xf5) {
-					r.Hole, ok = d.b[d.off] == 0xf5, true
-					d.off++
+				if d.Off < len(d.B) && (d.B[d.Off] == 0xf4 || d.B[d.Off] == 0xf5) {
+					r.Hole, ok = d.B[d.Off] == 0xf5, true
+					d.Off++
 				}
 			}
 			return ok
@@ -411,18 +332,18 @@ func Each(b []byte, fn func(*Node) error) error {
 // if fn is not nil. ok is false when b is not as Encode writes it; err is
 // what checking the nodes found, or fn's error.
 func eachFast(b []byte, fn func(*Node) error) (ok bool, err error) {
-	d := fastDecoder{b: b, reuse: true}
-	pairs, ok := d.head(majorMap)
+	d := fastDecoder{Reader: cborread.Reader{B: b}, reuse: true}
+	pairs, ok := d.Head(majorMap)
 	if !ok || pairs > 1 {
 		return false, nil
 	}
 	var count uint64
 	if pairs == 1 {
-		if k, ok := d.head(majorUint); !ok || k != 1 {
+		if k, ok := d.Head(majorUint); !ok || k != 1 {
 			return false, nil
 		}
-		if !d.null() {
-			if count, ok = d.head(majorArray); !ok || count > MaxNodes || count > uint64(d.left()) {
+		if !d.Null() {
+			if count, ok = d.Head(majorArray); !ok || count > MaxNodes || count > uint64(d.Left()) {
 				return false, nil
 			}
 		}
@@ -448,7 +369,7 @@ func eachFast(b []byte, fn func(*Node) error) (ok bool, err error) {
 		}
 		prev.Name = n.Name
 	}
-	if d.off != len(d.b) {
+	if d.Off != len(d.B) {
 		return false, nil
 	}
 	return true, err
