@@ -205,6 +205,14 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 	d.files.Store(1)
 	defer d.fileDone() // the listing's
 	var batch *fileBatch
+	defer func() {
+		// A walk that stops early never hands these over: they are done.
+		if batch != nil {
+			for range batch.jobs {
+				d.fileDone()
+			}
+		}
+	}()
 	send := func(b *fileBatch) error {
 		select {
 		case a.fileCh <- b:
