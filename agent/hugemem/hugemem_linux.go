@@ -11,10 +11,13 @@ import (
 // leaves the memory as it was.
 func advise(p unsafe.Pointer, size uintptr) {
 	page := uintptr(unix.Getpagesize())
-	start := (uintptr(p) + page - 1) &^ (page - 1)
-	end := (uintptr(p) + size) &^ (page - 1)
-	if end <= start {
+	skip := (page - uintptr(p)%page) % page
+	if size <= skip {
 		return
 	}
-	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(start)), end-start), unix.MADV_HUGEPAGE)
+	n := (size - skip) &^ (page - 1)
+	if n == 0 {
+		return
+	}
+	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, skip)), n), unix.MADV_HUGEPAGE)
 }
