@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -20,15 +21,21 @@ func TestLstatAtAgreesWithLstat(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("f.txt", filepath.Join(dir, "link")); err != nil {
-		t.Skip("no symlinks here:", err)
+	names := []string{"f.txt", "sub"}
+	// Windows links are not what LstatAt is for (it is Lstat there), and
+	// wine makes ones its own Lstat cannot find.
+	if runtime.GOOS != "windows" {
+		if err := os.Symlink("f.txt", filepath.Join(dir, "link")); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, "link")
 	}
 	d, err := OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for _, name := range []string{"f.txt", "sub", "link"} {
+	for _, name := range names {
 		path := filepath.Join(dir, name)
 		want, err := Lstat(path)
 		if err != nil {
