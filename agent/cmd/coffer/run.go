@@ -263,12 +263,19 @@ func (f *fileClock) Now() time.Time {
 	return f.last
 }
 
+// After fires once the file's time is d past what it was at the call, or
+// once d of real time has passed, whichever is first. The real-time bound
+// matters: a caller that read Now just before the test moved the clock
+// asks for d from a time already gone, and the file's time may never move
+// again (the scheduler's 100 ms look-again then waited forever, one run
+// in many under load). Firing early only makes the scheduler look again.
 func (f *fileClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	until := f.Now().Add(d)
+	deadline := time.Now().Add(d)
 	go func() {
 		for {
-			if now := f.Now(); !now.Before(until) {
+			if now := f.Now(); !now.Before(until) || !time.Now().Before(deadline) {
 				ch <- now
 				return
 			}
