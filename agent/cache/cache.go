@@ -65,6 +65,19 @@ func DefaultDir(repoID string) (string, error) {
 	return filepath.Join(base, "coffer", repoID), nil
 }
 
+// ForRepository opens the folder of the repository repoID under dir, or
+// under the user's cache folder when dir is empty.
+func ForRepository(dir, repoID string, src Source) (*Cache, error) {
+	if dir == "" {
+		d, err := DefaultDir(repoID)
+		if err != nil {
+			return nil, fmt.Errorf("%w; give a cache folder with --cache-dir", err)
+		}
+		return New(d, src, 0)
+	}
+	return New(filepath.Join(dir, repoID), src, 0)
+}
+
 // New opens (creating) the cache folder. maxBytes <= 0 means the default.
 func New(dir string, src Source, maxBytes int64) (*Cache, error) {
 	if maxBytes <= 0 {

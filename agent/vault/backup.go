@@ -126,7 +126,7 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 		opts.Parent = o.Parent(r)
 	}
 	if opts.Trees == nil {
-		if tc, err := openTreeCache(o.CacheDir, r); err != nil {
+		if tc, err := cache.ForRepository(o.CacheDir, r.Config().ID, r); err != nil {
 			slog.Warn("no local tree cache: the previous point's folder listings are fetched from storage", "err", err)
 		} else {
 			opts.Trees, opts.Saved = tc, tc
@@ -195,17 +195,4 @@ func errorCode(err error) string {
 		return "timeout"
 	}
 	return "backup_failed"
-}
-
-// openTreeCache opens the repository's folder in the local tree cache:
-// dir/<repository ID>, or the user's cache folder's when dir is empty.
-func openTreeCache(dir string, r *repository.Repository) (*cache.Cache, error) {
-	if dir == "" {
-		d, err := cache.DefaultDir(r.Config().ID)
-		if err != nil {
-			return nil, err
-		}
-		return cache.New(d, r, 0)
-	}
-	return cache.New(filepath.Join(dir, r.Config().ID), r, 0)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -203,17 +202,7 @@ func (f *repoFlags) openIndexed(ctx context.Context) (*repository.Repository, er
 }
 
 func (f *repoFlags) cache(r *repository.Repository) (*cache.Cache, error) {
-	dir := f.cacheDir
-	if dir == "" {
-		d, err := cache.DefaultDir(r.Config().ID)
-		if err != nil {
-			return nil, fmt.Errorf("%w; give a cache folder with --cache-dir", err)
-		}
-		dir = d
-	} else {
-		dir = filepath.Join(dir, r.Config().ID)
-	}
-	return cache.New(dir, r, 0)
+	return cache.ForRepository(f.cacheDir, r.Config().ID, r)
 }
 
 // findPoint resolves "latest" or an ID prefix. Points that fail to load
