@@ -132,6 +132,29 @@ func (c *Cache) fromBundle(id crypto.ID) []byte {
 	return nil
 }
 
+// BeginBackup readies the cache for a backup: the bundle of its parent
+// point (root tree parent, nil for none) is read ahead, and unless dryRun
+// the new point's listings are recorded into a bundle of their own
+// (without it, they are kept one file each).
+func (c *Cache) BeginBackup(parent *crypto.ID, dryRun bool) {
+	if parent != nil {
+		c.UseBundle(*parent, true)
+	}
+	if !dryRun {
+		_ = c.RecordBundle()
+	}
+}
+
+// EndBackup names the bundle for the new point's root tree, if the backup
+// made one (nil: none, the bundle is dropped at Close), and trims the
+// cache. Failures only cost the next backup its read-ahead.
+func (c *Cache) EndBackup(root *crypto.ID) {
+	if root != nil {
+		_ = c.FinishBundle(*root)
+	}
+	_ = c.Trim()
+}
+
 // bundleWriter collects the listings a backup meets into a new bundle.
 type bundleWriter struct {
 	mu    sync.Mutex

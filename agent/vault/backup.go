@@ -11,6 +11,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/cache"
+	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/shared/policy"
 	"github.com/coffer-backup/coffer/shared/wire"
@@ -95,7 +96,7 @@ func (s *Session) Backup(ctx context.Context, o BackupOptions) (*BackupResult, e
 }
 
 func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*archiver.Result, error) {
-	var finished *repository.Point // the point made, whose listings the cache's bundle holds
+	var finished *crypto.ID // the new point's root tree, whose listings the cache's bundle holds
 	r, err := s.Repository(ctx)
 	if err != nil {
 		return nil, err
@@ -131,18 +132,12 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 		} else {
 			opts.Trees, opts.Saved = tc, tc
 			defer tc.Close()
+			var parent *crypto.ID
 			if opts.Parent != nil {
-				tc.UseBundle(opts.Parent.Tree, true)
+				parent = &opts.Parent.Tree
 			}
-			if !opts.DryRun {
-				_ = tc.RecordBundle() // without it, listings are kept one file each
-			}
-			defer func() {
-				if finished != nil {
-					_ = tc.FinishBundle(finished.Tree)
-				}
-				_ = tc.Trim()
-			}()
+			tc.BeginBackup(parent, opts.DryRun)
+			defer func() { tc.EndBackup(finished) }()
 		}
 	}
 	done := make(chan struct{})
@@ -163,7 +158,7 @@ func (s *Session) runBackup(ctx context.Context, job *Job, o BackupOptions) (*ar
 	}()
 	res, err := archiver.Backup(ctx, r, o.Paths, opts)
 	if err == nil && !opts.DryRun {
-		finished = res.Point
+		finished = &res.Point.Tree
 	}
 	return res, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-backup/coffer/agent/archiver"
 	"github.com/coffer-backup/coffer/agent/cmd/coffer/cli"
+	"github.com/coffer-backup/coffer/agent/crypto"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/vault"
 )
@@ -147,12 +148,11 @@ and the point is registered with the control plane.`,
 				opts.Parent = findParent(ctx, r, paths, host)
 			}
 			defer tc.Close()
+			var parent *crypto.ID
 			if opts.Parent != nil {
-				tc.UseBundle(opts.Parent.Tree, true)
+				parent = &opts.Parent.Tree
 			}
-			if !bf.dryRun {
-				_ = tc.RecordBundle() // without it, listings are kept one file each
-			}
+			tc.BeginBackup(parent, bf.dryRun)
 			// A dry run is a look, not worth a snapshot of each volume.
 			readFrom, vssDone, err := shadowCopies(useVSS && !bf.dryRun, paths)
 			if err != nil {
@@ -169,8 +169,7 @@ and the point is registered with the control plane.`,
 			if bf.dryRun {
 				return printDryRun(c, res, &list, asJSON)
 			}
-			_ = tc.FinishBundle(res.Point.Tree)
-			_ = tc.Trim()
+			tc.EndBackup(&res.Point.Tree)
 			return printBackup(c, res, asJSON, nil)
 		},
 	}
