@@ -41,8 +41,11 @@ type dirState struct {
 }
 
 // fileDone counts one of d's files as looked up; the last closes d.dir.
-func (d *dirState) fileDone() {
-	if d.files.Add(-1) == 0 && d.dir != nil {
+func (d *dirState) fileDone() { d.filesDone(1) }
+
+// filesDone counts n of d's files as looked up.
+func (d *dirState) filesDone(n int) {
+	if d.files.Add(-int64(n)) == 0 && d.dir != nil {
 		d.dir.Close()
 	}
 }
@@ -208,9 +211,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 	defer func() {
 		// A walk that stops early never hands these over: they are done.
 		if batch != nil {
-			for range batch.jobs {
-				d.fileDone()
-			}
+			d.filesDone(len(batch.jobs))
 		}
 	}()
 	send := func(b *fileBatch) error {
@@ -218,9 +219,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		case a.fileCh <- b:
 			return nil
 		case <-ctx.Done():
-			for range b.jobs {
-				d.fileDone()
-			}
+			d.filesDone(len(b.jobs))
 			return ctx.Err()
 		}
 	}
