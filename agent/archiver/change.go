@@ -253,7 +253,7 @@ func compressedWell(idx *repository.Index, refs []tree.Ref) bool {
 			continue
 		}
 		raw += int64(l.RawLength)
-		stored += int64(l.Length)
+		stored += l.StoredSize()
 	}
 	// Small files are mostly sealing overhead; below 1 KiB nothing is
 	// judged.

@@ -147,13 +147,20 @@ func (c *checker) readData(ctx context.Context, packs map[crypto.ID]*repository.
 				// The name no longer matches: some bytes changed. Find which blobs.
 				c.report(name, "content does not match its name (bytes changed in storage)")
 			}
+			var g repository.GroupBuf
 			for _, e := range info.Blobs {
 				end := int64(e.Offset) + int64(e.Length)
 				if end > int64(len(data)) {
 					c.markBlob(name, e.ID, "blob lies beyond the end of its pack (truncated)")
 					continue
 				}
-				if _, err := c.repo.OpenBlob(e, data[e.Offset:end]); err != nil {
+				var err error
+				if e.Grouped() {
+					_, err = c.repo.OpenMember(&g, e, data[e.Offset:end])
+				} else {
+					_, err = c.repo.OpenBlob(e, data[e.Offset:end])
+				}
+				if err != nil {
 					c.markBlob(name, e.ID, fmt.Sprintf("%s blob %s fails authentication", e.Type, e.ID))
 				}
 			}

@@ -185,12 +185,14 @@ func Prune(ctx context.Context, repo *repository.Repository, o Options) (Stats, 
 		pp := &packPlan{size: pi.Size, keepForList: listed[id]}
 		for _, e := range pi.Blobs {
 			loc, _ := idx.Lookup(e.ID)
+			// A group member's share: a repack groups the members in use
+			// anew, so the others' bytes are freed.
 			if used[e.ID] && loc.Pack == id && loc.Offset == e.Offset {
-				pp.used += int64(e.Length)
+				pp.used += e.StoredSize()
 				pp.usedN++
 				pp.usedBlobs = append(pp.usedBlobs, e)
 			} else {
-				pp.unused += int64(e.Length)
+				pp.unused += e.StoredSize()
 				pp.unusedN++
 			}
 		}
@@ -481,6 +483,23 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 		p.Reset()
 		return nil
 	}
+	// add puts a sealed blob or group of n bytes into the packer of its
+	// type, storing the packer's pack first if it would overflow.
+	add := func(t repository.BlobType, n int, put func(p *repository.Packer)) error {
+		p := packers[t]
+		if p == nil {
+			p = repository.NewPacker(size + 1<<16)
+			packers[t] = p
+		}
+		if p.Count() > 0 && p.Size()+n > size {
+			if err := flush(p); err != nil {
+				return fmt.Errorf("prune stopped before deleting anything: %w", err)
+			}
+		}
+		put(p)
+		return nil
+	}
+	group := regrouper{repo: repo, store: add}
 	ids := make([]crypto.ID, 0, st.PacksRepacked)
 	for id, pp := range plans {
 		if pp.repack {
@@ -494,26 +513,36 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 		if err != nil {
 			return fmt.Errorf("prune stopped before deleting anything: read pack %s to repack it: %w", id, err)
 		}
+		var g repository.GroupBuf
 		for _, e := range pp.usedBlobs {
 			if copyElsewhere(e.ID) {
 				continue
 			}
 			sealed := data[int64(e.Offset) : int64(e.Offset)+int64(e.Length)]
+			if e.Grouped() {
+				// Grouped anew with the other members in use: a group's
+				// unused members are not copied.
+				plain, err := repo.OpenMember(&g, e, sealed)
+				if err != nil {
+					return fmt.Errorf("%w: pack %s: %v; run `coffer check --read-data`", ErrDamaged, id, err)
+				}
+				if err := group.add(e, plain); err != nil {
+					return err
+				}
+				continue
+			}
 			if _, err := repo.OpenBlob(e, sealed); err != nil {
 				return fmt.Errorf("%w: pack %s: %v; run `coffer check --read-data`", ErrDamaged, id, err)
 			}
-			p := packers[e.Type]
-			if p == nil {
-				p = repository.NewPacker(size + 1<<16)
-				packers[e.Type] = p
+			if err := add(e.Type, len(sealed), func(p *repository.Packer) {
+				p.Add(e.Type, e.ID, sealed, int(e.RawLength), e.Method)
+			}); err != nil {
+				return err
 			}
-			if p.Count() > 0 && p.Size()+len(sealed) > size {
-				if err := flush(p); err != nil {
-					return fmt.Errorf("prune stopped before deleting anything: %w", err)
-				}
-			}
-			p.Add(e.Type, e.ID, sealed, int(e.RawLength), e.Method)
 		}
+	}
+	if err := group.seal(); err != nil {
+		return err
 	}
 	for _, t := range []repository.BlobType{repository.DataBlob, repository.TreeBlob} {
 		if p := packers[t]; p != nil {
@@ -523,6 +552,38 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 		}
 	}
 	return nil
+}
+
+// regrouper gathers the group members a repack keeps into new groups.
+type regrouper struct {
+	repo    *repository.Repository
+	store   func(t repository.BlobType, n int, put func(p *repository.Packer)) error
+	plain   []byte
+	members []repository.BlobEntry
+}
+
+func (g *regrouper) add(e repository.BlobEntry, plain []byte) error {
+	e.GroupOffset = uint32(len(g.plain))
+	g.members = append(g.members, e)
+	g.plain = append(g.plain, plain...)
+	if len(g.plain) < repository.GroupTarget {
+		return nil
+	}
+	return g.seal()
+}
+
+func (g *regrouper) seal() error {
+	if len(g.members) == 0 {
+		return nil
+	}
+	for i := range g.members {
+		g.members[i].GroupLength = uint32(len(g.plain))
+	}
+	t := g.members[0].Type
+	sealed, m, _ := g.repo.SealGroup(nil, t, g.plain, nil)
+	members := g.members
+	g.plain, g.members = g.plain[:0], nil
+	return g.store(t, len(sealed), func(p *repository.Packer) { p.AddGroup(sealed, m, members) })
 }
 
 func deleteAll(ctx context.Context, names []string, del func(context.Context, string) error) error {

@@ -182,6 +182,9 @@ func TestPruneFreesWhatForgottenPointsUsed(t *testing.T) {
 			if tc.repack && (st.PacksRepacked == 0 || st.ListsRewritten == 0 || st.UnusedAfter != 0) {
 				t.Errorf("max-unused 0 left unused space or repacked nothing: %+v", st)
 			}
+			if tc.repack {
+				groupsHoldOnlyTheirMembers(t, open(t, be))
+			}
 			if tc.maxUnused < 0 && st.PacksRepacked != 0 {
 				t.Errorf("repacked with no limit: %+v", st)
 			}
@@ -205,6 +208,34 @@ func TestPruneFreesWhatForgottenPointsUsed(t *testing.T) {
 				t.Errorf("second prune still had work: %+v", again)
 			}
 		})
+	}
+}
+
+// groupsHoldOnlyTheirMembers checks that the repository has groups and
+// that every byte of each is an indexed member's: a repack groups the
+// members in use anew rather than copying a group with its unused ones.
+func groupsHoldOnlyTheirMembers(t *testing.T, r *repository.Repository) {
+	t.Helper()
+	if _, err := r.LoadIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	groups := 0
+	for id, p := range r.Index().Packs() {
+		held := map[uint32]int64{}
+		for _, e := range p.Blobs {
+			if e.Grouped() {
+				held[e.Offset] += int64(e.RawLength)
+			}
+		}
+		for _, e := range p.Blobs {
+			if e.Grouped() && held[e.Offset] != int64(e.GroupLength) {
+				t.Fatalf("pack %s: the group at %d holds %d bytes, its members %d", id, e.Offset, e.GroupLength, held[e.Offset])
+			}
+		}
+		groups += len(held)
+	}
+	if groups == 0 {
+		t.Fatal("no groups: the fixture's small files were sealed one by one")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -79,6 +80,7 @@ type BlobWriter struct {
 	cancel context.CancelCauseFunc
 
 	data, trees chan sealedBlob
+	groups      chan *groupBuilder // the groups filling, one per core
 	packers     sync.WaitGroup
 	uploads     errgroup.Group
 	packs       atomic.Int64 // stored so far
@@ -96,6 +98,14 @@ type sealedBlob struct {
 	data   []byte
 	rawLen int
 	method compress.Method
+	// A sealed group's blobs (data is the group); nil for one blob.
+	members []BlobEntry
+}
+
+// groupBuilder gathers small blobs' plaintexts until they make a group.
+type groupBuilder struct {
+	plain   []byte
+	members []BlobEntry
 }
 
 // NewBlobWriter starts the packers. Uploads stop when ctx ends.
@@ -120,6 +130,12 @@ func (r *Repository) NewBlobWriter(ctx context.Context, o BlobWriterOptions) *Bl
 	w.sealds.New = func() any { b := make([]byte, 0, w.bufSize+64<<10); return &b }
 	w.scratch.New = func() any { var b []byte; return &b }
 	w.uploads.SetLimit(o.Uploads)
+	// One group per core fills at a time: each is compressed by the saver
+	// that fills it, and fewer groups keep neighbouring files together.
+	w.groups = make(chan *groupBuilder, min(o.Savers, runtime.GOMAXPROCS(0)))
+	for range cap(w.groups) {
+		w.groups <- new(groupBuilder)
+	}
 	// A local folder takes data packs spooled to a temp file as they fill,
 	// so no pack is held in memory (two 16 MiB buffers were the largest
 	// item of a big backup's heap); other stores get them from memory.
@@ -162,6 +178,9 @@ func (w *BlobWriter) SaveBlob(ctx context.Context, t BlobType, id crypto.ID, pla
 	if err := w.err(); err != nil {
 		return err
 	}
+	if t == DataBlob && len(plain) < GroupBlobMax {
+		return w.saveGrouped(ctx, id, plain)
+	}
 	var dst []byte
 	if len(plain) > w.bufSize/4 {
 		dst = (*w.sealds.Get().(*[]byte))[:0]
@@ -186,6 +205,64 @@ func (w *BlobWriter) SaveBlob(ctx context.Context, t BlobType, id crypto.ID, pla
 	}
 }
 
+// saveGrouped adds a small blob to a group, and seals the group and queues
+// it for a pack once it holds GroupTarget bytes.
+func (w *BlobWriter) saveGrouped(ctx context.Context, id crypto.ID, plain []byte) error {
+	var g *groupBuilder
+	select {
+	case g = <-w.groups:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-w.ctx.Done():
+		return w.err()
+	}
+	defer func() { w.groups <- g }()
+	g.members = append(g.members, BlobEntry{Type: DataBlob, ID: id, RawLength: uint32(len(plain)), GroupOffset: uint32(len(g.plain))})
+	g.plain = append(g.plain, plain...)
+	if len(g.plain) < GroupTarget {
+		return nil
+	}
+	return w.sealGroup(ctx, g)
+}
+
+// sealGroup compresses and encrypts a group, queues it for a pack and
+// empties the builder.
+func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
+	members := slices.Clone(g.members)
+	for i := range members {
+		members[i].GroupLength = uint32(len(g.plain))
+	}
+	dst := (*w.sealds.Get().(*[]byte))[:0]
+	sp := w.scratch.Get().(*[]byte)
+	data, m, scratch := w.r.SealGroup(dst, DataBlob, g.plain, *sp)
+	*sp = scratch
+	w.scratch.Put(sp)
+	rawLen := len(g.plain)
+	g.plain, g.members = g.plain[:0], g.members[:0]
+	select {
+	case w.data <- sealedBlob{t: DataBlob, data: data, rawLen: rawLen, method: m, members: members}:
+		return nil
+	case <-ctx.Done():
+		w.releaseSealed(data)
+		return context.Cause(ctx)
+	case <-w.ctx.Done():
+		w.releaseSealed(data)
+		return w.err()
+	}
+}
+
+// flushGroups seals the groups still filling. Every SaveBlob has
+// returned, so every builder is in the channel.
+func (w *BlobWriter) flushGroups(ctx context.Context) {
+	for range cap(w.groups) {
+		g := <-w.groups
+		if len(g.members) > 0 && w.err() == nil {
+			w.fail(w.sealGroup(ctx, g))
+		}
+		g.plain, g.members = nil, nil
+	}
+}
+
 // releaseSealed returns a sealed blob's buffer once the packer copied it;
 // small ones were allocated to size and are left to the collector.
 func (w *BlobWriter) releaseSealed(b []byte) {
@@ -201,6 +278,7 @@ func (w *BlobWriter) releaseSealed(b []byte) {
 // Finish returns the cause; the index still records every pack stored, so
 // the next backup reuses them.
 func (w *BlobWriter) Finish(ctx context.Context) error {
+	w.flushGroups(ctx)
 	close(w.data)
 	close(w.trees)
 	w.packers.Wait()
@@ -249,7 +327,7 @@ func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool, sp storage.Spo
 		})
 	}
 	for s := range in {
-		if p.Count() > 0 && (p.Size()+len(s.data) > w.size || p.SizeWith(len(s.data)) > w.size+packSlack) {
+		if p.Count() > 0 && (p.Size()+len(s.data) > w.size || p.SizeWithGroup(len(s.data), max(len(s.members), 1)) > w.size+packSlack) {
 			flush()
 		}
 		if sp != nil && p.Count() == 0 {
@@ -261,7 +339,11 @@ func (w *BlobWriter) runPacker(in chan sealedBlob, pool packPool, sp storage.Spo
 			}
 			p.spoolTo(spool)
 		}
-		p.Add(s.t, s.id, s.data, s.rawLen, s.method)
+		if s.members != nil {
+			p.AddGroup(s.data, s.method, s.members)
+		} else {
+			p.Add(s.t, s.id, s.data, s.rawLen, s.method)
+		}
 		w.releaseSealed(s.data)
 		if p.Size() >= w.size {
 			flush()

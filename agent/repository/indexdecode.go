@@ -96,11 +96,12 @@ func (d *indexReader) pack(p *indexPack) bool {
 }
 
 func (d *indexReader) entry(e *BlobEntry) bool {
-	if n, ok := d.Head(cborread.Map); !ok || n != 6 {
+	// Six keys; a group member has key 8, and key 7 unless it is first.
+	fields, ok := d.Head(cborread.Map)
+	if !ok || fields < 6 || fields > 8 {
 		return false
 	}
 	var v uint64
-	var ok bool
 	if !d.Key(1) {
 		return false
 	}
@@ -127,5 +128,23 @@ func (d *indexReader) entry(e *BlobEntry) bool {
 		return false
 	}
 	e.Method = compress.Method(v)
+	if fields == 8 {
+		if !d.Key(7) {
+			return false
+		}
+		if v, ok = d.Uint(math.MaxUint32); !ok || v == 0 {
+			return false // omitted when 0
+		}
+		e.GroupOffset = uint32(v)
+	}
+	if fields >= 7 {
+		if !d.Key(8) {
+			return false
+		}
+		if v, ok = d.Uint(math.MaxUint32); !ok || v == 0 {
+			return false
+		}
+		e.GroupLength = uint32(v)
+	}
 	return true
 }

@@ -36,7 +36,11 @@ func randomIndexFile(seed uint64, packs, maxBlobs int) indexFile {
 				for i := range id {
 					id[i] = byte(rng.IntN(256))
 				}
-				ip.Blobs = append(ip.Blobs, BlobEntry{Type: BlobType(rng.IntN(256)), ID: id, Offset: u32(), Length: u32(), RawLength: u32(), Method: compress.Method(rng.IntN(256))})
+				e := BlobEntry{Type: BlobType(rng.IntN(256)), ID: id, Offset: u32(), Length: u32(), RawLength: u32(), Method: compress.Method(rng.IntN(256))}
+				if rng.IntN(2) == 0 { // a group member; the first one has offset 0
+					e.GroupOffset, e.GroupLength = u32(), max(u32(), 1)
+				}
+				ip.Blobs = append(ip.Blobs, e)
 			}
 		}
 		f.Packs = append(f.Packs, ip)

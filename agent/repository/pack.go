@@ -34,14 +34,39 @@ func (t BlobType) String() string {
 	return "data"
 }
 
-// BlobEntry locates one sealed blob inside a pack.
+// BlobEntry locates one blob inside a pack: sealed on its own, or as a
+// member of a group (GroupLength above 0), small blobs compressed and
+// sealed together so that zstd finds what they share.
 type BlobEntry struct {
 	Type      BlobType        `cbor:"1,keyasint"`
 	ID        crypto.ID       `cbor:"2,keyasint"`
-	Offset    uint32          `cbor:"3,keyasint"`
-	Length    uint32          `cbor:"4,keyasint"` // sealed length
-	RawLength uint32          `cbor:"5,keyasint"` // plaintext length
-	Method    compress.Method `cbor:"6,keyasint"`
+	Offset    uint32          `cbor:"3,keyasint"` // of the sealed blob, or of its sealed group
+	Length    uint32          `cbor:"4,keyasint"` // sealed length, of the blob or of its group
+	RawLength uint32          `cbor:"5,keyasint"` // the blob's plaintext length
+	Method    compress.Method `cbor:"6,keyasint"` // how the blob, or its group, is compressed
+	// A group member's plaintext is bytes [GroupOffset, GroupOffset +
+	// RawLength) of its group's, which is GroupLength bytes long.
+	GroupOffset uint32 `cbor:"7,keyasint,omitempty"`
+	GroupLength uint32 `cbor:"8,keyasint,omitempty"`
+}
+
+// Grouped reports whether the blob is stored in a group.
+func (e *BlobEntry) Grouped() bool { return e.GroupLength > 0 }
+
+// StoredSize is the blob's share of the stored bytes: its sealed length,
+// or, in a group, the group's sealed length in proportion to its
+// plaintext.
+func (e *BlobEntry) StoredSize() int64 {
+	if !e.Grouped() {
+		return int64(e.Length)
+	}
+	return int64(e.Length) * int64(e.RawLength) / int64(e.GroupLength)
+}
+
+// sameSealed reports whether two entries of a pack name the same sealed
+// bytes: members of one group.
+func (e *BlobEntry) sameSealed(o *BlobEntry) bool {
+	return e.Offset == o.Offset && e.Length == o.Length
 }
 
 // Limits on what a hostile repository can make a reader allocate.
@@ -49,6 +74,17 @@ const (
 	maxPackHeader    = 64 << 20
 	maxBlobsPerPack  = 1 << 20
 	maxBlobRawLength = 64 << 20 // trees may exceed the chunk maximum
+	maxGroupLength   = 16 << 20 // writers make groups of about GroupTarget
+)
+
+// Groups: a data blob under GroupBlobMax is added to a group, which is
+// compressed and sealed once it holds GroupTarget bytes. Grouping the small
+// files of cofferbench's source and office datasets stored 14% and 4% less
+// than compressing each on its own (docs/benchmarks.md); a reader of one
+// member decompresses its group up to that member.
+const (
+	GroupBlobMax = 64 << 10
+	GroupTarget  = 1 << 20
 )
 
 var (
@@ -129,6 +165,18 @@ func (p *Packer) Add(t BlobType, id crypto.ID, sealed []byte, rawLen int, m comp
 	p.write(sealed)
 }
 
+// AddGroup appends a sealed group and an entry for each of members, which
+// give each blob's type, ID, lengths and place in the group; the group's
+// offset, sealed length and method are set here.
+func (p *Packer) AddGroup(sealed []byte, m compress.Method, members []BlobEntry) {
+	off := uint32(p.Size())
+	for _, e := range members {
+		e.Offset, e.Length, e.Method = off, uint32(len(sealed)), m
+		p.entries = append(p.entries, e)
+	}
+	p.write(sealed)
+}
+
 func (p *Packer) write(b []byte) {
 	if p.spool == nil {
 		p.buf = append(p.buf, b...)
@@ -150,14 +198,18 @@ func (p *Packer) Size() int {
 }
 
 // maxEntryBytes bounds one header entry as encoded (a test checks it).
-const maxEntryBytes = 64
+const maxEntryBytes = 80
 
 // SizeWith bounds the finished pack's size if a sealed blob of n bytes were
-// added: blobs, header and its length. A pack of many small blobs (a folder
+// added (or a group with SizeWithGroup): blobs, header and its length. A pack of many small blobs (a folder
 // of mail) has a header of a megabyte or more, which must fit the buffer,
 // or appending it copies the whole pack to a larger one.
-func (p *Packer) SizeWith(n int) int {
-	return p.Size() + n + (len(p.entries)+1)*maxEntryBytes + 9 + crypto.Overhead + 4
+func (p *Packer) SizeWith(n int) int { return p.SizeWithGroup(n, 1) }
+
+// SizeWithGroup is SizeWith for a sealed group of n bytes and members
+// blobs.
+func (p *Packer) SizeWithGroup(n, members int) int {
+	return p.Size() + n + (len(p.entries)+members)*maxEntryBytes + 9 + crypto.Overhead + 4
 }
 
 // Count is the number of blobs added so far.
@@ -221,11 +273,23 @@ func parsePackHeader(key *crypto.Key, tail []byte, packSize int64) ([]BlobEntry,
 	}
 	limit := packSize - 4 - n
 	for _, e := range entries {
-		if int64(e.Offset)+int64(e.Length) > limit || e.Length < crypto.Overhead || e.RawLength > maxBlobRawLength || e.Type > TreeBlob {
+		if !e.valid(limit) {
 			return nil, fmt.Errorf("%w: pack header entry for %s is out of range", ErrDamaged, e.ID)
 		}
 	}
 	return entries, nil
+}
+
+// valid reports whether an entry lies within the first limit bytes of its
+// pack and its lengths are within what a reader allocates.
+func (e *BlobEntry) valid(limit int64) bool {
+	if int64(e.Offset)+int64(e.Length) > limit || e.Length < crypto.Overhead || e.RawLength > maxBlobRawLength || e.Type > TreeBlob {
+		return false
+	}
+	if e.GroupLength == 0 {
+		return e.GroupOffset == 0
+	}
+	return e.GroupLength <= maxGroupLength && int64(e.GroupOffset)+int64(e.RawLength) <= int64(e.GroupLength)
 }
 
 // ReadPack reads n bytes of a pack from offset off.
@@ -277,6 +341,11 @@ func (r *Repository) OpenBlob(e BlobEntry, sealed []byte) ([]byte, error) {
 // out is in sealed's storage when the blob was stored as is. A restore's
 // fetch workers kept a third of their memory in the buffers this saves.
 func (r *Repository) OpenBlobInPlace(plain []byte, e BlobEntry, sealed []byte) (out, plainOut []byte, err error) {
+	if e.Grouped() {
+		// The group's sealed bytes are its other members' too: not in place.
+		out, err = r.openGrouped(plain, e, sealed)
+		return out, out, err
+	}
 	dec, err := r.key.Open(sealed[:0], sealed, blobAD(e.Type, e.ID))
 	if err != nil {
 		return nil, plain, fmt.Errorf("%w: %s blob %s: %v", ErrDamaged, e.Type, e.ID, err)
@@ -300,6 +369,10 @@ func (r *Repository) OpenBlobInPlace(plain []byte, e BlobEntry, sealed []byte) (
 // for the next call. A restore of many small files otherwise allocated
 // twice per blob and spent a sixth of its CPU collecting the garbage.
 func (r *Repository) OpenBlobInto(plain, scratch []byte, e BlobEntry, sealed []byte) (out, scratchOut []byte, err error) {
+	if e.Grouped() {
+		out, err = r.openGrouped(plain, e, sealed)
+		return out, scratch, err
+	}
 	dst := scratch[:0]
 	if e.Method == compress.None {
 		dst = plain[:0] // stored as is: the decrypted bytes are the plaintext

@@ -18,7 +18,7 @@ func TestMaxEntryBytesBoundsTheHeader(t *testing.T) {
 	for i := range id {
 		id[i] = 0xff
 	}
-	e := BlobEntry{Type: TreeBlob, ID: id, Offset: math.MaxUint32, Length: math.MaxUint32, RawLength: math.MaxUint32, Method: compress.Method(255)}
+	e := BlobEntry{Type: TreeBlob, ID: id, Offset: math.MaxUint32, Length: math.MaxUint32, RawLength: math.MaxUint32, Method: compress.Method(255), GroupOffset: math.MaxUint32, GroupLength: math.MaxUint32}
 	for _, n := range []int{1, 1000, 70_000} {
 		entries := make([]BlobEntry, n)
 		for i := range entries {

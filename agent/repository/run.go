@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ func (r *Repository) LoadRun(ctx context.Context, pack crypto.ID, entries []Blob
 	}
 	span := (*bp)[:n]
 	err := r.readInto(ctx, PackName(pack), start, span)
+	var g GroupBuf
 	for _, e := range entries {
 		if err != nil {
 			fn(e, nil, err)
@@ -44,7 +46,16 @@ func (r *Repository) LoadRun(ctx context.Context, pack crypto.ID, entries []Blob
 			fn(e, nil, fmt.Errorf("%w: blob %s is not where the run says", ErrDamaged, e.ID))
 			continue
 		}
-		plain, err := r.openKept(e, span[off:off+int64(e.Length)])
+		var plain []byte
+		var err error
+		if e.Grouped() {
+			// Kept: a copy, not the whole group's buffer.
+			if plain, err = r.OpenMember(&g, e, span[off:off+int64(e.Length)]); err == nil {
+				plain = bytes.Clone(plain)
+			}
+		} else {
+			plain, err = r.openKept(e, span[off:off+int64(e.Length)])
+		}
 		fn(e, plain, err)
 	}
 }
@@ -64,6 +75,9 @@ func (r *Repository) readInto(ctx context.Context, name string, off int64, buf [
 // openKept is OpenBlob returning the decrypted bytes themselves for a blob
 // stored uncompressed, with the same checks.
 func (r *Repository) openKept(e BlobEntry, sealed []byte) ([]byte, error) {
+	if e.Grouped() {
+		return r.openGrouped(nil, e, sealed)
+	}
 	if e.Method != compress.None {
 		return r.OpenBlob(e, sealed)
 	}

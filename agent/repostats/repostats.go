@@ -82,7 +82,7 @@ func Measure(ctx context.Context, r *repository.Repository, points []*repository
 		}
 		st.Repository.Blobs++
 		st.Repository.RawSize += int64(loc.RawLength)
-		st.Repository.StoredSize += int64(loc.Length)
+		st.Repository.StoredSize += loc.StoredSize()
 		if loc.Type == repository.DataBlob {
 			data[id] = true
 			dataRaw += int64(loc.RawLength)
@@ -100,9 +100,9 @@ func Measure(ctx context.Context, r *repository.Repository, points []*repository
 			}
 			ps.Blobs++
 			ps.RawSize += int64(loc.RawLength)
-			ps.StoredSize += int64(loc.Length)
+			ps.StoredSize += loc.StoredSize()
 			if users[id] == 1 {
-				ps.UniqueStoredSize += int64(loc.Length)
+				ps.UniqueStoredSize += loc.StoredSize()
 			}
 			if data[id] {
 				pointData += int64(loc.RawLength)

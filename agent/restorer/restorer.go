@@ -719,7 +719,10 @@ func spans(entries []repository.BlobEntry) [][]repository.BlobEntry {
 // packBufs are one fetch's buffers: the span read, in which each blob is
 // also decrypted, and a compressed blob's decompressed bytes. Reused across
 // packs, so a restore allocates per worker, not per blob.
-type packBufs struct{ span, plain []byte }
+type packBufs struct {
+	span, plain []byte
+	group       repository.GroupBuf
+}
 
 var packBufPool = sync.Pool{New: func() any { return new(packBufs) }}
 
@@ -750,7 +753,11 @@ func (r *restorer) restorePack(ctx context.Context, b *batch, pack crypto.ID, en
 	for _, e := range entries {
 		sealed := span[int64(e.Offset)-start : int64(e.Offset)-start+int64(e.Length)]
 		var plain []byte
-		plain, bufs.plain, err = r.repo.OpenBlobInPlace(bufs.plain, e, sealed)
+		if e.Grouped() {
+			plain, err = r.repo.OpenMember(&bufs.group, e, sealed)
+		} else {
+			plain, bufs.plain, err = r.repo.OpenBlobInPlace(bufs.plain, e, sealed)
+		}
 		for _, t := range b.chunks[e.ID] {
 			if err != nil {
 				r.failFile(t.file, err)
