@@ -178,7 +178,7 @@ func (w *BlobWriter) SaveBlob(ctx context.Context, t BlobType, id crypto.ID, pla
 	if err := w.err(); err != nil {
 		return err
 	}
-	if t == DataBlob && len(plain) < GroupBlobMax {
+	if t == DataBlob && len(plain) < GroupBlobMax && w.r.cfg.Groups() {
 		return w.saveGrouped(ctx, id, plain)
 	}
 	var dst []byte

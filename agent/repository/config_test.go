@@ -52,7 +52,8 @@ func TestDecodeConfig(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{
-		`{"version": 2, "chunker": {"Min": 524288, "Avg": 1048576, "Max": 8388608}, "packSize": 16777216}`,
+		`{"version": 3, "chunker": {"Min": 524288, "Avg": 1048576, "Max": 8388608}, "packSize": 16777216}`,
+		`{"version": 0, "chunker": {"Min": 524288, "Avg": 1048576, "Max": 8388608}, "packSize": 16777216}`,
 		`{"version": 1, "chunker": {"Min": 0, "Avg": 0, "Max": 0}, "packSize": 16777216}`,
 		`{"version": 1, "chunker": {"Min": 524288, "Avg": 1048576, "Max": 8388608}, "packSize": 5}`,
 		`not json`,

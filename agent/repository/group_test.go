@@ -231,3 +231,57 @@ func TestBlobWriterGroupsSmallDataBlobs(t *testing.T) {
 		}
 	}
 }
+
+// A version 1 repository (made before groups) is written as version 1
+// writers do, so older releases still read it, until it is upgraded;
+// then its next backup groups small blobs and both kinds read back.
+func TestVersion1RepositoryGroupsOnlyOnceUpgraded(t *testing.T) {
+	r, f := blobTestRepo(t)
+	if r.Config().Version != FormatVersion || !r.Config().Groups() {
+		t.Fatalf("init wrote %+v, want version %d with groups", r.Config(), FormatVersion)
+	}
+	// Make it version 1, as an older release's init did.
+	if err := r.replaceConfig(t.Context(), "test", func(c *Config) { c.Version = 1 }); err != nil {
+		t.Fatal(err)
+	}
+	save := func(plains ...[]byte) *Repository {
+		t.Helper()
+		r, err := Open(t.Context(), f, []byte(blobTestPass), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.LoadIndex(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		w := r.NewBlobWriter(t.Context(), BlobWriterOptions{})
+		for _, p := range plains {
+			if err := w.SaveBlob(t.Context(), DataBlob, r.BlobID(p), p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Finish(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	old, young := prose(1, 2000), prose(2, 2000)
+	r1 := save(old)
+	if l, _ := r1.index.Lookup(r1.BlobID(old)); l.Grouped() {
+		t.Fatal("a version 1 repository got a group")
+	}
+	if err := r1.UpgradeFormat(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := save(young)
+	if r2.Config().Version != 2 {
+		t.Fatalf("upgraded to version %d", r2.Config().Version)
+	}
+	if l, _ := r2.index.Lookup(r2.BlobID(young)); !l.Grouped() {
+		t.Fatal("an upgraded repository does not group small blobs")
+	}
+	for _, p := range [][]byte{old, young} {
+		if got, err := r2.LoadBlob(t.Context(), r2.BlobID(p)); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("load after upgrade: %v", err)
+		}
+	}
+}

@@ -29,8 +29,14 @@ import (
 	"github.com/coffer-backup/coffer/shared/storage"
 )
 
-// FormatVersion is the repository format this build reads and writes.
-const FormatVersion = 1
+// FormatVersion is the repository format this build writes at init. It
+// reads version 1 too, and writes a version 1 repository as version 1
+// writers do (no groups), so older releases can still read it until it
+// is upgraded (UpgradeFormat).
+const FormatVersion = 2
+
+// keyFileVersion is the key files' format, unchanged since version 1.
+const keyFileVersion = 1
 
 // DefaultPackSize is the size a pack is closed at. Azure bills per call, so
 // packs are large; a backup holds about three in memory (one filling, two
@@ -179,7 +185,7 @@ func (r *Repository) writeKeyFile(ctx context.Context, passphrase []byte, o Opti
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	b, err := json.MarshalIndent(keyFile{Version: FormatVersion, Created: r.now().UTC(), Hostname: host, Wrapped: w}, "", "  ")
+	b, err := json.MarshalIndent(keyFile{Version: keyFileVersion, Created: r.now().UTC(), Hostname: host, Wrapped: w}, "", "  ")
 	if err != nil {
 		return "", err
 	}
@@ -268,8 +274,8 @@ func decodeConfig(b []byte) (Config, error) {
 		}
 		cfg.Compression = m
 	}
-	if cfg.Version != FormatVersion {
-		return Config{}, fmt.Errorf("format version %d; this Coffer reads version %d: use a matching Coffer release", cfg.Version, FormatVersion)
+	if cfg.Version < 1 || cfg.Version > FormatVersion {
+		return Config{}, fmt.Errorf("format version %d; this Coffer reads versions 1 to %d: use a newer Coffer release", cfg.Version, FormatVersion)
 	}
 	if err := cfg.Chunker.Validate(); err != nil {
 		return Config{}, err
@@ -289,9 +295,26 @@ func (r *Repository) SetCompression(ctx context.Context, m compress.Mode) error 
 	if _, err := m.MarshalText(); err != nil {
 		return err
 	}
+	return r.replaceConfig(ctx, "its compression cannot change", func(cfg *Config) { cfg.Compression = m })
+}
+
+// UpgradeFormat makes a version 1 repository version 2, whose writers
+// store small blobs in groups; releases before version 2 can no longer
+// open it. Nothing stored is rewritten. A version 2 repository is left
+// as it is.
+func (r *Repository) UpgradeFormat(ctx context.Context) error {
+	return r.replaceConfig(ctx, "its format cannot be upgraded", func(cfg *Config) { cfg.Version = max(cfg.Version, 2) })
+}
+
+// Groups reports whether writers store small data blobs in groups:
+// format version 2 on.
+func (c Config) Groups() bool { return c.Version >= 2 }
+
+// replaceConfig changes the stored config with change and replaces it.
+func (r *Repository) replaceConfig(ctx context.Context, what string, change func(*Config)) error {
 	rp, ok := r.be.(replacer)
 	if !ok {
-		return fmt.Errorf("%s cannot replace the repository config, so its compression cannot change: %w", r.be.Location(), storage.ErrPermission)
+		return fmt.Errorf("%s cannot replace the repository config, so %s: %w", r.be.Location(), what, storage.ErrPermission)
 	}
 	// Re-read the stored config, so that only the compression changes even
 	// if this Repository was opened long ago.
@@ -303,7 +326,7 @@ func (r *Repository) SetCompression(ctx context.Context, m compress.Mode) error 
 	if err != nil {
 		return fmt.Errorf("repository config at %s: %w", r.be.Location(), err)
 	}
-	cfg.Compression = m
+	change(&cfg)
 	b, _ = json.MarshalIndent(cfg, "", "  ")
 	if err := rp.Replace(ctx, layout.Config, b); err != nil {
 		return fmt.Errorf("replace the repository config at %s: %w", r.be.Location(), err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -38,7 +40,7 @@ func (f modeFlag) Set(s string) error {
 
 // settings are the config settings `coffer config set` changes; the others
 // are fixed at init.
-var settings = []string{"compression"}
+var settings = []string{"compression", "format"}
 
 func newConfig() *cobra.Command {
 	c := &cobra.Command{Use: "config", Short: "Show the repository's settings, or change how new data is compressed"}
@@ -104,8 +106,8 @@ func printConfig(out io.Writer, cfg repository.Config, location string) {
 func newConfigSet() *cobra.Command {
 	var f repoFlags
 	c := &cobra.Command{
-		Use:   "set --repo REPO compression auto|fastest|default|max",
-		Short: "Change how new data is compressed; data already stored stays as it is",
+		Use:   "set --repo REPO compression auto|fastest|default|max | format 2",
+		Short: "Change how new data is compressed, or upgrade the format; data already stored stays as it is",
 		Long: `Change the repository's compression mode for the data backups store from now
 on. Data already stored keeps its compression and stays readable: every blob
 records how it was compressed. Backups already running keep the mode they
@@ -113,14 +115,24 @@ started with.
 
 Modes: ` + compressionHelp + `.
 
+` + "`config set format 2`" + ` upgrades a repository made before format version 2: its
+backups then compress small files together in groups (smaller repositories),
+and Coffer releases before version 2 can no longer open it.
+
 Needs credentials that may overwrite the repository's config object: a local
 folder, or a container SAS with write permission.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return cli.Usagef("config set takes a setting and its value, such as `config set compression max` (see `%s --help`)", c.CommandPath())
 			}
-			if args[0] != "compression" {
-				return cli.Usagef("unknown setting %q: the one that changes after init is %s", args[0], strings.Join(settings, ", "))
+			if !slices.Contains(settings, args[0]) {
+				return cli.Usagef("unknown setting %q: those that change after init are %s", args[0], strings.Join(settings, ", "))
+			}
+			if args[0] == "format" {
+				if args[1] != strconv.Itoa(repository.FormatVersion) {
+					return cli.Usagef("format %q: the only upgrade is to format %d", args[1], repository.FormatVersion)
+				}
+				return nil
 			}
 			if _, err := compress.ParseMode(args[1]); err != nil {
 				return cli.UsageError{Err: err}
@@ -132,6 +144,9 @@ folder, or a container SAS with write permission.`,
 			case 0:
 				return settings, cobra.ShellCompDirectiveNoFileComp
 			case 1:
+				if given[0] == "format" {
+					return []cobra.Completion{strconv.Itoa(repository.FormatVersion)}, cobra.ShellCompDirectiveNoFileComp
+				}
 				return compress.ModeNames(), cobra.ShellCompDirectiveNoFileComp
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -143,11 +158,26 @@ folder, or a container SAS with write permission.`,
 			} else if vm {
 				// The machine's SAS may create but never overwrite, so a
 				// compromised machine cannot rewrite its repository.
-				return cli.Usagef("a vault's repository keeps the compression it was created with (auto): this machine's storage access can create objects but not replace the config; give --repo to change a standalone repository")
+				return cli.Usagef("a vault's repository keeps the settings it was created with: this machine's storage access can create objects but not replace the config; give --repo to change a standalone repository")
 			}
 			r, err := f.open(c.Context())
 			if err != nil {
 				return err
+			}
+			if args[0] == "format" {
+				was := r.Config().Version
+				if was >= repository.FormatVersion {
+					fmt.Fprintf(c.OutOrStdout(), "The repository is format version %d already.\n", was)
+					return nil
+				}
+				if err := r.UpgradeFormat(c.Context()); err != nil {
+					if errors.Is(err, storage.ErrPermission) {
+						return fmt.Errorf("%w; upgrading overwrites the repository's config, which needs a local folder or a SAS with write permission", err)
+					}
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "Format version %d (was %d): backups from now on group small files. Coffer releases before format %d can no longer open this repository.\n", r.Config().Version, was, repository.FormatVersion)
+				return nil
 			}
 			was := r.Config().Compression
 			if err := r.SetCompression(c.Context(), m); err != nil {

@@ -143,6 +143,66 @@ func TestConfigWithoutCompression(t *testing.T) {
 	}
 }
 
+// A repository made before format 2 keeps its format (older releases
+// read it) until `config set format 2`, which says what it changes; its
+// points restore before and after.
+func TestConfigSetFormatUpgradesAVersion1Repository(t *testing.T) {
+	repo, src, cache := setup(t)
+	path := filepath.Join(repo, "config")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg["version"] != float64(2) {
+		t.Fatalf("init wrote format %v, want 2", cfg["version"])
+	}
+	cfg["version"] = 1
+	b, _ = json.Marshal(cfg)
+	os.Chmod(path, 0o644)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
+		t.Fatalf("backup to a version 1 repository: %+v", r)
+	}
+	for _, tc := range []struct{ value, want string }{{"3", "only upgrade is to format 2"}, {"1", "only upgrade"}} {
+		if r := coffer(t, nil, "config", "set", "--repo", repo, "format", tc.value); r.code != 2 || !strings.Contains(r.err, tc.want) {
+			t.Errorf("config set format %s: %+v", tc.value, r)
+		}
+	}
+	r := coffer(t, nil, "config", "set", "--repo", repo, "format", "2")
+	if r.code != 0 || !strings.Contains(r.out, "Format version 2 (was 1)") || !strings.Contains(r.out, "can no longer open") {
+		t.Fatalf("config set format 2: %+v", r)
+	}
+	if got := configShowJSON(t, repo)["version"]; got != float64(2) {
+		t.Fatalf("after the upgrade: version %v", got)
+	}
+	if r := coffer(t, nil, "config", "set", "--repo", repo, "format", "2"); r.code != 0 || !strings.Contains(r.out, "already") {
+		t.Fatalf("a second upgrade: %+v", r)
+	}
+	os.WriteFile(filepath.Join(src, "after-upgrade.txt"), []byte(strings.Repeat("grouped now\n", 300)), 0o644)
+	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
+		t.Fatalf("backup after the upgrade: %+v", r)
+	}
+	if r := coffer(t, nil, "check", "--repo", repo, "--read-data"); r.code != 0 {
+		t.Fatalf("check --read-data: %+v", r)
+	}
+	points := coffer(t, nil, "points", "--repo", repo, "--json")
+	var ps []struct{ ID string }
+	if err := json.Unmarshal([]byte(points.out), &ps); err != nil || len(ps) != 2 {
+		t.Fatalf("points: %v %+v", err, points)
+	}
+	for _, p := range ps {
+		if r := coffer(t, nil, "restore", "--repo", repo, "--cache-dir", cache, p.ID, "--target", t.TempDir()); r.code != 0 {
+			t.Fatalf("restore %s: %+v", p.ID[:8], r)
+		}
+	}
+}
+
 // A registered machine's SAS cannot replace the config: config set says so
 // before asking for anything.
 func TestConfigSetInAVault(t *testing.T) {
@@ -160,8 +220,9 @@ func TestCompressionCompletion(t *testing.T) {
 		want []string
 	}{
 		{[]string{"init", "--compression", ""}, modes},
-		{[]string{"config", "set", ""}, []string{"compression"}},
+		{[]string{"config", "set", ""}, []string{"compression", "format"}},
 		{[]string{"config", "set", "compression", ""}, modes},
+		{[]string{"config", "set", "format", ""}, []string{"2"}},
 	} {
 		if got, _ := complete(t, nil, tc.args...); !slices.Equal(got, tc.want) {
 			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
