@@ -163,6 +163,7 @@ type archiver struct {
 	refsMu sync.Mutex
 	refs   map[crypto.ID]struct{} // blobs the point references, but for unchanged files' content
 	packs  map[crypto.ID]struct{} // packs holding unchanged files' content (packSet)
+	dirSeq atomic.Uint64          // numbers folders (dirState.seq)
 
 	warnMu   sync.Mutex
 	warnings []Warning
@@ -184,7 +185,8 @@ type sealJob struct {
 	t     repository.BlobType
 	id    crypto.ID
 	plain []byte
-	pool  bool // plain came from the buffer pool
+	pool  bool   // plain came from the buffer pool
+	near  uint64 // the blob's folder (dirState.seq), so groups keep neighbours
 }
 
 // Backup stores paths as a new recovery point.
@@ -395,7 +397,7 @@ func (a *archiver) referencedPacks() ([]crypto.ID, error) {
 
 // saveBlob sends a blob to be sealed unless it is stored or on its way.
 // plain is owned by the callee from here on.
-func (a *archiver) saveBlob(ctx context.Context, t repository.BlobType, id crypto.ID, plain []byte, pooled bool) bool {
+func (a *archiver) saveBlob(ctx context.Context, near uint64, t repository.BlobType, id crypto.ID, plain []byte, pooled bool) bool {
 	// Referenced before in this run means stored or on its way already:
 	// every other reference is to a blob the index has.
 	if !a.referenceNew(id) || a.repo.HasBlob(id) {
@@ -404,7 +406,7 @@ func (a *archiver) saveBlob(ctx context.Context, t repository.BlobType, id crypt
 	}
 	a.prog.BytesNew.Add(int64(len(plain)))
 	select {
-	case a.sealCh <- sealJob{t: t, id: id, plain: plain, pool: pooled}:
+	case a.sealCh <- sealJob{t: t, id: id, plain: plain, pool: pooled, near: near}:
 	case <-ctx.Done():
 	}
 	return true
@@ -421,7 +423,7 @@ func (a *archiver) release(b []byte, pooled bool) {
 func (a *archiver) runSealer(ctx context.Context) {
 	for j := range a.sealCh {
 		if ctx.Err() == nil && a.blobs != nil {
-			a.fail(a.blobs.SaveBlob(ctx, j.t, j.id, j.plain))
+			a.fail(a.blobs.SaveBlobNear(ctx, j.near, j.t, j.id, j.plain))
 		} else if a.blobs == nil {
 			a.prog.BytesNewStored.Add(int64(len(j.plain))) // a dry run uploads nothing: nothing waits for it
 		}

@@ -222,7 +222,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 			got += int64(len(data))
 			a.prog.BytesRead.Add(int64(len(data)))
 			a.prog.BytesDone.Add(int64(len(data)))
-			a.saveBlob(ctx, repository.DataBlob, id, data, true)
+			a.saveBlob(ctx, j.dir.seq, repository.DataBlob, id, data, true)
 			if ctx.Err() != nil {
 				return
 			}

@@ -24,6 +24,7 @@ import (
 // dirState is a directory whose tree blob is not written yet.
 type dirState struct {
 	path    string // on disk
+	seq     uint64 // tells the folder's blobs from others' (sealJob.near)
 	nodes   []tree.Node
 	pending atomic.Int64 // children not done, plus one while listing
 	parent  *dirState
@@ -132,7 +133,7 @@ func (a *archiver) walk(ctx context.Context, roots []string) error {
 			old = t
 		}
 	}
-	root := &dirState{path: rootPath(), old: old}
+	root := &dirState{path: rootPath(), old: old, seq: a.dirSeq.Add(1)}
 	if old != nil {
 		root.oldID = a.opts.Parent.Tree
 	}
@@ -281,7 +282,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 		switch meta.Kind {
 		case fsmeta.Dir:
 			a.stats.dirs.Add(1)
-			child := &dirState{path: path, parent: d, slot: i}
+			child := &dirState{path: path, parent: d, slot: i, seq: a.dirSeq.Add(1)}
 			if e.de != nil && a.otherDevice(meta) {
 				// A mount point under --one-file-system: kept, empty.
 				child.pending.Store(1)
@@ -386,7 +387,7 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 			if a.opts.Saved != nil && !a.opts.DryRun {
 				a.opts.Saved.SaveTree(id, enc)
 			}
-			a.saveBlob(ctx, repository.TreeBlob, id, enc, false)
+			a.saveBlob(ctx, 0, repository.TreeBlob, id, enc, false)
 		}
 		d.old = nil
 		if d.parent == nil {

@@ -17,7 +17,10 @@ import (
 //     trained on, even ones compressed, so no blob sees itself;
 //   - units: all blobs compressed one at a time, against consecutive blobs
 //     joined into units of at least 4 MiB (as larger chunks or compressing
-//     per pack would do; dedup is then coarser).
+//     per pack would do; dedup is then coarser);
+//   - groups: what format version 2 does, blobs under 64 KiB joined into
+//     groups of 1 MiB (repository.GroupBlobMax and GroupTarget), larger
+//     ones alone, 28 bytes of sealing per stored object.
 func BenchmarkWhatIf(b *testing.B) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false))
 	if err != nil {
@@ -68,6 +71,35 @@ func BenchmarkWhatIf(b *testing.B) {
 				b.ReportMetric(100*float64(withDict)/float64(raw), "%size-dict")
 			})
 		}
+		b.Run(string(kind)+"/groups", func(b *testing.B) {
+			const blobMax, target, seal = 64 << 10, 1 << 20, 28
+			var raw, single, grouped int64
+			for b.Loop() {
+				raw, single, grouped = 0, 0, 0
+				var dst, cur []byte
+				store := func(in []byte) int64 {
+					dst = enc.EncodeAll(in, dst[:0])
+					return int64(min(len(dst), len(in)) + seal)
+				}
+				for _, bl := range blobs {
+					raw += int64(len(bl))
+					single += store(bl)
+					if len(bl) >= blobMax {
+						grouped += store(bl)
+						continue
+					}
+					if cur = append(cur, bl...); len(cur) >= target {
+						grouped += store(cur)
+						cur = cur[:0]
+					}
+				}
+				if len(cur) > 0 {
+					grouped += store(cur)
+				}
+			}
+			b.ReportMetric(100*float64(single)/float64(raw), "%size-blobs")
+			b.ReportMetric(100*float64(grouped)/float64(raw), "%size-groups")
+		})
 		b.Run(string(kind)+"/units", func(b *testing.B) {
 			var units [][]byte
 			var cur []byte

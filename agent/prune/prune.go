@@ -500,6 +500,7 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 		return nil
 	}
 	group := regrouper{repo: repo, store: add}
+	group.target, group.maxMembers = repository.GroupLimits(size)
 	ids := make([]crypto.ID, 0, st.PacksRepacked)
 	for id, pp := range plans {
 		if pp.repack {
@@ -556,17 +557,18 @@ func repack(ctx context.Context, repo *repository.Repository, plans map[crypto.I
 
 // regrouper gathers the group members a repack keeps into new groups.
 type regrouper struct {
-	repo    *repository.Repository
-	store   func(t repository.BlobType, n int, put func(p *repository.Packer)) error
-	plain   []byte
-	members []repository.BlobEntry
+	repo               *repository.Repository
+	target, maxMembers int
+	store              func(t repository.BlobType, n int, put func(p *repository.Packer)) error
+	plain              []byte
+	members            []repository.BlobEntry
 }
 
 func (g *regrouper) add(e repository.BlobEntry, plain []byte) error {
 	e.GroupOffset = uint32(len(g.plain))
 	g.members = append(g.members, e)
 	g.plain = append(g.plain, plain...)
-	if len(g.plain) < repository.GroupTarget {
+	if len(g.plain) < g.target && len(g.members) < g.maxMembers {
 		return nil
 	}
 	return g.seal()

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -80,7 +81,7 @@ type BlobWriter struct {
 	cancel context.CancelCauseFunc
 
 	data, trees chan sealedBlob
-	groups      chan *groupBuilder // the groups filling, one per core
+	groups      groupSet
 	packers     sync.WaitGroup
 	uploads     errgroup.Group
 	packs       atomic.Int64 // stored so far
@@ -104,8 +105,89 @@ type sealedBlob struct {
 
 // groupBuilder gathers small blobs' plaintexts until they make a group.
 type groupBuilder struct {
+	near    uint64 // the locality key its blobs were saved with
+	used    uint64 // when a blob was last added, for eviction
 	plain   []byte
 	members []BlobEntry
+}
+
+// maxOpenGroups bounds the groups filling at once, one per locality key
+// (a backup's folder): about 1 MiB each at most.
+const maxOpenGroups = 16
+
+// groupSet is the groups filling, by locality key. A restore reads a
+// point's files in tree order, a few thousand at a time, and opens a
+// whole group for any member: groups that mixed the files of the folders
+// a backup walked at once were each opened by most of those batches
+// (source's restore decompressed every group 6 times over).
+type groupSet struct {
+	// A group is sealed at target bytes or members blobs, so that one
+	// fits an empty pack with its header entries.
+	target, members int
+
+	mu    sync.Mutex
+	open  map[uint64]*groupBuilder
+	spare []*groupBuilder
+	tick  uint64
+}
+
+// add appends a blob to the group filling for near and returns the
+// groups to seal now: that one if full, and the least recently used one
+// if a new group had to be opened past the bound.
+func (s *groupSet) add(near uint64, id crypto.ID, plain []byte) (full, evicted *groupBuilder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open == nil {
+		s.open = map[uint64]*groupBuilder{}
+	}
+	g := s.open[near]
+	if g == nil {
+		if len(s.open) >= maxOpenGroups {
+			for _, o := range s.open {
+				if evicted == nil || o.used < evicted.used {
+					evicted = o
+				}
+			}
+			delete(s.open, evicted.near)
+		}
+		if n := len(s.spare); n > 0 {
+			g, s.spare = s.spare[n-1], s.spare[:n-1]
+		} else {
+			g = new(groupBuilder)
+		}
+		g.near = near
+		s.open[near] = g
+	}
+	s.tick++
+	g.used = s.tick
+	g.members = append(g.members, BlobEntry{Type: DataBlob, ID: id, RawLength: uint32(len(plain)), GroupOffset: uint32(len(g.plain))})
+	g.plain = append(g.plain, plain...)
+	if len(g.plain) >= s.target || len(g.members) >= s.members {
+		delete(s.open, near)
+		full = g
+	}
+	return full, evicted
+}
+
+// recycle keeps a sealed builder's buffers for the next group.
+func (s *groupSet) recycle(g *groupBuilder) {
+	g.plain, g.members = g.plain[:0], g.members[:0]
+	s.mu.Lock()
+	s.spare = append(s.spare, g)
+	s.mu.Unlock()
+}
+
+// drain takes every group still filling.
+func (s *groupSet) drain() []*groupBuilder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*groupBuilder, 0, len(s.open))
+	for _, g := range s.open {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *groupBuilder) int { return cmp.Compare(a.used, b.used) })
+	s.open, s.spare = nil, nil
+	return out
 }
 
 // NewBlobWriter starts the packers. Uploads stop when ctx ends.
@@ -130,12 +212,7 @@ func (r *Repository) NewBlobWriter(ctx context.Context, o BlobWriterOptions) *Bl
 	w.sealds.New = func() any { b := make([]byte, 0, w.bufSize+64<<10); return &b }
 	w.scratch.New = func() any { var b []byte; return &b }
 	w.uploads.SetLimit(o.Uploads)
-	// One group per core fills at a time: each is compressed by the saver
-	// that fills it, and fewer groups keep neighbouring files together.
-	w.groups = make(chan *groupBuilder, min(o.Savers, runtime.GOMAXPROCS(0)))
-	for range cap(w.groups) {
-		w.groups <- new(groupBuilder)
-	}
+	w.groups.target, w.groups.members = GroupLimits(w.size)
 	// A local folder takes data packs spooled to a temp file as they fill,
 	// so no pack is held in memory (two 16 MiB buffers were the largest
 	// item of a big backup's heap); other stores get them from memory.
@@ -175,11 +252,29 @@ func (w *BlobWriter) err() error {
 // The caller may reuse plain once it returns. It does not look for the
 // blob in the index: callers decide what is new.
 func (w *BlobWriter) SaveBlob(ctx context.Context, t BlobType, id crypto.ID, plain []byte) error {
+	return w.SaveBlobNear(ctx, 0, t, id, plain)
+}
+
+// SaveBlobNear is SaveBlob for a blob read near others saved with the
+// same key (a backup passes the file's folder): a small data blob goes
+// into the group filling for that key, so that a group holds neighbours
+// a restore writes together.
+func (w *BlobWriter) SaveBlobNear(ctx context.Context, near uint64, t BlobType, id crypto.ID, plain []byte) error {
 	if err := w.err(); err != nil {
 		return err
 	}
 	if t == DataBlob && len(plain) < GroupBlobMax && w.r.cfg.Groups() {
-		return w.saveGrouped(ctx, id, plain)
+		full, evicted := w.groups.add(near, id, plain)
+		var err error
+		for _, g := range []*groupBuilder{evicted, full} {
+			if g != nil {
+				if err == nil {
+					err = w.sealGroup(ctx, g)
+				}
+				w.groups.recycle(g)
+			}
+		}
+		return err
 	}
 	var dst []byte
 	if len(plain) > w.bufSize/4 {
@@ -205,28 +300,7 @@ func (w *BlobWriter) SaveBlob(ctx context.Context, t BlobType, id crypto.ID, pla
 	}
 }
 
-// saveGrouped adds a small blob to a group, and seals the group and queues
-// it for a pack once it holds GroupTarget bytes.
-func (w *BlobWriter) saveGrouped(ctx context.Context, id crypto.ID, plain []byte) error {
-	var g *groupBuilder
-	select {
-	case g = <-w.groups:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-w.ctx.Done():
-		return w.err()
-	}
-	defer func() { w.groups <- g }()
-	g.members = append(g.members, BlobEntry{Type: DataBlob, ID: id, RawLength: uint32(len(plain)), GroupOffset: uint32(len(g.plain))})
-	g.plain = append(g.plain, plain...)
-	if len(g.plain) < GroupTarget {
-		return nil
-	}
-	return w.sealGroup(ctx, g)
-}
-
-// sealGroup compresses and encrypts a group, queues it for a pack and
-// empties the builder.
+// sealGroup compresses and encrypts a group and queues it for a pack.
 func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
 	members := slices.Clone(g.members)
 	for i := range members {
@@ -238,7 +312,6 @@ func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
 	*sp = scratch
 	w.scratch.Put(sp)
 	rawLen := len(g.plain)
-	g.plain, g.members = g.plain[:0], g.members[:0]
 	select {
 	case w.data <- sealedBlob{t: DataBlob, data: data, rawLen: rawLen, method: m, members: members}:
 		return nil
@@ -251,15 +324,13 @@ func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
 	}
 }
 
-// flushGroups seals the groups still filling. Every SaveBlob has
-// returned, so every builder is in the channel.
+// flushGroups seals the groups still filling, once every SaveBlob has
+// returned.
 func (w *BlobWriter) flushGroups(ctx context.Context) {
-	for range cap(w.groups) {
-		g := <-w.groups
-		if len(g.members) > 0 && w.err() == nil {
+	for _, g := range w.groups.drain() {
+		if w.err() == nil {
 			w.fail(w.sealGroup(ctx, g))
 		}
-		g.plain, g.members = nil, nil
 	}
 }
 
