@@ -285,3 +285,60 @@ func TestVersion1RepositoryGroupsOnlyOnceUpgraded(t *testing.T) {
 		}
 	}
 }
+
+// Blobs saved near different keys (a backup's folders, read at once) go
+// to different groups, so a group holds one folder's files and a restore,
+// which writes a folder's files together, opens each group about once.
+// More folders than groups may fill at once still store every blob.
+func TestGroupsKeepEachFoldersBlobsTogether(t *testing.T) {
+	r, f := blobTestRepo(t)
+	folderOf := map[string]uint64{}
+	w := r.NewBlobWriter(t.Context(), BlobWriterOptions{})
+	var all [][]byte
+	for i := range 40 * 30 { // 40 folders, interleaved as parallel walkers interleave them
+		folder := uint64(i%40) + 1
+		b := prose(uint64(i), 1000+i)
+		all = append(all, b)
+		folderOf[r.BlobID(b).String()] = folder
+		if err := w.SaveBlobNear(t.Context(), folder, DataBlob, r.BlobID(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(t.Context(), f, []byte(blobTestPass), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.LoadIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	groups := 0
+	for id, p := range r2.index.Packs() {
+		folders := map[uint32]map[uint64]bool{}
+		for _, e := range p.Blobs {
+			if !e.Grouped() {
+				t.Fatalf("blob %s is not grouped", e.ID)
+			}
+			if folders[e.Offset] == nil {
+				folders[e.Offset] = map[uint64]bool{}
+				groups++
+			}
+			folders[e.Offset][folderOf[e.ID.String()]] = true
+		}
+		for off, fs := range folders {
+			if len(fs) != 1 {
+				t.Fatalf("pack %s: the group at %d holds blobs of folders %v", id, off, fs)
+			}
+		}
+	}
+	if groups < 40 {
+		t.Fatalf("%d groups for 40 folders", groups)
+	}
+	for i, b := range all {
+		if got, err := r2.LoadBlob(t.Context(), r.BlobID(b)); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("blob %d: %v", i, err)
+		}
+	}
+}
