@@ -19,7 +19,7 @@ import (
 //     joined into units of at least 4 MiB (as larger chunks or compressing
 //     per pack would do; dedup is then coarser);
 //   - groups: what format version 2 does, blobs under 64 KiB joined into
-//     groups of 1 MiB (repository.GroupBlobMax and GroupTarget), larger
+//     groups of 512 KiB (repository.GroupBlobMax and GroupTarget), larger
 //     ones alone, 28 bytes of sealing per stored object.
 func BenchmarkWhatIf(b *testing.B) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false))
@@ -72,7 +72,7 @@ func BenchmarkWhatIf(b *testing.B) {
 			})
 		}
 		b.Run(string(kind)+"/groups", func(b *testing.B) {
-			const blobMax, target, seal = 64 << 10, 1 << 20, 28
+			const blobMax, target, seal = 64 << 10, 512 << 10, 28
 			var raw, single, grouped int64
 			for b.Loop() {
 				raw, single, grouped = 0, 0, 0

@@ -22,6 +22,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/chunker"
 	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/fsmeta"
+	"github.com/coffer-backup/coffer/agent/repository"
 )
 
 // floorPackSize is where the backup floor starts a new output file:
@@ -45,7 +46,10 @@ const floorSparseMin = 64 << 10
 //     compressor at the default mode (compress.Auto: stored as is when a
 //     sample does not compress, else zstd at restic's level) and seal it
 //     with AES-256-GCM; a chunk seen before is skipped, as any
-//     deduplicating backup skips it;
+//     deduplicating backup skips it. Chunks under repository.GroupBlobMax
+//     are joined, per worker, into groups of repository.GroupTarget that
+//     are compressed and sealed as one, as Coffer's format 2 does: fewer,
+//     larger calls are less work, and a floor must not do more than Coffer;
 //   - append the sealed chunk to the worker's own file under out, starting
 //     a new file every floorPackSize bytes.
 //
@@ -130,6 +134,9 @@ func backupRun(root, out string) (read int64, elapsed time.Duration, err error) 
 		return func(i int) (int64, error) { return p.file(files[i]) }
 	})
 	for _, p := range workers {
+		if len(p.group) > 0 && err == nil {
+			err = p.sealWrite(p.group)
+		}
 		err = errors.Join(err, p.closeFile())
 	}
 	elapsed = time.Since(start)
@@ -168,6 +175,7 @@ type packWorker struct {
 	chunk []byte
 	comp  []byte
 	seal  []byte
+	group []byte // small chunks waiting to be sealed together
 	nonce []byte
 	ctr   uint64
 
@@ -222,16 +230,27 @@ func (p *packWorker) file(path string) (int64, error) {
 			if !p.seen.add(id) {
 				continue
 			}
-			p.comp, _ = compress.Compress(p.comp[:0], data, compress.Auto)
-			p.ctr++
-			binary.LittleEndian.PutUint64(p.nonce[4:], p.ctr)
-			p.seal = p.aead.Seal(p.seal[:0], p.nonce, p.comp, nil)
-			if err := p.write(p.seal); err != nil {
+			if len(data) < repository.GroupBlobMax {
+				if p.group = append(p.group, data...); len(p.group) < repository.GroupTarget {
+					continue
+				}
+				data, p.group = p.group, p.group[:0]
+			}
+			if err := p.sealWrite(data); err != nil {
 				return n, err
 			}
 		}
 	}
 	return n, nil
+}
+
+// sealWrite compresses, seals and writes one chunk or group.
+func (p *packWorker) sealWrite(data []byte) error {
+	p.comp, _ = compress.Compress(p.comp[:0], data, compress.Auto)
+	p.ctr++
+	binary.LittleEndian.PutUint64(p.nonce[4:], p.ctr)
+	p.seal = p.aead.Seal(p.seal[:0], p.nonce, p.comp, nil)
+	return p.write(p.seal)
 }
 
 // write appends b to the worker's output file, starting a new one when b
