@@ -171,11 +171,12 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	if a.opts.Reading != nil {
 		a.opts.Reading(j.path, j.old == nil || j.old.Type != tree.File)
 	}
-	from := j.path
+	var f *os.File
 	if a.opts.ReadFrom != nil {
-		from = a.opts.ReadFrom(j.path)
+		f, err = os.Open(a.opts.ReadFrom(j.path)) // a snapshot's copy, not in j.dir
+	} else {
+		f, err = fsmeta.OpenAt(j.dir.dir, j.name, j.path)
 	}
-	f, err := os.Open(from)
 	if err != nil {
 		a.warn(j.path, fmt.Errorf("cannot open: %v", err))
 		a.skip(j, listed)

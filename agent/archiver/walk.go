@@ -34,9 +34,9 @@ type dirState struct {
 	// keeps that tree without encoding it again.
 	old   *tree.Tree
 	oldID crypto.ID
-	// dir is the folder, open while its files are looked up in it
-	// (fsmeta.LstatAt); files counts those still to look up, plus one
-	// while listing. nil above the chosen paths.
+	// dir is the folder, open while its files are looked up and opened in
+	// it (fsmeta.LstatAt, OpenAt); files counts those still to process,
+	// plus one while listing. nil above the chosen paths.
 	dir   *os.File
 	files atomic.Int64
 }

@@ -2,6 +2,7 @@ package fsmeta
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,5 +69,44 @@ func TestOpenDirRefusesASymlink(t *testing.T) {
 		if filepath.Separator == '/' {
 			t.Fatal("OpenDir followed a symlink")
 		}
+	}
+}
+
+// OpenAt reads a file of an open folder, or of its path without one, and
+// does not follow a symlink put where the file was.
+func TestOpenAtReadsTheFileAndRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.txt")
+	if err := os.WriteFile(path, []byte("hello"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, in := range []*os.File{d, nil} {
+		f, err := OpenAt(in, "f.txt", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || string(b) != "hello" {
+			t.Fatalf("read %q, %v", b, err)
+		}
+	}
+	if _, err := OpenAt(d, "gone", filepath.Join(dir, "gone")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, "gone")) {
+		t.Fatalf("a missing file: %v; want not-exist naming its whole path", err)
+	}
+	if runtime.GOOS == "windows" {
+		return // OpenAt is os.Open there, and wine's symlinks cannot be read back
+	}
+	if err := os.Symlink(path, filepath.Join(dir, "link")); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	if f, err := OpenAt(d, "link", filepath.Join(dir, "link")); err == nil {
+		f.Close()
+		t.Fatal("OpenAt followed a symlink")
 	}
 }

@@ -36,6 +36,32 @@ func OpenDir(path string) (*os.File, error) {
 	}
 }
 
+// OpenAt opens the regular file name of the folder dir (from OpenDir) to
+// read it; path is its whole path, for errors and when dir is nil. Like
+// OpenDir it skips the runtime's poller, which refuses regular files but
+// costs an epoll_ctl to find out: 100,000 small files spent a second of
+// CPU there. It does not follow a symlink put in the file's place since
+// it was looked up.
+func OpenAt(dir *os.File, name, path string) (*os.File, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	for {
+		var fd int
+		var err error
+		if dir == nil {
+			fd, err = unix.Open(path, flags, 0)
+		} else {
+			fd, err = unix.Openat(int(dir.Fd()), name, flags, 0)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+}
+
 // LstatAt is Lstat of the entry name of the folder dir (from OpenDir);
 // path is the entry's whole path, for errors. The kernel resolves one
 // name instead of every folder of the path: a third less time per call
