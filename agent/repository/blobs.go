@@ -112,7 +112,7 @@ type groupBuilder struct {
 }
 
 // maxOpenGroups bounds the groups filling at once, one per locality key
-// (a backup's folder): about 1 MiB each at most.
+// (a backup's folder): GroupTarget bytes each at most.
 const maxOpenGroups = 16
 
 // groupSet is the groups filling, by locality key. A restore reads a
