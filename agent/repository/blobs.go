@@ -288,14 +288,20 @@ func (w *BlobWriter) SaveBlobNear(ctx context.Context, near uint64, t BlobType, 
 	if t == TreeBlob {
 		ch = w.trees
 	}
+	return w.queue(ctx, ch, sealedBlob{t: t, id: id, data: data, rawLen: len(plain), method: m})
+}
+
+// queue hands a sealed blob or group to its packer, or releases it if the
+// caller's context or the writer stops first.
+func (w *BlobWriter) queue(ctx context.Context, ch chan sealedBlob, s sealedBlob) error {
 	select {
-	case ch <- sealedBlob{t: t, id: id, data: data, rawLen: len(plain), method: m}:
+	case ch <- s:
 		return nil
 	case <-ctx.Done():
-		w.releaseSealed(data)
+		w.releaseSealed(s.data)
 		return context.Cause(ctx)
 	case <-w.ctx.Done():
-		w.releaseSealed(data)
+		w.releaseSealed(s.data)
 		return w.err()
 	}
 }
@@ -311,17 +317,7 @@ func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
 	data, m, scratch := w.r.SealGroup(dst, DataBlob, g.plain, *sp)
 	*sp = scratch
 	w.scratch.Put(sp)
-	rawLen := len(g.plain)
-	select {
-	case w.data <- sealedBlob{t: DataBlob, data: data, rawLen: rawLen, method: m, members: members}:
-		return nil
-	case <-ctx.Done():
-		w.releaseSealed(data)
-		return context.Cause(ctx)
-	case <-w.ctx.Done():
-		w.releaseSealed(data)
-		return w.err()
-	}
+	return w.queue(ctx, w.data, sealedBlob{t: DataBlob, data: data, rawLen: len(g.plain), method: m, members: members})
 }
 
 // flushGroups seals the groups still filling, once every SaveBlob has

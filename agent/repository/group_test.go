@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/coffer-backup/coffer/agent/compress"
+	"github.com/coffer-backup/coffer/shared/storage"
 )
 
 // prose makes n bytes of text from a small vocabulary: small files of it
@@ -23,6 +24,19 @@ func prose(seed uint64, n int) []byte {
 		fmt.Fprint(&b, rng.IntN(1000), " ")
 	}
 	return b.Bytes()[:n]
+}
+
+// reopenIndexed opens the repository in be afresh, with its index loaded.
+func reopenIndexed(t *testing.T, be storage.Backend) *Repository {
+	t.Helper()
+	r, err := Open(t.Context(), be, []byte(blobTestPass), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LoadIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // sealedMembers packs plains as one group and returns the pack's entries
@@ -182,13 +196,7 @@ func TestBlobWriterGroupsSmallDataBlobs(t *testing.T) {
 	if err := w.Finish(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := Open(t.Context(), f, []byte(blobTestPass), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r2.LoadIndex(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r2 := reopenIndexed(t, f)
 	type place struct {
 		pack   string
 		offset uint32
@@ -246,13 +254,7 @@ func TestVersion1RepositoryGroupsOnlyOnceUpgraded(t *testing.T) {
 	}
 	save := func(plains ...[]byte) *Repository {
 		t.Helper()
-		r, err := Open(t.Context(), f, []byte(blobTestPass), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.LoadIndex(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		r := reopenIndexed(t, f)
 		w := r.NewBlobWriter(t.Context(), BlobWriterOptions{})
 		for _, p := range plains {
 			if err := w.SaveBlob(t.Context(), DataBlob, r.BlobID(p), p); err != nil {
@@ -307,13 +309,7 @@ func TestGroupsKeepEachFoldersBlobsTogether(t *testing.T) {
 	if err := w.Finish(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := Open(t.Context(), f, []byte(blobTestPass), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r2.LoadIndex(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r2 := reopenIndexed(t, f)
 	groups := 0
 	for id, p := range r2.index.Packs() {
 		folders := map[uint32]map[uint64]bool{}

@@ -113,10 +113,10 @@ func TestConfigSetCompressionForNewData(t *testing.T) {
 	}
 }
 
-// TestConfigWithoutCompression opens a config written before the setting
-// existed: it means auto, and setting a mode adds the field.
-func TestConfigWithoutCompression(t *testing.T) {
-	repo, _, _ := setup(t)
+// rewriteConfig edits a repository's config as an older release would
+// have written it.
+func rewriteConfig(t *testing.T, repo string, edit func(cfg map[string]any)) {
+	t.Helper()
 	path := filepath.Join(repo, "config")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -126,12 +126,19 @@ func TestConfigWithoutCompression(t *testing.T) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	delete(cfg, "compression")
+	edit(cfg)
 	b, _ = json.Marshal(cfg)
 	os.Chmod(path, 0o644)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestConfigWithoutCompression opens a config written before the setting
+// existed: it means auto, and setting a mode adds the field.
+func TestConfigWithoutCompression(t *testing.T) {
+	repo, _, _ := setup(t)
+	rewriteConfig(t, repo, func(cfg map[string]any) { delete(cfg, "compression") })
 	if got := configShowJSON(t, repo)["compression"]; got != "auto" {
 		t.Fatalf("old config: compression %v, want auto", got)
 	}
@@ -148,24 +155,12 @@ func TestConfigWithoutCompression(t *testing.T) {
 // points restore before and after.
 func TestConfigSetFormatUpgradesAVersion1Repository(t *testing.T) {
 	repo, src, cache := setup(t)
-	path := filepath.Join(repo, "config")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if cfg["version"] != float64(2) {
-		t.Fatalf("init wrote format %v, want 2", cfg["version"])
-	}
-	cfg["version"] = 1
-	b, _ = json.Marshal(cfg)
-	os.Chmod(path, 0o644)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, repo, func(cfg map[string]any) {
+		if cfg["version"] != float64(2) {
+			t.Fatalf("init wrote format %v, want 2", cfg["version"])
+		}
+		cfg["version"] = 1
+	})
 	if r := coffer(t, nil, "backup", "--repo", repo, "--cache-dir", cache, src); r.code != 0 {
 		t.Fatalf("backup to a version 1 repository: %+v", r)
 	}
