@@ -21,6 +21,10 @@ func FuzzPackHeader(f *testing.F) {
 	p := NewPacker(1 << 10)
 	id := key.ChunkID([]byte("x"))
 	p.Add(DataBlob, id, key.Seal(nil, []byte("x"), blobAD(DataBlob, id)), 1, compress.None)
+	p.AddGroup(key.Seal(nil, []byte("yz"), adGroup(DataBlob)), compress.None, []BlobEntry{
+		{Type: DataBlob, ID: key.ChunkID([]byte("y")), RawLength: 1, GroupLength: 2},
+		{Type: DataBlob, ID: key.ChunkID([]byte("z")), RawLength: 1, GroupOffset: 1, GroupLength: 2},
+	})
 	data, _, _, _ := p.Finish(key)
 	f.Add(data)
 	f.Add([]byte{0, 0, 0, 0})
@@ -33,6 +37,10 @@ func FuzzPackHeader(f *testing.F) {
 		for _, e := range entries {
 			if int64(e.Offset)+int64(e.Length) > int64(len(in)) {
 				t.Fatalf("accepted an entry beyond the pack: %+v", e)
+			}
+			outside := int64(e.GroupOffset)+int64(e.RawLength) > int64(e.GroupLength) || e.GroupLength > maxGroupLength
+			if e.Grouped() && outside || !e.Grouped() && e.GroupOffset != 0 {
+				t.Fatalf("accepted a group entry out of range: %+v", e)
 			}
 		}
 	})
@@ -99,4 +107,27 @@ func TestPackRoundTripAndTamperedBlobs(t *testing.T) {
 	if _, err := r.OpenBlob(other, data[e.Offset:e.Offset+e.Length]); err == nil {
 		t.Fatal("a data blob was accepted as a tree")
 	}
+}
+
+// A group member is opened from bytes and an entry that a damaged or
+// hostile repository controls: no entry or bytes may make it panic or
+// hand back bytes other than the member's.
+func FuzzOpenMember(f *testing.F) {
+	r := &Repository{key: testKey(f)}
+	plain := []byte("member one, member two, member three, member four")
+	sealed, m, _ := r.SealGroup(nil, DataBlob, plain, nil)
+	f.Add(sealed, uint8(m), uint32(7), uint32(10), uint32(len(plain)))
+	f.Add(sealed, uint8(m), uint32(0xffffffff), uint32(2), uint32(len(plain)))
+	f.Add([]byte{}, uint8(1), uint32(0), uint32(0), uint32(1))
+	f.Fuzz(func(t *testing.T, sealed []byte, method uint8, off, n, groupLen uint32) {
+		e := BlobEntry{Type: DataBlob, Method: compress.Method(method), GroupOffset: off, RawLength: n, GroupLength: groupLen}
+		if int64(off)+int64(n) <= int64(len(plain)) {
+			e.ID = r.BlobID(plain[off : off+n])
+		}
+		var g GroupBuf
+		out, err := r.OpenMember(&g, e, sealed)
+		if err == nil && (len(out) != int(n) || r.BlobID(out) != e.ID) {
+			t.Fatalf("opened %d bytes that are not the member's", len(out))
+		}
+	})
 }
