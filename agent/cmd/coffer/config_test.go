@@ -202,9 +202,12 @@ func TestConfigSetFormatUpgradesAVersion1Repository(t *testing.T) {
 // before asking for anything.
 func TestConfigSetInAVault(t *testing.T) {
 	t.Setenv("COFFER_REPOSITORY", "")
-	_, err := execute("config", "set", "compression", "max", "--config-dir", registered(t))
-	if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "vault") {
-		t.Fatalf("config set in a vault: %v", err)
+	dir := registered(t)
+	for _, setting := range [][]string{{"compression", "max"}, {"format", "2"}} {
+		_, err := execute(append([]string{"config", "set"}, append(setting, "--config-dir", dir)...)...)
+		if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "vault") {
+			t.Fatalf("config set %s in a vault: %v", setting[0], err)
+		}
 	}
 }
 
