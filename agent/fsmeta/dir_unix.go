@@ -24,16 +24,7 @@ var (
 // skips the runtime's poller, which costs a folder four fcntl calls and an
 // epoll_ctl for nothing.
 func OpenDir(path string) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return os.NewFile(uintptr(fd), path), nil
-	}
+	return openNoPoller(nil, "", path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 }
 
 // OpenAt opens the regular file name of the folder dir (from OpenDir) to
@@ -43,7 +34,12 @@ func OpenDir(path string) (*os.File, error) {
 // CPU there. It does not follow a symlink put in the file's place since
 // it was looked up.
 func OpenAt(dir *os.File, name, path string) (*os.File, error) {
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	return openNoPoller(dir, name, path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW)
+}
+
+// openNoPoller opens name in dir, or path when dir is nil, with flags, as
+// a file the runtime's poller never sees; path names it in errors.
+func openNoPoller(dir *os.File, name, path string, flags int) (*os.File, error) {
 	for {
 		var fd int
 		var err error

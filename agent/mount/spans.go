@@ -55,8 +55,7 @@ func (c *blobCache) warmRun(ids []crypto.ID) {
 			first, last := run[0], run[n-1]
 			end := int64(loc.Offset) + int64(loc.Length)
 			// Members of one group share its bytes; other blobs follow on.
-			sameGroup := loc.Grouped() && loc.Offset == last.Offset && loc.Length == last.Length
-			if loc.Pack != first.Pack || (loc.Offset < last.Offset+last.Length && !sameGroup) || end-int64(first.Offset) > maxSpan {
+			if loc.Pack != first.Pack || (loc.Offset < last.Offset+last.Length && !loc.SameGroup(&last.BlobEntry)) || end-int64(first.Offset) > maxSpan {
 				flush()
 			}
 		}

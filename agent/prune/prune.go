@@ -560,32 +560,23 @@ type regrouper struct {
 	repo               *repository.Repository
 	target, maxMembers int
 	store              func(t repository.BlobType, n int, put func(p *repository.Packer)) error
-	plain              []byte
-	members            []repository.BlobEntry
+	group              repository.GroupBuilder
 }
 
 func (g *regrouper) add(e repository.BlobEntry, plain []byte) error {
-	e.GroupOffset = uint32(len(g.plain))
-	g.members = append(g.members, e)
-	g.plain = append(g.plain, plain...)
-	if len(g.plain) < g.target && len(g.members) < g.maxMembers {
+	g.group.Add(e.Type, e.ID, plain)
+	if !g.group.Full(g.target, g.maxMembers) {
 		return nil
 	}
 	return g.seal()
 }
 
 func (g *regrouper) seal() error {
-	if len(g.members) == 0 {
+	if g.group.Empty() {
 		return nil
 	}
-	for i := range g.members {
-		g.members[i].GroupLength = uint32(len(g.plain))
-	}
-	t := g.members[0].Type
-	sealed, m, _ := g.repo.SealGroup(nil, t, g.plain, nil)
-	members := g.members
-	g.plain, g.members = g.plain[:0], nil
-	return g.store(t, len(sealed), func(p *repository.Packer) { p.AddGroup(sealed, m, members) })
+	sealed, m, members, _ := g.repo.SealGroupOf(&g.group, nil, nil)
+	return g.store(members[0].Type, len(sealed), func(p *repository.Packer) { p.AddGroup(sealed, m, members) })
 }
 
 func deleteAll(ctx context.Context, names []string, del func(context.Context, string) error) error {

@@ -103,12 +103,11 @@ type sealedBlob struct {
 	members []BlobEntry
 }
 
-// groupBuilder gathers small blobs' plaintexts until they make a group.
+// groupBuilder is a group filling for one locality key.
 type groupBuilder struct {
-	near    uint64 // the locality key its blobs were saved with
-	used    uint64 // when a blob was last added, for eviction
-	plain   []byte
-	members []BlobEntry
+	GroupBuilder
+	near uint64 // the locality key its blobs were saved with
+	used uint64 // when a blob was last added, for eviction
 }
 
 // maxOpenGroups bounds the groups filling at once, one per locality key
@@ -160,9 +159,8 @@ func (s *groupSet) add(near uint64, id crypto.ID, plain []byte) (full, evicted *
 	}
 	s.tick++
 	g.used = s.tick
-	g.members = append(g.members, BlobEntry{Type: DataBlob, ID: id, RawLength: uint32(len(plain)), GroupOffset: uint32(len(g.plain))})
-	g.plain = append(g.plain, plain...)
-	if len(g.plain) >= s.target || len(g.members) >= s.members {
+	g.Add(DataBlob, id, plain)
+	if g.Full(s.target, s.members) {
 		delete(s.open, near)
 		full = g
 	}
@@ -171,7 +169,7 @@ func (s *groupSet) add(near uint64, id crypto.ID, plain []byte) (full, evicted *
 
 // recycle keeps a sealed builder's buffers for the next group.
 func (s *groupSet) recycle(g *groupBuilder) {
-	g.plain, g.members = g.plain[:0], g.members[:0]
+	g.Reset()
 	s.mu.Lock()
 	s.spare = append(s.spare, g)
 	s.mu.Unlock()
@@ -308,16 +306,12 @@ func (w *BlobWriter) queue(ctx context.Context, ch chan sealedBlob, s sealedBlob
 
 // sealGroup compresses and encrypts a group and queues it for a pack.
 func (w *BlobWriter) sealGroup(ctx context.Context, g *groupBuilder) error {
-	members := slices.Clone(g.members)
-	for i := range members {
-		members[i].GroupLength = uint32(len(g.plain))
-	}
 	dst := (*w.sealds.Get().(*[]byte))[:0]
 	sp := w.scratch.Get().(*[]byte)
-	data, m, scratch := w.r.SealGroup(dst, DataBlob, g.plain, *sp)
+	data, m, members, scratch := w.r.SealGroupOf(&g.GroupBuilder, dst, *sp)
 	*sp = scratch
 	w.scratch.Put(sp)
-	return w.queue(ctx, w.data, sealedBlob{t: DataBlob, data: data, rawLen: len(g.plain), method: m, members: members})
+	return w.queue(ctx, w.data, sealedBlob{t: DataBlob, data: data, method: m, members: members})
 }
 
 // flushGroups seals the groups still filling, once every SaveBlob has

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/coffer-backup/coffer/agent/compress"
 	"github.com/coffer-backup/coffer/agent/crypto"
@@ -45,7 +46,7 @@ func groupName(sealed []byte) (n [crypto.NonceSize + crypto.TagSize]byte) {
 // bytes of its group, after checking it against its ID. The result is in
 // g's storage: valid until g opens another group.
 func (r *Repository) OpenMember(g *GroupBuf, e BlobEntry, sealed []byte) ([]byte, error) {
-	if !e.Grouped() || e.GroupLength > maxGroupLength || int64(e.GroupOffset)+int64(e.RawLength) > int64(e.GroupLength) {
+	if !e.Grouped() || !e.groupInRange() {
 		return nil, fmt.Errorf("%w: %s blob %s: group entry out of range", ErrDamaged, e.Type, e.ID)
 	}
 	if len(sealed) < crypto.Overhead {
@@ -79,19 +80,54 @@ func (r *Repository) openGroup(g *GroupBuf, e BlobEntry, sealed []byte) error {
 		g.plain = dec
 	} else {
 		g.scratch = dec
-		out, err := compress.Decompress(g.plain[:0], dec, e.Method, int(e.GroupLength))
-		if cap(out) > cap(g.plain) {
-			g.plain = out
-		}
+		// Kept even on failure: a buffer Decompress had to grow.
+		g.plain, err = compress.Decompress(g.plain[:0], dec, e.Method, int(e.GroupLength))
 		if err != nil {
 			return fmt.Errorf("%w: %s blob %s: its group: %v", ErrDamaged, e.Type, e.ID, err)
 		}
-		g.plain = out
 	}
 	if len(g.plain) != int(e.GroupLength) {
 		return fmt.Errorf("%w: %s blob %s: its group holds %d bytes, the index says %d", ErrDamaged, e.Type, e.ID, len(g.plain), e.GroupLength)
 	}
 	return nil
+}
+
+// GroupBuilder gathers small blobs' plaintexts, one after another, into a
+// group; SealGroupOf seals it. The zero value is empty and ready.
+type GroupBuilder struct {
+	plain   []byte
+	members []BlobEntry
+}
+
+// Add appends a blob to the group.
+func (g *GroupBuilder) Add(t BlobType, id crypto.ID, plain []byte) {
+	g.members = append(g.members, BlobEntry{Type: t, ID: id, RawLength: uint32(len(plain)), GroupOffset: uint32(len(g.plain))})
+	g.plain = append(g.plain, plain...)
+}
+
+// Full reports whether the group has reached target bytes or members
+// blobs (see GroupLimits).
+func (g *GroupBuilder) Full(target, members int) bool {
+	return len(g.plain) >= target || len(g.members) >= members
+}
+
+// Empty reports whether the group holds no blob.
+func (g *GroupBuilder) Empty() bool { return len(g.members) == 0 }
+
+// Reset empties the group, keeping its buffers.
+func (g *GroupBuilder) Reset() { g.plain, g.members = g.plain[:0], g.members[:0] }
+
+// SealGroupOf compresses and encrypts a group that is not empty into dst
+// (SealGroup) and empties the builder. It returns the members' entries,
+// which Packer.AddGroup completes with the group's place in its pack.
+func (r *Repository) SealGroupOf(g *GroupBuilder, dst, scratch []byte) (sealed []byte, m compress.Method, members []BlobEntry, scratchOut []byte) {
+	members = slices.Clone(g.members)
+	for i := range members {
+		members[i].GroupLength = uint32(len(g.plain))
+	}
+	sealed, m, scratchOut = r.SealGroup(dst, members[0].Type, g.plain, scratch)
+	g.Reset()
+	return sealed, m, members, scratchOut
 }
 
 // openGrouped is OpenMember for a caller without a GroupBuf: the member

@@ -94,7 +94,7 @@ func TestGroupMembersOpenFromTheirGroup(t *testing.T) {
 				out, _, err := r.OpenBlobInPlace(nil, e, sealed)
 				return out, err
 			},
-			"openKept": func() ([]byte, error) { return r.openKept(e, sealed) },
+			"openKept": func() ([]byte, error) { return r.openKept(new(GroupBuf), e, sealed) },
 		} {
 			if got, err := open(); err != nil || !bytes.Equal(got, plains[i]) {
 				t.Fatalf("member %d through %s: %v", i, name, err)

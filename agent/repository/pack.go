@@ -63,10 +63,16 @@ func (e *BlobEntry) StoredSize() int64 {
 	return int64(e.Length) * int64(e.RawLength) / int64(e.GroupLength)
 }
 
-// sameSealed reports whether two entries of a pack name the same sealed
-// bytes: members of one group.
-func (e *BlobEntry) sameSealed(o *BlobEntry) bool {
-	return e.Offset == o.Offset && e.Length == o.Length
+// SameGroup reports whether e is a member of the group o is stored in:
+// the same sealed bytes of the same pack.
+func (e *BlobEntry) SameGroup(o *BlobEntry) bool {
+	return e.Grouped() && e.Offset == o.Offset && e.Length == o.Length
+}
+
+// groupInRange reports whether a member's group is within what a reader
+// allocates and the member lies inside it.
+func (e *BlobEntry) groupInRange() bool {
+	return e.GroupLength <= maxGroupLength && int64(e.GroupOffset)+int64(e.RawLength) <= int64(e.GroupLength)
 }
 
 // Limits on what a hostile repository can make a reader allocate.
@@ -295,10 +301,10 @@ func (e *BlobEntry) valid(limit int64) bool {
 	if int64(e.Offset)+int64(e.Length) > limit || e.Length < crypto.Overhead || e.RawLength > maxBlobRawLength || e.Type > TreeBlob {
 		return false
 	}
-	if e.GroupLength == 0 {
+	if !e.Grouped() {
 		return e.GroupOffset == 0
 	}
-	return e.GroupLength <= maxGroupLength && int64(e.GroupOffset)+int64(e.RawLength) <= int64(e.GroupLength)
+	return e.groupInRange()
 }
 
 // ReadPack reads n bytes of a pack from offset off.

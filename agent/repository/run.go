@@ -46,16 +46,7 @@ func (r *Repository) LoadRun(ctx context.Context, pack crypto.ID, entries []Blob
 			fn(e, nil, fmt.Errorf("%w: blob %s is not where the run says", ErrDamaged, e.ID))
 			continue
 		}
-		var plain []byte
-		var err error
-		if e.Grouped() {
-			// Kept: a copy, not the whole group's buffer.
-			if plain, err = r.OpenMember(&g, e, span[off:off+int64(e.Length)]); err == nil {
-				plain = bytes.Clone(plain)
-			}
-		} else {
-			plain, err = r.openKept(e, span[off:off+int64(e.Length)])
-		}
+		plain, err := r.openKept(&g, e, span[off:off+int64(e.Length)])
 		fn(e, plain, err)
 	}
 }
@@ -73,10 +64,15 @@ func (r *Repository) readInto(ctx context.Context, name string, off int64, buf [
 }
 
 // openKept is OpenBlob returning the decrypted bytes themselves for a blob
-// stored uncompressed, with the same checks.
-func (r *Repository) openKept(e BlobEntry, sealed []byte) ([]byte, error) {
+// stored uncompressed, with the same checks. A group member is opened
+// through g and copied: kept, it must not hold on to its whole group.
+func (r *Repository) openKept(g *GroupBuf, e BlobEntry, sealed []byte) ([]byte, error) {
 	if e.Grouped() {
-		return r.openGrouped(nil, e, sealed)
+		plain, err := r.OpenMember(g, e, sealed)
+		if err != nil {
+			return nil, err
+		}
+		return bytes.Clone(plain), nil
 	}
 	if e.Method != compress.None {
 		return r.OpenBlob(e, sealed)

@@ -90,16 +90,7 @@ func TestConfigSetCompressionForNewData(t *testing.T) {
 		t.Fatalf("backup after the change: %+v", r)
 	}
 	// Both points restore: the old one's data was compressed as before.
-	points := coffer(t, nil, "points", "--repo", repo, "--json")
-	var ps []struct{ ID string }
-	if err := json.Unmarshal([]byte(points.out), &ps); err != nil || len(ps) != 2 {
-		t.Fatalf("points: %v %+v", err, points)
-	}
-	for _, p := range ps {
-		if r := coffer(t, nil, "restore", "--repo", repo, "--cache-dir", cache, p.ID, "--target", t.TempDir()); r.code != 0 {
-			t.Fatalf("restore %s: %+v", p.ID[:8], r)
-		}
-	}
+	restoresBothPoints(t, repo, cache)
 	if r := coffer(t, nil, "check", "--repo", repo, "--read-data"); r.code != 0 {
 		t.Fatalf("check --read-data: %+v", r)
 	}
@@ -110,6 +101,22 @@ func TestConfigSetCompressionForNewData(t *testing.T) {
 	}
 	if st := coffer(t, nil, "stats", "--repo", repo, "--cache-dir", cache); !strings.Contains(st.out, "compressed with mode max") {
 		t.Errorf("stats does not show the mode:\n%s", st.out)
+	}
+}
+
+// restoresBothPoints checks that the repository holds two points and that
+// each restores.
+func restoresBothPoints(t *testing.T, repo, cache string) {
+	t.Helper()
+	points := coffer(t, nil, "points", "--repo", repo, "--json")
+	var ps []struct{ ID string }
+	if err := json.Unmarshal([]byte(points.out), &ps); err != nil || len(ps) != 2 {
+		t.Fatalf("points: %v %+v", err, points)
+	}
+	for _, p := range ps {
+		if r := coffer(t, nil, "restore", "--repo", repo, "--cache-dir", cache, p.ID, "--target", t.TempDir()); r.code != 0 {
+			t.Fatalf("restore %s: %+v", p.ID[:8], r)
+		}
 	}
 }
 
@@ -186,16 +193,7 @@ func TestConfigSetFormatUpgradesAVersion1Repository(t *testing.T) {
 	if r := coffer(t, nil, "check", "--repo", repo, "--read-data"); r.code != 0 {
 		t.Fatalf("check --read-data: %+v", r)
 	}
-	points := coffer(t, nil, "points", "--repo", repo, "--json")
-	var ps []struct{ ID string }
-	if err := json.Unmarshal([]byte(points.out), &ps); err != nil || len(ps) != 2 {
-		t.Fatalf("points: %v %+v", err, points)
-	}
-	for _, p := range ps {
-		if r := coffer(t, nil, "restore", "--repo", repo, "--cache-dir", cache, p.ID, "--target", t.TempDir()); r.code != 0 {
-			t.Fatalf("restore %s: %+v", p.ID[:8], r)
-		}
-	}
+	restoresBothPoints(t, repo, cache)
 }
 
 // A registered machine's SAS cannot replace the config: config set says so
