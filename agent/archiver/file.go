@@ -202,6 +202,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	for _, ex := range extents {
 		if ex.Offset > pos {
 			refs = append(refs, tree.Ref{Hole: true, Size: ex.Offset - pos})
+			a.prog.BytesDone.Add(ex.Offset - pos) // not read, but done: the bar must reach the file's size
 		}
 		ch.Reset(io.NewSectionReader(f, ex.Offset, ex.Length))
 		got := int64(0)
@@ -237,6 +238,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	}
 	if end := lastEnd(extents); end < before.Size && pos == end {
 		refs = append(refs, tree.Ref{Hole: true, Size: before.Size - end})
+		a.prog.BytesDone.Add(before.Size - end)
 		pos = before.Size
 	}
 	var size int64
