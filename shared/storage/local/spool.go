@@ -24,8 +24,14 @@ func (b *Backend) Spool(ctx context.Context, prefix string) (storage.Spool, erro
 	if _, err := b.mkdirs(dir); err != nil {
 		return nil, fmt.Errorf("spool below %s: %w", prefix, err)
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	f, direct, err := createDirect(dir)
 	if err != nil {
+		return nil, fmt.Errorf("spool below %s: %w", prefix, mapErr(err))
+	}
+	if direct {
+		return &spool{b: b, f: f, direct: newDirectWriter(f)}, nil
+	}
+	if f, err = os.CreateTemp(dir, tmpPrefix+"*"); err != nil {
 		return nil, fmt.Errorf("spool below %s: %w", prefix, mapErr(err))
 	}
 	return &spool{b: b, f: f}, nil
@@ -34,12 +40,17 @@ func (b *Backend) Spool(ctx context.Context, prefix string) (storage.Spool, erro
 type spool struct {
 	b      *Backend
 	f      *os.File
+	direct *directWriter // nil when f is written through the cache
 	closed bool
 	done   bool
 }
 
-func (s *spool) Write(p []byte) (int, error) {
-	n, err := s.f.Write(p)
+func (s *spool) Write(p []byte) (n int, err error) {
+	if s.direct != nil {
+		n, err = s.direct.Write(p)
+	} else {
+		n, err = s.f.Write(p)
+	}
 	if err != nil {
 		err = mapErr(err)
 	}
@@ -51,6 +62,9 @@ func (s *spool) Abort() {
 		s.done = true
 		if !s.closed {
 			s.f.Close()
+		}
+		if s.direct != nil {
+			s.direct.release()
 		}
 		os.Remove(s.f.Name())
 	}
@@ -66,7 +80,12 @@ func (s *spool) Commit(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	err = s.f.Sync()
+	if s.direct != nil {
+		err = s.direct.finish()
+	}
+	if err == nil {
+		err = s.f.Sync()
+	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
