@@ -253,7 +253,7 @@ func (r *Repository) loadSealed(ctx context.Context, name string, ad []byte) ([]
 	if hashID(sealed) != name[strings.LastIndexByte(name, '/')+1:] {
 		return nil, fmt.Errorf("%w: %s does not match its name", ErrDamaged, name)
 	}
-	plain, err := r.key.Open(nil, sealed, ad)
+	plain, err := r.key.Open(sealed[:0], sealed, ad) // in place: sealed is not kept
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, name, err)
 	}

@@ -59,7 +59,38 @@ func ReadAll(ctx context.Context, b Backend, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
+	if s, ok := rc.(Sized); ok && s.Size() > 0 && s.Size() < 1<<30 {
+		return readSized(rc, s.Size())
+	}
 	return io.ReadAll(rc)
+}
+
+// Sized is a reader from Read that knows how many bytes it will give.
+// ReadAll then reads them into one buffer of that size: io.ReadAll's
+// doubling copied and allocated an index file's megabytes about twice
+// over, and on a virtual machine each new page of those costs a trap to
+// the hypervisor.
+type Sized interface {
+	Size() int64
+}
+
+// readSized reads r to its end into a buffer made for n bytes, growing it
+// only if the object turns out longer.
+func readSized(r io.Reader, n int64) ([]byte, error) {
+	buf := make([]byte, 0, n+1) // the spare byte finds the end without growing
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // Spooler is a Backend that can take an object written piece by piece to

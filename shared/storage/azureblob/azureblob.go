@@ -264,8 +264,20 @@ func (b *Backend) Read(ctx context.Context, name string, offset, length int64) (
 	}
 	// Resumes the download from where it broke if the connection drops,
 	// and only from the same version of the blob.
-	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3}), nil
+	rr := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3})
+	if resp.ContentLength != nil && *resp.ContentLength > 0 {
+		return sizedReader{rr, *resp.ContentLength}, nil
+	}
+	return rr, nil
 }
+
+// sizedReader tells storage.ReadAll the length of the download.
+type sizedReader struct {
+	io.ReadCloser
+	size int64
+}
+
+func (s sizedReader) Size() int64 { return s.size }
 
 func (b *Backend) emptyRead(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	info, err := b.Stat(ctx, name)
