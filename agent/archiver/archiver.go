@@ -108,6 +108,13 @@ type Options struct {
 	// would store, but writes nothing: no pack, index or point. The
 	// result's point has no ID.
 	DryRun bool
+	// SmallReads, when set, is told whether the files being read are
+	// small (averaging under 256 KiB over a quarter of a second), each
+	// time that changes, and false at the end if it last heard true. Such
+	// reads wait on the disk rather than the CPU, and the caller may give
+	// the backup more processors while they last (cmd/coffer's
+	// backupProcs).
+	SmallReads func(small bool)
 	// Reading, when set, is told of each file about to be read, and
 	// whether the parent point lacks it (new) rather than holding an older
 	// version; unchanged files are not read and not told of.
@@ -147,6 +154,7 @@ type Result struct {
 }
 
 type archiver struct {
+	mix   readMix
 	repo  Repo
 	opts  Options
 	trees TreeLoader
@@ -277,6 +285,9 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	var scanning sync.WaitGroup
 	if opts.ScanAhead {
 		scanning.Go(func() { a.scan(scanCtx, roots) })
+	}
+	if opts.SmallReads != nil {
+		scanning.Go(func() { a.watchReadMix(scanCtx, readMixInterval) })
 	}
 	defer func() { stopScan(); scanning.Wait() }() // never outlives the backup
 

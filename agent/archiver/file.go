@@ -198,7 +198,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	}
 	ch := getChunker()
 	var refs []tree.Ref
-	var pos int64
+	var pos, read int64
 	for _, ex := range extents {
 		if ex.Offset > pos {
 			refs = append(refs, tree.Ref{Hole: true, Size: ex.Offset - pos})
@@ -230,6 +230,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 			}
 		}
 		pos = ex.Offset + got
+		read += got
 	}
 	// The file may have shrunk or grown since it was listed; the point holds
 	// what was read, and a change under our feet is reported.
@@ -249,6 +250,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	n.Size, n.Content = size, refs
 	a.change.noteFile(a.repo.Index(), j.old, j.was, refs)
 	n.ModTime = before.ModTime.UnixNano()
+	a.mix.note(read)
 }
 
 // copyLink waits for the name of a hard-linked file that is being read and

@@ -1,8 +1,11 @@
 package archiver_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,5 +112,48 @@ func TestProgressCountsHolesAsDone(t *testing.T) {
 	}
 	if prog.BytesRead.Load() != 2*int64(len(block)) {
 		t.Fatalf("read %d bytes, want only the %d bytes of data", prog.BytesRead.Load(), 2*len(block))
+	}
+}
+
+// TestSmallReadsFollowsTheBackup backs up many small files, then one
+// large one: the first says true while it reads and false at the end; the
+// second never says true.
+func TestSmallReadsFollowsTheBackup(t *testing.T) {
+	defer func(d time.Duration) { *archiver.ReadMixInterval = d }(*archiver.ReadMixInterval)
+	*archiver.ReadMixInterval = time.Millisecond
+	small := t.TempDir()
+	for i := range 3000 {
+		if err := os.WriteFile(filepath.Join(small, fmt.Sprintf("mail-%05d.eml", i)), []byte(fmt.Sprintf("message %d %s", i, strings.Repeat("x", 1000))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	large := t.TempDir()
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i*31 + i>>11)
+	}
+	if err := os.WriteFile(filepath.Join(large, "disk.img"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir       string
+		wantSmall bool
+	}{{small, true}, {large, false}} {
+		var mu sync.Mutex
+		var calls []bool
+		_, err := archiver.Backup(t.Context(), newRepo(t), []string{tc.dir}, archiver.Options{SmallReads: func(s bool) {
+			mu.Lock()
+			calls = append(calls, s)
+			mu.Unlock()
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saidSmall := slices.Contains(calls, true); saidSmall != tc.wantSmall {
+			t.Fatalf("%s: told %v, want a true: %v", filepath.Base(tc.dir), calls, tc.wantSmall)
+		}
+		if len(calls) > 0 && calls[len(calls)-1] {
+			t.Fatalf("the backup ended with its readers marked small: %v", calls)
+		}
 	}
 }

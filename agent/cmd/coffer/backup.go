@@ -138,7 +138,7 @@ and the point is registered with the control plane.`,
 			if err != nil {
 				return err
 			}
-			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: uploadsFor(f.repo),
+			opts := archiver.Options{Trees: tc, Saved: tc, Tags: tags, Hostname: host, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: uploadsFor(f.repo), Workers: backupProcs(), SmallReads: smallReadProcs,
 				Filter: filter, DryRun: bf.dryRun}
 			var list dryRunList
 			if bf.dryRun {
@@ -265,7 +265,7 @@ func vaultBackup(c *cobra.Command, s *vault.Session, cacheDir string, paths, tag
 	if pol != nil {
 		exclude = pol.Exclude
 	}
-	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, CacheDir: cacheDir, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: 4, Filter: filter}}
+	o := vault.BackupOptions{Paths: paths, RetainUntil: until, Exclude: exclude, CacheDir: cacheDir, Archiver: archiver.Options{Tags: tags, Progress: &archiver.Progress{}, ScanAhead: progressWatched(c, asJSON), Uploads: 4, Workers: backupProcs(), SmallReads: smallReadProcs, Filter: filter}}
 	if bf.dryRun {
 		return vaultDryRun(c, s, o, force, asJSON)
 	}

@@ -223,6 +223,7 @@ func (a *agentRun) backup(ctx context.Context, scheduled time.Time, catchUp bool
 	}
 	defer vssDone()
 	o.Archiver.ReadFrom = readFrom
+	o.Archiver.Workers, o.Archiver.SmallReads = backupProcs(), smallReadProcs
 	res, err := a.s.Backup(ctx, o)
 	if err != nil {
 		a.log.Error("backup failed", "err", err)
