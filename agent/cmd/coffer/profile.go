@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -14,48 +15,33 @@ import (
 // for an execution trace (`go tool trace`), which shows where goroutines
 // wait rather than where the CPU goes. Unset, they do nothing.
 func startCPUProfile() (stop func()) {
-	stopTrace, stopPprof := startTrace(), startPprof()
-	return func() { stopPprof(); stopTrace() }
-}
-
-func startTrace() (stop func()) {
-	path := os.Getenv("COFFER_TRACE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "coffer: COFFER_TRACE:", err)
-		return func() {}
-	}
-	if err := trace.Start(f); err != nil {
-		fmt.Fprintln(os.Stderr, "coffer: COFFER_TRACE:", err)
-		f.Close()
-		return func() {}
-	}
-	return func() { trace.Stop(); f.Close() }
-}
-
-func startPprof() (stop func()) {
-	path := os.Getenv("COFFER_CPUPROFILE")
-	if path == "" {
-		return writeHeapProfile
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "coffer: COFFER_CPUPROFILE:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "coffer: COFFER_CPUPROFILE:", err)
-		f.Close()
-		return func() {}
-	}
+	stopTrace := startRecording("COFFER_TRACE", trace.Start, trace.Stop)
+	stopCPU := startRecording("COFFER_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile)
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		stopCPU()
 		writeHeapProfile()
+		stopTrace()
 	}
+}
+
+// startRecording starts a recording into the file the environment
+// variable env names, if it names one, and returns what ends it.
+func startRecording(env string, start func(io.Writer) error, end func()) (stop func()) {
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		if err = start(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "coffer: %s: %v\n", env, err)
+		return func() {}
+	}
+	return func() { end(); f.Close() }
 }
 
 // writeHeapProfile writes what is live when the command ends, which for a
