@@ -9,6 +9,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -75,22 +76,13 @@ type Sized interface {
 }
 
 // readSized reads r to its end into a buffer made for n bytes, growing it
-// only if the object turns out longer.
+// only if the object turns out longer. The spare bytes.MinRead let the
+// buffer find the end without growing.
 func readSized(r io.Reader, n int64) ([]byte, error) {
-	buf := make([]byte, 0, n+1) // the spare byte finds the end without growing
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+	var b bytes.Buffer
+	b.Grow(int(n) + bytes.MinRead)
+	_, err := b.ReadFrom(r)
+	return b.Bytes(), err
 }
 
 // Spooler is a Backend that can take an object written piece by piece to
