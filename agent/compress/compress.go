@@ -353,11 +353,14 @@ const decodeSlack = 64
 
 // decodeCapped decodes src appended to dst with room for at most limit
 // bytes: the decoder may use decodeSlack bytes beyond, but output that does
-// is refused.
+// is refused. A dst too small is replaced by one at least twice its
+// capacity, and the result keeps all of it, so that a buffer reused for
+// blob after blob settles at the largest instead of being remade for each
+// larger one.
 func decodeCapped(dec *zstd.Decoder, dst, src []byte, limit int) ([]byte, error) {
 	n := len(dst)
 	if cap(dst)-n < limit+decodeSlack {
-		grown := make([]byte, n, n+limit+decodeSlack)
+		grown := make([]byte, n, max(n+limit+decodeSlack, 2*cap(dst)))
 		copy(grown, dst)
 		dst = grown
 	}
@@ -372,6 +375,12 @@ func decodeCapped(dec *zstd.Decoder, dst, src []byte, limit int) ([]byte, error)
 	}
 	if len(out)-n > limit {
 		return dst[:n], fmt.Errorf("compress: zstd: output passes the %d-byte limit: %w", limit, ErrTooLarge)
+	}
+	if len(out) <= cap(dst) && (cap(out) == 0 || &out[:1][0] == &dst[:1][0]) {
+		// The capacity hidden from the decoder goes back to the caller,
+		// or a reused buffer would shrink to each blob and be reallocated
+		// for the next larger one.
+		out = dst[:len(out)]
 	}
 	return out, nil
 }
