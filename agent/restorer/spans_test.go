@@ -32,3 +32,25 @@ func TestSpansCoverEveryBlobWithinTheReadBound(t *testing.T) {
 		t.Fatalf("oversized blob: %v", s)
 	}
 }
+
+func TestSpanBufferIsMadeOnceForEverySpan(t *testing.T) {
+	var buf []byte
+	made := 0
+	for _, n := range []int64{1000, 300_000, 1 << 20, maxSpan - 1, maxSpan, 5} {
+		b := spanBuf(buf, n)
+		if int64(cap(b)) < n {
+			t.Fatalf("a buffer of %d bytes for a span of %d", cap(b), n)
+		}
+		if cap(buf) == 0 || &b[:1][0] != &buf[:1][0] {
+			made++
+		}
+		buf = b
+	}
+	if made != 1 {
+		t.Fatalf("spans growing to the bound made %d buffers, want 1", made)
+	}
+	// One blob larger than the bound is read alone, into what the reader makes.
+	if b := spanBuf(buf, maxSpan+1); &b[:1][0] != &buf[:1][0] {
+		t.Fatal("a span over the bound replaced the buffer")
+	}
+}
