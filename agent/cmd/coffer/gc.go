@@ -28,8 +28,9 @@ import (
 const smallHeapLimit = 72 << 20
 
 // smallLive is the live heap up to which the limit applies; above it
-// collections follow the live set by the command's percentage again, so
-// that a large live set never collects over and over against the limit.
+// collections follow the live set by a percentage again (see
+// gcSettingsFor), so that a live set near the limit never collects over
+// and over against it.
 const smallLive = smallHeapLimit / 2
 
 var gcTuning struct {
@@ -90,10 +91,20 @@ type gcSettings struct {
 }
 
 // gcSettingsFor is the limit for a small live heap (before the first
-// collection too), and the command's percentage for a large one.
+// collection too). For a larger one it is a percentage: the command's, or
+// more while what it allows stays under smallHeapLimit, so that the next
+// collection comes when the heap reaches the larger of the two. With the
+// command's alone, a live heap just over smallLive (a 1% re-backup of
+// `source`: 40-45 MB) was collected every 6 MB of allocation, 25 times in
+// 0.7 s.
 func gcSettingsFor(live uint64, percent int) gcSettings {
 	if live < smallLive {
 		return gcSettings{percent: -1, limit: smallHeapLimit}
+	}
+	if live < smallHeapLimit {
+		// Rounded down: the goal may fall short of the limit by a part
+		// in a hundred, never pass it.
+		percent = max(percent, int((smallHeapLimit-live)*100/live))
 	}
 	return gcSettings{percent: percent, limit: math.MaxInt64}
 }

@@ -18,7 +18,10 @@ func TestGCSettingsFor(t *testing.T) {
 	}{
 		{"before the first collection: the limit", 0, gcSettings{-1, smallHeapLimit}},
 		{"small live heap: the limit", 20 * mib, gcSettings{-1, smallHeapLimit}},
-		{"large live heap: the command's percentage, no limit", smallLive, gcSettings{15, math.MaxInt64}},
+		{"live heap at the switch: a percentage that reaches the limit", smallLive, gcSettings{100, math.MaxInt64}},
+		{"between: still up to the limit", 48 * mib, gcSettings{50, math.MaxInt64}},
+		{"near the limit: the command's percentage once it allows more", 66 * mib, gcSettings{15, math.MaxInt64}},
+		{"at the limit", smallHeapLimit, gcSettings{15, math.MaxInt64}},
 		{"very large live heap", 500 * mib, gcSettings{15, math.MaxInt64}},
 	}
 	for _, tt := range tests {
@@ -31,8 +34,8 @@ func TestGCSettingsFor(t *testing.T) {
 }
 
 // After each collection the settings follow what is live: the limit while
-// the live set is small, the command's percentage once it is large, and
-// back.
+// the live set is small, a percentage reaching it above that, the
+// command's percentage once the live set is large, and back.
 func TestGCSettingsFollowTheLiveHeap(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
@@ -61,12 +64,18 @@ func TestGCSettingsFollowTheLiveHeap(t *testing.T) {
 	setBackupGC(15)
 	waitFor("small live heap", func(p int, l int64) bool { return l == smallHeapLimit })
 
-	big := make([]byte, smallLive+(8<<20))
+	mid := make([]byte, smallLive+(8<<20))
+	for i := range mid {
+		mid[i] = 1
+	}
+	waitFor("live heap over smallLive", func(p int, l int64) bool { return p > 15 && l == math.MaxInt64 })
+	big := make([]byte, smallHeapLimit)
 	for i := range big {
 		big[i] = 1
 	}
 	waitFor("large live heap", func(p int, l int64) bool { return p == 15 && l == math.MaxInt64 })
+	runtime.KeepAlive(mid)
 	runtime.KeepAlive(big)
-	big = nil
+	mid, big = nil, nil
 	waitFor("small again", func(p int, l int64) bool { return l == smallHeapLimit })
 }
