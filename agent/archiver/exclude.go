@@ -134,6 +134,12 @@ func startsWith(path, header string) bool {
 
 // skipEntry reports whether a listed entry is left out of the point. The
 // name patterns come first: they cost no system call.
+// mayExclude reports whether skipEntry can leave anything out, so that a
+// walk without filters need not build each entry's path twice.
+func (a *archiver) mayExclude() bool {
+	return a.opts.Exclude != nil || !a.opts.Filter.Empty()
+}
+
 func (a *archiver) skipEntry(path string, de fs.DirEntry) bool {
 	if a.opts.Exclude != nil && a.opts.Exclude(path) {
 		return true

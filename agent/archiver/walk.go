@@ -185,8 +185,9 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
 		d.dir = dir
+		filtering := a.mayExclude()
 		for _, de := range des {
-			if a.skipEntry(joinPath(d.path, de.Name()), de) {
+			if filtering && a.skipEntry(joinPath(d.path, de.Name()), de) {
 				continue
 			}
 			entries = append(entries, entry{name: de.Name(), de: de})
@@ -453,7 +454,30 @@ func joinPath(dir, name string) string {
 	if dir == "" { // Windows: the root holds volumes
 		return name + `:\`
 	}
-	return filepath.Join(dir, name)
+	if !plainName(name) {
+		return filepath.Join(dir, name)
+	}
+	// A name from a listing below a clean folder: filepath.Join would
+	// only clean the result again, 3% of a no-change re-backup's CPU
+	// time on cofferbench's source set.
+	if os.IsPathSeparator(dir[len(dir)-1]) { // "/", `C:\`
+		return dir + name
+	}
+	return dir + string(filepath.Separator) + name
+}
+
+// plainName reports whether name is one path element that joining cannot
+// change: not empty, "." or "..", and without a separator.
+func plainName(name string) bool {
+	if name == "" || name == "." || name == ".." {
+		return false
+	}
+	for i := range len(name) {
+		if os.IsPathSeparator(name[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // readDir lists a directory sorted by name and returns it open, for its
