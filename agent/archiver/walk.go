@@ -185,6 +185,7 @@ func (a *archiver) walkDir(ctx context.Context, d *dirState, trie *pathTrie, lin
 			a.warn(d.path, fmt.Errorf("cannot list folder: %v", err))
 		}
 		d.dir = dir
+		entries = make([]entry, 0, len(des))
 		filtering := a.mayExclude()
 		for _, de := range des {
 			if filtering && a.skipEntry(joinPath(d.path, de.Name()), de) {
