@@ -421,6 +421,16 @@ func (r *Repository) readRange(ctx context.Context, buf []byte, name string, off
 		return nil, err
 	}
 	defer rc.Close()
+	if f, ok := rc.(storage.FullReader); ok {
+		out, err := f.ReadFullInto(buf)
+		if err == nil && int64(len(out)) != n {
+			err = fmt.Errorf("%d bytes where %d were asked", len(out), n)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, n, err)
+		}
+		return out, nil
+	}
 	if int64(cap(buf)) < n {
 		buf = make([]byte, n)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/coffer-backup/coffer/agent/fsmeta"
 	"github.com/coffer-backup/coffer/agent/repository"
 	"github.com/coffer-backup/coffer/agent/tree"
+	"github.com/coffer-backup/coffer/shared/storage"
 )
 
 // Conflict says what to do when a restored path already exists.
@@ -723,8 +724,8 @@ func spans(entries []repository.BlobEntry) [][]repository.BlobEntry {
 // collections sooner and raised the peak. A single blob larger than
 // maxSpan is left to the reader to size.
 func spanBuf(buf []byte, n int64) []byte {
-	if n <= maxSpan && int64(cap(buf)) < n {
-		return make([]byte, 0, maxSpan)
+	if n <= maxSpan && int64(cap(buf)) < n+storage.FullReadSlack {
+		return make([]byte, 0, maxSpan+storage.FullReadSlack)
 	}
 	return buf
 }

@@ -75,6 +75,20 @@ type Sized interface {
 	Size() int64
 }
 
+// FullReader is a reader from Read that fills a caller's buffer itself.
+// The local backend reads long ranges around the page cache, which must
+// land in memory aligned to the disk's blocks: it reads into buf from the
+// block holding the range's start and moves the bytes to buf's start.
+type FullReader interface {
+	// ReadFullInto reads every byte the reader gives into buf's storage,
+	// grown if it is too small, and returns them at its start.
+	ReadFullInto(buf []byte) ([]byte, error)
+}
+
+// FullReadSlack is how much room past a range's length a FullReader needs
+// in buf to use it as it is, block alignment on both ends.
+const FullReadSlack = 8 << 10
+
 // readSized reads r to its end into a buffer made for n bytes, growing it
 // only if the object turns out longer. The spare bytes.MinRead let the
 // buffer find the end without growing.

@@ -21,12 +21,15 @@ const (
 	directChunk = 1 << 20
 )
 
-var directBufs = sync.Pool{New: func() any {
-	raw := make([]byte, directChunk+directAlign)
+var directBufs = sync.Pool{New: func() any { return alignedBuf(directChunk) }}
+
+// alignedBuf makes n bytes starting on a directAlign boundary.
+func alignedBuf(n int) *[]byte {
+	raw := make([]byte, n+directAlign)
 	skip := (directAlign - int(uintptr(unsafe.Pointer(&raw[0]))%directAlign)) % directAlign
-	b := raw[skip : skip+directChunk : skip+directChunk]
+	b := raw[skip : skip+n : skip+n]
 	return &b
-}}
+}
 
 // directWriter writes f, opened for direct writes, in aligned chunks.
 type directWriter struct {

@@ -13,3 +13,6 @@ import (
 func createDirect(string) (*os.File, bool, error) { return nil, false, nil }
 
 func dropDirect(*os.File) error { return errors.ErrUnsupported }
+
+// openDirect reports that direct reads are not used here (see createDirect).
+func openDirect(string) *os.File { return nil }

@@ -211,6 +211,12 @@ func (b *Backend) Read(ctx context.Context, name string, offset, length int64) (
 		f.Close()
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
+	if length >= directReadMin {
+		if df := openDirect(p); df != nil {
+			f.Close()
+			return newDirectSection(df, offset, length), nil
+		}
+	}
 	return &section{SectionReader: io.NewSectionReader(f, offset, length), f: f}, nil
 }
 
