@@ -157,7 +157,10 @@ func buildCoffer(ctx context.Context, workDir, prebuilt string) (string, error) 
 	bin := prebuilt
 	if bin == "" {
 		bin = filepath.Join(workDir, "bin", "coffer")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./agent/cmd/coffer")
+		// Without symbol tables and debug information, as `make build`
+		// builds it: every timed command starts with its binary read from
+		// a cold disk, and that is 4 MB less.
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", bin, "./agent/cmd/coffer")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go build ./agent/cmd/coffer failed (run from the repository root): %w: %s", err, strings.TrimSpace(string(out)))
 		}
