@@ -298,6 +298,23 @@ type IndexStats struct {
 // header, so its blobs are reused instead of uploaded again.
 func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 	var st IndexStats
+	// The packs are listed while the index files are read: on a cold disk
+	// each is a wait on folders, and a one-file restore waits for both.
+	stored := map[crypto.ID]int64{}
+	listed := make(chan error, 1)
+	go func() {
+		listed <- r.be.List(ctx, layout.DataPrefix, func(fi storage.Info) error {
+			if id, err := packIDFromName(fi.Name); err == nil {
+				stored[id] = fi.Size
+			}
+			return nil
+		})
+	}()
+	defer func() {
+		if listed != nil {
+			<-listed // never outlives the call
+		}
+	}()
 	var names []string
 	if err := r.be.List(ctx, layout.IndexPrefix, func(fi storage.Info) error {
 		names = append(names, fi.Name)
@@ -346,14 +363,9 @@ func (r *Repository) LoadIndex(ctx context.Context) (IndexStats, error) {
 	st.IndexFiles = len(names) - len(st.DamagedIndex)
 	r.indexFiles = slices.Sorted(slices.Values(names))
 
-	stored := map[crypto.ID]int64{}
-	if err := r.be.List(ctx, layout.DataPrefix, func(fi storage.Info) error {
-		id, err := packIDFromName(fi.Name)
-		if err == nil {
-			stored[id] = fi.Size
-		}
-		return nil
-	}); err != nil {
+	err := <-listed
+	listed = nil
+	if err != nil {
 		return st, fmt.Errorf("list packs: %w", err)
 	}
 	orphaned := map[crypto.ID]bool{}

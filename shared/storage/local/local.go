@@ -18,6 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/shared/storage"
 )
@@ -246,7 +249,14 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.Info, error) {
 	return storage.Info{Name: name, Size: fi.Size()}, nil
 }
 
-// List calls fn for every object whose name starts with prefix.
+// listWorkers is how many folders List reads at once. A repository's
+// packs sit in up to 256 folders, listed whenever a repository is opened:
+// one at a time on a cold disk, the listing and each pack's lstat were a
+// seek apiece, 40 ms before a one-file restore could start.
+const listWorkers = 8
+
+// List calls fn for every object whose name starts with prefix. Folders
+// are read in parallel; fn is called from one goroutine at a time.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
 	if err := storage.CheckPrefix(prefix); err != nil {
 		return err
@@ -259,67 +269,105 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info)
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		root = filepath.Join(b.dir, filepath.FromSlash(prefix[:i]))
 	}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root && (errors.Is(err, fs.ErrNotExist) || isNotDir(err)) {
-				return fs.SkipAll // nothing under that prefix
-			}
-			return mapErr(err)
+	l := lister{b: b, prefix: prefix, fn: fn}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listWorkers)
+	l.ctx, l.g = gctx, g
+	g.Go(func() error { return l.dir(root, true) })
+	err := g.Wait()
+	if l.fnErr != nil {
+		// Hand back fn's own error, unwrapped, as the caller gave it.
+		return l.fnErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("list %q in %s: %w", prefix, b.dir, err)
+	}
+	return nil
+}
+
+// lister is one List call's walk.
+type lister struct {
+	b      *Backend
+	prefix string
+	ctx    context.Context
+	g      *errgroup.Group
+
+	mu    sync.Mutex // serialises fn
+	fn    func(storage.Info) error
+	fnErr error // fn's error; no call after it
+}
+
+// dir lists one folder, handing its subfolders to other workers when one
+// is free, and its objects to fn.
+func (l *lister) dir(p string, root bool) error {
+	des, err := os.ReadDir(p)
+	if err != nil {
+		switch {
+		case root && (errors.Is(err, fs.ErrNotExist) || isNotDir(err)):
+			return nil // nothing under that prefix
+		case !root && errors.Is(err, fs.ErrNotExist):
+			return nil // deleted since its parent was read
 		}
-		if err := ctx.Err(); err != nil {
+		return mapErr(err)
+	}
+	for _, d := range des {
+		if err := l.ctx.Err(); err != nil {
 			return err
 		}
 		if strings.HasPrefix(d.Name(), tmpPrefix) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
+			continue
 		}
-		rel, err := filepath.Rel(b.dir, p)
+		sub := filepath.Join(p, d.Name())
+		rel, err := filepath.Rel(l.b.dir, sub)
 		if err != nil {
 			return err
 		}
 		name := filepath.ToSlash(rel)
 		if d.IsDir() {
-			if p == root {
-				return nil
-			}
 			// Descend only where names may still start with prefix.
-			if strings.HasPrefix(name+"/", prefix) || strings.HasPrefix(prefix, name+"/") {
-				return nil
+			if !strings.HasPrefix(name+"/", l.prefix) && !strings.HasPrefix(l.prefix, name+"/") {
+				continue
 			}
-			return fs.SkipDir
+			if !l.g.TryGo(func() error { return l.dir(sub, false) }) {
+				if err := l.dir(sub, false); err != nil {
+					return err
+				}
+			}
+			continue
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(name, prefix) {
-			return nil
+		if !d.Type().IsRegular() || !strings.HasPrefix(name, l.prefix) {
+			continue
 		}
 		fi, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // deleted since the folder was read
+			continue // deleted since the folder was read
 		}
 		if err != nil {
 			return mapErr(err)
 		}
-		if err := fn(storage.Info{Name: name, Size: fi.Size()}); err != nil {
-			return &fnErr{err}
+		if err := l.call(storage.Info{Name: name, Size: fi.Size()}); err != nil {
+			return err
 		}
-		return nil
-	})
-	var fe *fnErr
-	if errors.As(err, &fe) {
-		// Hand back fn's own error, unwrapped, as the caller gave it.
-		return fe.err
 	}
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("list %q in %s: %w", prefix, b.dir, err)
-	}
-	return err
+	return nil
 }
 
-// fnErr carries fn's error through WalkDir.
-type fnErr struct{ err error }
-
-func (e *fnErr) Error() string { return fmt.Sprint(e.err) }
+// call hands one object to fn, unless fn has failed already.
+func (l *lister) call(i storage.Info) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fnErr != nil {
+		return l.fnErr
+	}
+	if err := l.fn(i); err != nil {
+		l.fnErr = err
+		return err
+	}
+	return nil
+}
 
 // Delete removes name.
 func (b *Backend) Delete(ctx context.Context, name string) error {
