@@ -52,14 +52,7 @@ func (s *directSection) ReadFullInto(buf []byte) ([]byte, error) {
 	if cap(buf) < need || uintptr(unsafe.Pointer(unsafe.SliceData(buf[:1])))%directAlign != 0 {
 		buf = *alignedBuf(max(need, cap(buf)))
 	}
-	k, err := s.f.ReadAt(buf[:need], start)
-	if errors.Is(err, syscall.EINVAL) && dropDirect(s.f) == nil {
-		k, err = s.f.ReadAt(buf[:need], start)
-	}
-	if k < skip+n {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	if err := s.readAt(buf[:need], start, skip+n); err != nil {
 		return nil, err
 	}
 	copy(buf[:n], buf[skip:skip+n])
@@ -105,20 +98,28 @@ func (s *directSection) fill() error {
 	start := s.off &^ (directAlign - 1)
 	want := min(s.end-start, directReadChunk)
 	n := min(int(want+directAlign-1)&^(directAlign-1), directReadChunk)
-	k, err := s.f.ReadAt((*s.buf)[:n], start)
+	if err := s.readAt((*s.buf)[:n], start, int(want)); err != nil {
+		return err
+	}
+	s.data = (*s.buf)[s.off-start : want]
+	return nil
+}
+
+// readAt fills buf (whole blocks) from the file at start, of which at
+// least the first want bytes must come back: the file's last block comes
+// back short, with io.EOF.
+func (s *directSection) readAt(buf []byte, start int64, want int) error {
+	k, err := s.f.ReadAt(buf, start)
 	if errors.Is(err, syscall.EINVAL) && dropDirect(s.f) == nil {
 		// Opened, but the file system refuses the direct read itself.
-		k, err = s.f.ReadAt((*s.buf)[:n], start)
+		k, err = s.f.ReadAt(buf, start)
 	}
-	// The file's last block comes back short, with io.EOF: only a chunk
-	// shorter than the range is an error.
-	if int64(k) < want {
+	if k < want {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return err
 	}
-	s.data = (*s.buf)[s.off-start : want]
 	return nil
 }
 
