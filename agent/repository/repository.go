@@ -422,20 +422,18 @@ func (r *Repository) readRange(ctx context.Context, buf []byte, name string, off
 	}
 	defer rc.Close()
 	if f, ok := rc.(storage.FullReader); ok {
-		out, err := f.ReadFullInto(buf)
-		if err == nil && int64(len(out)) != n {
-			err = fmt.Errorf("%d bytes where %d were asked", len(out), n)
+		buf, err = f.ReadFullInto(buf)
+		if err == nil && int64(len(buf)) != n {
+			err = fmt.Errorf("%d bytes where %d were asked", len(buf), n)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, n, err)
+	} else {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
 		}
-		return out, nil
+		buf = buf[:n]
+		_, err = io.ReadFull(rc, buf)
 	}
-	if int64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("read %s [%d, +%d): %w", name, off, n, err)
 	}
 	return buf, nil

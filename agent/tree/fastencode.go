@@ -7,7 +7,7 @@ import (
 )
 
 // appendTree appends t's encoding to b: byte for byte what the CBOR
-// library's core deterministic mode (encMode) writes for it, which
+// library's core deterministic mode writes for it, which
 // TestFastEncodeAgreesWithCBOR and FuzzFastEncodeAgreesWithCBOR hold it
 // to. Tree IDs are hashes of these bytes, so any difference would store
 // every unchanged folder again.
@@ -29,9 +29,8 @@ func appendTree(b []byte, t *Tree) []byte {
 }
 
 const (
-	cborFalse = 0xf4
-	cborTrue  = 0xf5
-	cborNull  = 0xf6
+	cborTrue = 0xf5
+	cborNull = 0xf6
 )
 
 // appendHead appends a data item's head in its shortest form.
@@ -75,67 +74,71 @@ func appendID(b []byte, id *crypto.ID) []byte {
 }
 
 // appendNode writes n as a map of the fields that are not omitted when
-// empty (omitempty in Node's tags), in increasing key order.
+// empty (omitempty in Node's tags), in increasing key order. Node has 20
+// fields, so the map's head is one byte however many are written: it is
+// filled in last, from the fields written.
 func appendNode(b []byte, n *Node) []byte {
-	pairs := 2 // Name and Type are always written
-	for _, set := range [...]bool{n.Mode != 0, n.UID != 0, n.GID != 0, n.User != "", n.Group != "",
-		n.Size != 0, n.ModTime != 0, n.ChangeTime != 0, n.Inode != 0, n.Dev != 0, n.Rdev != 0,
-		len(n.LinkTarget) > 0, len(n.Content) > 0, n.Subtree != nil, len(n.Xattrs) > 0,
-		n.WinAttrs != 0, len(n.WinSD) > 0, n.Links != 0} {
-		if set {
-			pairs++
+	head := len(b)
+	b = append(b, 0)
+	pairs := 0
+	key := func(k byte) {
+		b = append(b, k)
+		pairs++
+	}
+	uintField := func(k byte, v uint64) {
+		if v != 0 {
+			key(k)
+			b = appendHead(b, majorUint, v)
 		}
 	}
-	b = appendHead(b, majorMap, uint64(pairs))
-	b = appendBytes(append(b, 1), n.Name)
-	b = appendHead(append(b, 2), majorUint, uint64(n.Type))
-	uintField := func(b []byte, key byte, v uint64) []byte {
-		if v == 0 {
-			return b
+	intField := func(k byte, v int64) {
+		if v != 0 {
+			key(k)
+			b = appendInt(b, v)
 		}
-		return appendHead(append(b, key), majorUint, v)
 	}
-	intField := func(b []byte, key byte, v int64) []byte {
-		if v == 0 {
-			return b
+	textField := func(k byte, s string) {
+		if s != "" {
+			key(k)
+			b = appendText(b, s)
 		}
-		return appendInt(append(b, key), v)
 	}
-	textField := func(b []byte, key byte, s string) []byte {
-		if s == "" {
-			return b
+	bytesField := func(k byte, s []byte) {
+		if len(s) > 0 {
+			key(k)
+			b = appendBytes(b, s)
 		}
-		return appendText(append(b, key), s)
 	}
-	bytesField := func(b []byte, key byte, s []byte) []byte {
-		if len(s) == 0 {
-			return b
-		}
-		return appendBytes(append(b, key), s)
-	}
-	b = uintField(b, 3, uint64(n.Mode))
-	b = uintField(b, 4, uint64(n.UID))
-	b = uintField(b, 5, uint64(n.GID))
-	b = textField(b, 6, n.User)
-	b = textField(b, 7, n.Group)
-	b = intField(b, 8, n.Size)
-	b = intField(b, 9, n.ModTime)
-	b = intField(b, 10, n.ChangeTime)
-	b = uintField(b, 11, n.Inode)
-	b = uintField(b, 12, n.Dev)
-	b = uintField(b, 13, n.Rdev)
-	b = bytesField(b, 14, n.LinkTarget)
+	key(1)
+	b = appendBytes(b, n.Name)
+	key(2)
+	b = appendHead(b, majorUint, uint64(n.Type))
+	uintField(3, uint64(n.Mode))
+	uintField(4, uint64(n.UID))
+	uintField(5, uint64(n.GID))
+	textField(6, n.User)
+	textField(7, n.Group)
+	intField(8, n.Size)
+	intField(9, n.ModTime)
+	intField(10, n.ChangeTime)
+	uintField(11, n.Inode)
+	uintField(12, n.Dev)
+	uintField(13, n.Rdev)
+	bytesField(14, n.LinkTarget)
 	if len(n.Content) > 0 {
-		b = appendHead(append(b, 15), majorArray, uint64(len(n.Content)))
+		key(15)
+		b = appendHead(b, majorArray, uint64(len(n.Content)))
 		for i := range n.Content {
 			b = appendRef(b, &n.Content[i])
 		}
 	}
 	if n.Subtree != nil {
-		b = appendID(append(b, 16), n.Subtree)
+		key(16)
+		b = appendID(b, n.Subtree)
 	}
 	if len(n.Xattrs) > 0 {
-		b = appendHead(append(b, 17), majorArray, uint64(len(n.Xattrs)))
+		key(17)
+		b = appendHead(b, majorArray, uint64(len(n.Xattrs)))
 		for i := range n.Xattrs {
 			x := &n.Xattrs[i]
 			b = appendHead(b, majorMap, 2)
@@ -143,9 +146,11 @@ func appendNode(b []byte, n *Node) []byte {
 			b = appendBytes(append(b, 2), x.Value)
 		}
 	}
-	b = uintField(b, 18, uint64(n.WinAttrs))
-	b = bytesField(b, 19, n.WinSD)
-	return uintField(b, 20, n.Links)
+	uintField(18, uint64(n.WinAttrs))
+	bytesField(19, n.WinSD)
+	uintField(20, n.Links)
+	b[head] = majorMap<<5 | byte(pairs)
+	return b
 }
 
 // appendRef writes a content piece: its ID (a fixed-size array, never

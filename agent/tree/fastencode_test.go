@@ -5,8 +5,21 @@ import (
 	"math"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/coffer-backup/coffer/agent/crypto"
 )
+
+// encMode is what trees were encoded with before appendTree, and the
+// reference it is held to: core deterministic CBOR, so the same tree
+// always gives the same bytes and an unchanged folder deduplicates.
+var encMode = func() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
 
 // encodingsAgree fails t unless appendTree writes what the CBOR library
 // writes for tr.

@@ -138,19 +138,10 @@ const (
 	maxNameBytes = 4096
 )
 
-var (
-	encMode cbor.UserBufferEncMode
-	decMode cbor.DecMode
-)
+var decMode cbor.DecMode
 
 func init() {
 	var err error
-	// Core deterministic encoding: the same tree always gives the same bytes,
-	// so an unchanged directory deduplicates to the same blob.
-	encMode, err = cbor.CoreDetEncOptions().UserBufferEncMode()
-	if err != nil {
-		panic(err)
-	}
 	decMode, err = cbor.DecOptions{
 		MaxArrayElements: MaxNodes,
 		MaxMapPairs:      64,
