@@ -209,11 +209,11 @@ type heldPiece struct {
 // under dst and, on passWorkers goroutines, each file: create (O_EXCL,
 // 0600), write its pieces, set its size if it has holes, close, chmod and
 // chtimes. No fsync: neither restic nor Coffer syncs a restore. dst is
-// removed afterwards. skipped counts entries that are neither regular files
+// disposed of afterwards with discard. skipped counts entries that are neither regular files
 // nor folders; they are left out.
-func writeFloor(src, dst string) (elapsed time.Duration, skipped int, err error) {
+func writeFloor(src, dst string, discard func(string) error) (elapsed time.Duration, skipped int, err error) {
 	elapsed, skipped, err = recreate(src, dst)
-	if rmErr := os.RemoveAll(dst); rmErr != nil && err == nil {
+	if rmErr := discard(dst); rmErr != nil && err == nil {
 		err = fmt.Errorf("write floor: %w", rmErr)
 	}
 	if err != nil {
@@ -400,8 +400,8 @@ func (d *datasetResult) measureChangedFloor(src string) {
 	progress("[%s] floor, 1%% re-backup (walk + read %d changed file(s), %d bytes): %.3f s", d.kind, len(d.changed.Files), n, t.Seconds())
 }
 
-func (d *datasetResult) measureWriteFloor(src, dst string) {
-	t, skipped, err := writeFloor(src, dst)
+func (d *datasetResult) measureWriteFloor(src, dst string, discard func(string) error) {
+	t, skipped, err := writeFloor(src, dst, discard)
 	if skipped > 0 {
 		d.notes = append(d.notes, fmt.Sprintf("Full restore floor: %d entries neither files nor folders left out", skipped))
 	}

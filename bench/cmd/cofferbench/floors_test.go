@@ -302,7 +302,7 @@ func TestWriteFloorRecreatesTheTreeWithItsHoles(t *testing.T) {
 	if _, _, err := recreate(root, dst); err != nil {
 		t.Fatalf("recreate does not clear its destination first: %v", err)
 	}
-	d, _, err = writeFloor(root, dst)
+	d, _, err = writeFloor(root, dst, os.RemoveAll)
 	if err != nil || d <= 0 {
 		t.Fatalf("write floor took %v (%v)", d, err)
 	}
@@ -316,7 +316,7 @@ func TestWriteFloorSkipsSymlinks(t *testing.T) {
 	if err := os.Symlink("top.txt", filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
-	_, skipped, err := writeFloor(root, filepath.Join(t.TempDir(), "dst"))
+	_, skipped, err := writeFloor(root, filepath.Join(t.TempDir(), "dst"), os.RemoveAll)
 	if err != nil || skipped != 1 {
 		t.Fatalf("write floor skipped %d (%v), want the symlink", skipped, err)
 	}

@@ -135,6 +135,16 @@ func run(ctx context.Context, cfg config) (int, error) {
 		return 0, fmt.Errorf("create log folder: %w", err)
 	}
 	progress("work folder %s (logs in %s)", work, filepath.Join(work, "logs"))
+	bin, err := newTrash(work)
+	if err != nil {
+		return 0, err
+	}
+	// Emptied when nothing is timed anymore: see trash.
+	defer func() {
+		if err := bin.empty(); err != nil {
+			progress("%v", err)
+		}
+	}()
 
 	tools, notes := findTools(ctx, cfg.tools, work, cfg.coffer)
 	for _, n := range notes {
@@ -156,7 +166,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 			if cfg.repeat > 1 {
 				progress("[%s] repetition %d of %d", kind, i+1, cfg.repeat)
 			}
-			res, err := runDataset(ctx, cfg, work, kind, tools, i)
+			res, err := runDataset(ctx, cfg, work, kind, tools, i, bin)
 			if err != nil {
 				rep.notes = append(rep.notes, fmt.Sprintf("dataset %s aborted: %v", kind, err))
 				progress("dataset %s aborted: %v", kind, err)

@@ -165,16 +165,16 @@ func (d *datasetResult) find(label string) *target {
 	return nil
 }
 
-func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind, tools []*tool, rep int) (*datasetResult, error) {
+func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind, tools []*tool, rep int, bin *trash) (*datasetResult, error) {
 	base := filepath.Join(work, string(kind))
 	// The folder is ours (prepareWorkDir checked the marker); clear what a
-	// previous run left, since Generate wants an empty folder and the 1%
-	// change step modified the old tree.
-	if err := os.RemoveAll(base); err != nil {
+	// previous run or repetition left, since Generate wants an empty folder
+	// and the 1% change step modified the old tree.
+	if err := bin.retire(base); err != nil {
 		return nil, fmt.Errorf("clear %s: %w", base, err)
 	}
 	if !cfg.keep {
-		defer os.RemoveAll(base)
+		defer bin.retire(base)
 	}
 	src := filepath.Join(base, "data")
 	dr := &datasetResult{kind: kind}
@@ -250,11 +250,11 @@ func runDataset(ctx context.Context, cfg config, work string, kind dataset.Kind,
 	// backed up and compare it with the source.
 	for _, tg := range all {
 		tg.timeBackup(ctx, stepChanged, src)
-		tg.timeRestore(ctx, base, src, want)
+		tg.timeRestore(ctx, base, src, want, bin)
 		tg.timeDump(ctx, src, dr.one)
 		tg.measureSizes()
 	}
-	dr.measureWriteFloor(src, filepath.Join(base, "floor-write"))
+	dr.measureWriteFloor(src, filepath.Join(base, "floor-write"), bin.retire)
 	if cfg.sizeFloor {
 		dr.measureSizeFloor(src)
 	}
@@ -333,12 +333,12 @@ func (tg *target) warned(r measure.Result) bool {
 	return true
 }
 
-func (tg *target) timeRestore(ctx context.Context, base, src string, want dataset.Digest) {
+func (tg *target) timeRestore(ctx context.Context, base, src string, want dataset.Digest, bin *trash) {
 	if tg.err != nil {
 		return
 	}
 	dst := filepath.Join(base, "restore-"+filepath.Base(tg.repoDir))
-	if err := os.RemoveAll(dst); err != nil {
+	if err := bin.retire(dst); err != nil {
 		tg.fail("restore", err)
 		return
 	}
@@ -377,8 +377,9 @@ func (tg *target) timeRestore(ctx context.Context, base, src string, want datase
 	if tg.verify != "ok" {
 		progress("  !!! %s RESTORE %s", tg.label, tg.verify)
 	}
-	// Restores are as big as the dataset; drop each once checked.
-	if err := os.RemoveAll(dst); err != nil {
+	// Restores are as big as the dataset; drop each once checked, into the
+	// trash so the next tool's restore does not create files over it.
+	if err := bin.retire(dst); err != nil {
 		progress("  remove restore folder: %v", err)
 	}
 }
