@@ -70,15 +70,19 @@ func changedPass(root string, changed []string) (read int64, elapsed time.Durati
 }
 
 // walkAndRead lists root's tree on passWorkers goroutines: each takes a
-// folder, reads its entries and lstats every one, queueing the folders it
-// finds. The workers also read each of files in full, taking a file or a
-// folder in turn so the reads overlap the walk. It returns the entries
+// folder and reads its entries, or a batch of up to lstatBatch entries of a
+// folder and lstats them, queueing the folders it finds. A folder's first
+// batch is lstat-ed by the worker that listed it; the rest are shared out,
+// so a folder of 100,000 files is not left to one worker, as a backup's
+// walk does not leave it (Coffer's file workers take a folder's files in
+// batches). The workers also read each of files in full, taking a file or
+// other work in turn so the reads overlap the walk. It returns the entries
 // lstat-ed and the bytes read.
 func walkAndRead(root string, files []string) (entries, read int64, err error) {
 	var (
 		mu      sync.Mutex
 		cond    = sync.NewCond(&mu)
-		dirs    = []string{root}
+		jobs    = []walkJob{{dir: root}}
 		pending = 1 + len(files) // queued or in progress
 		errs    []error
 		wg      sync.WaitGroup
@@ -91,22 +95,23 @@ func walkAndRead(root string, files []string) (entries, read int64, err error) {
 			preferFile := w%2 == 1
 			for {
 				mu.Lock()
-				for len(dirs) == 0 && len(files) == 0 && pending > 0 {
+				for len(jobs) == 0 && len(files) == 0 && pending > 0 {
 					cond.Wait()
 				}
 				if pending == 0 {
 					mu.Unlock()
 					break
 				}
-				var dir, file string
-				if len(files) > 0 && (preferFile || len(dirs) == 0) {
+				var job walkJob
+				var file string
+				if len(files) > 0 && (preferFile || len(jobs) == 0) {
 					file, files = files[len(files)-1], files[:len(files)-1]
 				} else {
-					dir, dirs = dirs[len(dirs)-1], dirs[:len(dirs)-1]
+					job, jobs = jobs[len(jobs)-1], jobs[:len(jobs)-1]
 				}
 				mu.Unlock()
 
-				var sub []string
+				var more []walkJob
 				var err error
 				if file != "" {
 					var n int64
@@ -114,15 +119,15 @@ func walkAndRead(root string, files []string) (entries, read int64, err error) {
 					got += n
 				} else {
 					var n int64
-					sub, n, err = listDir(dir)
+					more, n, err = job.run()
 					ents += n
 				}
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
 				}
-				dirs = append(dirs, sub...)
-				pending += len(sub) - 1
+				jobs = append(jobs, more...)
+				pending += len(more) - 1
 				cond.Broadcast()
 				mu.Unlock()
 			}
@@ -136,30 +141,58 @@ func walkAndRead(root string, files []string) (entries, read int64, err error) {
 	return entries, read, errors.Join(errs...)
 }
 
-// listDir reads dir's entries and lstats each, returning its subfolders
-// and the number of entries.
-func listDir(dir string) (sub []string, n int64, err error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, 0, fmt.Errorf("walk: %w", err)
+// lstatBatch is how many of a folder's entries one walkAndRead job lstats.
+const lstatBatch = 256
+
+// walkJob is a folder to list (names nil) or some of its entries to lstat.
+type walkJob struct {
+	dir   string
+	names []string
+}
+
+// run does the job: a listing lstats its first batch itself and returns
+// the others as jobs; a batch returns the folders among its entries. n
+// counts the entries lstat-ed.
+func (j walkJob) run() (more []walkJob, n int64, err error) {
+	names := j.names
+	if names == nil {
+		if names, err = readNames(j.dir); err != nil {
+			return nil, 0, err
+		}
+		for rest := names[min(len(names), lstatBatch):]; len(rest) > 0; rest = rest[min(len(rest), lstatBatch):] {
+			more = append(more, walkJob{dir: j.dir, names: rest[:min(len(rest), lstatBatch)]})
+		}
+		names = names[:min(len(names), lstatBatch)]
 	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
-		return nil, 0, fmt.Errorf("walk: read %s: %w", dir, err)
-	}
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
+	for _, name := range names {
+		p := filepath.Join(j.dir, name)
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return sub, n, fmt.Errorf("walk: %w", err)
+			return more, n, fmt.Errorf("walk: %w", err)
 		}
 		n++
 		if fi.IsDir() {
-			sub = append(sub, p)
+			more = append(more, walkJob{dir: p})
 		}
 	}
-	return sub, n, nil
+	return more, n, nil
+}
+
+// readNames returns dir's entry names, never nil.
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("walk: read %s: %w", dir, err)
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
 }
 
 // readAll reads path to its end through buf and returns the bytes read.

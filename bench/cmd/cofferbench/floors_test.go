@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -82,6 +83,37 @@ func TestMetaWalkSeesEveryEntry(t *testing.T) {
 	}
 	if _, _, err := metaWalk(filepath.Join(root, "missing")); err == nil {
 		t.Error("a missing root walked without error")
+	}
+}
+
+// A folder of more entries than one job lstats is shared out in batches;
+// every entry is still lstat-ed once, and folders found in any batch are
+// walked too.
+func TestMetaWalkSharesBigFolders(t *testing.T) {
+	root := t.TempDir()
+	big := filepath.Join(root, "mail")
+	const files = 3*lstatBatch + 7
+	if err := os.MkdirAll(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(big, fmt.Sprintf("m%05d.eml", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Subfolders whose names sort into different batches, each with a file.
+	for _, sub := range []string{"a-first", "m00300-x", "zz-last"} {
+		if err := os.MkdirAll(filepath.Join(big, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(big, sub, "inner.txt"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, _, err := metaWalk(root)
+	// mail, its files and 3 subfolders, and one file in each.
+	if want := int64(1 + files + 3 + 3); err != nil || n != want {
+		t.Fatalf("walk lstat-ed %d entries (%v), want %d", n, err, want)
 	}
 }
 
