@@ -156,14 +156,22 @@ func (c *Cache) EndBackup(root *crypto.ID) {
 }
 
 // bundleWriter collects the listings a backup meets into a new bundle.
+//
+// Listings served from a bundle in use are only noted until the first one
+// that is not (a changed folder's new listing, or one fetched from the
+// repository): a re-backup that changes nothing would otherwise copy its
+// parent's bundle byte for byte (6 MB for `source`, 25 MB for `office`),
+// and its point has the parent's root tree, whose bundle is already there.
 type bundleWriter struct {
-	mu    sync.Mutex
-	f     *os.File
-	w     *bufio.Writer
-	off   int64
-	index []byte
-	seen  map[crypto.ID]struct{}
-	err   error
+	mu       sync.Mutex
+	dir      string
+	f        *os.File // nil until the first listing is written
+	w        *bufio.Writer
+	off      int64
+	index    []byte
+	seen     map[crypto.ID]struct{}
+	deferred []crypto.ID // met in a bundle in use, not written yet, in order
+	err      error
 }
 
 // RecordBundle starts collecting every listing this cache serves or saves
@@ -174,21 +182,16 @@ func (c *Cache) RecordBundle() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	var r [8]byte
-	_, _ = rand.Read(r[:])
-	f, err := os.OpenFile(filepath.Join(dir, ".tmp-"+hex.EncodeToString(r[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
 	c.bmu.Lock()
-	c.rec = &bundleWriter{f: f, w: bufio.NewWriterSize(f, 256<<10), seen: map[crypto.ID]struct{}{}}
+	c.rec = &bundleWriter{dir: dir, seen: map[crypto.ID]struct{}{}}
 	c.bmu.Unlock()
 	return nil
 }
 
 // record adds a listing to the bundle being recorded, if any, and reports
-// whether one is.
-func (c *Cache) record(id crypto.ID, encoded []byte) bool {
+// whether one is. inBundle says the listing was read from a bundle in use,
+// so writing it can wait.
+func (c *Cache) record(id crypto.ID, encoded []byte, inBundle bool) bool {
 	c.bmu.Lock()
 	rec := c.rec
 	c.bmu.Unlock()
@@ -201,16 +204,52 @@ func (c *Cache) record(id crypto.ID, encoded []byte) bool {
 		return true
 	}
 	rec.seen[id] = struct{}{}
+	if rec.f == nil {
+		if inBundle {
+			rec.deferred = append(rec.deferred, id)
+			return true
+		}
+		rec.start(c)
+	}
+	rec.write(id, encoded)
+	return true
+}
+
+// start creates the bundle's file and writes the listings deferred so
+// far, read back from the bundles they came from.
+func (rec *bundleWriter) start(c *Cache) {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	f, err := os.OpenFile(filepath.Join(rec.dir, ".tmp-"+hex.EncodeToString(r[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		rec.err = err
+		return
+	}
+	rec.f, rec.w = f, bufio.NewWriterSize(f, 256<<10)
+	for _, id := range rec.deferred {
+		// A listing that cannot be read back is left out: the next
+		// backup fetches it from the repository.
+		if b := c.fromBundle(id); b != nil {
+			rec.write(id, b)
+		}
+	}
+	rec.deferred = nil
+}
+
+func (rec *bundleWriter) write(id crypto.ID, encoded []byte) {
+	if rec.err != nil {
+		return
+	}
 	var head [32 + 4]byte
 	copy(head[:32], id[:])
 	binary.LittleEndian.PutUint32(head[32:], uint32(len(encoded)))
 	if _, err := rec.w.Write(head[:]); err != nil {
 		rec.err = err
-		return true
+		return
 	}
 	if _, err := rec.w.Write(encoded); err != nil {
 		rec.err = err
-		return true
+		return
 	}
 	var e [bundleIndexSize]byte
 	copy(e[:32], id[:])
@@ -218,15 +257,24 @@ func (c *Cache) record(id crypto.ID, encoded []byte) bool {
 	binary.LittleEndian.PutUint32(e[40:44], uint32(len(encoded)))
 	rec.index = append(rec.index, e[:]...)
 	rec.off += int64(len(head) + len(encoded))
-	return true
 }
 
 // FinishBundle writes the bundle's index and names it for the point's
-// root tree. Failures only cost the next backup its read-ahead.
+// root tree. If every listing came from bundles in use and the point's
+// root already has one (a re-backup that changed nothing), that bundle is
+// kept as the newest instead. Failures only cost the next backup its
+// read-ahead.
 func (c *Cache) FinishBundle(root crypto.ID) error {
 	rec := c.stopRecording()
 	if rec == nil {
 		return errors.New("no bundle is being recorded")
+	}
+	if rec.f == nil && rec.err == nil {
+		now := c.now()
+		if os.Chtimes(c.bundlePath(root), now, now) == nil {
+			return nil
+		}
+		rec.start(c)
 	}
 	err := rec.err
 	if err == nil {
@@ -243,14 +291,18 @@ func (c *Cache) FinishBundle(root crypto.ID) error {
 		err = rec.w.Flush()
 	}
 	size := rec.off + int64(len(rec.index)+bundleTrailer)
-	if cerr := rec.f.Close(); err == nil {
-		err = cerr
+	if rec.f != nil {
+		if cerr := rec.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err == nil {
 		err = os.Rename(rec.f.Name(), c.bundlePath(root))
 	}
 	if err != nil {
-		os.Remove(rec.f.Name())
+		if rec.f != nil {
+			os.Remove(rec.f.Name())
+		}
 		return fmt.Errorf("save the tree cache's bundle: %w", err)
 	}
 	c.added.Add(size)
@@ -259,7 +311,7 @@ func (c *Cache) FinishBundle(root crypto.ID) error {
 
 // AbortBundle drops the bundle being recorded, if any.
 func (c *Cache) AbortBundle() {
-	if rec := c.stopRecording(); rec != nil {
+	if rec := c.stopRecording(); rec != nil && rec.f != nil {
 		rec.f.Close()
 		os.Remove(rec.f.Name())
 	}
@@ -267,11 +319,13 @@ func (c *Cache) AbortBundle() {
 
 func (c *Cache) stopRecording() *bundleWriter {
 	c.bmu.Lock()
-	defer c.bmu.Unlock()
 	rec := c.rec
 	c.rec = nil
+	c.bmu.Unlock()
 	if rec != nil {
-		rec.mu.Lock() // wait for a record in progress
+		// Wait for a record in progress. Not under bmu: a record may be
+		// reading deferred listings back from the bundles, under bmu.
+		rec.mu.Lock()
 		rec.mu.Unlock()
 	}
 	return rec

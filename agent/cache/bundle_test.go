@@ -103,6 +103,7 @@ func TestTrimKeepsTheNewestBundles(t *testing.T) {
 	if err := c.RecordBundle(); err != nil { // a backup that never finished
 		t.Fatal(err)
 	}
+	c.SaveTree(ids[0], f.blobs[ids[0]]) // its first new listing starts the file
 	leftover := c.rec.f.Name()
 	c.rec.f.Close()
 	c.rec = nil
@@ -122,6 +123,102 @@ func TestTrimKeepsTheNewestBundles(t *testing.T) {
 	c.Trim()
 	if _, err := os.Stat(leftover); err == nil {
 		t.Fatal("an interrupted backup's unfinished bundle stayed")
+	}
+}
+
+// bundleFiles lists the bundle folder: name and modification time.
+func bundleFiles(t *testing.T, c *Cache) map[string]time.Time {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(c.dir, bundleDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Time{}
+	for _, de := range des {
+		fi, err := de.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[de.Name()] = fi.ModTime()
+	}
+	return out
+}
+
+// A re-backup that changed nothing meets only its parent's listings, from
+// the parent's bundle, and ends with the parent's root: it writes no new
+// bundle, and the parent's is kept as the newest.
+func TestANoChangeBackupKeepsItsParentsBundle(t *testing.T) {
+	f, ids := newFake(t, 3)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, nil, ids, f, ids[0])
+	c.Close()
+	before := bundleFiles(t, c)
+
+	c2, _ := New(dir, f, 0)
+	defer c2.Close()
+	later := time.Now().Add(time.Hour).Truncate(time.Second)
+	c2.now = func() time.Time { return later }
+	c2.UseBundle(ids[0], true)
+	recordPoint(t, c2, ids, nil, f, ids[0])
+	after := bundleFiles(t, c2)
+	if len(after) != len(before) {
+		t.Fatalf("bundle folder went from %v to %v", before, after)
+	}
+	name := filepath.Base(c2.bundlePath(ids[0]))
+	if !after[name].Equal(later) {
+		t.Errorf("the parent's bundle was not marked newest: modified %v, want %v", after[name], later)
+	}
+}
+
+// Once a listing is new, the listings met before it in the parent's
+// bundle are copied into the new bundle too, so the next backup reads
+// them all from it.
+func TestABundleStartedLateHoldsEveryListing(t *testing.T) {
+	f, ids := newFake(t, 4)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, nil, ids[:3], f, ids[0])
+	c.Close()
+
+	c2, _ := New(dir, f, 0)
+	c2.UseBundle(ids[0], true)
+	// Two from the parent's bundle, then a new one that is the new root.
+	recordPoint(t, c2, ids[1:3], []crypto.ID{ids[3]}, f, ids[3])
+	c2.Close()
+	os.Remove(c2.bundlePath(ids[0]))
+	fetched := f.fetches
+
+	c3, _ := New(dir, f, 0)
+	defer c3.Close()
+	if !c3.UseBundle(ids[3], true) {
+		t.Fatal("the new point's bundle was not written")
+	}
+	for _, id := range ids[1:] {
+		if b, err := c3.LoadTreeBytes(t.Context(), id); err != nil || string(b) != string(f.blobs[id]) {
+			t.Fatalf("listing %s: %q, %v", id, b, err)
+		}
+	}
+	if f.fetches != fetched {
+		t.Fatalf("%d listings were fetched from the repository, want none", f.fetches-fetched)
+	}
+}
+
+// A point whose listings all come from bundles but whose root has no
+// bundle of its own (a backup of one folder of the parent) gets one.
+func TestABundleIsWrittenForANewRootFromOldListings(t *testing.T) {
+	f, ids := newFake(t, 3)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, nil, ids, f, ids[0])
+	c.Close()
+
+	c2, _ := New(dir, f, 0)
+	defer c2.Close()
+	c2.UseBundle(ids[0], true)
+	recordPoint(t, c2, ids[1:], nil, f, ids[1])
+	if _, err := os.Stat(c2.bundlePath(ids[1])); err != nil {
+		t.Fatalf("no bundle for the new root: %v", err)
 	}
 }
 

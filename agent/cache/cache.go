@@ -96,9 +96,9 @@ func (c *Cache) path(id crypto.ID) string {
 
 // LoadTree returns a tree from the cache, or from the repository on a miss.
 func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
-	if b := c.local(id); b != nil {
+	if b, inBundle := c.local(id); b != nil {
 		if t, err := tree.Decode(b); err == nil {
-			c.record(id, b)
+			c.record(id, b, inBundle)
 			return t, nil
 		}
 	}
@@ -117,8 +117,8 @@ func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) 
 // LoadTreeBytes is LoadTree without the decoding: a tree's encoding, from
 // the cache if it holds it, else from the repository (and kept).
 func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
-	if b := c.local(id); b != nil {
-		c.record(id, b)
+	if b, inBundle := c.local(id); b != nil {
+		c.record(id, b, inBundle)
 		return b, nil
 	}
 	b, err := c.src.LoadBlob(ctx, id)
@@ -130,21 +130,22 @@ func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error)
 }
 
 // local is a tree's encoding from a bundle in use or the tree's own file,
-// if either holds it intact; nil otherwise.
-func (c *Cache) local(id crypto.ID) []byte {
+// if either holds it intact, and whether it came from a bundle; nil
+// otherwise.
+func (c *Cache) local(id crypto.ID) (b []byte, inBundle bool) {
 	if b := c.fromBundle(id); b != nil && c.src.Key().ChunkID(b) == id {
-		return b
+		return b, true
 	}
 	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
-		return b
+		return b, false
 	}
-	return nil
+	return nil, false
 }
 
 // SaveTree keeps an encoded tree: in the bundle being recorded, or else in
 // a file of its own. Failures only cost a later fetch.
 func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
-	if c.record(id, encoded) {
+	if c.record(id, encoded, false) {
 		return
 	}
 	p := c.path(id)
