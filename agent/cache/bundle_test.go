@@ -41,15 +41,21 @@ func TestTheParentsListingsComeFromItsBundle(t *testing.T) {
 		t.Fatal("a listing saved while recording also went to a file of its own")
 	}
 	os.RemoveAll(filepath.Join(dir, "trees"))
-	fetched := f.fetches
+	servedFromBundle(t, dir, f, ids[0], ids)
+}
 
-	c2, _ := New(dir, f, 0)
-	defer c2.Close()
-	if !c2.UseBundle(ids[0], true) {
+// servedFromBundle checks that a fresh cache in dir, using the bundle of
+// root, serves every listing of ids without a fetch from the repository.
+func servedFromBundle(t *testing.T, dir string, f *fakeRepo, root crypto.ID, ids []crypto.ID) {
+	t.Helper()
+	fetched := f.fetches
+	c, _ := New(dir, f, 0)
+	defer c.Close()
+	if !c.UseBundle(root, true) {
 		t.Fatal("the point's bundle was not found")
 	}
 	for _, id := range ids {
-		if b, err := c2.LoadTreeBytes(t.Context(), id); err != nil || string(b) != string(f.blobs[id]) {
+		if b, err := c.LoadTreeBytes(t.Context(), id); err != nil || string(b) != string(f.blobs[id]) {
 			t.Fatalf("listing %s: %q, %v", id, b, err)
 		}
 	}
@@ -187,21 +193,7 @@ func TestABundleStartedLateHoldsEveryListing(t *testing.T) {
 	recordPoint(t, c2, ids[1:3], []crypto.ID{ids[3]}, f, ids[3])
 	c2.Close()
 	os.Remove(c2.bundlePath(ids[0]))
-	fetched := f.fetches
-
-	c3, _ := New(dir, f, 0)
-	defer c3.Close()
-	if !c3.UseBundle(ids[3], true) {
-		t.Fatal("the new point's bundle was not written")
-	}
-	for _, id := range ids[1:] {
-		if b, err := c3.LoadTreeBytes(t.Context(), id); err != nil || string(b) != string(f.blobs[id]) {
-			t.Fatalf("listing %s: %q, %v", id, b, err)
-		}
-	}
-	if f.fetches != fetched {
-		t.Fatalf("%d listings were fetched from the repository, want none", f.fetches-fetched)
-	}
+	servedFromBundle(t, dir, f, ids[3], ids[1:])
 }
 
 // A point whose listings all come from bundles but whose root has no
