@@ -150,15 +150,25 @@ func bundleFiles(t *testing.T, c *Cache) map[string]time.Time {
 	return out
 }
 
+// parentPoint makes n listings and records a point holding the first
+// `saved` of them, rooted at the first, in a new cache folder: the parent
+// of the backups the tests run next.
+func parentPoint(t *testing.T, n, saved int) (*fakeRepo, []crypto.ID, string) {
+	t.Helper()
+	f, ids := newFake(t, n)
+	dir := t.TempDir()
+	c, _ := New(dir, f, 0)
+	recordPoint(t, c, nil, ids[:saved], f, ids[0])
+	c.Close()
+	return f, ids, dir
+}
+
 // A re-backup that changed nothing meets only its parent's listings, from
 // the parent's bundle, and ends with the parent's root: it writes no new
 // bundle, and the parent's is kept as the newest.
 func TestANoChangeBackupKeepsItsParentsBundle(t *testing.T) {
-	f, ids := newFake(t, 3)
-	dir := t.TempDir()
+	f, ids, dir := parentPoint(t, 3, 3)
 	c, _ := New(dir, f, 0)
-	recordPoint(t, c, nil, ids, f, ids[0])
-	c.Close()
 	before := bundleFiles(t, c)
 
 	c2, _ := New(dir, f, 0)
@@ -181,11 +191,7 @@ func TestANoChangeBackupKeepsItsParentsBundle(t *testing.T) {
 // bundle are copied into the new bundle too, so the next backup reads
 // them all from it.
 func TestABundleStartedLateHoldsEveryListing(t *testing.T) {
-	f, ids := newFake(t, 4)
-	dir := t.TempDir()
-	c, _ := New(dir, f, 0)
-	recordPoint(t, c, nil, ids[:3], f, ids[0])
-	c.Close()
+	f, ids, dir := parentPoint(t, 4, 3)
 
 	c2, _ := New(dir, f, 0)
 	c2.UseBundle(ids[0], true)
@@ -199,11 +205,7 @@ func TestABundleStartedLateHoldsEveryListing(t *testing.T) {
 // A point whose listings all come from bundles but whose root has no
 // bundle of its own (a backup of one folder of the parent) gets one.
 func TestABundleIsWrittenForANewRootFromOldListings(t *testing.T) {
-	f, ids := newFake(t, 3)
-	dir := t.TempDir()
-	c, _ := New(dir, f, 0)
-	recordPoint(t, c, nil, ids, f, ids[0])
-	c.Close()
+	f, ids, dir := parentPoint(t, 3, 3)
 
 	c2, _ := New(dir, f, 0)
 	defer c2.Close()
