@@ -141,6 +141,9 @@ func run(ctx context.Context, cfg config) (int, error) {
 	}
 	// Emptied when nothing is timed anymore: see trash.
 	defer func() {
+		if bin.n > 0 {
+			progress("emptying the trash (%d trees in %s)", bin.n, bin.dir)
+		}
 		if err := bin.empty(); err != nil {
 			progress("%v", err)
 		}
