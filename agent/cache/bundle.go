@@ -276,6 +276,9 @@ func (c *Cache) FinishBundle(root crypto.ID) error {
 		}
 		rec.start(c)
 	}
+	if rec.f == nil { // start could not create the file
+		return fmt.Errorf("save the tree cache's bundle: %w", rec.err)
+	}
 	err := rec.err
 	if err == nil {
 		_, err = rec.w.Write(rec.index)
@@ -291,18 +294,14 @@ func (c *Cache) FinishBundle(root crypto.ID) error {
 		err = rec.w.Flush()
 	}
 	size := rec.off + int64(len(rec.index)+bundleTrailer)
-	if rec.f != nil {
-		if cerr := rec.f.Close(); err == nil {
-			err = cerr
-		}
+	if cerr := rec.f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(rec.f.Name(), c.bundlePath(root))
 	}
 	if err != nil {
-		if rec.f != nil {
-			os.Remove(rec.f.Name())
-		}
+		os.Remove(rec.f.Name())
 		return fmt.Errorf("save the tree cache's bundle: %w", err)
 	}
 	c.added.Add(size)

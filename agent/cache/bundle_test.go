@@ -133,9 +133,9 @@ func TestTrimKeepsTheNewestBundles(t *testing.T) {
 }
 
 // bundleFiles lists the bundle folder: name and modification time.
-func bundleFiles(t *testing.T, c *Cache) map[string]time.Time {
+func bundleFiles(t *testing.T, dir string) map[string]time.Time {
 	t.Helper()
-	des, err := os.ReadDir(filepath.Join(c.dir, bundleDir))
+	des, err := os.ReadDir(filepath.Join(dir, bundleDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +168,7 @@ func parentPoint(t *testing.T, n, saved int) (*fakeRepo, []crypto.ID, string) {
 // bundle, and the parent's is kept as the newest.
 func TestANoChangeBackupKeepsItsParentsBundle(t *testing.T) {
 	f, ids, dir := parentPoint(t, 3, 3)
-	c, _ := New(dir, f, 0)
-	before := bundleFiles(t, c)
+	before := bundleFiles(t, dir)
 
 	c2, _ := New(dir, f, 0)
 	defer c2.Close()
@@ -177,7 +176,7 @@ func TestANoChangeBackupKeepsItsParentsBundle(t *testing.T) {
 	c2.now = func() time.Time { return later }
 	c2.UseBundle(ids[0], true)
 	recordPoint(t, c2, ids, nil, f, ids[0])
-	after := bundleFiles(t, c2)
+	after := bundleFiles(t, dir)
 	if len(after) != len(before) {
 		t.Fatalf("bundle folder went from %v to %v", before, after)
 	}

@@ -242,8 +242,8 @@ type heldPiece struct {
 // under dst and, on passWorkers goroutines, each file: create (O_EXCL,
 // 0600), write its pieces, set its size if it has holes, close, chmod and
 // chtimes. No fsync: neither restic nor Coffer syncs a restore. dst is
-// disposed of afterwards with discard. skipped counts entries that are neither regular files
-// nor folders; they are left out.
+// disposed of afterwards with discard. skipped counts entries that are
+// neither regular files nor folders; they are left out.
 func writeFloor(src, dst string, discard func(string) error) (elapsed time.Duration, skipped int, err error) {
 	elapsed, skipped, err = recreate(src, dst)
 	if rmErr := discard(dst); rmErr != nil && err == nil {
