@@ -67,9 +67,12 @@ type Repo interface {
 	Index() *repository.Index
 }
 
-// TreeSaver is told of every tree blob written, so a cache can keep it.
+// TreeSaver is told of every tree of the new point, so a cache can keep
+// the point's listings together: SaveTree of each one the backup encodes,
+// KeepTree of each of the parent's that the point keeps as it was.
 type TreeSaver interface {
 	SaveTree(id crypto.ID, encoded []byte)
+	KeepTree(id crypto.ID)
 }
 
 // Options tune a backup.

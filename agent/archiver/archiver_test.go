@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,15 +136,23 @@ func TestInterruptedBackupLeavesAValidRepositoryAndItsUploadsAreReused(t *testin
 	}
 }
 
-// savedTrees records the trees a backup encodes and writes.
+// savedTrees records the trees a backup encodes and writes, and those of
+// the parent it keeps.
 type savedTrees struct {
-	mu  sync.Mutex
-	ids []crypto.ID
+	mu   sync.Mutex
+	ids  []crypto.ID
+	kept []crypto.ID
 }
 
 func (s *savedTrees) SaveTree(id crypto.ID, _ []byte) {
 	s.mu.Lock()
 	s.ids = append(s.ids, id)
+	s.mu.Unlock()
+}
+
+func (s *savedTrees) KeepTree(id crypto.ID) {
+	s.mu.Lock()
+	s.kept = append(s.kept, id)
 	s.mu.Unlock()
 }
 
@@ -179,6 +188,7 @@ func TestUnchangedFoldersKeepTheirTrees(t *testing.T) {
 		if len(again.ids) != 0 || same.Point.Tree != first.Point.Tree {
 			t.Fatalf("no-change re-backup encoded %d trees and made root %s; want none and the parent's root %s", len(again.ids), same.Point.Tree, first.Point.Tree)
 		}
+		toldOfEveryTree(t, r, same.Point.Tree, &again)
 		break
 	}
 
@@ -210,5 +220,44 @@ func TestUnchangedFoldersKeepTheirTrees(t *testing.T) {
 	if n := len(changed.ids); n != onPath || next.Point.Tree == first.Point.Tree {
 		t.Errorf("after the time of %s changed the backup encoded %d trees, want the %d from its folder to the root; root changed: %v",
 			file, n, onPath, next.Point.Tree != first.Point.Tree)
+	}
+	toldOfEveryTree(t, r, next.Point.Tree, &changed)
+}
+
+// toldOfEveryTree checks that the saver heard of each tree of the point
+// rooted at root, as saved or kept, and of no other: a cache builds the
+// point's bundle of listings from exactly these.
+func toldOfEveryTree(t *testing.T, r *repository.Repository, root crypto.ID, s *savedTrees) {
+	t.Helper()
+	r = reopen(t, r) // r's index is from before the backups
+	want := map[crypto.ID]bool{}
+	var walk func(id crypto.ID)
+	walk = func(id crypto.ID) {
+		if want[id] {
+			return
+		}
+		want[id] = true
+		tr, err := r.LoadTree(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range tr.Nodes {
+			if n.Subtree != nil {
+				walk(*n.Subtree)
+			}
+		}
+	}
+	walk(root)
+	told := map[crypto.ID]bool{}
+	for _, id := range append(slices.Clone(s.ids), s.kept...) {
+		if !want[id] {
+			t.Errorf("told of tree %s, which is not in the point", id)
+		}
+		told[id] = true
+	}
+	for id := range want {
+		if !told[id] {
+			t.Errorf("tree %s of the point was neither saved nor kept", id)
+		}
 	}
 }

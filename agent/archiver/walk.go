@@ -379,6 +379,9 @@ func (a *archiver) childDone(ctx context.Context, d *dirState) {
 			// ID is the old one. Most folders of a re-backup.
 			id = d.oldID
 			a.reference(id)
+			if a.opts.Saved != nil && !a.opts.DryRun {
+				a.opts.Saved.KeepTree(id)
+			}
 		} else {
 			enc, err := tree.Encode(&tree.Tree{Nodes: nodes})
 			if err != nil {

@@ -155,13 +155,20 @@ func (c *Cache) EndBackup(root *crypto.ID) {
 	_ = c.Trim()
 }
 
-// bundleWriter collects the listings a backup meets into a new bundle.
+// bundleWriter collects the listings of the point a backup makes into a
+// new bundle: those the backup saves (new or changed folders) and those of
+// the parent it keeps as they were (KeepTree). The parent's listings of
+// changed folders are read for the comparison but are not the new point's:
+// recording every listing served made a 1% re-backup of `office` write a
+// bundle twice the size of its point's listings, for the next backup to
+// read back.
 //
-// Listings served from a bundle in use are only noted until the first one
-// that is not (a changed folder's new listing, or one fetched from the
-// repository): a re-backup that changes nothing would otherwise copy its
-// parent's bundle byte for byte (6 MB for `source`, 25 MB for `office`),
-// and its point has the parent's root tree, whose bundle is already there.
+// Kept listings that came from a bundle in use are only noted until the
+// first listing that must be written (a saved one, or a kept one that came
+// from elsewhere): a re-backup that changes nothing would otherwise copy
+// its parent's bundle byte for byte (6 MB for `source`, 25 MB for
+// `office`), and its point has the parent's root tree, whose bundle is
+// already there.
 type bundleWriter struct {
 	mu       sync.Mutex
 	dir      string
@@ -169,32 +176,59 @@ type bundleWriter struct {
 	w        *bufio.Writer
 	off      int64
 	index    []byte
-	seen     map[crypto.ID]struct{}
-	deferred []crypto.ID // met in a bundle in use, not written yet, in order
+	seen     map[crypto.ID]struct{}   // written or deferred
+	served   map[crypto.ID]servedFrom // read by the backup, not yet kept
+	deferred []crypto.ID              // kept from a bundle in use, not written yet, in order
 	err      error
 }
 
-// RecordBundle starts collecting every listing this cache serves or saves
-// from now on into a bundle, which FinishBundle names for the point's
-// root. While it records, saved listings go to the bundle alone.
+// servedFrom is where a listing the backup read is kept locally, for
+// KeepTree to copy it from.
+type servedFrom uint8
+
+const (
+	servedBundle servedFrom = iota + 1 // a bundle in use
+	servedFile                         // the listing's own file
+)
+
+// RecordBundle starts collecting the listings of the point being backed up
+// into a bundle, which FinishBundle names for the point's root. While it
+// records, saved listings go to the bundle alone.
 func (c *Cache) RecordBundle() error {
 	dir := filepath.Join(c.dir, bundleDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	c.bmu.Lock()
-	c.rec = &bundleWriter{dir: dir, seen: map[crypto.ID]struct{}{}}
+	c.rec = &bundleWriter{dir: dir, seen: map[crypto.ID]struct{}{}, served: map[crypto.ID]servedFrom{}}
 	c.bmu.Unlock()
 	return nil
 }
 
-// record adds a listing to the bundle being recorded, if any, and reports
-// whether one is. inBundle says the listing was read from a bundle in use,
-// so writing it can wait.
-func (c *Cache) record(id crypto.ID, encoded []byte, inBundle bool) bool {
+func (c *Cache) recording() *bundleWriter {
 	c.bmu.Lock()
-	rec := c.rec
-	c.bmu.Unlock()
+	defer c.bmu.Unlock()
+	return c.rec
+}
+
+// noteServed remembers where a listing read during the backup is kept, in
+// case the new point keeps it.
+func (c *Cache) noteServed(id crypto.ID, from servedFrom) {
+	rec := c.recording()
+	if rec == nil {
+		return
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if _, done := rec.seen[id]; !done {
+		rec.served[id] = from
+	}
+}
+
+// record writes a listing the backup saved into the bundle being
+// recorded, if any, and reports whether one is.
+func (c *Cache) record(id crypto.ID, encoded []byte) bool {
+	rec := c.recording()
 	if rec == nil {
 		return false
 	}
@@ -204,15 +238,53 @@ func (c *Cache) record(id crypto.ID, encoded []byte, inBundle bool) bool {
 		return true
 	}
 	rec.seen[id] = struct{}{}
+	delete(rec.served, id)
 	if rec.f == nil {
-		if inBundle {
-			rec.deferred = append(rec.deferred, id)
-			return true
-		}
 		rec.start(c)
 	}
 	rec.write(id, encoded)
 	return true
+}
+
+// KeepTree tells the cache that the point being backed up keeps a listing
+// of its parent as it was, so the point's bundle holds it. A listing the
+// cache did not serve is left out: the next backup fetches it.
+func (c *Cache) KeepTree(id crypto.ID) {
+	rec := c.recording()
+	if rec == nil {
+		return
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	from := rec.served[id]
+	if from == 0 || rec.err != nil {
+		return
+	}
+	delete(rec.served, id)
+	rec.seen[id] = struct{}{}
+	if rec.f == nil {
+		if from == servedBundle {
+			rec.deferred = append(rec.deferred, id)
+			return
+		}
+		rec.start(c)
+	}
+	if b := c.kept(id, from); b != nil {
+		rec.write(id, b)
+	}
+}
+
+// kept reads back a listing served earlier. One that cannot be read is
+// left out of the bundle; the next backup fetches it from the repository.
+func (c *Cache) kept(id crypto.ID, from servedFrom) []byte {
+	if from == servedBundle {
+		return c.fromBundle(id)
+	}
+	b, err := os.ReadFile(c.path(id))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // start creates the bundle's file and writes the listings deferred so
@@ -227,9 +299,7 @@ func (rec *bundleWriter) start(c *Cache) {
 	}
 	rec.f, rec.w = f, bufio.NewWriterSize(f, 256<<10)
 	for _, id := range rec.deferred {
-		// A listing that cannot be read back is left out: the next
-		// backup fetches it from the repository.
-		if b := c.fromBundle(id); b != nil {
+		if b := c.kept(id, servedBundle); b != nil {
 			rec.write(id, b)
 		}
 	}

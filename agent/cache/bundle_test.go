@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,17 +10,19 @@ import (
 	"github.com/coffer-backup/coffer/agent/crypto"
 )
 
-// recordPoint runs what a backup does with the cache: it records every
-// listing it loads or saves, and names the bundle for the point's root.
-func recordPoint(t *testing.T, c *Cache, loaded, saved []crypto.ID, f *fakeRepo, root crypto.ID) {
+// recordPoint runs what a backup does with the cache: it loads the
+// parent's listings it keeps and tells the cache so, saves the new ones,
+// and names the bundle for the point's root.
+func recordPoint(t *testing.T, c *Cache, kept, saved []crypto.ID, f *fakeRepo, root crypto.ID) {
 	t.Helper()
 	if err := c.RecordBundle(); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range loaded {
+	for _, id := range kept {
 		if _, err := c.LoadTree(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
+		c.KeepTree(id)
 	}
 	for _, id := range saved {
 		c.SaveTree(id, f.blobs[id])
@@ -199,6 +202,53 @@ func TestABundleStartedLateHoldsEveryListing(t *testing.T) {
 	c2.Close()
 	os.Remove(c2.bundlePath(ids[0]))
 	servedFromBundle(t, dir, f, ids[3], ids[1:])
+}
+
+// A changed folder's previous listing is read for the comparison but is
+// not the new point's: the new bundle leaves it out.
+func TestABundleHoldsOnlyThePointsListings(t *testing.T) {
+	for _, withBundle := range []bool{true, false} {
+		f, ids, dir := parentPoint(t, 5, 3)
+		if !withBundle {
+			os.RemoveAll(filepath.Join(dir, bundleDir)) // every listing is fetched
+		}
+		c2, _ := New(dir, f, 0)
+		c2.UseBundle(ids[0], true)
+		if err := c2.RecordBundle(); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids[:3] {
+			if _, err := c2.LoadTree(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// ids[1] is kept; the folders of ids[0] (the root) and ids[2]
+		// changed, and ids[3] and ids[4] replace them.
+		c2.KeepTree(ids[1])
+		c2.SaveTree(ids[4], f.blobs[ids[4]])
+		c2.SaveTree(ids[3], f.blobs[ids[3]])
+		if err := c2.FinishBundle(ids[3]); err != nil {
+			t.Fatal(err)
+		}
+		c2.Close()
+		b, err := os.Open(c2.bundlePath(ids[3]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err := readBundleIndex(b)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[crypto.ID]bool{}
+		for id := range index {
+			got[id] = true
+		}
+		want := map[crypto.ID]bool{ids[1]: true, ids[3]: true, ids[4]: true}
+		if !maps.Equal(got, want) {
+			t.Errorf("parent's bundle in use %v: the new bundle holds %d listings %v, want the point's 3 (%s, %s, %s)", withBundle, len(got), got, ids[1], ids[3], ids[4])
+		}
+	}
 }
 
 // A point whose listings all come from bundles but whose root has no

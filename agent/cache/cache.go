@@ -96,9 +96,9 @@ func (c *Cache) path(id crypto.ID) string {
 
 // LoadTree returns a tree from the cache, or from the repository on a miss.
 func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) {
-	if b, inBundle := c.local(id); b != nil {
+	if b, from := c.local(id); b != nil {
 		if t, err := tree.Decode(b); err == nil {
-			c.record(id, b, inBundle)
+			c.noteServed(id, from)
 			return t, nil
 		}
 	}
@@ -110,58 +110,73 @@ func (c *Cache) LoadTree(ctx context.Context, id crypto.ID) (*tree.Tree, error) 
 	if err != nil {
 		return nil, err
 	}
-	c.SaveTree(id, b)
+	c.fetched(id, b)
 	return t, nil
 }
 
 // LoadTreeBytes is LoadTree without the decoding: a tree's encoding, from
 // the cache if it holds it, else from the repository (and kept).
 func (c *Cache) LoadTreeBytes(ctx context.Context, id crypto.ID) ([]byte, error) {
-	if b, inBundle := c.local(id); b != nil {
-		c.record(id, b, inBundle)
+	if b, from := c.local(id); b != nil {
+		c.noteServed(id, from)
 		return b, nil
 	}
 	b, err := c.src.LoadBlob(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	c.SaveTree(id, b)
+	c.fetched(id, b)
 	return b, nil
 }
 
-// local is a tree's encoding from a bundle in use or the tree's own file,
-// if either holds it intact, and whether it came from a bundle; nil
-// otherwise.
-func (c *Cache) local(id crypto.ID) (b []byte, inBundle bool) {
-	if b := c.fromBundle(id); b != nil && c.src.Key().ChunkID(b) == id {
-		return b, true
+// fetched keeps a listing fetched from the repository in a file of its
+// own: during a backup it is the parent's, which goes into the new
+// point's bundle only if the point keeps it.
+func (c *Cache) fetched(id crypto.ID, b []byte) {
+	if c.saveFile(id, b) {
+		c.noteServed(id, servedFile)
 	}
-	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
-		return b, false
-	}
-	return nil, false
 }
 
-// SaveTree keeps an encoded tree: in the bundle being recorded, or else in
-// a file of its own. Failures only cost a later fetch.
-func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
-	if c.record(id, encoded, false) {
-		return
+// local is a tree's encoding from a bundle in use or the tree's own file,
+// if either holds it intact, and where it came from; nil otherwise.
+func (c *Cache) local(id crypto.ID) ([]byte, servedFrom) {
+	if b := c.fromBundle(id); b != nil && c.src.Key().ChunkID(b) == id {
+		return b, servedBundle
 	}
+	if b, err := os.ReadFile(c.path(id)); err == nil && c.src.Key().ChunkID(b) == id {
+		return b, servedFile
+	}
+	return nil, 0
+}
+
+// SaveTree keeps a tree the backup encoded: in the bundle being recorded,
+// or else in a file of its own. Failures only cost a later fetch.
+func (c *Cache) SaveTree(id crypto.ID, encoded []byte) {
+	if !c.record(id, encoded) {
+		c.saveFile(id, encoded)
+	}
+}
+
+// saveFile keeps an encoded tree in a file of its own and reports whether
+// the file is there.
+func (c *Cache) saveFile(id crypto.ID, encoded []byte) bool {
 	p := c.path(id)
 	if _, err := os.Stat(p); err == nil {
-		return
+		return true
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return
+		return false
 	}
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, encoded, 0o600); err != nil {
-		return
+		return false
 	}
-	if os.Rename(tmp, p) == nil {
-		c.added.Add(int64(len(encoded)))
+	if os.Rename(tmp, p) != nil {
+		return false
 	}
+	c.added.Add(int64(len(encoded)))
+	return true
 }
 
 // Trim removes the least recently written entries until the cache fits its
