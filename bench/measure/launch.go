@@ -24,8 +24,18 @@ import (
 // launcherEnv marks a process started as a launcher.
 const launcherEnv = "COFFER_MEASURE_LAUNCHER"
 
+// launchDelayEnv makes a launcher wait this long (a Go duration) before
+// it starts the command: tests stand for a launcher slow to start, as one
+// whose binary was just dropped from the page cache is.
+const launchDelayEnv = "COFFER_MEASURE_LAUNCH_DELAY"
+
 // Usage is what one command used, as its launcher saw it.
 type Usage struct {
+	// Wall runs from just before the command starts to its exit: the
+	// launcher's own start (its binary is read from a cold disk after each
+	// drop of the page cache, 15-25 ms here) and exit are the harness's
+	// cost, not the command's.
+	Wall      time.Duration
 	User, Sys time.Duration
 	MaxRSS    int64 // bytes
 	ExitCode  int   // -1 if it was killed by a signal
@@ -40,6 +50,10 @@ func MaybeLaunch() {
 		return
 	}
 	os.Unsetenv(launcherEnv)
+	if d, err := time.ParseDuration(os.Getenv(launchDelayEnv)); err == nil {
+		time.Sleep(d)
+	}
+	os.Unsetenv(launchDelayEnv)
 	report := os.NewFile(3, "usage report")
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "launcher: no command")
@@ -51,6 +65,7 @@ func MaybeLaunch() {
 	// The harness interrupts the launcher; the command is what must stop.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "launcher: %v\n", err)
 		os.Exit(127)
@@ -61,7 +76,7 @@ func MaybeLaunch() {
 		}
 	}()
 	cmd.Wait()
-	u := Usage{ExitCode: cmd.ProcessState.ExitCode(), User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
+	u := Usage{Wall: time.Since(start), ExitCode: cmd.ProcessState.ExitCode(), User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		u.MaxRSS = MaxRSSBytes(ru)
 	}

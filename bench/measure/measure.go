@@ -32,6 +32,9 @@ type Cmd struct {
 
 // Result is what one run cost.
 type Result struct {
+	// Wall is the command's time from its start to its exit, as the
+	// launcher saw it (the harness's own, launcher included, if the
+	// launcher reported nothing).
 	Wall      time.Duration
 	User, Sys time.Duration
 	// MaxRSS is the peak resident set size in bytes of the process and of
@@ -92,9 +95,12 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	if u, ok := l.Usage(); ok {
 		res.User, res.Sys, res.MaxRSS = u.User, u.Sys, u.MaxRSS
+		if u.Wall > 0 {
+			res.Wall = u.Wall
+		}
 	}
 	fmt.Fprintf(log, "# exit %d, wall %s, user %s, sys %s, max RSS %d MiB\n",
-		res.ExitCode, wall.Round(time.Millisecond), res.User.Round(time.Millisecond), res.Sys.Round(time.Millisecond), res.MaxRSS>>20)
+		res.ExitCode, res.Wall.Round(time.Millisecond), res.User.Round(time.Millisecond), res.Sys.Round(time.Millisecond), res.MaxRSS>>20)
 	if err != nil {
 		return res, fmt.Errorf("%s %s: %w%s", filepath.Base(c.Path), firstArg(c.Args), err, errTail(res.Stderr))
 	}

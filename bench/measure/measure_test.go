@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRunMeasuresTimeAndMemoryOfChildren(t *testing.T) {
@@ -70,4 +71,22 @@ func TestTheHarnessPeakDoesNotCountForTheCommand(t *testing.T) {
 		t.Errorf("true used %d MiB while the harness held 256 MiB; want its own few MiB", r.MaxRSS>>20)
 	}
 	held[len(held)-1] = 2 // keep it live until after the run
+}
+
+// A command's time is its own: a launcher slow to start (its binary read
+// from a cold disk after the page cache was dropped) is not charged to it.
+func TestTheLaunchersStartIsNotTheCommandsTime(t *testing.T) {
+	const delay = 2 * time.Second
+	t.Setenv(launchDelayEnv, delay.String())
+	start := time.Now()
+	r, err := Run(context.Background(), Cmd{Path: "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < delay {
+		t.Fatalf("the launcher did not wait %v before starting the command; the test proves nothing", delay)
+	}
+	if r.Wall >= delay {
+		t.Errorf("true took %v, which counts the launcher's %v start", r.Wall, delay)
+	}
 }
