@@ -140,7 +140,8 @@ type Progress struct {
 	Warnings             atomic.Int64
 	WalkDone             atomic.Bool
 	// TotalFiles and TotalBytes are what a scan ahead of the walk found
-	// (scan.go), complete once ScanDone is set: the totals for a bar.
+	// (scan.go), complete once ScanDone is set: the totals for a bar. Once
+	// every file has been examined they are the backup's own counts.
 	TotalFiles, TotalBytes atomic.Int64
 	ScanDone               atomic.Bool
 	// BytesNewStored is the plaintext of BytesNew already uploaded; the
@@ -298,6 +299,16 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	a.prog.WalkDone.Store(true)
 	close(a.fileCh)
 	files.Wait()
+	if a.fatal() == nil {
+		// The walk has met every file: its counts are the totals, whether
+		// or not the scan ahead finished first (on a small tree the backup
+		// can, and the scan is stopped with it).
+		stopScan()
+		scanning.Wait()
+		a.prog.TotalFiles.Store(a.stats.files.Load())
+		a.prog.TotalBytes.Store(a.stats.bytes.Load())
+		a.prog.ScanDone.Store(true)
+	}
 
 	var rootID crypto.ID
 	if a.fatal() == nil {
