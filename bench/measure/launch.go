@@ -24,13 +24,16 @@ import (
 // launcherEnv marks a process started as a launcher.
 const launcherEnv = "COFFER_MEASURE_LAUNCHER"
 
-// launchDelayEnv makes a launcher wait this long (a Go duration) before
+// LaunchDelayEnv makes a launcher wait this long (a Go duration) before
 // it starts the command: tests stand for a launcher slow to start, as one
 // whose binary was just dropped from the page cache is.
-const launchDelayEnv = "COFFER_MEASURE_LAUNCH_DELAY"
+const LaunchDelayEnv = "COFFER_MEASURE_LAUNCH_DELAY"
 
 // Usage is what one command used, as its launcher saw it.
 type Usage struct {
+	// Start is when the launcher started the command, for times the
+	// harness takes of the command's output (its first byte).
+	Start time.Time
 	// Wall runs from just before the command starts to its exit: the
 	// launcher's own start (its binary is read from a cold disk after each
 	// drop of the page cache, 15-25 ms here) and exit are the harness's
@@ -50,10 +53,10 @@ func MaybeLaunch() {
 		return
 	}
 	os.Unsetenv(launcherEnv)
-	if d, err := time.ParseDuration(os.Getenv(launchDelayEnv)); err == nil {
+	if d, err := time.ParseDuration(os.Getenv(LaunchDelayEnv)); err == nil {
 		time.Sleep(d)
 	}
-	os.Unsetenv(launchDelayEnv)
+	os.Unsetenv(LaunchDelayEnv)
 	report := os.NewFile(3, "usage report")
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "launcher: no command")
@@ -76,7 +79,7 @@ func MaybeLaunch() {
 		}
 	}()
 	cmd.Wait()
-	u := Usage{Wall: time.Since(start), ExitCode: cmd.ProcessState.ExitCode(), User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
+	u := Usage{Start: start, Wall: time.Since(start), ExitCode: cmd.ProcessState.ExitCode(), User: cmd.ProcessState.UserTime(), Sys: cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		u.MaxRSS = MaxRSSBytes(ru)
 	}

@@ -77,7 +77,7 @@ func TestTheHarnessPeakDoesNotCountForTheCommand(t *testing.T) {
 // from a cold disk after the page cache was dropped) is not charged to it.
 func TestTheLaunchersStartIsNotTheCommandsTime(t *testing.T) {
 	const delay = 2 * time.Second
-	t.Setenv(launchDelayEnv, delay.String())
+	t.Setenv(LaunchDelayEnv, delay.String())
 	start := time.Now()
 	r, err := Run(context.Background(), Cmd{Path: "true"})
 	if err != nil {

@@ -150,11 +150,12 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	var readErr error
+	var firstAt time.Time
 	for {
 		n, err := pr.Read(buf)
 		if n > 0 {
 			if d.bytes == 0 {
-				d.firstByte = time.Since(start)
+				firstAt = time.Now()
 			}
 			d.bytes += int64(n)
 			h.Write(buf[:n])
@@ -167,6 +168,9 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 		}
 	}
 	waitErr := cmd.Wait()
+	// From the harness's start, unless the launcher says when it started
+	// the command (measure.Usage): its own start is not the command's.
+	from := start
 	d.total = time.Since(start)
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
@@ -174,6 +178,12 @@ func runDump(ctx context.Context, bin string, args, env []string, log io.Writer,
 		}
 		if u, ok := l.Usage(); ok {
 			d.maxRSS = u.MaxRSS // the command's own, not the harness's (measure.Launch)
+			if u.Wall > 0 {
+				from, d.total = u.Start, u.Wall
+			}
+		}
+		if d.bytes > 0 {
+			d.firstByte = firstAt.Sub(from)
 		}
 		fmt.Fprintf(log, "# exit %d, wall %s, first byte %s, %d bytes, max RSS %d MiB\n",
 			ps.ExitCode(), d.total.Round(time.Millisecond), d.firstByte.Round(time.Millisecond), d.bytes, d.maxRSS>>20)

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/bench/dataset"
+	"github.com/coffer-backup/coffer/bench/measure"
 )
 
 func TestPickOneFileTakesTheFileClosestTo1MiB(t *testing.T) {
@@ -105,6 +107,22 @@ func TestRunDumpTimesAndChecksThePipe(t *testing.T) {
 	}
 	if _, err := runDump(context.Background(), sh, []string{"-c", "exit 1"}, nil, &log, f); err == nil {
 		t.Error("a failing dump command was not an error")
+	}
+
+	// A launcher slow to start (a cold binary) is not charged to the
+	// command's first byte or total.
+	const delay = 2 * time.Second
+	t.Setenv(measure.LaunchDelayEnv, delay.String())
+	start := time.Now()
+	d, err = runDump(context.Background(), sh, []string{"-c", "cat " + filepath.Join(root, "f")}, nil, &log, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < delay {
+		t.Fatalf("the launcher did not wait %v before starting the command; the test proves nothing", delay)
+	}
+	if d.firstByte <= 0 || d.firstByte >= delay || d.total >= delay || d.total < d.firstByte {
+		t.Errorf("dump behind a launcher slow to start: first byte %v, total %v; want both under the launcher's %v start", d.firstByte, d.total, delay)
 	}
 }
 
