@@ -299,6 +299,8 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 	a.prog.WalkDone.Store(true)
 	close(a.fileCh)
 	files.Wait()
+
+	var rootID crypto.ID
 	if a.fatal() == nil {
 		// The walk has met every file: its counts are the totals, whether
 		// or not the scan ahead finished first (on a small tree the backup
@@ -308,10 +310,6 @@ func Backup(ctx context.Context, repo Repo, paths []string, opts Options) (*Resu
 		a.prog.TotalFiles.Store(a.stats.files.Load())
 		a.prog.TotalBytes.Store(a.stats.bytes.Load())
 		a.prog.ScanDone.Store(true)
-	}
-
-	var rootID crypto.ID
-	if a.fatal() == nil {
 		select {
 		case rootID = <-a.root:
 		case <-ctx.Done():
