@@ -111,12 +111,13 @@ type Options struct {
 	// would store, but writes nothing: no pack, index or point. The
 	// result's point has no ID.
 	DryRun bool
-	// SmallReads, when set, is told whether the files being read are
-	// small (averaging under 256 KiB over a quarter of a second), each
-	// time that changes, and false at the end if it last heard true. Such
-	// reads wait on the disk rather than the CPU, and the caller may give
-	// the backup more processors while they last (cmd/coffer's
-	// backupProcs).
+	// SmallReads, when set, is told whether the files being examined are
+	// small reads (averaging under 256 KiB read per file over a quarter
+	// of a second, unchanged files counting as none), each time that
+	// changes, and false at the end if it last heard true; a backup with
+	// a Parent starts with true. Such files wait on the disk rather than
+	// the CPU, and the caller may give the backup more processors while
+	// they last (cmd/coffer's backupProcs).
 	SmallReads func(small bool)
 	// Reading, when set, is told of each file about to be read, and
 	// whether the parent point lacks it (new) rather than holding an older

@@ -166,6 +166,7 @@ func (a *archiver) processFile(ctx context.Context, getChunker func() *chunker.C
 	if a.unchanged(j.old, n, packs) {
 		n.Content = j.old.Content
 		a.prog.BytesDone.Add(n.Size)
+		a.mix.note(0)
 		return
 	}
 	if a.opts.Reading != nil {

@@ -6,17 +6,19 @@ import (
 	"time"
 )
 
-// smallReadAvg is the average size of the files read lately under which
-// reading is taken to wait on the disk rather than the CPU: a file of a few
-// KiB costs a lookup, an open and a read that miss the cache, and next to
-// no compression.
+// smallReadAvg is the average of the bytes read per file examined lately
+// under which the backup is taken to wait on the disk rather than the CPU:
+// a file of a few KiB costs a lookup, an open and a read that miss the
+// cache, and next to no compression; an unchanged file, which is not read,
+// costs the lookup alone.
 const smallReadAvg = 256 << 10
 
 // readMixInterval is how often the mix of files read is looked at; a
 // variable for tests.
 var readMixInterval = 250 * time.Millisecond
 
-// readMix counts the files read and their bytes, for Options.SmallReads.
+// readMix counts the files examined and the bytes read from them, for
+// Options.SmallReads.
 type readMix struct {
 	files, bytes atomic.Int64
 }
@@ -26,13 +28,18 @@ func (m *readMix) note(size int64) {
 	m.bytes.Add(size)
 }
 
-// watchReadMix tells opts.SmallReads whether the files read in each
-// interval averaged under smallReadAvg, when that changes, until ctx ends;
-// then it says false if it last said true. An interval in which no file
-// was read changes nothing.
+// watchReadMix tells opts.SmallReads whether the files examined in each
+// interval averaged under smallReadAvg read, when that changes, until ctx
+// ends; then it says false if it last said true. An interval in which no
+// file was examined changes nothing. A re-backup (one with a parent point)
+// starts small: most of its files are usually unchanged, and its walk can
+// be over before the first interval is.
 func (a *archiver) watchReadMix(ctx context.Context, every time.Duration) {
 	tell := a.opts.SmallReads
-	small := false
+	small := a.opts.Parent != nil
+	if small {
+		tell(true)
+	}
 	defer func() {
 		if small {
 			tell(false)

@@ -117,7 +117,8 @@ func TestProgressCountsHolesAsDone(t *testing.T) {
 
 // TestSmallReadsFollowsTheBackup backs up many small files, then one
 // large one: the first says true while it reads and false at the end; the
-// second never says true.
+// second never says true. A re-backup of the large one, unchanged, says
+// true from its start and false at its end.
 func TestSmallReadsFollowsTheBackup(t *testing.T) {
 	defer func(d time.Duration) { *archiver.ReadMixInterval = d }(*archiver.ReadMixInterval)
 	*archiver.ReadMixInterval = time.Millisecond
@@ -155,5 +156,17 @@ func TestSmallReadsFollowsTheBackup(t *testing.T) {
 		if len(calls) > 0 && calls[len(calls)-1] {
 			t.Fatalf("the backup ended with its readers marked small: %v", calls)
 		}
+	}
+	repo := newRepo(t)
+	first, err := archiver.Backup(t.Context(), repo, []string{large}, archiver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []bool // the watcher has stopped when Backup returns
+	if _, err := archiver.Backup(t.Context(), repo, []string{large}, archiver.Options{Parent: first.Point, SmallReads: func(s bool) { calls = append(calls, s) }}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(calls, []bool{true, false}) {
+		t.Fatalf("re-backup of an unchanged file: told %v, want [true false]", calls)
 	}
 }

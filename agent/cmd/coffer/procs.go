@@ -18,7 +18,11 @@ import (
 // instead of 14.62 (medians of 5, alternating, caches dropped, 2 cores).
 // Large files are compression, and there the extra processor only slices
 // the cores finer: `large`'s initial backup took 11.54 s instead of 10.89,
-// with 2.4 s more CPU. GOMAXPROCS in the environment is left as set.
+// with 2.4 s more CPU. A re-backup's unchanged files are lookups alone,
+// the same waits without the read: its no-change re-backup of `source`
+// took 0.51 s instead of 0.58, and of `office` 0.87 instead of 0.90
+// (medians of 8, alternating). GOMAXPROCS in the environment is left as
+// set.
 var backupProcs = sync.OnceValue(func() int { return runtime.GOMAXPROCS(0) })
 
 // smallReadProcs is archiver.Options.SmallReads for backupProcs.
